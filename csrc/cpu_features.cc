@@ -1,0 +1,62 @@
+#include "cpu_features.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+namespace onebit {
+namespace {
+
+CpuFeatures detect() {
+  CpuFeatures f;
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return f;
+  const bool osxsave = (ecx >> 27) & 1;
+  const bool cpu_fma = (ecx >> 12) & 1;
+  if (!osxsave) return f;
+  unsigned int xcr0_lo = 0, xcr0_hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  (void)xcr0_hi;
+  const bool os_avx = (xcr0_lo & 0x6) == 0x6;            // XMM + YMM state
+  const bool os_avx512 = os_avx && (xcr0_lo & 0xE0) == 0xE0;  // opmask + ZMM state
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return f;
+  f.avx2 = os_avx && ((ebx >> 5) & 1);
+  f.fma = os_avx && cpu_fma;
+  f.avx512f = os_avx512 && ((ebx >> 16) & 1);
+  f.avx512bw = os_avx512 && ((ebx >> 30) & 1);
+  f.avx512vl = os_avx512 && ((ebx >> 31) & 1);
+  f.avx512vpopcntdq = os_avx512 && ((ecx >> 14) & 1);
+  f.avx512bitalg = os_avx512 && ((ecx >> 12) & 1);
+  f.avx512vnni = os_avx512 && ((ecx >> 11) & 1);
+#endif
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = detect();
+  return features;
+}
+
+std::string cpu_features_string() {
+  const CpuFeatures& f = cpu_features();
+  std::string s;
+  auto add = [&s](bool on, const char* name) {
+    if (!on) return;
+    if (!s.empty()) s += ' ';
+    s += name;
+  };
+  add(f.avx2, "avx2");
+  add(f.fma, "fma");
+  add(f.avx512f, "avx512f");
+  add(f.avx512bw, "avx512bw");
+  add(f.avx512vl, "avx512vl");
+  add(f.avx512vpopcntdq, "avx512vpopcntdq");
+  add(f.avx512bitalg, "avx512bitalg");
+  add(f.avx512vnni, "avx512vnni");
+  return s.empty() ? std::string("none") : s;
+}
+
+}  // namespace onebit

@@ -1,0 +1,27 @@
+# Sourced by scripts/demo and scripts/test: create or reuse the virtual
+# environment and install onebit into it (editable, with its C++ engine).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ONEBIT_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+CONSTRAINTS="$ROOT/requirements/constraints.txt"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[onebit] creating virtual environment $VENV"
+  "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+# Third-party dependencies: installed once, re-checked quickly afterwards.
+stamp="$VENV/.onebit-deps-$(cat "$CONSTRAINTS" "$ROOT/requirements/dev.txt" "$ROOT/pyproject.toml" | cksum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ]; then
+  echo "[onebit] installing dependencies (torch from requirements/constraints.txt)"
+  "${PIP[@]}" install --upgrade pip
+  "${PIP[@]}" install -c "$CONSTRAINTS" torch torchvision -r "$ROOT/requirements/dev.txt"
+  "${PIP[@]}" install -c "$CONSTRAINTS" numpy rich tqdm matplotlib tensorboard
+  touch "$stamp"
+fi
+# onebit itself: editable, rebuilt incrementally (build/ keeps the CMake tree).
+echo "[onebit] building and installing onebit"
+"${PIP[@]}" install -c "$CONSTRAINTS" --no-build-isolation --no-deps -e "$ROOT"
+export PATH="$VENV/bin:$PATH"
+export ONEBIT_DATA="${ONEBIT_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"

@@ -1,0 +1,119 @@
+"""The `onebit` command line.
+
+Each sub-command lives in its own small function; heavy imports (torch) happen
+inside them so that `onebit --help` and the runtime commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+
+def command(name: str, help: str):
+    """Register a sub-command: the decorated function configures its parser."""
+
+    def wrap(configure: Callable[[argparse.ArgumentParser], Callable]):
+        _COMMANDS[name] = (help, configure)
+        return configure
+
+    return wrap
+
+
+@command("info", "print versions, the CPU's instruction sets and the kernel path in use")
+def _info(p: argparse.ArgumentParser) -> Callable:
+    def run(args: argparse.Namespace) -> int:
+        import platform
+
+        import onebit
+
+        print(f"onebit {onebit.__version__} on Python {platform.python_version()}")
+        try:
+            from onebit import _C
+
+            print(f"cpu features: {_C.cpu_features()}")
+            print(f"kernel path: {_C.active_isa()} (best: {_C.best_isa()})")
+        except ImportError as e:  # pragma: no cover - only without the built extension
+            print(f"engine: not built ({e})")
+        return 0
+
+    return run
+
+
+@command("summary", "print a model's layers, binary/float parameters, packed size and MACs")
+def _summary(p: argparse.ArgumentParser) -> Callable:
+    p.add_argument("model", help="registered model name (see `onebit models`) or a checkpoint")
+    p.add_argument("--input-size", type=int, default=None, help="image side (default: model's)")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--in-chans", type=int, default=None)
+
+    def run(args: argparse.Namespace) -> int:
+        from onebit.summary import summary_for
+
+        summary_for(
+            args.model,
+            input_size=args.input_size,
+            num_classes=args.num_classes,
+            in_chans=args.in_chans,
+        )
+        return 0
+
+    return run
+
+
+@command("models", "list the registered models (optionally filtered by a wildcard)")
+def _models(p: argparse.ArgumentParser) -> Callable:
+    p.add_argument("filter", nargs="?", default="", help="wildcard, e.g. 'binary_dense*'")
+
+    def run(args: argparse.Namespace) -> int:
+        from onebit import models
+
+        for name in models.list(args.filter):
+            print(name)
+        return 0
+
+    return run
+
+
+@command("demo", "the main job: train a small binary network, then summarize it")
+def _demo(p: argparse.ArgumentParser) -> Callable:
+    def run(args: argparse.Namespace) -> int:
+        from onebit.demo import main as demo_main
+
+        return demo_main()
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onebit",
+        description="Train binarized neural networks and run them fast on CPUs.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, configure) in _COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(_run=configure(sp))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        # User errors: one clear line, no traceback.
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"onebit {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
