@@ -1,0 +1,597 @@
+"""Quantizers: the functions that turn real values into binary (or few-bit) ones.
+
+Each quantizer is three small pieces, in the style of larq's ``quantizers.py``:
+
+* an :class:`torch.autograd.Function` holding the forward rule and its custom
+  (straight-through) gradient,
+* a functional form (``ste_sign(x, clip_value=1.0)``),
+* an :class:`torch.nn.Module` form (``SteSign(clip_value=1.0)``) that stores the
+  hyper-parameters, exposes ``precision`` (bits per value) and ``get_config()``.
+
+Quantizers are registered by name so that layers, recipes and the command line
+can refer to them as strings::
+
+    q = onebit.quantizers.get("ste_sign")                 # SteSign()
+    q = onebit.quantizers.get("ste_sign", clip_value=1.3)
+    q = onebit.quantizers.get({"name": "swish_sign", "beta": 10.0})
+
+Notation in the docstrings: ``x`` is the input, ``g`` the gradient arriving from
+the loss, ``sign(0) = +1`` everywhere (so that every value has a bit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "ApproxSign",
+    "DoReFa",
+    "MagnitudeAwareSign",
+    "Quantizer",
+    "ResidualSign",
+    "SteHeaviside",
+    "SteSign",
+    "SteTern",
+    "SwishSign",
+    "approx_sign",
+    "dorefa",
+    "get",
+    "list_quantizers",
+    "magnitude_aware_sign",
+    "precision_of",
+    "register",
+    "residual_sign",
+    "sign",
+    "ste_heaviside",
+    "ste_sign",
+    "ste_tern",
+    "swish_sign",
+    "xnor_activation_scale",
+    "xnor_weight_scale",
+]
+
+
+def sign(x: Tensor) -> Tensor:
+    """``sign(x)`` with ``sign(0) = +1``: every value maps to exactly -1 or +1.
+
+    ``torch.sign`` maps 0 to 0, which has no 1-bit encoding; binary networks
+    need the two-valued version.
+    """
+    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+
+def _ste_mask(x: Tensor, clip_value: float) -> Tensor:
+    """Indicator ``|x| <= clip_value`` in x's dtype (the hard-tanh STE)."""
+    return (x.abs() <= clip_value).to(x.dtype)
+
+
+# --------------------------------------------------------------------------- #
+# Autograd functions: one per gradient rule.
+# --------------------------------------------------------------------------- #
+
+
+class _SteSignFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, clip_value: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.clip_value = clip_value
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
+        (x,) = ctx.saved_tensors
+        return g * _ste_mask(x, ctx.clip_value), None
+
+
+class _ApproxSignFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        ax = x.abs()
+        return g * torch.where(ax <= 1, 2.0 - 2.0 * ax, torch.zeros_like(x))
+
+
+class _SwishSignFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, beta: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.beta = beta
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
+        (x,) = ctx.saved_tensors
+        b = ctx.beta
+        bx = b * x
+        # cosh overflows to inf for large |x|: the quotient correctly becomes 0.
+        grad = b * (2.0 - bx * torch.tanh(bx / 2.0)) / (1.0 + torch.cosh(bx))
+        return g * grad, None
+
+
+class _SteHeavisideFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, clip_value: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.clip_value = clip_value
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
+        (x,) = ctx.saved_tensors
+        return g * _ste_mask(x, ctx.clip_value), None
+
+
+class _SteTernFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, threshold: Tensor | float, clip_value: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.clip_value = clip_value
+        return torch.where(x.abs() > threshold, torch.sign(x), torch.zeros_like(x))
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        return g * _ste_mask(x, ctx.clip_value), None, None
+
+
+class _DoReFaFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, k_bit: int) -> Tensor:
+        ctx.save_for_backward(x)
+        levels = 2**k_bit - 1
+        return torch.round(x.clamp(0.0, 1.0) * levels) / levels
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
+        (x,) = ctx.saved_tensors
+        inside = ((x >= 0) & (x <= 1)).to(g.dtype)
+        return g * inside, None
+
+
+class _ResidualSignFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, bits: int, clip_value: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.clip_value = clip_value
+        r = x
+        out = torch.zeros_like(x)
+        # Per-channel means for NCHW activations, per-feature for (N, C); scalar otherwise.
+        dims = (0, 2, 3) if x.dim() == 4 else ((0,) if x.dim() == 2 else None)
+        for _ in range(bits):
+            a = r.abs().mean(dim=dims, keepdim=True) if dims else r.abs().mean()
+            step = a * sign(r)
+            out = out + step
+            r = r - step
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        return g * _ste_mask(x, ctx.clip_value), None, None
+
+
+# --------------------------------------------------------------------------- #
+# Functional forms.
+# --------------------------------------------------------------------------- #
+
+
+def ste_sign(x: Tensor, clip_value: float = 1.0) -> Tensor:
+    r"""Sign binarization with the straight-through estimator (BinaryNet).
+
+    Forward: :math:`q(x) = \mathrm{sign}(x)`, with ``sign(0) = +1``.
+
+    Gradient: :math:`\partial L/\partial x = g \cdot 1_{|x| \le c}` with
+    ``c = clip_value``: the gradient of hard-tanh, so values far outside the
+    clip range stop receiving updates ("cancelling the gradient when too large").
+
+    References: Courbariaux et al., *Binarized Neural Networks*, arXiv:1602.02830.
+    """
+    return _SteSignFn.apply(x, float(clip_value))
+
+
+def approx_sign(x: Tensor) -> Tensor:
+    r"""Sign with Bi-Real Net's piecewise-polynomial gradient.
+
+    Forward: :math:`\mathrm{sign}(x)`, ``sign(0) = +1``.
+
+    Gradient: :math:`g \cdot (2 - 2|x|)` for :math:`|x| \le 1`, else 0: the
+    derivative of the quadratic approximation of sign, a closer fit than the
+    box of the plain STE.
+
+    References: Liu et al., *Bi-Real Net*, arXiv:1808.00278.
+    """
+    return _ApproxSignFn.apply(x)
+
+
+def swish_sign(x: Tensor, beta: float = 5.0) -> Tensor:
+    r"""Sign with the SignSwish gradient (BNN+).
+
+    Forward: :math:`\mathrm{sign}(x)`, ``sign(0) = +1``.
+
+    Gradient: :math:`g \cdot \beta\,(2 - \beta x \tanh(\beta x / 2)) / (1 + \cosh(\beta x))`,
+    the derivative of :math:`2\sigma(\beta x)(1 + \beta x(1 - \sigma(\beta x))) - 1`;
+    larger ``beta`` approaches the true sign more tightly.
+
+    References: Darabi et al., *BNN+*, arXiv:1812.11800.
+    """
+    if beta <= 0:
+        raise ValueError(f"swish_sign: beta must be > 0, got {beta}")
+    return _SwishSignFn.apply(x, float(beta))
+
+
+def magnitude_aware_sign(x: Tensor, clip_value: float = 1.0) -> Tensor:
+    r"""Scaled sign: :math:`\alpha \cdot \mathrm{sign}(x)` with XNOR-Net's alpha.
+
+    Forward: :math:`\alpha_c \mathrm{sign}(x)` where :math:`\alpha_c = \mathrm{mean}|x|`
+    over all dimensions but the first (per output channel / filter for a weight,
+    per sample otherwise); a 1-D input uses one scalar alpha.
+
+    Gradient: alpha is a constant (detached); through the sign as
+    :func:`ste_sign`: :math:`g \cdot \alpha_c \cdot 1_{|x| \le c}`.
+
+    References: Rastegari et al., *XNOR-Net*, arXiv:1603.05279; Liu et al., Bi-Real Net.
+    """
+    alpha = xnor_weight_scale(x).detach()
+    return alpha * ste_sign(x, clip_value)
+
+
+def ste_heaviside(x: Tensor, clip_value: float = 1.0) -> Tensor:
+    r"""Binarize to {0, 1} with the straight-through estimator.
+
+    Forward: 1 if ``x > 0`` else 0. Gradient: :math:`g \cdot 1_{|x| \le c}` as :func:`ste_sign`.
+    """
+    return _SteHeavisideFn.apply(x, float(clip_value))
+
+
+def ste_tern(
+    x: Tensor,
+    threshold_value: float = 0.05,
+    ternary_weight_networks: bool = False,
+    clip_value: float = 1.0,
+) -> Tensor:
+    r"""Ternarize to {-1, 0, +1} with the straight-through estimator.
+
+    Forward: :math:`\mathrm{sign}(x)` where :math:`|x| > t`, else 0, with
+    ``t = threshold_value``, or :math:`t = 0.7\,\mathrm{mean}|x|` (the TWN rule,
+    computed over the whole tensor) when ``ternary_weight_networks``.
+
+    Gradient: :math:`g \cdot 1_{|x| \le c}` as :func:`ste_sign`.
+
+    References: Li et al., *Ternary Weight Networks*, arXiv:1605.04711.
+    """
+    if threshold_value < 0:
+        raise ValueError(f"ste_tern: threshold_value must be >= 0, got {threshold_value}")
+    threshold: Tensor | float
+    if ternary_weight_networks:
+        threshold = 0.7 * x.detach().abs().mean()
+    else:
+        threshold = float(threshold_value)
+    return _SteTernFn.apply(x, threshold, float(clip_value))
+
+
+def dorefa(x: Tensor, k_bit: int = 2) -> Tensor:
+    r"""DoReFa-Net's k-bit uniform quantizer on [0, 1].
+
+    Forward: :math:`\mathrm{round}(\mathrm{clip}(x, 0, 1)\,(2^k - 1)) / (2^k - 1)`.
+
+    Gradient: :math:`g` where :math:`0 \le x \le 1`, else 0 (the clip's gradient).
+
+    References: Zhou et al., *DoReFa-Net*, arXiv:1606.06160.
+    """
+    if not isinstance(k_bit, int) or k_bit < 1:
+        raise ValueError(f"dorefa: k_bit must be an integer >= 1, got {k_bit!r}")
+    return _DoReFaFn.apply(x, k_bit)
+
+
+def residual_sign(x: Tensor, bits: int = 2, clip_value: float = 1.0) -> Tensor:
+    r"""Multiple binarizations of activations (Tang et al. 2017).
+
+    Forward: :math:`r_1 = x`, :math:`a_i = \mathrm{mean}|r_i|` (per channel for a
+    4-D NCHW input, per feature for 2-D, over the whole tensor otherwise),
+    :math:`r_{i+1} = r_i - a_i\,\mathrm{sign}(r_i)`; output
+    :math:`\sum_{i=1}^{bits} a_i\,\mathrm{sign}(r_i)`: each extra bit binarizes the
+    residual the previous bits left.
+
+    Gradient: straight-through with the clip of :func:`ste_sign`:
+    :math:`g \cdot 1_{|x| \le c}`.
+
+    References: Tang, Hua, Wang, *How to Train a Compact Binary Neural Network
+    with High Accuracy?*, AAAI 2017.
+    """
+    if not isinstance(bits, int) or bits < 1:
+        raise ValueError(f"residual_sign: bits must be an integer >= 1, got {bits!r}")
+    return _ResidualSignFn.apply(x, bits, float(clip_value))
+
+
+# --------------------------------------------------------------------------- #
+# XNOR-Net scaling factors (used by the layers' ``scaling="xnor"`` option).
+# --------------------------------------------------------------------------- #
+
+
+def xnor_weight_scale(w: Tensor) -> Tensor:
+    r"""XNOR-Net's :math:`\alpha`: ``mean(|W|)`` per output filter (dim 0), broadcastable to W.
+
+    For a 1-D tensor a single scalar is returned.
+    """
+    if w.dim() <= 1:
+        return w.abs().mean()
+    dims = tuple(range(1, w.dim()))
+    return w.abs().mean(dim=dims, keepdim=True)
+
+
+def xnor_activation_scale(
+    x: Tensor,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int] | int = 1,
+    padding: tuple[int, int] | int = 0,
+    dilation: tuple[int, int] | int = 1,
+) -> Tensor:
+    r"""XNOR-Net's activation scale :math:`K = A * k` for a convolution.
+
+    :math:`A = \mathrm{mean}_c |x_c|` (N, 1, H, W), convolved with the box filter
+    :math:`k = 1/(k_h k_w)` of the conv's kernel size, with the conv's stride,
+    padding and dilation: one scale per output position, (N, 1, H', W'). The
+    padded border counts as zeros (a smaller average near the edges), as in the paper.
+    """
+    a = x.abs().mean(dim=1, keepdim=True)
+    kh, kw = kernel_size
+    k = torch.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype, device=x.device)
+    return nn.functional.conv2d(a, k, stride=stride, padding=padding, dilation=dilation)
+
+
+# --------------------------------------------------------------------------- #
+# Module forms and the registry.
+# --------------------------------------------------------------------------- #
+
+_REGISTRY: dict[str, type[Quantizer]] = {}
+
+
+def register(*names: str) -> Callable[[type[Quantizer]], type[Quantizer]]:
+    """Class decorator: make a quantizer reachable by :func:`get` under ``names``."""
+
+    def wrap(cls: type[Quantizer]) -> type[Quantizer]:
+        for n in names:
+            if n in _REGISTRY and _REGISTRY[n] is not cls:
+                raise ValueError(f"quantizer name {n!r} is already registered")
+            _REGISTRY[n] = cls
+        cls.name = names[0]
+        return cls
+
+    return wrap
+
+
+class Quantizer(nn.Module):
+    """Base of the module forms: stores hyper-parameters, knows its ``precision``."""
+
+    name: str = ""
+    #: bits per quantized value (1 for binary); read by summaries, optimizers and the exporter.
+    precision: int = 32
+
+    def get_config(self) -> dict[str, Any]:
+        """Hyper-parameters as a dict such that ``get({"name": ..., **config})`` rebuilds it."""
+        return {}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+
+
+@register("ste_sign")
+class SteSign(Quantizer):
+    """Module form of :func:`ste_sign`."""
+
+    precision = 1
+
+    def __init__(self, clip_value: float = 1.0) -> None:
+        super().__init__()
+        if clip_value <= 0:
+            raise ValueError(f"ste_sign: clip_value must be > 0, got {clip_value}")
+        self.clip_value = float(clip_value)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ste_sign(x, self.clip_value)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"clip_value": self.clip_value}
+
+
+@register("approx_sign")
+class ApproxSign(Quantizer):
+    """Module form of :func:`approx_sign`."""
+
+    precision = 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        return approx_sign(x)
+
+
+@register("swish_sign")
+class SwishSign(Quantizer):
+    """Module form of :func:`swish_sign`."""
+
+    precision = 1
+
+    def __init__(self, beta: float = 5.0) -> None:
+        super().__init__()
+        if beta <= 0:
+            raise ValueError(f"swish_sign: beta must be > 0, got {beta}")
+        self.beta = float(beta)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return swish_sign(x, self.beta)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"beta": self.beta}
+
+
+@register("magnitude_aware_sign")
+class MagnitudeAwareSign(Quantizer):
+    """Module form of :func:`magnitude_aware_sign` (1 bit plus one float per channel)."""
+
+    precision = 1
+
+    def __init__(self, clip_value: float = 1.0) -> None:
+        super().__init__()
+        self.clip_value = float(clip_value)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return magnitude_aware_sign(x, self.clip_value)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"clip_value": self.clip_value}
+
+
+@register("ste_heaviside")
+class SteHeaviside(Quantizer):
+    """Module form of :func:`ste_heaviside`."""
+
+    precision = 1
+
+    def __init__(self, clip_value: float = 1.0) -> None:
+        super().__init__()
+        self.clip_value = float(clip_value)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ste_heaviside(x, self.clip_value)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"clip_value": self.clip_value}
+
+
+@register("ste_tern")
+class SteTern(Quantizer):
+    """Module form of :func:`ste_tern` (2 bits per value)."""
+
+    precision = 2
+
+    def __init__(
+        self,
+        threshold_value: float = 0.05,
+        ternary_weight_networks: bool = False,
+        clip_value: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if threshold_value < 0:
+            raise ValueError(f"ste_tern: threshold_value must be >= 0, got {threshold_value}")
+        self.threshold_value = float(threshold_value)
+        self.ternary_weight_networks = bool(ternary_weight_networks)
+        self.clip_value = float(clip_value)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ste_tern(x, self.threshold_value, self.ternary_weight_networks, self.clip_value)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "threshold_value": self.threshold_value,
+            "ternary_weight_networks": self.ternary_weight_networks,
+            "clip_value": self.clip_value,
+        }
+
+
+@register("dorefa")
+class DoReFa(Quantizer):
+    """Module form of :func:`dorefa` (``k_bit`` bits per value)."""
+
+    def __init__(self, k_bit: int = 2) -> None:
+        super().__init__()
+        if not isinstance(k_bit, int) or k_bit < 1:
+            raise ValueError(f"dorefa: k_bit must be an integer >= 1, got {k_bit!r}")
+        self.k_bit = k_bit
+        self.precision = k_bit
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dorefa(x, self.k_bit)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"k_bit": self.k_bit}
+
+
+@register("residual_sign")
+class ResidualSign(Quantizer):
+    """Module form of :func:`residual_sign` (``bits`` binary planes per value)."""
+
+    def __init__(self, bits: int = 2, clip_value: float = 1.0) -> None:
+        super().__init__()
+        if not isinstance(bits, int) or bits < 1:
+            raise ValueError(f"residual_sign: bits must be an integer >= 1, got {bits!r}")
+        self.bits = bits
+        self.clip_value = float(clip_value)
+        self.precision = bits
+
+    def forward(self, x: Tensor) -> Tensor:
+        return residual_sign(x, self.bits, self.clip_value)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"bits": self.bits, "clip_value": self.clip_value}
+
+
+# Aliases in larq's spelling, so recipes written for larq read the same.
+_REGISTRY["SteSign"] = SteSign
+_REGISTRY["ApproxSign"] = ApproxSign
+_REGISTRY["SwishSign"] = SwishSign
+_REGISTRY["MagnitudeAwareSign"] = MagnitudeAwareSign
+_REGISTRY["SteHeaviside"] = SteHeaviside
+_REGISTRY["SteTern"] = SteTern
+_REGISTRY["DoReFa"] = DoReFa
+_REGISTRY["ResidualSign"] = ResidualSign
+
+
+def list_quantizers() -> list[str]:
+    """Registered quantizer names (snake_case canonical names only)."""
+    return sorted(n for n, cls in _REGISTRY.items() if n == cls.name)
+
+
+def get(identifier: Any, **kwargs: Any) -> nn.Module | Callable[[Tensor], Tensor] | None:
+    """Resolve a quantizer from a name, a config dict, a module or a callable.
+
+    * ``None`` -> ``None`` (no quantization: the layer stays float);
+    * ``"ste_sign"`` (with optional ``**kwargs``) -> a new module;
+    * ``{"name": "ste_sign", "clip_value": 1.3}`` -> a new module;
+    * an ``nn.Module`` or any callable -> returned unchanged (kwargs not allowed).
+
+    Raises ``ValueError`` naming the bad identifier and the known names, and
+    ``TypeError`` for keyword arguments the quantizer does not take.
+    """
+    if identifier is None:
+        if kwargs:
+            raise ValueError("quantizer None takes no keyword arguments")
+        return None
+    if isinstance(identifier, dict):
+        cfg = dict(identifier)
+        if "name" not in cfg:
+            raise ValueError(f"quantizer config {identifier!r} has no 'name' key")
+        name = cfg.pop("name")
+        return get(name, **{**cfg, **kwargs})
+    if isinstance(identifier, str):
+        cls = _REGISTRY.get(identifier)
+        if cls is None:
+            known = ", ".join(list_quantizers())
+            raise ValueError(f"unknown quantizer {identifier!r}; known quantizers: {known}")
+        try:
+            return cls(**kwargs)
+        except TypeError as e:
+            raise TypeError(f"quantizer {identifier!r}: {e}") from None
+    if callable(identifier):
+        if kwargs:
+            raise ValueError("keyword arguments are only allowed with a quantizer name")
+        return identifier
+    raise ValueError(
+        f"cannot interpret {identifier!r} as a quantizer: expected None, a name, "
+        "a config dict or a callable"
+    )
+
+
+def precision_of(quantizer: Any) -> int:
+    """Bits per value a quantizer produces: its ``precision``, 32 for None or unknown callables."""
+    if quantizer is None:
+        return 32
+    return int(getattr(quantizer, "precision", 32))
+
