@@ -584,8 +584,7 @@ def get(identifier: Any, **kwargs: Any) -> nn.Module | Callable[[Tensor], Tensor
             raise ValueError("keyword arguments are only allowed with a quantizer name")
         return identifier
     raise ValueError(
-        f"cannot interpret {identifier!r} as a quantizer: expected None, a name, "
-        "a config dict or a callable"
+        f"cannot interpret {identifier!r} as a quantizer: expected None, a name, a config dict or a callable"
     )
 
 
@@ -594,4 +593,3 @@ def precision_of(quantizer: Any) -> int:
     if quantizer is None:
         return 32
     return int(getattr(quantizer, "precision", 32))
-

@@ -355,4 +355,3 @@ def summary_for(
         size = (in_chans, size[1], size[2])
     model = models.create(name_or_path, **kwargs)
     return summary(model, size, model_name=name_or_path, print_table=print_table)
-

@@ -51,9 +51,7 @@ def get_constraint(identifier: Any) -> Callable[[Tensor], None] | None:
         cfg = dict(identifier)
         name = cfg.pop("name", None)
         if name not in _CONSTRAINTS:
-            raise ValueError(
-                f"unknown weight constraint {name!r}; known: {', '.join(sorted(_CONSTRAINTS))}"
-            )
+            raise ValueError(f"unknown weight constraint {name!r}; known: {', '.join(sorted(_CONSTRAINTS))}")
         return _CONSTRAINTS[name](**cfg)
     if isinstance(identifier, str):
         if identifier not in _CONSTRAINTS:

@@ -175,9 +175,7 @@ class QuantConv2d(QuantMixin, nn.Conv2d):
         if pad_value is not None and float(pad_value) not in (0.0, 1.0, -1.0):
             raise ValueError(f"pad_value must be None, 0.0, 1.0 or -1.0, got {pad_value!r}")
         if pad_value not in (None, 0.0) and padding_mode != "zeros":
-            raise ValueError(
-                f"pad_value={pad_value} needs padding_mode='zeros', got {padding_mode!r}"
-            )
+            raise ValueError(f"pad_value={pad_value} needs padding_mode='zeros', got {padding_mode!r}")
         self.pad_value = None if pad_value is None else float(pad_value)
         self._init_quant(input_quantizer, weight_quantizer, weight_constraint, scaling, out_channels)
 
@@ -198,8 +196,7 @@ class QuantConv2d(QuantMixin, nn.Conv2d):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4:
             raise ValueError(
-                f"{type(self).__name__} expects a 4-D (N, C, H, W) input, got shape "
-                f"{tuple(x.shape)}"
+                f"{type(self).__name__} expects a 4-D (N, C, H, W) input, got shape {tuple(x.shape)}"
             )
         if x.shape[1] != self.in_channels:
             raise ValueError(
