@@ -78,6 +78,20 @@ def _models(p: argparse.ArgumentParser) -> Callable:
     return run
 
 
+@command("train", "train a model from a recipe (TOML/YAML); every field overridable")
+def _train(p: argparse.ArgumentParser) -> Callable:
+    from onebit.training.cli import configure_train
+
+    return configure_train(p)
+
+
+@command("eval", "evaluate a checkpoint: top-1 and top-5 accuracy")
+def _eval(p: argparse.ArgumentParser) -> Callable:
+    from onebit.training.cli import configure_eval
+
+    return configure_eval(p)
+
+
 @command("demo", "the main job: train a small binary network, then summarize it")
 def _demo(p: argparse.ArgumentParser) -> Callable:
     def run(args: argparse.Namespace) -> int:

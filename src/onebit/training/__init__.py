@@ -1,0 +1,1 @@
+"""Training: recipes, loops, distillation, diagnostics, checkpoints (being built)."""
