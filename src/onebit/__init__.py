@@ -17,8 +17,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "binarize_": "onebit.nn",
     "BinarizeConfig": "onebit.nn",
-    "summary": "onebit.summary",
-    "ModelSummary": "onebit.summary",
+    "summary": "onebit._summary",
+    "ModelSummary": "onebit._summary",
+    "summary_for": "onebit._summary",
 }
 _SUBMODULES = {"quantizers", "nn", "optim", "regularizers", "models", "runtime", "export"}
 

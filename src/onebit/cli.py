@@ -51,7 +51,7 @@ def _summary(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("--in-chans", type=int, default=None)
 
     def run(args: argparse.Namespace) -> int:
-        from onebit.summary import summary_for
+        from onebit._summary import summary_for
 
         summary_for(
             args.model,
