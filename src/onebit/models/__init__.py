@@ -16,6 +16,9 @@ CIFAR-size inputs; ``in_chans`` changes the number of input channels.
 
 from onebit.models import (  # noqa: F401  (registration side effects)
     bethge,
+    birealnet,
+    quicknet,
+    reactnet,
 )
 from onebit.models._registry import create, get_cfg, list_models, register_model
 
