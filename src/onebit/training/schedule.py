@@ -1,0 +1,90 @@
+"""Learning-rate schedules computed from the global step (exactly resumable).
+
+Every schedule is ``lr = base_lr * factor`` per parameter group, with an
+optional linear warm-up over ``warmup_epochs``; ``plateau`` halves (``factor``)
+the rate when the monitored loss has not improved for ``patience`` epochs
+(Tang et al.: Adam 1e-4, halved on plateau). Groups with ``lr == 0`` (Bop)
+stay at 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch.optim import Optimizer
+
+__all__ = ["LRSchedule"]
+
+
+class LRSchedule:
+    def __init__(self, optimizer: Optimizer, cfg: dict[str, Any], steps_per_epoch: int, epochs: int) -> None:
+        self.opt, self.cfg = optimizer, cfg
+        self.spe = max(1, steps_per_epoch)
+        self.total = max(1, self.spe * max(1, epochs))
+        self.warm = int(round(float(cfg.get("warmup_epochs", 0.0)) * self.spe))
+        self.base = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
+        for g, b in zip(optimizer.param_groups, self.base, strict=True):
+            g["initial_lr"] = b
+        self.plateau_mult = 1.0
+        self.best = math.inf
+        self.bad = 0
+        self.last_lr = self.base[0] if self.base else 0.0
+
+    def factor(self, step: int) -> float:
+        name = self.cfg["name"]
+        if self.warm and step < self.warm:
+            w = (step + 1) / self.warm
+        else:
+            w = 1.0
+        t = min(1.0, max(0.0, (step - self.warm) / max(1, self.total - self.warm)))
+        ep = step / self.spe
+        if name == "constant":
+            f = 1.0
+        elif name == "cosine":
+            f = 0.5 * (1.0 + math.cos(math.pi * t))
+        elif name == "linear":
+            f = 1.0 - t
+        elif name == "step":
+            f = float(self.cfg["gamma"]) ** sum(1 for m in self.cfg["milestones"] if ep >= m)
+        elif name == "exponential":
+            f = float(self.cfg["gamma"]) ** math.floor(ep)
+        elif name == "plateau":
+            f = self.plateau_mult
+        else:
+            raise ValueError(f"unknown schedule {name!r}")
+        return w * f
+
+    def apply(self, step: int) -> float:
+        """Set every group's lr for global step ``step``; returns the first group's lr."""
+        f = self.factor(step)
+        min_lr = float(self.cfg.get("min_lr", 0.0))
+        cosine_like = self.cfg["name"] in ("cosine", "linear")
+        for g, b in zip(self.opt.param_groups, self.base, strict=True):
+            if b == 0.0:
+                continue
+            if cosine_like and not (self.warm and step < self.warm):
+                g["lr"] = min_lr + (b - min_lr) * f
+            else:
+                g["lr"] = max(b * f, min_lr) if self.cfg["name"] == "plateau" else b * f
+        self.last_lr = next((g["lr"] for g in self.opt.param_groups if g["lr"] > 0), 0.0)
+        return self.last_lr
+
+    def epoch_end(self, metric: float | None) -> None:
+        """Plateau bookkeeping (call once per epoch with the monitored loss)."""
+        if self.cfg["name"] != "plateau" or metric is None:
+            return
+        if metric < self.best * (1.0 - float(self.cfg["threshold"])):
+            self.best, self.bad = metric, 0
+        else:
+            self.bad += 1
+            if self.bad > int(self.cfg["patience"]):
+                self.plateau_mult *= float(self.cfg["factor"])
+                self.bad = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"plateau_mult": self.plateau_mult, "best": self.best, "bad": self.bad, "base": self.base}
+
+    def load_state_dict(self, st: dict[str, Any]) -> None:
+        self.plateau_mult, self.best, self.bad = st["plateau_mult"], st["best"], st["bad"]
+        self.base = list(st.get("base", self.base))
