@@ -19,6 +19,7 @@ from onebit.models import (  # noqa: F401  (registration side effects)
     birealnet,
     quicknet,
     reactnet,
+    xnornet,
 )
 from onebit.models._registry import create, get_cfg, list_models, register_model
 
