@@ -20,6 +20,7 @@ from onebit.models import (  # noqa: F401  (registration side effects)
     birealnet,
     quicknet,
     reactnet,
+    wu,
     xnornet,
 )
 from onebit.models._registry import create, get_cfg, list_models, register_model
