@@ -20,6 +20,7 @@ from onebit.models import (  # noqa: F401  (registration side effects)
     birealnet,
     quicknet,
     reactnet,
+    tang,
     wu,
     xnornet,
 )
