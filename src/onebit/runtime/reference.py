@@ -1,0 +1,208 @@
+"""Reference semantics of every engine op, in plain numpy.
+
+This is the definition the fast engine is tested against: slow, obvious code.
+Binary values are carried as float32 arrays of ±1 (the fast engine packs them
+into bits). Integer results of binary convolutions are computed in float64,
+which represents them exactly. Needs only numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["OPS", "run_reference"]
+
+
+def _pad_nhwc(x: np.ndarray, padding: list[int], value: float) -> np.ndarray:
+    left, right, top, bottom = padding
+    if not any(padding):
+        return x
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
+
+
+def _patches(x: np.ndarray, kernel: list[int], stride: list[int], dilation: list[int]) -> np.ndarray:
+    """(N, Ho, Wo, kh, kw, C) view of the sliding windows of a padded NHWC array."""
+    n, h, w, c = x.shape
+    kh, kw = kernel
+    sh, sw = stride
+    dh, dw = dilation
+    ho = (h - dh * (kh - 1) - 1) // sh + 1
+    wo = (w - dw * (kw - 1) - 1) // sw + 1
+    s = x.strides
+    return np.lib.stride_tricks.as_strided(
+        x,
+        shape=(n, ho, wo, kh, kw, c),
+        strides=(s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, s[3]),
+        writeable=False,
+    )
+
+
+def _conv(x: np.ndarray, w: np.ndarray, attrs: dict[str, Any], pad_value: float = 0.0) -> np.ndarray:
+    """Convolution of NHWC x with OHWI w (groups supported), in float64."""
+    xp = _pad_nhwc(x.astype(np.float64), attrs["padding"], pad_value)
+    groups = attrs.get("groups", 1)
+    p = _patches(xp, attrs["kernel"], attrs["stride"], attrs["dilation"])
+    o = w.shape[0]
+    cin_g = w.shape[3]
+    og = o // groups
+    outs = []
+    for gi in range(groups):
+        pg = p[..., gi * cin_g : (gi + 1) * cin_g]
+        wg = w[gi * og : (gi + 1) * og].astype(np.float64)
+        outs.append(np.einsum("nhwijc,oijc->nhwo", pg, wg, optimize=True))
+    return np.concatenate(outs, axis=-1)
+
+
+def _epilogue(acc: np.ndarray, node: dict[str, Any], P: dict[str, np.ndarray]) -> np.ndarray:
+    if node["attrs"].get("output", "float") == "binary":
+        d = P["direction"].astype(np.float64)
+        t = P["threshold"].astype(np.float64)
+        return np.where(d * (acc - t) >= 0, 1.0, -1.0).astype(np.float32)
+    return (acc * P["multiplier"].astype(np.float64) + P["bias"].astype(np.float64)).astype(np.float32)
+
+
+def _op_sign(x, node, P):
+    return np.where(x >= P["threshold"], 1.0, -1.0).astype(np.float32)
+
+
+def _op_conv2d(x, node, P):
+    return _epilogue(_conv(x, P["weight"], node["attrs"]), node, P)
+
+
+def _op_bconv2d(x, node, P):
+    return _epilogue(_conv(x, P["weight"], node["attrs"], node["attrs"]["pad_value"]), node, P)
+
+
+def _op_dense(x, node, P):
+    return _epilogue(x.astype(np.float64) @ P["weight"].astype(np.float64).T, node, P)
+
+
+_op_bdense = _op_dense
+
+
+def _op_unpack(x, node, P):
+    return x.astype(np.float32)
+
+
+def _op_affine(x, node, P):
+    return (x * P["scale"] + P["shift"]).astype(np.float32)
+
+
+def _op_mul_map(x, k, node, P):
+    return (x * k).astype(np.float32)
+
+
+def _op_xnor_k(x, node, P):
+    a = np.abs(x).mean(axis=-1, keepdims=True)
+    kh, kw = node["attrs"]["kernel"]
+    box = np.full((1, kh, kw, 1), 1.0 / (kh * kw))
+    return _conv(a, box, {**node["attrs"], "groups": 1}).astype(np.float32)
+
+
+def _op_mean_abs(x, node, P):
+    return np.abs(x).mean(axis=-1, keepdims=True).astype(np.float32)
+
+
+def _op_relu(x, node, P):
+    return np.maximum(x, 0).astype(np.float32)
+
+
+def _op_prelu(x, node, P):
+    return np.where(x >= 0, x, x * P["slope"]).astype(np.float32)
+
+
+def _op_clip(x, node, P):
+    return np.clip(x, node["attrs"]["min"], node["attrs"]["max"]).astype(np.float32)
+
+
+def _op_scale(x, node, P):
+    return (x * np.float32(node["attrs"]["value"])).astype(np.float32)
+
+
+def _op_add(a, b, node, P):
+    return (a + b).astype(np.float32)
+
+
+def _op_concat(*args):
+    *xs, node, P = args
+    return np.concatenate(xs, axis=-1)
+
+
+def _pool_out(n: int, k: int, s: int, p0: int, p1: int, ceil: bool) -> int:
+    span = n + p0 + p1 - k
+    out = (-(-span // s) if ceil else span // s) + 1
+    if ceil and (out - 1) * s >= n + p0:  # last window must start inside the input or left padding
+        out -= 1
+    return out
+
+
+def _pool(x: np.ndarray, attrs: dict[str, Any], reducer: str) -> np.ndarray:
+    n, h, w, c = x.shape
+    kh, kw = attrs["kernel"]
+    sh, sw = attrs["stride"]
+    left, right, top, bottom = attrs["padding"]
+    ceil = attrs.get("ceil_mode", False)
+    ho = _pool_out(h, kh, sh, top, bottom, ceil)
+    wo = _pool_out(w, kw, sw, left, right, ceil)
+    out = np.empty((n, ho, wo, c), np.float64)
+    for i in range(ho):
+        for j in range(wo):
+            y0, x0 = i * sh - top, j * sw - left
+            y1, x1 = y0 + kh, x0 + kw
+            win = x[:, max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w), :].astype(np.float64)
+            if reducer == "max":
+                out[:, i, j] = win.max(axis=(1, 2))
+            else:
+                if attrs.get("count_include_pad", True):
+                    # torch counts padding but not the ceil_mode overhang beyond it
+                    cnt = (min(y1, h + bottom) - y0) * (min(x1, w + right) - x0)
+                else:
+                    cnt = win.shape[1] * win.shape[2]
+                out[:, i, j] = win.sum(axis=(1, 2)) / cnt
+    return out.astype(np.float32)
+
+
+def _op_maxpool(x, node, P):
+    return _pool(x, node["attrs"], "max")
+
+
+_op_bmaxpool = _op_maxpool
+
+
+def _op_avgpool(x, node, P):
+    return _pool(x, node["attrs"], "avg")
+
+
+def _op_global_avgpool(x, node, P):
+    return x.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(np.float32)
+
+
+def _op_flatten(x, node, P):
+    return x.reshape(x.shape[0], -1)
+
+
+def _op_softmax(x, node, P):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+OPS: dict[str, Callable[..., np.ndarray]] = {
+    name[4:]: fn for name, fn in globals().items() if name.startswith("_op_") and callable(fn)
+}
+
+
+def run_reference(meta: dict[str, Any], tensors: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Run an engine graph on an NCHW (or NC) float input with the reference ops."""
+    env: dict[str, np.ndarray] = {"input": x.transpose(0, 2, 3, 1) if x.ndim == 4 else x}
+    for node in meta["nodes"]:
+        fn = OPS.get(node["op"])
+        if fn is None:
+            raise ValueError(f"reference engine has no op {node['op']!r}")
+        P = {role: tensors[name] for role, name in node["params"].items()}
+        args = [env[i] for i in node["inputs"]]
+        env[node["outputs"][0]] = fn(*args, node, P)
+    y = env[meta["outputs"][0]["name"]]
+    return y.transpose(0, 3, 1, 2) if y.ndim == 4 else y
