@@ -86,8 +86,9 @@ def build_loaders(
         if len(classes) != 1000:
             info["num_classes"] = len(classes)
         return train, test, info
-    tr_data = load_arrays(name, root, cache, True, int(data.get("train_subset", 0)))
-    te_data = load_arrays(name, root, cache, False, int(data.get("test_subset", 0)))
+    dl = bool(data.get("download", True))
+    tr_data = load_arrays(name, root, cache, True, int(data.get("train_subset", 0)), dl)
+    te_data = load_arrays(name, root, cache, False, int(data.get("test_subset", 0)), dl)
     channels = int(tr_data.images.shape[1])
     norm = Normalize(data.get("normalize", "standard"), name, channels)
     aug = _augment_fn(name) if data.get("augment", True) else None

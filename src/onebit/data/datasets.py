@@ -116,7 +116,15 @@ _IDX_FILES = (
 )
 
 
-def _load_mnist_like(name: str, root: str, cache: str, train: bool) -> ArrayData:
+def _missing_mnist(name: str, root: str, folder: str, why: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{name}: data not found ({why}). Expected the official IDX files "
+        f"{', '.join(f + '.gz' for f in _IDX_FILES)} in {os.path.join(root, folder)}/ "
+        f"(set --data-dir or ONEBIT_DATA to the data root)"
+    )
+
+
+def _load_mnist_like(name: str, root: str, cache: str, train: bool, download: bool = True) -> ArrayData:
     from torchvision import datasets
 
     tv_name, folder, cls = {
@@ -138,14 +146,15 @@ def _load_mnist_like(name: str, root: str, cache: str, train: bool) -> ArrayData
 
                         shutil.copyfile(os.path.join(src_dir, f + ".gz"), dst)
             break
+    have = all(
+        os.path.exists(os.path.join(raw, f + ".gz")) or os.path.exists(os.path.join(raw, f)) for f in _IDX_FILES
+    )
+    if not have and not download:
+        raise _missing_mnist(name, root, folder, "download disabled")
     try:
         ds = cls(tv_root, train=train, download=True)
     except Exception as e:  # network failure, bad checksum, ...
-        raise FileNotFoundError(
-            f"{name}: data not found and could not be downloaded ({type(e).__name__}: {e}). "
-            f"Expected the official IDX files {', '.join(f + '.gz' for f in _IDX_FILES)} in "
-            f"{os.path.join(root, folder)}/ (set --data-dir or ONEBIT_DATA to the data root)"
-        ) from None
+        raise _missing_mnist(name, root, folder, f"download failed: {type(e).__name__}: {e}") from None
     images = ds.data.unsqueeze(1).contiguous()  # (N, 1, 28, 28) uint8
     return ArrayData(images, ds.targets.long(), list(ds.classes))
 
@@ -226,7 +235,7 @@ def _cifar_from_batches(folder: str, split: str) -> ArrayData:
     return ArrayData(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)), classes)
 
 
-def _load_cifar10(root: str, cache: str, train: bool, subset: int) -> ArrayData:
+def _load_cifar10(root: str, cache: str, train: bool, subset: int, download: bool = True) -> ArrayData:
     split = "train" if train else "test"
     zips = [os.path.join(root, "cifar10", "cifar10-jpg.zip"), os.path.join(root, "cifar10-jpg.zip")]
     trees = [os.path.join(root, "cifar10"), root]
@@ -247,7 +256,7 @@ def _load_cifar10(root: str, cache: str, train: bool, subset: int) -> ArrayData:
                 src = ("batches", b)
                 break
     if src is None:
-        return _cifar_download(root, cache, train, subset)
+        return _cifar_download(root, cache, train, subset, download)
     st = os.stat(src[1])
     key = hashlib.sha1(f"{src}|{st.st_size}|{int(st.st_mtime)}|{split}|{subset}".encode()).hexdigest()[:12]
     tdir = os.path.join(cache, "tensors")
@@ -266,15 +275,16 @@ def _load_cifar10(root: str, cache: str, train: bool, subset: int) -> ArrayData:
     return data
 
 
-def _cifar_download(root: str, cache: str, train: bool, subset: int) -> ArrayData:
+def _cifar_download(root: str, cache: str, train: bool, subset: int, download: bool) -> ArrayData:
     from torchvision import datasets
 
     try:
-        ds = datasets.CIFAR10(os.path.join(cache, "torchvision"), train=train, download=True)
+        if not download and not os.path.isdir(os.path.join(cache, "torchvision", "cifar-10-batches-py")):
+            raise RuntimeError("download disabled")
+        ds = datasets.CIFAR10(os.path.join(cache, "torchvision"), train=train, download=download)
     except Exception as e:
         raise FileNotFoundError(
-            f"cifar10: data not found under {root} and could not be downloaded "
-            f"({type(e).__name__}: {e}). Expected {root}/cifar10/cifar10-jpg.zip (ImageFolder tree "
+            f"cifar10: data not found under {root} ({type(e).__name__}: {e}). Expected {root}/cifar10/cifar10-jpg.zip (ImageFolder tree "
             f"train/<class>/*.jpg, test/<class>/*.jpg in a zip), or the extracted tree "
             f"{root}/cifar10/{{train,test}}/<class>/, or {root}/cifar-10-batches-py/"
         ) from None
@@ -299,12 +309,14 @@ def _synthetic(train: bool, n: int) -> ArrayData:
     return ArrayData(images, labels, [str(i) for i in range(10)])
 
 
-def load_arrays(name: str, root: str, cache: str, train: bool, subset: int = 0) -> ArrayData:
+def load_arrays(
+    name: str, root: str, cache: str, train: bool, subset: int = 0, download: bool = True
+) -> ArrayData:
     """Load an in-memory data set split as uint8 (N, C, H, W) + labels."""
     if name in ("mnist", "fashion_mnist"):
-        return _take(_load_mnist_like(name, root, cache, train), subset)
+        return _take(_load_mnist_like(name, root, cache, train, download), subset)
     if name == "cifar10":
-        return _load_cifar10(root, cache, train, subset)
+        return _load_cifar10(root, cache, train, subset, download)
     if name == "synthetic":
         return _synthetic(train, subset)
     raise ValueError(f"{name!r} is not an in-memory data set; in-memory: mnist, fashion_mnist, cifar10, synthetic")

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "name": "",  # mnist | fashion_mnist | cifar10 | imagenet | synthetic
         "data_dir": "",  # default: $ONEBIT_DATA, else the cache dir (download there)
         "cache_dir": "",  # default: $ONEBIT_CACHE, else ~/.cache/onebit
+        "download": True,  # fall back to torchvision's download when the files are not found
         "batch_size": 128,  # GLOBAL batch (split across DDP ranks)
         "eval_batch_size": 500,
         "augment": True,  # standard augmentation of the data set
@@ -79,6 +80,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "warmup_epochs": 0.0,  # linear warm-up (any schedule)
         "milestones": [],  # step: epochs at which lr *= gamma
         "gamma": 0.1,  # step/exponential factor
+        "factors": [],  # step: per-milestone factors instead of gamma (e.g. [0.5, 0.2, 0.5])
         "factor": 0.5,  # plateau: lr *= factor when the monitored loss stops improving
         "patience": 2,  # plateau: epochs without improvement before reducing
         "threshold": 1e-3,  # plateau: relative improvement that counts

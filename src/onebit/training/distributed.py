@@ -65,3 +65,33 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled and dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spawned(rank: int, cfg: dict, world: int, port: int, threads: int) -> None:
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )
+    if threads:
+        torch.set_num_threads(threads)
+    from onebit.training.loop import train
+
+    train(cfg, quiet=rank != 0)
+
+
+def launch(cfg: dict, nprocs: int, threads: int = 1) -> None:
+    """Run ``train(cfg)`` in ``nprocs`` local processes (what torchrun does, without torchrun).
+
+    Rank 0 writes the run directory and checkpoints, as under torchrun.
+    """
+    import torch.multiprocessing as mp
+
+    mp.spawn(_spawned, args=(cfg, nprocs, _free_port(), threads), nprocs=nprocs, join=True)

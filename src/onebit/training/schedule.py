@@ -46,7 +46,11 @@ class LRSchedule:
         elif name == "linear":
             f = 1.0 - t
         elif name == "step":
-            f = float(self.cfg["gamma"]) ** sum(1 for m in self.cfg["milestones"] if ep >= m)
+            factors = list(self.cfg.get("factors") or [])
+            f = 1.0
+            for i, m in enumerate(self.cfg["milestones"]):
+                if ep >= m:
+                    f *= float(factors[i]) if i < len(factors) else float(self.cfg["gamma"])
         elif name == "exponential":
             f = float(self.cfg["gamma"]) ** math.floor(ep)
         elif name == "plateau":

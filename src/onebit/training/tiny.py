@@ -11,7 +11,9 @@ __all__ = ["MODELS", "tiny_cnn", "tiny_mlp"]
 _BIN = {"input_quantizer": "ste_sign", "weight_quantizer": "ste_sign", "weight_constraint": "weight_clip"}
 
 
-def tiny_mlp(num_classes: int = 10, in_features: int = 144, hidden: int = 64, bn: bool = True) -> nn.Module:
+def tiny_mlp(
+    num_classes: int = 10, in_features: int = 144, hidden: int = 64, bn: bool = True, dropout: float = 0.1
+) -> nn.Module:
     """Flatten -> float linear -> [BN] -> binary linear -> [BN] -> float linear."""
     norm = (lambda c: nn.BatchNorm1d(c)) if bn else (lambda c: nn.Identity())
     return nn.Sequential(
@@ -20,7 +22,7 @@ def tiny_mlp(num_classes: int = 10, in_features: int = 144, hidden: int = 64, bn
         norm(hidden),
         QuantLinear(hidden, hidden, bias=False, **_BIN),
         norm(hidden),
-        nn.Dropout(0.1),
+        nn.Dropout(dropout) if dropout else nn.Identity(),
         nn.Linear(hidden, num_classes),
     )
 

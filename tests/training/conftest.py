@@ -1,0 +1,43 @@
+import os
+
+import pytest
+
+DATA = os.environ.get("ONEBIT_DATA") or "/work/shared/data"
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """One cache for the session (MNIST extraction, decoded CIFAR subsets)."""
+    return str(tmp_path_factory.mktemp("onebit_cache"))
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch, cache_dir):
+    monkeypatch.setenv("ONEBIT_DATA", DATA)
+    monkeypatch.setenv("ONEBIT_CACHE", cache_dir)
+
+
+def need_data(sub: str) -> None:
+    if not os.path.exists(os.path.join(DATA, sub)):
+        pytest.skip(f"{DATA}/{sub} not available")
+
+
+def tiny_cfg(tmp_path, **over):
+    """A small, fast, fully specified recipe on the synthetic data set."""
+    from onebit.training.config import load_config
+
+    sets = {
+        "model.name": '"tiny_mlp"',
+        "data.name": '"synthetic"',
+        "data.batch_size": "64",
+        "data.train_subset": "512",
+        "data.test_subset": "256",
+        "train.epochs": "2",
+        "train.out_dir": f'"{tmp_path}"',
+        "train.progress": "false",
+        "diagnostics.tensorboard": "false",
+        "diagnostics.plots": "false",
+        "train.threads": "1",
+    }
+    sets.update({k: v for k, v in over.items()})
+    return load_config(None, [f"{k}={v}" for k, v in sets.items()])
