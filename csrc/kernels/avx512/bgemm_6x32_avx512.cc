@@ -1,0 +1,101 @@
+// AVX-512 binary GEMM micro-kernel: MR <= 6 pixels x 32 output channels.
+//
+// Weights are laid out 32 channels per 64-bit word of K, so one zmm holds word
+// k of 8 channels; each input word is broadcast (embedded {1to8} broadcast of
+// a memory operand, no shuffle uop) and XORed against 4 weight vectors. Per
+// 512 binary MACs: vpxorq + vpopcntq + vpaddq, i.e. the machine's peak triple;
+// 6 x 4 = 24 independent accumulator chains hide the popcount latency.
+// The output stage (scale/bias/activation to float, or threshold to bits)
+// runs in registers.
+#include <immintrin.h>
+
+#include "kernels/bgemm.h"
+
+namespace onebit {
+namespace {
+
+template <int MR>
+void bgemm_mrx32_avx512(int T, int cw, const uint64_t* const* ind, const uint64_t* w,
+                        const int32_t* const* corr, const BgemmEpilogue& ep, void* const* out) {
+  __m512i acc[MR][4];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_si512();
+  const uint64_t* wk = w;
+  for (int t = 0; t < T; ++t) {
+    const uint64_t* a[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) a[i] = ind[i * T + t];
+    for (int c = 0; c < cw; ++c, wk += kNR) {
+      const __m512i w0 = _mm512_load_si512(wk);
+      const __m512i w1 = _mm512_load_si512(wk + 8);
+      const __m512i w2 = _mm512_load_si512(wk + 16);
+      const __m512i w3 = _mm512_load_si512(wk + 24);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m512i av = _mm512_set1_epi64(static_cast<long long>(a[i][c]));
+        acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_xor_si512(av, w0)));
+        acc[i][1] = _mm512_add_epi64(acc[i][1], _mm512_popcnt_epi64(_mm512_xor_si512(av, w1)));
+        acc[i][2] = _mm512_add_epi64(acc[i][2], _mm512_popcnt_epi64(_mm512_xor_si512(av, w2)));
+        acc[i][3] = _mm512_add_epi64(acc[i][3], _mm512_popcnt_epi64(_mm512_xor_si512(av, w3)));
+      }
+    }
+  }
+  const __m512i kb = _mm512_set1_epi32(ep.k_bits);
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    // popcounts (64-bit lanes) -> int32, channels 0..15 and 16..31
+    __m512i p0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(acc[i][0])),
+                                    _mm512_cvtepi64_epi32(acc[i][1]), 1);
+    __m512i p1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(acc[i][2])),
+                                    _mm512_cvtepi64_epi32(acc[i][3]), 1);
+    __m512i d0 = _mm512_sub_epi32(kb, _mm512_add_epi32(p0, p0));
+    __m512i d1 = _mm512_sub_epi32(kb, _mm512_add_epi32(p1, p1));
+    if (corr[i]) {
+      d0 = _mm512_sub_epi32(d0, _mm512_loadu_si512(corr[i]));
+      d1 = _mm512_sub_epi32(d1, _mm512_loadu_si512(corr[i] + 16));
+    }
+    if (ep.kind == OutKind::kFloat) {
+      __m512 y0 = _mm512_mul_ps(_mm512_cvtepi32_ps(d0), _mm512_loadu_ps(ep.mult));
+      __m512 y1 = _mm512_mul_ps(_mm512_cvtepi32_ps(d1), _mm512_loadu_ps(ep.mult + 16));
+      y0 = _mm512_add_ps(y0, _mm512_loadu_ps(ep.bias));
+      y1 = _mm512_add_ps(y1, _mm512_loadu_ps(ep.bias + 16));
+      if (ep.act == Act::kRelu) {
+        y0 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y0, zero, _CMP_LT_OQ), y0, zero);
+        y1 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y1, zero, _CMP_LT_OQ), y1, zero);
+      } else if (ep.act == Act::kPrelu) {
+        y0 = _mm512_mask_mul_ps(y0, _mm512_cmp_ps_mask(y0, zero, _CMP_LT_OQ), y0,
+                                _mm512_loadu_ps(ep.slope));
+        y1 = _mm512_mask_mul_ps(y1, _mm512_cmp_ps_mask(y1, zero, _CMP_LT_OQ), y1,
+                                _mm512_loadu_ps(ep.slope + 16));
+      }
+      float* o = static_cast<float*>(out[i]);
+      if (ep.nvalid == kNR) {
+        _mm512_storeu_ps(o, y0);
+        _mm512_storeu_ps(o + 16, y1);
+      } else {
+        const uint32_t m = (uint32_t{1} << ep.nvalid) - 1;
+        _mm512_mask_storeu_ps(o, static_cast<__mmask16>(m & 0xFFFF), y0);
+        _mm512_mask_storeu_ps(o + 16, static_cast<__mmask16>(m >> 16), y1);
+      }
+    } else {
+      const uint32_t lo = _mm512_cmplt_epi32_mask(d0, _mm512_loadu_si512(ep.thr));
+      const uint32_t hi = _mm512_cmplt_epi32_mask(d1, _mm512_loadu_si512(ep.thr + 16));
+      *static_cast<uint32_t*>(out[i]) = (lo | (hi << 16)) ^ ep.flip;
+    }
+  }
+}
+
+}  // namespace
+
+const BgemmConfig& bgemm_config_avx512() {
+  static const BgemmConfig cfg{"bgemm_6x32_avx512", 6,
+                               {bgemm_mrx32_avx512<1>, bgemm_mrx32_avx512<2>,
+                                bgemm_mrx32_avx512<3>, bgemm_mrx32_avx512<4>,
+                                bgemm_mrx32_avx512<5>, bgemm_mrx32_avx512<6>}};
+  return cfg;
+}
+
+}  // namespace onebit

@@ -1,0 +1,59 @@
+// AVX-512 fp32 GEMM micro-kernel, 6 x 32 (12 zmm accumulators, 2 FMAs per
+// broadcast; masked stores for the column tail).
+#include <immintrin.h>
+
+#include "kernels/sgemm.h"
+
+namespace onebit {
+namespace {
+
+template <int MR>
+void kernel(int nr, int kc, const float* a, long lda, const float* bp, float* c, long ldc,
+            bool accumulate) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i * lda + k]);
+      acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+    }
+  }
+  const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    __m512 r0 = acc[i][0], r1 = acc[i][1];
+    if (accumulate) {
+      r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, ci));
+      r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, ci + 16));
+    }
+    _mm512_mask_storeu_ps(ci, m0, r0);
+    _mm512_mask_storeu_ps(ci + 16, m1, r1);
+  }
+}
+
+void sgemm_6x32_avx512(int mr, int nr, int kc, const float* a, long lda, const float* bp,
+                       float* c, long ldc, bool accumulate) {
+  switch (mr) {
+    case 6: kernel<6>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
+    case 5: kernel<5>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
+    case 4: kernel<4>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
+    case 3: kernel<3>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
+    case 2: kernel<2>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
+    default: kernel<1>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
+  }
+}
+
+}  // namespace
+
+const SgemmConfig& sgemm_config_avx512() {
+  static const SgemmConfig cfg{"sgemm_6x32_avx512", 6, 32, sgemm_6x32_avx512};
+  return cfg;
+}
+
+}  // namespace onebit

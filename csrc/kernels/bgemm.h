@@ -1,0 +1,63 @@
+// Binary GEMM micro-kernel interface (XNOR-popcount with a fused output stage).
+//
+// A micro-kernel computes an MR x 32 tile: MR output pixels (rows of A, each
+// given as T tap pointers into bit-packed NHWC data, "indirect GEMM") times one
+// block of 32 output channels of packed weights. For row i and channel j:
+//
+//   pop[i][j] = sum_t sum_c popcount(ind[i*T + t][c] ^ w[(t*cw + c)*32 + j])
+//   dot[i][j] = k_bits - 2 * pop[i][j] - corr[i][j]      (the exact +-1 dot product)
+//
+// and writes, per the output stage,
+//   float: y = float(dot) * mult[j];  y = y + bias[j]  (two roundings, no FMA,
+//          so every ISA gives identical bits); relu: y < 0 ? 0 : y;
+//          prelu: y < 0 ? y * slope[j] : y;  only the first `nvalid` channels
+//          are stored, to ((float*)out[i])[j].
+//   bits:  bit j = (dot < thr[j]) XOR flip bit j, stored as one uint32 to
+//          *(uint32_t*)out[i]. Channels past the layer's end have thr = INT_MIN.
+//
+// corr[i] is null for rows with no zero-padded taps, else points to 32 int32.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace onebit {
+
+constexpr int kNR = 32;  // output channels per packed weight block (all ISAs)
+
+enum class OutKind : int { kFloat = 0, kBits = 1 };
+enum class Act : int { kNone = 0, kRelu = 1, kPrelu = 2 };
+
+struct BgemmEpilogue {
+  OutKind kind;
+  Act act;
+  int32_t k_bits;
+  int nvalid;           // float output: channels of this block that exist
+  const float* mult;    // 32 entries
+  const float* bias;    // 32
+  const float* slope;   // 32 (prelu)
+  const int32_t* thr;   // 32 (bits)
+  uint32_t flip;        // bits: channels whose comparison is reversed
+};
+
+using BgemmUkernelFn = void (*)(int T, int cw, const uint64_t* const* ind, const uint64_t* w,
+                                const int32_t* const* corr, const BgemmEpilogue& ep,
+                                void* const* out);
+
+// Per-ISA micro-kernel set: fn[mr - 1] handles mr rows, mr in [1, mr_max].
+struct BgemmConfig {
+  const char* name;
+  int mr_max;
+  BgemmUkernelFn fn[8];
+};
+
+const BgemmConfig& bgemm_config_portable();
+const BgemmConfig& bgemm_config_avx2();
+const BgemmConfig& bgemm_config_avx512();
+
+// Scalar output stage shared by the reference, portable and AVX2 paths
+// (ops/epilogue.cc, compiled for baseline x86-64). dot: n values for channels
+// [0, n) of one block; out as in the micro-kernel contract.
+void bgemm_epilogue_scalar(const int32_t* dot, const BgemmEpilogue& ep, void* out);
+
+}  // namespace onebit

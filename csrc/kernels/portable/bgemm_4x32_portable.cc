@@ -1,0 +1,40 @@
+// Portable binary GEMM micro-kernel: MR <= 4 pixels x 32 channels, scalar
+// XOR + __builtin_popcountll (no ISA extension assumed).
+#include "kernels/bgemm.h"
+
+namespace onebit {
+namespace {
+
+template <int MR>
+void bgemm_mrx32_portable(int T, int cw, const uint64_t* const* ind, const uint64_t* w,
+                          const int32_t* const* corr, const BgemmEpilogue& ep,
+                          void* const* out) {
+  int32_t pop[MR][kNR] = {};
+  for (int t = 0; t < T; ++t) {
+    const uint64_t* a[MR];
+    for (int i = 0; i < MR; ++i) a[i] = ind[i * T + t];
+    for (int c = 0; c < cw; ++c) {
+      const uint64_t* wk = w + (static_cast<size_t>(t) * cw + c) * kNR;
+      for (int i = 0; i < MR; ++i) {
+        const uint64_t av = a[i][c];
+        for (int j = 0; j < kNR; ++j) pop[i][j] += __builtin_popcountll(av ^ wk[j]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    int32_t dot[kNR];
+    for (int j = 0; j < kNR; ++j) dot[j] = ep.k_bits - 2 * pop[i][j] - (corr[i] ? corr[i][j] : 0);
+    bgemm_epilogue_scalar(dot, ep, out[i]);
+  }
+}
+
+}  // namespace
+
+const BgemmConfig& bgemm_config_portable() {
+  static const BgemmConfig cfg{"bgemm_4x32_portable", 4,
+                               {bgemm_mrx32_portable<1>, bgemm_mrx32_portable<2>,
+                                bgemm_mrx32_portable<3>, bgemm_mrx32_portable<4>}};
+  return cfg;
+}
+
+}  // namespace onebit

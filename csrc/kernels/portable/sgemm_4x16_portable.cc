@@ -1,0 +1,28 @@
+// Portable fp32 GEMM micro-kernel, 4 x 16 (plain loops; SSE2 at baseline).
+#include "kernels/sgemm.h"
+
+namespace onebit {
+namespace {
+
+void sgemm_4x16_portable(int mr, int nr, int kc, const float* a, long lda, const float* bp,
+                         float* c, long ldc, bool accumulate) {
+  float acc[4][16] = {};
+  for (int k = 0; k < kc; ++k) {
+    const float* b = bp + k * 16;
+    for (int i = 0; i < mr; ++i) {
+      const float av = a[i * lda + k];
+      for (int j = 0; j < 16; ++j) acc[i][j] += av * b[j];
+    }
+  }
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+
+}  // namespace
+
+const SgemmConfig& sgemm_config_portable() {
+  static const SgemmConfig cfg{"sgemm_4x16_portable", 4, 16, sgemm_4x16_portable};
+  return cfg;
+}
+
+}  // namespace onebit

@@ -1,0 +1,22 @@
+// fp32 GEMM micro-kernels (first float conv, dense layers).
+//
+// C[mr x nr] (+)= A[mr x kc] * Bp[kc x NR], A rows at stride lda, Bp a packed
+// panel (NR floats per k, zero-padded). Only the first nr columns are stored.
+#pragma once
+
+namespace onebit {
+
+using SgemmUkernelFn = void (*)(int mr, int nr, int kc, const float* a, long lda,
+                                const float* bp, float* c, long ldc, bool accumulate);
+
+struct SgemmConfig {
+  const char* name;
+  int mr, nr;
+  SgemmUkernelFn fn;
+};
+
+const SgemmConfig& sgemm_config_portable();
+const SgemmConfig& sgemm_config_avx2();
+const SgemmConfig& sgemm_config_avx512();
+
+}  // namespace onebit

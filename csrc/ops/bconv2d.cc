@@ -1,0 +1,270 @@
+// Binary convolution driver: indirect BGEMM over bit-packed NHWC input.
+//
+// No im2col buffer: each output pixel gets T pointers (one per tap) into the
+// packed input, or to a packed padding row (all +1 or all -1). The micro-kernel
+// (kernels/<isa>/bgemm_*) accumulates popcounts across taps in registers for
+// MR pixels x 32 output channels and applies the output stage in registers.
+// Zero padding is exact: padded taps read an all-+1 row, and the surplus,
+// sum over the padded taps of the +-1 weights, is subtracted per output pixel
+// from a small table (one row per distinct border pattern).
+//
+// Work split: tasks of (M tiles x 32-channel blocks); the indirection for an
+// M tile is built once per task and reused across its channel blocks, so the
+// packed filters (<= 300 KB for 512->512 3x3) stream from L1/L2.
+#include "ops/bconv2d.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include "dispatch.h"
+#include "runtime/threadpool.h"
+
+namespace onebit {
+namespace {
+
+const BgemmConfig& config_for(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return bgemm_config_avx512();
+    case Isa::kAvx2: return bgemm_config_avx2();
+    default: return bgemm_config_portable();
+  }
+}
+
+// Output-stage arrays padded to whole 32-channel blocks.
+struct StageArrays {
+  avector<float> mult, bias, slope;
+  avector<int32_t> thr;
+  std::vector<uint32_t> flip;
+  StageArrays(const OutputStage& os, int c0, int oc, int nblocks) {
+    const int n = nblocks * kNR;
+    mult.assign(n, 1.0f);
+    bias.assign(n, 0.0f);
+    slope.assign(n, 0.25f);
+    thr.assign(n, INT_MIN);  // padded channels: bit never set
+    flip.assign(nblocks, 0);
+    for (int c = 0; c < oc; ++c) {
+      if (os.mult) mult[c] = os.mult[c0 + c];
+      if (os.bias) bias[c] = os.bias[c0 + c];
+      if (os.slope) slope[c] = os.slope[c0 + c];
+      const int f = os.flip ? (os.flip[c0 + c] != 0) : 0;
+      const int t = os.thr ? os.thr[c0 + c] : 0;
+      thr[c] = f ? (t == INT_MAX ? INT_MAX : t + 1) : t;  // dot > t <=> !(dot < t + 1)
+      flip[c / kNR] |= static_cast<uint32_t>(f) << (c % kNR);
+    }
+  }
+};
+
+// One group: x has x_stride words per pixel, cin = p.cin bits starting at bit 0;
+// out has out_stride floats (or words) per pixel.
+void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const ConvParams& p,
+               const PackedWeights& w, int g, const StageArrays& sa, OutKind kind, Act act,
+               void* out, size_t out_stride, int nthreads) {
+  const int T = p.kh * p.kw, cw = w.cw, nb = w.nblocks, oc = p.oc;
+  const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
+  const size_t block_words = static_cast<size_t>(T) * cw * kNR;
+  const uint64_t* wblocks = w.blocks.data() + static_cast<size_t>(g) * nb * block_words;
+  const int32_t* wsum = w.wsum.data() + static_cast<size_t>(g) * nb * T * kNR;
+
+  avector<uint64_t> pad_row(cw + 8, 0);
+  if (p.pad == PadValue::kMinusOne)
+    for (int c = 0; c < p.cin; ++c) pad_row[c / 64] |= uint64_t{1} << (c % 64);
+
+  // Zero padding: correction table per border pattern (valid ky x kx ranges).
+  std::vector<int32_t> pattern_of;  // per (oy, ox): -1 or row of corr_table
+  avector<int32_t> corr_table;
+  const bool has_pad = p.pt || p.pl || p.pb || p.pr;
+  if (p.pad == PadValue::kZero && has_pad) {
+    pattern_of.assign(static_cast<size_t>(p.oh) * p.ow, -1);
+    std::map<std::tuple<int, int, int, int>, int> index;
+    std::vector<int> kylo(p.oh), kyhi(p.oh), kxlo(p.ow), kxhi(p.ow);
+    auto range = [](int o, int s, int pad, int d, int k, int size, int& lo, int& hi) {
+      lo = k;
+      hi = -1;
+      for (int q = 0; q < k; ++q) {
+        int i = o * s - pad + q * d;
+        if (i >= 0 && i < size) {
+          if (lo == k) lo = q;
+          hi = q;
+        }
+      }
+    };
+    for (int oy = 0; oy < p.oh; ++oy) range(oy, p.sh, p.pt, p.dh, p.kh, p.h, kylo[oy], kyhi[oy]);
+    for (int ox = 0; ox < p.ow; ++ox) range(ox, p.sw, p.pl, p.dw, p.kw, p.w, kxlo[ox], kxhi[ox]);
+    for (int oy = 0; oy < p.oh; ++oy)
+      for (int ox = 0; ox < p.ow; ++ox) {
+        if (kylo[oy] == 0 && kyhi[oy] == p.kh - 1 && kxlo[ox] == 0 && kxhi[ox] == p.kw - 1)
+          continue;
+        auto key = std::make_tuple(kylo[oy], kyhi[oy], kxlo[ox], kxhi[ox]);
+        auto it = index.find(key);
+        int id;
+        if (it == index.end()) {
+          id = static_cast<int>(index.size());
+          index.emplace(key, id);
+          corr_table.resize(static_cast<size_t>(id + 1) * nb * kNR, 0);
+          int32_t* row = corr_table.data() + static_cast<size_t>(id) * nb * kNR;
+          for (int ky = 0; ky < p.kh; ++ky)
+            for (int kx = 0; kx < p.kw; ++kx) {
+              if (ky >= kylo[oy] && ky <= kyhi[oy] && kx >= kxlo[ox] && kx <= kxhi[ox]) continue;
+              const int t = ky * p.kw + kx;
+              for (int b = 0; b < nb; ++b)
+                for (int j = 0; j < kNR; ++j)
+                  row[b * kNR + j] += wsum[(static_cast<size_t>(b) * T + t) * kNR + j];
+            }
+        } else {
+          id = it->second;
+        }
+        pattern_of[static_cast<size_t>(oy) * p.ow + ox] = id;
+      }
+  }
+
+  if (kind == OutKind::kBits && (nb & 1)) {
+    // The last 32-bit half-word of each output row is never written by a kernel.
+    for (size_t m = 0; m < M; ++m)
+      reinterpret_cast<uint32_t*>(static_cast<uint64_t*>(out) + m * out_stride)[nb] = 0;
+  }
+
+  const int MR = cfg.mr_max;
+  const size_t mtiles = (M + MR - 1) / MR;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  // Enough tasks for load balance; split channel blocks only when M is short.
+  int nsplit = 1;
+  while (static_cast<size_t>(nsplit) * 2 <= static_cast<size_t>(nb) &&
+         mtiles * nsplit < static_cast<size_t>(8 * nthreads))
+    nsplit *= 2;
+  size_t tiles_per_task = mtiles * nsplit / (static_cast<size_t>(16) * nthreads) + 1;
+  if (nthreads == 1) tiles_per_task = mtiles;
+  const size_t mtasks = (mtiles + tiles_per_task - 1) / tiles_per_task;
+  const int ntasks = static_cast<int>(mtasks * nsplit);
+  const int32_t kbits = T * p.cin;
+
+  auto task = [&](int task_id) {
+    const size_t mt = static_cast<size_t>(task_id) / nsplit;
+    const int sp = task_id % nsplit;
+    const int b0 = nb * sp / nsplit, b1 = nb * (sp + 1) / nsplit;
+    const uint64_t* ind[8 * 64];
+    std::vector<const uint64_t*> ind_big;
+    const uint64_t** indp = ind;
+    if (MR * T > 8 * 64) {
+      ind_big.resize(static_cast<size_t>(MR) * T);
+      indp = ind_big.data();
+    }
+    const int32_t* corr_rows[8];
+    const int32_t* corr_blk[8];
+    void* outp[8];
+    BgemmEpilogue ep{kind, act, kbits, kNR, nullptr, nullptr, nullptr, nullptr, 0};
+    const size_t t_end = std::min(mtiles, (mt + 1) * tiles_per_task);
+    for (size_t tile = mt * tiles_per_task; tile < t_end; ++tile) {
+      const size_t m0 = tile * MR;
+      const int mr = static_cast<int>(std::min<size_t>(MR, M - m0));
+      for (int i = 0; i < mr; ++i) {
+        const size_t m = m0 + i;
+        const int ox = static_cast<int>(m % p.ow);
+        const size_t r = m / p.ow;
+        const int oy = static_cast<int>(r % p.oh);
+        const int n = static_cast<int>(r / p.oh);
+        const uint64_t* img = x + static_cast<size_t>(n) * p.h * p.w * x_stride;
+        for (int ky = 0; ky < p.kh; ++ky) {
+          const int iy = oy * p.sh - p.pt + ky * p.dh;
+          const bool yin = iy >= 0 && iy < p.h;
+          for (int kx = 0; kx < p.kw; ++kx) {
+            const int ix = ox * p.sw - p.pl + kx * p.dw;
+            indp[i * T + ky * p.kw + kx] =
+                (yin && ix >= 0 && ix < p.w)
+                    ? img + (static_cast<size_t>(iy) * p.w + ix) * x_stride
+                    : pad_row.data();
+          }
+        }
+        corr_rows[i] = nullptr;
+        if (!pattern_of.empty()) {
+          int id = pattern_of[static_cast<size_t>(oy) * p.ow + ox];
+          if (id >= 0) corr_rows[i] = corr_table.data() + static_cast<size_t>(id) * nb * kNR;
+        }
+      }
+      BgemmUkernelFn fn = cfg.fn[mr - 1];
+      for (int b = b0; b < b1; ++b) {
+        for (int i = 0; i < mr; ++i) {
+          corr_blk[i] = corr_rows[i] ? corr_rows[i] + b * kNR : nullptr;
+          if (kind == OutKind::kFloat)
+            outp[i] = static_cast<float*>(out) + (m0 + i) * out_stride + b * kNR;
+          else
+            outp[i] = reinterpret_cast<uint32_t*>(static_cast<uint64_t*>(out) +
+                                                  (m0 + i) * out_stride) + b;
+        }
+        ep.nvalid = oc - b * kNR < kNR ? oc - b * kNR : kNR;
+        ep.mult = sa.mult.data() + b * kNR;
+        ep.bias = sa.bias.data() + b * kNR;
+        ep.slope = sa.slope.data() + b * kNR;
+        ep.thr = sa.thr.data() + b * kNR;
+        ep.flip = sa.flip[b];
+        fn(T, cw, indp, wblocks + b * block_words, corr_blk, ep, outp);
+      }
+    }
+  };
+  parallel_for(ntasks, nthreads, task);
+}
+
+}  // namespace
+
+const char* bgemm_kernel_name() {
+  Isa isa = active_isa();
+  if (isa == Isa::kReference) return "bconv2d_reference";
+  return config_for(isa).name;
+}
+
+void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
+             const OutputStage& os, void* out, int nthreads) {
+  const Isa isa = active_isa();
+  if (isa == Isa::kReference) {
+    bconv2d_reference(x, w, p, os, out);
+    return;
+  }
+  const BgemmConfig& cfg = config_for(isa);
+  const int G = p.groups;
+  const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
+  if (G == 1) {
+    StageArrays sa(os, 0, p.oc, w.nblocks);
+    const size_t stride = os.kind == OutKind::kFloat ? p.oc : words_for(p.oc);
+    conv_core(cfg, x, words_for(p.cin), p, w, 0, sa, os.kind, os.act, out, stride, nthreads);
+    return;
+  }
+  // Groups: slice each group's channels into a word-aligned buffer, run it as
+  // its own convolution, merge its output channels back.
+  const int cing = p.cin / G, ocg = p.oc / G, cw = words_for(cing);
+  const int win = words_for(p.cin), wout = words_for(p.oc), wog = words_for(ocg);
+  const size_t pixels = static_cast<size_t>(p.n) * p.h * p.w;
+  avector<uint64_t> xg(pixels * cw);
+  avector<uint64_t> og_bits;
+  avector<float> og_f;
+  if (os.kind == OutKind::kFloat) og_f.resize(M * ocg);
+  else og_bits.resize(M * wog);
+  if (os.kind == OutKind::kBits) std::memset(out, 0, M * wout * sizeof(uint64_t));
+  ConvParams pg = p;
+  pg.cin = cing;
+  pg.oc = ocg;
+  pg.groups = 1;
+  for (int g = 0; g < G; ++g) {
+    std::fill(xg.begin(), xg.end(), 0);
+    for (size_t q = 0; q < pixels; ++q)
+      copy_bits(x + q * win, static_cast<size_t>(g) * cing, xg.data() + q * cw, 0, cing);
+    StageArrays sa(os, g * ocg, ocg, w.nblocks);
+    if (os.kind == OutKind::kFloat) {
+      conv_core(cfg, xg.data(), cw, pg, w, g, sa, os.kind, os.act, og_f.data(), ocg, nthreads);
+      float* o = static_cast<float*>(out);
+      for (size_t m = 0; m < M; ++m)
+        std::memcpy(o + m * p.oc + static_cast<size_t>(g) * ocg, og_f.data() + m * ocg,
+                    ocg * sizeof(float));
+    } else {
+      conv_core(cfg, xg.data(), cw, pg, w, g, sa, os.kind, os.act, og_bits.data(), wog,
+                nthreads);
+      uint64_t* o = static_cast<uint64_t*>(out);
+      for (size_t m = 0; m < M; ++m)
+        copy_bits(og_bits.data() + m * wog, 0, o + m * wout, static_cast<size_t>(g) * ocg, ocg);
+    }
+  }
+}
+
+}  // namespace onebit

@@ -1,0 +1,50 @@
+// Binary 2-D convolution and binary GEMM over bit-packed NHWC activations.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/bgemm.h"
+#include "pack/pack.h"
+
+namespace onebit {
+
+enum class PadValue : int { kZero = 0, kPlusOne = 1, kMinusOne = -1 };
+
+struct ConvParams {
+  int n = 1, h = 1, w = 1, cin = 1;     // input (bit-packed, words_for(cin) per pixel)
+  int kh = 1, kw = 1;
+  int sh = 1, sw = 1, dh = 1, dw = 1;
+  int pt = 0, pl = 0, pb = 0, pr = 0;   // padding top, left, bottom, right
+  int oh = 1, ow = 1;                   // output size (computed by the caller)
+  PadValue pad = PadValue::kPlusOne;
+  int groups = 1;
+  int oc = 1;
+};
+
+// Per-output-channel output stage; null arrays mean mult 1, bias 0, slope 0.25,
+// thr 0, flip 0. Bits output: bit set (= -1) iff dot < thr[c], or dot > thr[c]
+// where flip[c] != 0.
+struct OutputStage {
+  OutKind kind = OutKind::kFloat;
+  Act act = Act::kNone;
+  const float* mult = nullptr;
+  const float* bias = nullptr;
+  const float* slope = nullptr;
+  const int32_t* thr = nullptr;
+  const uint8_t* flip = nullptr;
+};
+
+// Output: float [n][oh][ow][oc] or uint64 [n][oh][ow][words_for(oc)].
+// Uses the active ISA (the naive reference kernel for Isa::kReference).
+void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
+             const OutputStage& os, void* out, int nthreads);
+
+// The naive, obviously correct kernel: bit by bit, straight from the
+// definition of a +-1 convolution with the given padding.
+void bconv2d_reference(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
+                       const OutputStage& os, void* out);
+
+// Name of the micro-kernel bconv2d/bgemm use under the active ISA.
+const char* bgemm_kernel_name();
+
+}  // namespace onebit

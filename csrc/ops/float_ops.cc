@@ -1,0 +1,186 @@
+#include "ops/float_ops.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cstring>
+#include <vector>
+
+#include "dispatch.h"
+#include "kernels/sgemm.h"
+#include "pack/pack.h"
+#include "runtime/threadpool.h"
+
+namespace onebit {
+namespace {
+
+const SgemmConfig& sgemm_cfg() {
+  switch (active_isa()) {
+    case Isa::kAvx512: return sgemm_config_avx512();
+    case Isa::kAvx2: return sgemm_config_avx2();
+    default: return sgemm_config_portable();
+  }
+}
+
+constexpr int kKC = 256;
+
+}  // namespace
+
+const char* sgemm_kernel_name() { return sgemm_cfg().name; }
+
+void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b_rs, long b_cs,
+           float* c, long ldc, const float* bias, Act act, const float* slope, int nthreads) {
+  if (M <= 0 || N <= 0) return;
+  const SgemmConfig& cfg = sgemm_cfg();
+  const int NR = cfg.nr, MR = cfg.mr;
+  const int npanels = (N + NR - 1) / NR;
+  const int nkb = K > 0 ? (K + kKC - 1) / kKC : 0;
+  // Packed B: [kb][panel][kc][NR], zero-padded columns.
+  avector<float> bp(static_cast<size_t>(std::max(K, 1)) * npanels * NR, 0.0f);
+  for (int kb = 0; kb < nkb; ++kb) {
+    const int k0 = kb * kKC, kc = std::min(kKC, K - k0);
+    for (int pn = 0; pn < npanels; ++pn) {
+      float* dst = bp.data() + static_cast<size_t>(k0) * npanels * NR + static_cast<size_t>(pn) * kc * NR;
+      for (int k = 0; k < kc; ++k)
+        for (int j = 0; j < NR && pn * NR + j < N; ++j)
+          dst[k * NR + j] = b[(k0 + k) * b_rs + static_cast<long>(pn * NR + j) * b_cs];
+    }
+  }
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const int mtiles = (M + MR - 1) / MR;
+  int ntasks = std::min(mtiles, nthreads == 1 ? 1 : 8 * nthreads);
+  parallel_for(ntasks, nthreads, [&](int t) {
+    const int r0 = static_cast<int>(static_cast<long>(mtiles) * t / ntasks) * MR;
+    const int r1 = std::min(M, static_cast<int>(static_cast<long>(mtiles) * (t + 1) / ntasks) * MR);
+    if (nkb == 0) {
+      for (int r = r0; r < r1; ++r) std::fill(c + r * ldc, c + r * ldc + N, 0.0f);
+    }
+    for (int kb = 0; kb < nkb; ++kb) {
+      const int k0 = kb * kKC, kc = std::min(kKC, K - k0);
+      for (int pn = 0; pn < npanels; ++pn) {
+        const float* panel = bp.data() + static_cast<size_t>(k0) * npanels * NR +
+                             static_cast<size_t>(pn) * kc * NR;
+        const int nr = std::min(NR, N - pn * NR);
+        for (int r = r0; r < r1; r += MR)
+          cfg.fn(std::min(MR, r1 - r), nr, kc, a + r * lda + k0, lda, panel,
+                 c + r * ldc + pn * NR, ldc, kb > 0);
+      }
+    }
+    if (bias || act != Act::kNone) {
+      for (int r = r0; r < r1; ++r) {
+        float* cr = c + r * ldc;
+        for (int j = 0; j < N; ++j) {
+          float y = cr[j] + (bias ? bias[j] : 0.0f);
+          if (act == Act::kRelu) y = y < 0.0f ? 0.0f : y;
+          else if (act == Act::kPrelu) y = y < 0.0f ? y * slope[j] : y;
+          cr[j] = y;
+        }
+      }
+    }
+  });
+}
+
+void conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p, int oc,
+                int dh, int dw, Act act, const float* slope, float* out, int nthreads) {
+  const int K = p.kh * p.kw * p.c;
+  const long M = static_cast<long>(p.n) * p.oh * p.ow;
+  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
+                      p.pl == 0 && p.pb == 0 && p.pr == 0;
+  if (direct) {
+    sgemm(static_cast<int>(M), oc, K, x, K, w, 1, K, out, oc, bias, act, slope, nthreads);
+    return;
+  }
+  avector<float> cols(static_cast<size_t>(M) * K);
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const int ntasks = nthreads == 1 ? 1 : 4 * nthreads;
+  parallel_for(ntasks, nthreads, [&](int t) {
+    const long m0 = M * t / ntasks, m1 = M * (t + 1) / ntasks;
+    for (long m = m0; m < m1; ++m) {
+      const int ox = static_cast<int>(m % p.ow), oy = static_cast<int>((m / p.ow) % p.oh);
+      const int n = static_cast<int>(m / (static_cast<long>(p.ow) * p.oh));
+      float* dst = cols.data() + m * K;
+      for (int ky = 0; ky < p.kh; ++ky)
+        for (int kx = 0; kx < p.kw; ++kx) {
+          const int iy = oy * p.sh - p.pt + ky * dh, ix = ox * p.sw - p.pl + kx * dw;
+          float* d = dst + (ky * p.kw + kx) * p.c;
+          if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w) {
+            std::memset(d, 0, sizeof(float) * p.c);
+          } else {
+            std::memcpy(d, x + ((static_cast<long>(n) * p.h + iy) * p.w + ix) * p.c,
+                        sizeof(float) * p.c);
+          }
+        }
+    }
+  });
+  sgemm(static_cast<int>(M), oc, K, cols.data(), K, w, 1, K, out, oc, bias, act, slope, nthreads);
+}
+
+namespace {
+template <class F>
+void pool_loop(const PoolParams& p, int nthreads, F&& f) {
+  const long rows = static_cast<long>(p.n) * p.oh;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const int ntasks = static_cast<int>(std::min<long>(rows, nthreads == 1 ? 1 : 4 * nthreads));
+  parallel_for(ntasks, nthreads, [&](int t) {
+    for (long r = rows * t / ntasks; r < rows * (t + 1) / ntasks; ++r) {
+      const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
+      for (int ox = 0; ox < p.ow; ++ox) {
+        const int y0 = std::max(0, oy * p.sh - p.pt), y1 = std::min(p.h, oy * p.sh - p.pt + p.kh);
+        const int x0 = std::max(0, ox * p.sw - p.pl), x1 = std::min(p.w, ox * p.sw - p.pl + p.kw);
+        f(n, oy, ox, y0, y1, x0, x1, (r * p.ow + ox));
+      }
+    }
+  });
+}
+}  // namespace
+
+void maxpool_packed(const uint64_t* x, const PoolParams& p, uint64_t* out, int nthreads) {
+  const int W = words_for(p.c);
+  pool_loop(p, nthreads, [&](int n, int, int, int y0, int y1, int x0, int x1, long o) {
+    uint64_t* d = out + o * W;
+    for (int c = 0; c < W; ++c) d[c] = ~uint64_t{0};
+    for (int iy = y0; iy < y1; ++iy)
+      for (int ix = x0; ix < x1; ++ix) {
+        const uint64_t* s = x + ((static_cast<long>(n) * p.h + iy) * p.w + ix) * W;
+        for (int c = 0; c < W; ++c) d[c] &= s[c];
+      }
+    if (y0 >= y1 || x0 >= x1)
+      for (int c = 0; c < W; ++c) d[c] = 0;  // empty window: +1 (cannot happen with torch rules)
+  });
+}
+
+void maxpool_f32(const float* x, const PoolParams& p, float* out, int nthreads) {
+  pool_loop(p, nthreads, [&](int n, int, int, int y0, int y1, int x0, int x1, long o) {
+    float* d = out + o * p.c;
+    for (int c = 0; c < p.c; ++c) d[c] = -FLT_MAX;
+    for (int iy = y0; iy < y1; ++iy)
+      for (int ix = x0; ix < x1; ++ix) {
+        const float* s = x + ((static_cast<long>(n) * p.h + iy) * p.w + ix) * p.c;
+        for (int c = 0; c < p.c; ++c) d[c] = s[c] > d[c] ? s[c] : d[c];
+      }
+  });
+}
+
+void avgpool_f32(const float* x, const PoolParams& p, bool count_include_pad, float* out,
+                 int nthreads) {
+  pool_loop(p, nthreads, [&](int n, int oy, int ox, int y0, int y1, int x0, int x1, long o) {
+    float* d = out + o * p.c;
+    for (int c = 0; c < p.c; ++c) d[c] = 0.0f;
+    for (int iy = y0; iy < y1; ++iy)
+      for (int ix = x0; ix < x1; ++ix) {
+        const float* s = x + ((static_cast<long>(n) * p.h + iy) * p.w + ix) * p.c;
+        for (int c = 0; c < p.c; ++c) d[c] += s[c];
+      }
+    int cnt;
+    if (count_include_pad) {
+      const int ya = oy * p.sh - p.pt, xa = ox * p.sw - p.pl;
+      const int yb = std::min(ya + p.kh, p.h + p.pb), xb = std::min(xa + p.kw, p.w + p.pr);
+      cnt = (yb - ya) * (xb - xa);
+    } else {
+      cnt = (y1 - y0) * (x1 - x0);
+    }
+    const float inv = 1.0f / static_cast<float>(cnt > 0 ? cnt : 1);
+    for (int c = 0; c < p.c; ++c) d[c] *= inv;
+  });
+}
+
+}  // namespace onebit

@@ -1,0 +1,78 @@
+// Bit-packing of activations and binary weights.
+//
+// Convention (as in Larq Compute Engine): a set bit means -1, a clear bit +1,
+// so packing a float is a sign test (x < 0 -> bit set; 0 and -0.0 -> +1).
+// Channel c of a pixel lives in word c / 64, bit c % 64. Bits past the last
+// channel are always 0 in activations, weights and padding rows, so they XOR
+// to 0 and drop out of every popcount: channel counts need not be multiples
+// of 64.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+namespace onebit {
+
+inline int words_for(int channels) { return (channels + 63) / 64; }
+
+// 64-byte aligned allocator so packed blocks start on cache lines.
+template <class T>
+struct AlignedAlloc {
+  using value_type = T;
+  AlignedAlloc() = default;
+  template <class U>
+  AlignedAlloc(const AlignedAlloc<U>&) {}
+  T* allocate(size_t n) {
+    size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, bytes ? bytes : 64);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <class U>
+  bool operator==(const AlignedAlloc<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const AlignedAlloc<U>&) const { return false; }
+};
+template <class T>
+using avector = std::vector<T, AlignedAlloc<T>>;
+
+// rows x channels float/int8 -> rows x words_for(channels) words.
+// Bit set iff x < thr[c] (thr may be null: 0). Uses AVX-512 when active.
+void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
+                   int nthreads);
+void pack_rows_i8(const int8_t* x, size_t rows, int channels, uint64_t* out, int nthreads);
+// Portable versions (reference for the tests, fallback elsewhere).
+void pack_rows_f32_portable(const float* x, size_t rows, int channels, const float* thr,
+                            uint64_t* out);
+void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
+                          uint64_t* out);
+// rows x words -> rows x channels of +-1.
+void unpack_rows_f32(const uint64_t* p, size_t rows, int channels, float* out);
+void unpack_rows_i8(const uint64_t* p, size_t rows, int channels, int8_t* out);
+
+// Copies nbits bits from src (starting at bit src_off) to dst (at dst_off).
+void copy_bits(const uint64_t* src, size_t src_off, uint64_t* dst, size_t dst_off, size_t nbits);
+
+// Binary filters in the micro-kernel layout.
+struct PackedWeights {
+  int oc = 0, kh = 0, kw = 0, cin_g = 0, groups = 1;
+  int ocg = 0;      // output channels per group
+  int cw = 0;       // words per tap = words_for(cin_g)
+  int nblocks = 0;  // 32-channel blocks per group
+  // [groups][nblocks][T * cw][32]: word k of channel j of a block at k*32 + j.
+  avector<uint64_t> blocks;
+  // [groups][nblocks][T][32]: sum of the +-1 weights of a tap (zero padding).
+  avector<int32_t> wsum;
+  // [oc][T][cw]: plain packed filters, for the reference kernel.
+  std::vector<uint64_t> ohwi;
+  int taps() const { return kh * kw; }
+};
+
+// w: float32 OHWI, shape (oc, kh, kw, cin_g); groups divides oc.
+PackedWeights pack_weights_ohwi(const float* w, int oc, int kh, int kw, int cin_g, int groups);
+
+}  // namespace onebit

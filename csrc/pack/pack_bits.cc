@@ -1,0 +1,140 @@
+#include <cstring>
+
+#include "dispatch.h"
+#include "kernels/bgemm.h"
+#include "pack/pack.h"
+#include "runtime/threadpool.h"
+
+namespace onebit {
+
+void pack_rows_f32_portable(const float* x, size_t rows, int channels, const float* thr,
+                            uint64_t* out) {
+  const int W = words_for(channels);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * channels;
+    uint64_t* o = out + r * W;
+    for (int wd = 0; wd < W; ++wd) {
+      int c0 = wd * 64, c1 = c0 + 64 < channels ? c0 + 64 : channels;
+      uint64_t word = 0;
+      for (int c = c0; c < c1; ++c) {
+        float t = thr ? thr[c] : 0.0f;
+        word |= static_cast<uint64_t>(xr[c] < t) << (c - c0);
+      }
+      o[wd] = word;
+    }
+  }
+}
+
+namespace {
+template <class F>
+void split_rows(size_t rows, int nthreads, size_t min_rows, F&& f) {
+  if (nthreads <= 0) nthreads = get_num_threads();
+  int tasks = static_cast<int>(rows / (min_rows ? min_rows : 1));
+  if (tasks > 4 * nthreads) tasks = 4 * nthreads;
+  if (tasks <= 1 || nthreads == 1) {
+    f(size_t{0}, rows);
+    return;
+  }
+  parallel_for(tasks, nthreads, [&](int t) {
+    size_t r0 = rows * t / tasks, r1 = rows * (t + 1) / tasks;
+    f(r0, r1);
+  });
+}
+}  // namespace
+
+void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
+                   int nthreads) {
+  const bool wide = active_isa() == Isa::kAvx512;
+  const int W = words_for(channels);
+  split_rows(rows, nthreads, 4096 / (channels + 1) + 1, [&](size_t r0, size_t r1) {
+    if (wide) {
+      pack_rows_f32_avx512(x + r0 * channels, r1 - r0, channels, thr, out + r0 * W);
+    } else {
+      pack_rows_f32_portable(x + r0 * channels, r1 - r0, channels, thr, out + r0 * W);
+    }
+  });
+}
+
+void pack_rows_i8(const int8_t* x, size_t rows, int channels, uint64_t* out, int nthreads) {
+  const int W = words_for(channels);
+  split_rows(rows, nthreads, 4096 / (channels + 1) + 1, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) {
+      const int8_t* xr = x + r * channels;
+      uint64_t* o = out + r * W;
+      for (int wd = 0; wd < W; ++wd) {
+        int c0 = wd * 64, c1 = c0 + 64 < channels ? c0 + 64 : channels;
+        uint64_t word = 0;
+        for (int c = c0; c < c1; ++c) word |= static_cast<uint64_t>(xr[c] < 0) << (c - c0);
+        o[wd] = word;
+      }
+    }
+  });
+}
+
+void unpack_rows_f32(const uint64_t* p, size_t rows, int channels, float* out) {
+  const int W = words_for(channels);
+  for (size_t r = 0; r < rows; ++r)
+    for (int c = 0; c < channels; ++c)
+      out[r * channels + c] = ((p[r * W + c / 64] >> (c % 64)) & 1) ? -1.0f : 1.0f;
+}
+
+void unpack_rows_i8(const uint64_t* p, size_t rows, int channels, int8_t* out) {
+  const int W = words_for(channels);
+  for (size_t r = 0; r < rows; ++r)
+    for (int c = 0; c < channels; ++c)
+      out[r * channels + c] = ((p[r * W + c / 64] >> (c % 64)) & 1) ? -1 : 1;
+}
+
+void copy_bits(const uint64_t* src, size_t src_off, uint64_t* dst, size_t dst_off,
+               size_t nbits) {
+  while (nbits > 0) {
+    size_t sw = src_off / 64, sb = src_off % 64;
+    size_t dw = dst_off / 64, db = dst_off % 64;
+    size_t n = 64 - (sb > db ? sb : db);
+    if (n > nbits) n = nbits;
+    uint64_t mask = n == 64 ? ~uint64_t{0} : ((uint64_t{1} << n) - 1);
+    uint64_t v = (src[sw] >> sb) & mask;
+    dst[dw] = (dst[dw] & ~(mask << db)) | (v << db);
+    src_off += n;
+    dst_off += n;
+    nbits -= n;
+  }
+}
+
+PackedWeights pack_weights_ohwi(const float* w, int oc, int kh, int kw, int cin_g, int groups) {
+  PackedWeights pw;
+  pw.oc = oc;
+  pw.kh = kh;
+  pw.kw = kw;
+  pw.cin_g = cin_g;
+  pw.groups = groups;
+  pw.ocg = oc / groups;
+  pw.cw = words_for(cin_g);
+  pw.nblocks = (pw.ocg + kNR - 1) / kNR;
+  const int T = kh * kw, cw = pw.cw;
+  pw.ohwi.assign(static_cast<size_t>(oc) * T * cw, 0);
+  pack_rows_f32_portable(w, static_cast<size_t>(oc) * T, cin_g, nullptr, pw.ohwi.data());
+  const size_t block_words = static_cast<size_t>(T) * cw * kNR;
+  pw.blocks.assign(static_cast<size_t>(groups) * pw.nblocks * block_words, 0);
+  pw.wsum.assign(static_cast<size_t>(groups) * pw.nblocks * T * kNR, 0);
+  for (int g = 0; g < groups; ++g) {
+    for (int o = 0; o < pw.ocg; ++o) {
+      const int oc_global = g * pw.ocg + o;
+      const int b = o / kNR, j = o % kNR;
+      uint64_t* blk = pw.blocks.data() + (static_cast<size_t>(g) * pw.nblocks + b) * block_words;
+      int32_t* ws = pw.wsum.data() + (static_cast<size_t>(g) * pw.nblocks + b) * T * kNR;
+      for (int t = 0; t < T; ++t) {
+        int neg = 0;
+        for (int c = 0; c < cw; ++c) {
+          uint64_t word = pw.ohwi[(static_cast<size_t>(oc_global) * T + t) * cw + c];
+          blk[(static_cast<size_t>(t) * cw + c) * kNR + j] = word;
+          neg += __builtin_popcountll(word);
+        }
+        ws[t * kNR + j] = cin_g - 2 * neg;
+      }
+    }
+  }
+  return pw;
+}
+
+}  // namespace onebit

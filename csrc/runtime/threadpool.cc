@@ -1,0 +1,151 @@
+#include "runtime/threadpool.h"
+
+#include <sched.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ONEBIT_PAUSE() _mm_pause()
+#else
+#define ONEBIT_PAUSE() ((void)0)
+#endif
+
+namespace onebit {
+namespace {
+
+int default_threads() {
+  if (const char* env = std::getenv("ONEBIT_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? static_cast<int>(n) : 1;
+}
+
+std::atomic<int> g_num_threads{0};
+
+class Pool {
+ public:
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+      publish(0);
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  void run(int ntasks, int nthreads, const std::function<void(int)>& fn) {
+    std::lock_guard<std::mutex> call_lock(call_mu_);
+    int want = nthreads - 1;
+    if (want > 0xFFFF) want = 0xFFFF;
+    if (want > ntasks - 1) want = ntasks - 1;
+    if (want <= 0) {
+      for (int i = 0; i < ntasks; ++i) fn(i);
+      return;
+    }
+    while (static_cast<int>(workers_.size()) < want) {
+      int id = static_cast<int>(workers_.size());
+      const uint64_t gen = state_.load() >> 16;  // before this call's publish
+      workers_.emplace_back([this, id, gen] { worker(id, gen); });
+    }
+    fn_ = &fn;
+    ntasks_ = ntasks;
+    next_.store(0);
+    pending_.store(want);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      publish(want);
+    }
+    cv_.notify_all();
+    work();
+    while (pending_.load(std::memory_order_acquire) != 0) ONEBIT_PAUSE();
+    fn_ = nullptr;
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      int i = next_.fetch_add(1, std::memory_order_relaxed);
+      if (i >= ntasks_) break;
+      (*fn_)(i);
+    }
+  }
+
+  // Generation and the number of workers it wants, in one atomic word so a
+  // worker never pairs one call's generation with another call's count.
+  void publish(int active) {
+    uint64_t gen = (state_.load() >> 16) + 1;
+    state_.store((gen << 16) | static_cast<uint64_t>(active), std::memory_order_release);
+  }
+
+  void worker(int id, uint64_t seen) {
+    for (;;) {
+      // Spin a little for the next call, then sleep.
+      uint64_t st = state_.load(std::memory_order_acquire);
+      for (int spin = 0; (st >> 16) == seen && spin < 20000; ++spin) {
+        ONEBIT_PAUSE();
+        st = state_.load(std::memory_order_acquire);
+      }
+      if ((st >> 16) == seen) {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return (state_.load() >> 16) != seen; });
+        st = state_.load(std::memory_order_acquire);
+      }
+      seen = st >> 16;
+      if (stop_) return;
+      if (id < static_cast<int>(st & 0xFFFF)) {
+        work();
+        pending_.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+  }
+
+  std::mutex call_mu_, mu_;
+  std::condition_variable cv_;
+  std::vector<std::thread> workers_;
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int> next_{0}, pending_{0};
+  const std::function<void(int)>* fn_ = nullptr;
+  int ntasks_ = 0;
+  bool stop_ = false;
+};
+
+Pool& pool() {
+  static Pool* p = new Pool();  // never destroyed: workers may outlive static teardown
+  return *p;
+}
+
+}  // namespace
+
+int get_num_threads() {
+  int n = g_num_threads.load();
+  if (n <= 0) {
+    n = default_threads();
+    g_num_threads.store(n);
+  }
+  return n;
+}
+
+void set_num_threads(int n) { g_num_threads.store(n > 0 ? n : default_threads()); }
+
+void parallel_for(int ntasks, int nthreads, const std::function<void(int)>& fn) {
+  if (ntasks <= 0) return;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  pool().run(ntasks, nthreads, fn);
+}
+
+}  // namespace onebit

@@ -1,0 +1,22 @@
+// A small persistent thread pool: parallel_for over task indices.
+//
+// Workers are created on first use and kept; between calls they spin briefly
+// (a conv layer takes ~0.1 ms, waking a sleeping thread costs tens of us) and
+// then sleep on a condition variable, so an idle engine uses no CPU. Calls
+// from several Python threads at once are serialized.
+#pragma once
+
+#include <functional>
+
+namespace onebit {
+
+// Threads used when a call does not say: ONEBIT_NUM_THREADS if set, else the
+// number of CPUs the process may run on.
+int get_num_threads();
+void set_num_threads(int n);  // n <= 0 restores the default
+
+// Runs fn(task) for task in [0, ntasks) on up to nthreads threads (the caller
+// included). Exceptions in fn terminate: kernels must not throw.
+void parallel_for(int ntasks, int nthreads, const std::function<void(int)>& fn);
+
+}  // namespace onebit
