@@ -160,12 +160,18 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
     for (size_t tile = mt * tiles_per_task; tile < t_end; ++tile) {
       const size_t m0 = tile * MR;
       const int mr = static_cast<int>(std::min<size_t>(MR, M - m0));
+      // Decode the first pixel once; step the rest (divisions cost more than
+      // a whole tile of popcounts when channels are few).
+      int ox = static_cast<int>(m0 % p.ow), oy = static_cast<int>((m0 / p.ow) % p.oh);
+      int n = static_cast<int>(m0 / (static_cast<size_t>(p.ow) * p.oh));
       for (int i = 0; i < mr; ++i) {
-        const size_t m = m0 + i;
-        const int ox = static_cast<int>(m % p.ow);
-        const size_t r = m / p.ow;
-        const int oy = static_cast<int>(r % p.oh);
-        const int n = static_cast<int>(r / p.oh);
+        if (i > 0 && ++ox == p.ow) {
+          ox = 0;
+          if (++oy == p.oh) {
+            oy = 0;
+            ++n;
+          }
+        }
         const uint64_t* img = x + static_cast<size_t>(n) * p.h * p.w * x_stride;
         for (int ky = 0; ky < p.kh; ++ky) {
           const int iy = oy * p.sh - p.pt + ky * p.dh;

@@ -220,7 +220,7 @@ NB_MODULE(_C, m) {
     }
     nb::gil_scoped_release g;
     bconv2d(x.data(), w, p, os, out.data(), nthreads);
-  }, nb::arg("x"), nb::arg("w"), nb::arg("in_channels"), nb::arg("stride"), nb::arg("padding"),
+  }, nb::arg("x").noconvert(), nb::arg("w"), nb::arg("in_channels"), nb::arg("stride"), nb::arg("padding"),
      nb::arg("dilation"), nb::arg("pad_value"), nb::arg("bits_out"), nb::arg("activation"),
      nb::arg("multiplier").none(), nb::arg("bias").none(), nb::arg("slope").none(),
      nb::arg("threshold").none(), nb::arg("flip").none(), nb::arg("out"),

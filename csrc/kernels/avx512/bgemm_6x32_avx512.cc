@@ -43,14 +43,15 @@ void bgemm_mrx32_avx512(int T, int cw, const uint64_t* const* ind, const uint64_
     }
   }
   const __m512i kb = _mm512_set1_epi32(ep.k_bits);
+  const __m512i lo_dwords =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512 zero = _mm512_setzero_ps();
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
-    // popcounts (64-bit lanes) -> int32, channels 0..15 and 16..31
-    __m512i p0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(acc[i][0])),
-                                    _mm512_cvtepi64_epi32(acc[i][1]), 1);
-    __m512i p1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(acc[i][2])),
-                                    _mm512_cvtepi64_epi32(acc[i][3]), 1);
+    // popcounts (64-bit lanes, < 2^31) -> int32 for channels 0..15 and 16..31:
+    // one two-source permute of the low dwords per pair (1 uop, vs 2 vpmovqd + insert)
+    __m512i p0 = _mm512_permutex2var_epi32(acc[i][0], lo_dwords, acc[i][1]);
+    __m512i p1 = _mm512_permutex2var_epi32(acc[i][2], lo_dwords, acc[i][3]);
     __m512i d0 = _mm512_sub_epi32(kb, _mm512_add_epi32(p0, p0));
     __m512i d1 = _mm512_sub_epi32(kb, _mm512_add_epi32(p1, p1));
     if (corr[i]) {

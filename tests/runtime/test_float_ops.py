@@ -1,0 +1,71 @@
+"""Float helpers around the binary layers, against PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import signs
+
+from onebit.runtime import kernels as K
+
+
+def nchw(x):
+    return torch.from_numpy(x).permute(0, 3, 1, 2)
+
+
+def nhwc(t):
+    return t.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+@pytest.mark.parametrize("case", [(1, 3, 16, 3, 2, 1, 1), (2, 5, 7, 3, 1, 1, 2),
+                                  (1, 32, 33, 1, 1, 0, 1), (1, 3, 70, 7, 2, 3, 1)])
+def test_conv2d_f32(isa, rng, case):
+    n, ci, co, k, s, p, d = case
+    x = rng.standard_normal((n, 13, 11, ci)).astype(np.float32)
+    w = rng.standard_normal((co, ci, k, k)).astype(np.float32)
+    b = rng.standard_normal(co).astype(np.float32)
+    want = nhwc(F.relu(F.conv2d(nchw(x), torch.from_numpy(w), torch.from_numpy(b), stride=s,
+                                padding=p, dilation=d)))
+    got = K.conv2d_f32(x, w, b, stride=s, padding=p, dilation=d, layout="OIHW",
+                       activation="relu")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 512, 1000), (5, 300, 37), (64, 1, 3)])
+def test_dense_f32(isa, rng, m, k, n):
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    slope = rng.uniform(0, 0.5, n).astype(np.float32)
+    want = F.prelu(torch.from_numpy(x @ w.T + b), torch.from_numpy(slope)).numpy()
+    got = K.dense_f32(x, w, b, activation="prelu", prelu_slope=slope)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_pools(isa, rng, k, s, p):
+    x = rng.standard_normal((2, 9, 8, 70)).astype(np.float32)
+    np.testing.assert_array_equal(K.maxpool_f32(x, k, s, p),
+                                  nhwc(F.max_pool2d(nchw(x), k, s, p)))
+    for inc in (True, False):
+        np.testing.assert_allclose(K.avgpool_f32(x, k, s, p, count_include_pad=inc),
+                                   nhwc(F.avg_pool2d(nchw(x), k, s, p, count_include_pad=inc)),
+                                   rtol=1e-5, atol=1e-6)
+    xs = signs(rng, (2, 9, 8, 130))
+    got = K.maxpool_packed(K.pack_bits(xs), 130, k, s, p)
+    np.testing.assert_array_equal(K.unpack_bits(got, 130), nhwc(F.max_pool2d(nchw(xs), k, s, p)))
+
+
+def test_elementwise_helpers(rng):
+    x = rng.standard_normal((2, 3, 3, 5)).astype(np.float32)
+    sc, sh = rng.standard_normal(5), rng.standard_normal(5)
+    np.testing.assert_allclose(K.batchnorm_f32(x, sc, sh), x * sc.astype(np.float32) +
+                               sh.astype(np.float32), rtol=1e-6)
+    sl = rng.standard_normal(5).astype(np.float32)
+    np.testing.assert_allclose(K.prelu_f32(x, sl), np.where(x < 0, x * sl, x))
+    g, z, b = (rng.standard_normal(5).astype(np.float32) for _ in range(3))
+    y = x - g
+    np.testing.assert_allclose(K.rprelu_f32(x, g, z, b), np.where(y < 0, y * b, y) + z,
+                               rtol=1e-6)
