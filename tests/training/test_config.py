@@ -44,7 +44,9 @@ def test_overrides_and_defaults(tmp_path):
 
 
 def test_base_inheritance(tmp_path):
-    (tmp_path / "big.toml").write_text('[model]\nname = "tiny_mlp"\n[data]\nname = "mnist"\n[train]\nepochs = 100\n')
+    (tmp_path / "big.toml").write_text(
+        '[model]\nname = "tiny_mlp"\n[data]\nname = "mnist"\n[train]\nepochs = 100\n'
+    )
     (tmp_path / "small.toml").write_text('base = "big.toml"\n[train]\nepochs = 2\n')
     cfg = load_config(str(tmp_path / "small.toml"))
     assert cfg["train"]["epochs"] == 2 and cfg["data"]["name"] == "mnist"
@@ -90,7 +92,18 @@ def test_dotted_flags():
 def test_cli_print_config_and_clean_errors(capsys):
     from onebit.cli import main
 
-    rc = main(["train", "--config", RECIPES[0], "--set", "optim.lr=0.5", "--data.batch_size", "32", "--print-config"])
+    rc = main(
+        [
+            "train",
+            "--config",
+            RECIPES[0],
+            "--set",
+            "optim.lr=0.5",
+            "--data.batch_size",
+            "32",
+            "--print-config",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and '"lr": 0.5' in out and '"batch_size": 32' in out
     rc = main(["train", "--config", RECIPES[0], "--set", "optim.lrr=1"])

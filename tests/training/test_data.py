@@ -2,22 +2,41 @@ import os
 
 import pytest
 import torch
-
 from conftest import DATA, need_data
+
 from onebit.data import TensorLoader, build_loaders, epoch_permutation, random_crop_flip
 
 
 def _data(name, **kw):
-    d = {"name": name, "data_dir": "", "cache_dir": "", "download": False, "batch_size": 32,
-         "eval_batch_size": 100, "augment": True, "workers": 0, "train_subset": 200, "test_subset": 100,
-         "image_size": 224, "resize_size": 256, "train_dir": "", "val_dir": "", "normalize": "standard"}
+    d = {
+        "name": name,
+        "data_dir": "",
+        "cache_dir": "",
+        "download": False,
+        "batch_size": 32,
+        "eval_batch_size": 100,
+        "augment": True,
+        "workers": 0,
+        "train_subset": 200,
+        "test_subset": 100,
+        "image_size": 224,
+        "resize_size": 256,
+        "train_dir": "",
+        "val_dir": "",
+        "normalize": "standard",
+    }
     d.update(kw)
     return d
 
 
-@pytest.mark.parametrize("name, folder, shape", [("mnist", "mnist", (1, 28, 28)),
-                                                 ("fashion_mnist", "fashion-mnist", (1, 28, 28)),
-                                                 ("cifar10", "cifar10", (3, 32, 32))])
+@pytest.mark.parametrize(
+    "name, folder, shape",
+    [
+        ("mnist", "mnist", (1, 28, 28)),
+        ("fashion_mnist", "fashion-mnist", (1, 28, 28)),
+        ("cifar10", "cifar10", (3, 32, 32)),
+    ],
+)
 def test_in_memory_loaders_on_real_data(name, folder, shape):
     need_data(folder)
     tr, te, info = build_loaders(_data(name))
@@ -40,8 +59,17 @@ def test_cifar10_cache_is_reused(cache_dir):
 def test_imagenet_sample_folder():
     need_data("imagenet-sample")
     sample = os.path.join(DATA, "imagenet-sample")
-    d = _data("imagenet", train_dir=sample, val_dir=sample, image_size=64, resize_size=73,
-              batch_size=8, eval_batch_size=16, train_subset=16, test_subset=16)
+    d = _data(
+        "imagenet",
+        train_dir=sample,
+        val_dir=sample,
+        image_size=64,
+        resize_size=73,
+        batch_size=8,
+        eval_batch_size=16,
+        train_subset=16,
+        test_subset=16,
+    )
     tr, te, info = build_loaders(d)
     assert info["num_classes"] == 103
     x, y, _ = next(tr.batches(0))
@@ -50,8 +78,15 @@ def test_imagenet_sample_folder():
     assert x.shape == (16, 3, 64, 64)  # single center crop, grayscale JPEGs converted to RGB
 
 
-@pytest.mark.parametrize("name, layout", [("mnist", "train-images-idx3-ubyte.gz"), ("fashion_mnist", "fashion-mnist"),
-                                          ("cifar10", "cifar10-jpg.zip"), ("imagenet", "train/<wnid>")])
+@pytest.mark.parametrize(
+    "name, layout",
+    [
+        ("mnist", "train-images-idx3-ubyte.gz"),
+        ("fashion_mnist", "fashion-mnist"),
+        ("cifar10", "cifar10-jpg.zip"),
+        ("imagenet", "train/<wnid>"),
+    ],
+)
 def test_missing_data_names_expected_layout(tmp_path, name, layout):
     with pytest.raises(FileNotFoundError, match=layout.replace("<", ".").replace(">", ".")):
         build_loaders(_data(name, data_dir=str(tmp_path / "d"), cache_dir=str(tmp_path / "c")))

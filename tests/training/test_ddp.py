@@ -3,8 +3,8 @@
 import os
 
 import torch
-
 from conftest import tiny_cfg
+
 from onebit.training.checkpoint import load_checkpoint
 from onebit.training.distributed import launch
 from onebit.training.loop import train
@@ -12,8 +12,15 @@ from onebit.training.loop import train
 
 def test_two_process_gloo_matches_one_process(tmp_path):
     # no BatchNorm / dropout: per-rank BN statistics would differ from one process (use SyncBatchNorm there)
-    over = {"model.kwargs.bn": "false", "model.kwargs.dropout": "0.0", "optim.name": '"sgd"',
-            "optim.lr": "0.05", "train.epochs": "2", "train.max_steps": "12", "data.batch_size": "64"}
+    over = {
+        "model.kwargs.bn": "false",
+        "model.kwargs.dropout": "0.0",
+        "optim.name": '"sgd"',
+        "optim.lr": "0.05",
+        "train.epochs": "2",
+        "train.max_steps": "12",
+        "data.batch_size": "64",
+    }
     ref = train(tiny_cfg(tmp_path / "one", **over), quiet=True)
     cfg = tiny_cfg(tmp_path / "two", **over)
     launch(cfg, nprocs=2, threads=1)

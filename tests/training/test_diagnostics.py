@@ -9,8 +9,14 @@ from onebit.training.diagnostics import FlipTracker, MetricsLogger, latent_histo
 def _model():
     m = torch.nn.Sequential(
         torch.nn.Linear(4, 4),  # float: not tracked
-        QuantLinear(4, 2, bias=False, input_quantizer="ste_sign", weight_quantizer="ste_sign",
-                    weight_constraint="weight_clip"),
+        QuantLinear(
+            4,
+            2,
+            bias=False,
+            input_quantizer="ste_sign",
+            weight_quantizer="ste_sign",
+            weight_constraint="weight_clip",
+        ),
     )
     with torch.no_grad():
         m[1].weight.copy_(torch.tensor([[0.5, -0.5, 0.0, 0.1], [-0.2, 0.3, 0.9, -0.9]]))
@@ -43,9 +49,17 @@ def test_logger_and_plots(tmp_path):
     m = _model()
     log = MetricsLogger(str(tmp_path), tensorboard=True, csv=True)
     for e in range(3):
-        rec = {"kind": "epoch", "epoch": e, "train_loss": 1.0 / (e + 1), "train_acc": 0.5, "test_loss": 1.0,
-               "test_acc": 0.4 + e / 10, "lr": 1e-3, "flip_ratio": {"1": 0.1 / (e + 1), "all": 0.1 / (e + 1)},
-               "histograms": latent_histograms(m)}
+        rec = {
+            "kind": "epoch",
+            "epoch": e,
+            "train_loss": 1.0 / (e + 1),
+            "train_acc": 0.5,
+            "test_loss": 1.0,
+            "test_acc": 0.4 + e / 10,
+            "lr": 1e-3,
+            "flip_ratio": {"1": 0.1 / (e + 1), "all": 0.1 / (e + 1)},
+            "histograms": latent_histograms(m),
+        }
         log.log(rec, step=e, histograms=rec["histograms"])
     log.close()
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()

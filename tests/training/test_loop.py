@@ -2,8 +2,8 @@ import os
 
 import pytest
 import torch
-
 from conftest import need_data, tiny_cfg
+
 from onebit.training.checkpoint import load_model
 from onebit.training.loop import build_optimizer, train
 from onebit.training.schedule import LRSchedule
@@ -11,14 +11,28 @@ from onebit.training.schedule import LRSchedule
 
 def test_cli_train_eval_summary_on_mnist(tmp_path, capsys):
     need_data("mnist")
-    from onebit.cli import main
     from onebit import summary_for
+    from onebit.cli import main
 
-    rc = main([
-        "train", "--set", "model.name=binarynet_mlp", "data.name=mnist", "model.kwargs.hidden=64",
-        "model.kwargs.num_hidden=2", "data.train_subset=2000", "data.test_subset=500", "data.batch_size=100",
-        "train.progress=false", "diagnostics.tensorboard=false", "--train.epochs", "2", "--out-dir", str(tmp_path),
-    ])
+    rc = main(
+        [
+            "train",
+            "--set",
+            "model.name=binarynet_mlp",
+            "data.name=mnist",
+            "model.kwargs.hidden=64",
+            "model.kwargs.num_hidden=2",
+            "data.train_subset=2000",
+            "data.test_subset=500",
+            "data.batch_size=100",
+            "train.progress=false",
+            "diagnostics.tensorboard=false",
+            "--train.epochs",
+            "2",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "test top-1" in out and "curves.png" in out
     run = tmp_path / "run"
@@ -36,20 +50,43 @@ def test_cli_train_eval_summary_on_mnist(tmp_path, capsys):
 def test_cli_clean_errors(tmp_path, capsys):
     from onebit.cli import main
 
-    rc = main(["train", "--set", "model.name=tiny_mlp", "data.name=cifar10", f"data.data_dir={tmp_path}",
-               f"data.cache_dir={tmp_path}/c", "data.download=false", f"train.out_dir={tmp_path}"])
+    rc = main(
+        [
+            "train",
+            "--set",
+            "model.name=tiny_mlp",
+            "data.name=cifar10",
+            f"data.data_dir={tmp_path}",
+            f"data.cache_dir={tmp_path}/c",
+            "data.download=false",
+            f"train.out_dir={tmp_path}",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "cifar10-jpg.zip" in err and len(err.strip().splitlines()) == 1
     rc = main(["eval", str(tmp_path / "missing.pt")])
     assert rc == 2 and "checkpoint not found" in capsys.readouterr().err
-    rc = main(["train", "--set", "model.name=no_such_net", "data.name=synthetic", f"train.out_dir={tmp_path}"])
+    rc = main(
+        ["train", "--set", "model.name=no_such_net", "data.name=synthetic", f"train.out_dir={tmp_path}"]
+    )
     assert rc == 2 and "no_such_net" in capsys.readouterr().err
 
 
 def test_bop_sgd_step_schedule_bipolar_gradclip(tmp_path):
-    cfg = tiny_cfg(tmp_path, **{"optim.name": '"bop"', "optim.rest": '"sgd"', "optim.lr": "0.05",
-                                "optim.bop_threshold": "1e-6", "optim.bop_gamma": "1e-3", "optim.grad_clip": "1.0",
-                                "optim.bipolar": "5e-7", "schedule.name": '"step"', "schedule.milestones": "[1]"})
+    cfg = tiny_cfg(
+        tmp_path,
+        **{
+            "optim.name": '"bop"',
+            "optim.rest": '"sgd"',
+            "optim.lr": "0.05",
+            "optim.bop_threshold": "1e-6",
+            "optim.bop_gamma": "1e-3",
+            "optim.grad_clip": "1.0",
+            "optim.bipolar": "5e-7",
+            "schedule.name": '"step"',
+            "schedule.milestones": "[1]",
+        },
+    )
     res = train(cfg, quiet=True)
     w = res["model"][3].weight
     assert set(w.unique().tolist()) <= {-1.0, 1.0}  # Bop keeps binary weights at +-1
@@ -81,8 +118,16 @@ def _lrs(cfg, spe=10, epochs=10, metrics=None):
 
 
 def test_schedules():
-    base = {"warmup_epochs": 0.0, "milestones": [], "gamma": 0.1, "factor": 0.5, "patience": 1,
-            "threshold": 1e-3, "min_lr": 0.0, "factors": []}
+    base = {
+        "warmup_epochs": 0.0,
+        "milestones": [],
+        "gamma": 0.1,
+        "factor": 0.5,
+        "patience": 1,
+        "threshold": 1e-3,
+        "min_lr": 0.0,
+        "factors": [],
+    }
     cos = _lrs({**base, "name": "cosine", "warmup_epochs": 1.0})
     assert cos[0] == pytest.approx(0.1) and cos[9] == pytest.approx(1.0) and cos[-1] < 0.01
     assert all(a >= b for a, b in zip(cos[10:], cos[11:], strict=False))
@@ -95,8 +140,15 @@ def test_schedules():
 
 def test_distillation_from_checkpoint_teacher_with_cached_logits(tmp_path):
     teacher = train(tiny_cfg(tmp_path / "t", **{"train.epochs": "1"}), quiet=True)
-    cfg = tiny_cfg(tmp_path / "s", **{"distill.teacher": f'"{teacher["checkpoint"]}"', "distill.soft_only_epochs": "1",
-                                      "distill.cache_logits": "true", "data.augment": "false"})
+    cfg = tiny_cfg(
+        tmp_path / "s",
+        **{
+            "distill.teacher": f'"{teacher["checkpoint"]}"',
+            "distill.soft_only_epochs": "1",
+            "distill.cache_logits": "true",
+            "data.augment": "false",
+        },
+    )
     res = train(cfg, quiet=True)
     assert res["metrics"]["test_acc"] > 0.5
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import torch
-
 from conftest import tiny_cfg
+
 from onebit.training.checkpoint import load_checkpoint
 from onebit.training.loop import train
 
@@ -33,7 +33,9 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path):
         "train(json.loads(sys.argv[1]), quiet=True)\n"
     )
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, "-c", code, json.dumps(cfg)], env=env, capture_output=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(cfg)], env=env, capture_output=True, timeout=300
+    )
     assert p.returncode == -signal.SIGKILL, p.stderr.decode()[-2000:]
     last = os.path.join(cfg["train"]["out_dir"], "run", "last.pt")
     ck = load_checkpoint(last)

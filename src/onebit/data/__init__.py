@@ -60,7 +60,10 @@ def _crop_flip(x: torch.Tensor, gen: torch.Generator, total: int, offset: int, p
 def build_loaders(
     data: dict[str, Any], seed: int = 0, rank: int = 0, world: int = 1, device: Any = "cpu"
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """Train and test loaders for a recipe's ``[data]`` table, plus ``{"num_classes", "input_size", "classes"}``."""
+    """Train and test loaders for a recipe's ``[data]`` table.
+
+    Also returns ``{"num_classes", "input_size", "classes"}``.
+    """
     name = data["name"]
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
@@ -81,8 +84,11 @@ def build_loaders(
         train = FolderLoader(tr, int(data["batch_size"]), train=True, **common)
         test = FolderLoader(va, int(data["eval_batch_size"]), train=False, **common)
         classes = tr.dataset.classes if isinstance(tr, torch.utils.data.Subset) else tr.classes
-        info = {"num_classes": 1000 if len(classes) > 100 else len(classes),
-                "input_size": (3, size, size), "classes": classes}
+        info = {
+            "num_classes": 1000 if len(classes) > 100 else len(classes),
+            "input_size": (3, size, size),
+            "classes": classes,
+        }
         if len(classes) != 1000:
             info["num_classes"] = len(classes)
         return train, test, info
@@ -93,7 +99,9 @@ def build_loaders(
     norm = Normalize(data.get("normalize", "standard"), name, channels)
     aug = _augment_fn(name) if data.get("augment", True) else None
     common = dict(seed=seed, normalize=norm, rank=rank, world=world, device=device)
-    train = TensorLoader(tr_data.images, tr_data.labels, int(data["batch_size"]), train=True, augment=aug, **common)
+    train = TensorLoader(
+        tr_data.images, tr_data.labels, int(data["batch_size"]), train=True, augment=aug, **common
+    )
     test = TensorLoader(te_data.images, te_data.labels, int(data["eval_batch_size"]), train=False, **common)
     info = {
         "num_classes": num_classes_of(name),

@@ -46,7 +46,12 @@ __all__ = [
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "imagenet", "synthetic")
 _NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "imagenet": 1000, "synthetic": 10}
-_INPUT = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "synthetic": (1, 12, 12)}
+_INPUT = {
+    "mnist": (1, 28, 28),
+    "fashion_mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+    "synthetic": (1, 12, 12),
+}
 
 
 @dataclass
@@ -147,7 +152,8 @@ def _load_mnist_like(name: str, root: str, cache: str, train: bool, download: bo
                         shutil.copyfile(os.path.join(src_dir, f + ".gz"), dst)
             break
     have = all(
-        os.path.exists(os.path.join(raw, f + ".gz")) or os.path.exists(os.path.join(raw, f)) for f in _IDX_FILES
+        os.path.exists(os.path.join(raw, f + ".gz")) or os.path.exists(os.path.join(raw, f))
+        for f in _IDX_FILES
     )
     if not have and not download:
         raise _missing_mnist(name, root, folder, "download disabled")
@@ -239,7 +245,10 @@ def _load_cifar10(root: str, cache: str, train: bool, subset: int, download: boo
     split = "train" if train else "test"
     zips = [os.path.join(root, "cifar10", "cifar10-jpg.zip"), os.path.join(root, "cifar10-jpg.zip")]
     trees = [os.path.join(root, "cifar10"), root]
-    batches = [os.path.join(root, "cifar-10-batches-py"), os.path.join(root, "cifar10", "cifar-10-batches-py")]
+    batches = [
+        os.path.join(root, "cifar-10-batches-py"),
+        os.path.join(root, "cifar10", "cifar-10-batches-py"),
+    ]
     src: tuple[str, str] | None = None
     for z in zips:
         if os.path.isfile(z):
@@ -284,7 +293,8 @@ def _cifar_download(root: str, cache: str, train: bool, subset: int, download: b
         ds = datasets.CIFAR10(os.path.join(cache, "torchvision"), train=train, download=download)
     except Exception as e:
         raise FileNotFoundError(
-            f"cifar10: data not found under {root} ({type(e).__name__}: {e}). Expected {root}/cifar10/cifar10-jpg.zip (ImageFolder tree "
+            f"cifar10: data not found under {root} ({type(e).__name__}: {e}). "
+            f"Expected {root}/cifar10/cifar10-jpg.zip (ImageFolder tree "
             f"train/<class>/*.jpg, test/<class>/*.jpg in a zip), or the extracted tree "
             f"{root}/cifar10/{{train,test}}/<class>/, or {root}/cifar-10-batches-py/"
         ) from None
@@ -319,7 +329,9 @@ def load_arrays(
         return _load_cifar10(root, cache, train, subset, download)
     if name == "synthetic":
         return _synthetic(train, subset)
-    raise ValueError(f"{name!r} is not an in-memory data set; in-memory: mnist, fashion_mnist, cifar10, synthetic")
+    raise ValueError(
+        f"{name!r} is not an in-memory data set; in-memory: mnist, fashion_mnist, cifar10, synthetic"
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -343,7 +355,10 @@ def imagenet_folders(root: str, train_dir: str = "", val_dir: str = "") -> tuple
 
 
 def imagenet_transforms(train: bool, image_size: int = 224, resize_size: int = 256, augment: bool = True):
-    """Standard ImageNet transforms: RandomResizedCrop + flip for training; resize + single center crop to evaluate."""
+    """Standard ImageNet transforms.
+
+    Training: RandomResizedCrop + flip; evaluation: resize + one center crop.
+    """
     from torchvision import transforms as T
 
     from onebit.data.transforms import STATS

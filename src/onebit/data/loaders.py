@@ -132,7 +132,10 @@ class _IndexedDataset(torch.utils.data.Dataset):
 
 
 class FolderLoader:
-    """Batches of an on-disk (ImageFolder) data set decoded by DataLoader workers, same contract as TensorLoader."""
+    """Batches of an on-disk (ImageFolder) data set decoded by DataLoader workers.
+
+    Same contract as :class:`TensorLoader`.
+    """
 
     def __init__(
         self,

@@ -50,8 +50,8 @@ def random_crop_flip(
     if crop and pad > 0:
         xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
         oy, ox = oy.to(x.device), ox.to(x.device)
-        rows = (oy[:, None] + torch.arange(h, device=x.device)[None, :])  # (N, H)
-        cols = (ox[:, None] + torch.arange(w, device=x.device)[None, :])  # (N, W)
+        rows = oy[:, None] + torch.arange(h, device=x.device)[None, :]  # (N, H)
+        cols = ox[:, None] + torch.arange(w, device=x.device)[None, :]  # (N, W)
         idx_n = torch.arange(n, device=x.device)[:, None, None]
         # (N, H, W, C) gather, then back to NCHW
         x = xp.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
@@ -62,7 +62,10 @@ def random_crop_flip(
 
 
 class Normalize:
-    """uint8 (N, C, H, W) -> float32 normalized: ``standard`` (mean/std), ``pm1`` ([-1, 1]) or ``none`` ([0, 1])."""
+    """uint8 (N, C, H, W) -> float32.
+
+    Modes: ``standard`` (mean/std), ``pm1`` ([-1, 1]) or ``none`` ([0, 1]).
+    """
 
     def __init__(self, mode: str, dataset: str, channels: int) -> None:
         self.mode = mode

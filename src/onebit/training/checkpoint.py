@@ -33,7 +33,7 @@ FORMAT = "onebit-checkpoint"
 def capture_rng() -> dict[str, Any]:
     st: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": np.random.get_state(),  # noqa: NPY002 (global state is what we restore)
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -43,7 +43,7 @@ def capture_rng() -> dict[str, Any]:
 
 def restore_rng(st: dict[str, Any]) -> None:
     random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
+    np.random.set_state(st["numpy"])  # noqa: NPY002
     torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
@@ -74,7 +74,8 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> dict[str, Any]:
 
 
 def build_model(name: str, num_classes: int, kwargs: dict[str, Any] | None = None) -> nn.Module:
-    """Build a model by registered name (``onebit.models``), test-model name (``tiny_*``) or ``module:callable``."""
+    """Build a model by registered name (``onebit.models``), test-model name (``tiny_*``)
+    or ``module:callable``."""
     kwargs = dict(kwargs or {})
     if ":" in name:
         import importlib

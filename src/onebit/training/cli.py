@@ -37,7 +37,9 @@ def split_dotted_flags(extra: list[str]) -> list[str]:
 
 
 def configure_train(p: argparse.ArgumentParser) -> Callable:
-    p.add_argument("--config", "-c", help="recipe file (TOML; YAML with pyyaml), e.g. recipes/binarynet_mnist.toml")
+    p.add_argument(
+        "--config", "-c", help="recipe file (TOML; YAML with pyyaml), e.g. recipes/binarynet_mnist.toml"
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -88,8 +90,13 @@ def _run_train(args: argparse.Namespace) -> int:
     from onebit.training.config import load_config
 
     overrides = list(args.overrides or []) + split_dotted_flags(list(getattr(args, "_extra", []) or []))
-    for flag, key in (("data_dir", "data.data_dir"), ("out_dir", "train.out_dir"), ("resume", "train.resume"),
-                      ("epochs", "train.epochs"), ("device", "train.device")):
+    for flag, key in (
+        ("data_dir", "data.data_dir"),
+        ("out_dir", "train.out_dir"),
+        ("resume", "train.resume"),
+        ("epochs", "train.epochs"),
+        ("device", "train.device"),
+    ):
         v = getattr(args, flag, None)
         if v is not None:
             overrides.append(f"{key}={json.dumps(v) if isinstance(v, str) else v}")
@@ -114,7 +121,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def configure_eval(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("checkpoint", help="a onebit training checkpoint (last.pt / best.pt)")
-    p.add_argument("--data", help="data set name (default: the checkpoint's): mnist, fashion_mnist, cifar10, imagenet")
+    p.add_argument(
+        "--data", help="data set name (default: the checkpoint's): mnist, fashion_mnist, cifar10, imagenet"
+    )
     p.add_argument("--data-dir", help="data root (default: $ONEBIT_DATA)")
     p.add_argument("--val-dir", help="ImageNet: validation ImageFolder tree (default DATA/imagenet/val)")
     p.add_argument("--batch-size", type=int, default=0)

@@ -174,8 +174,7 @@ def validate(cfg: dict[str, Any], where: str = "recipe") -> dict[str, Any]:
                 ok = isinstance(v, dict)
             if not ok:
                 raise ValueError(
-                    f"{where}: {sec}.{k} = {v!r} has the wrong type; expected "
-                    f"{type(d).__name__} like {d!r}"
+                    f"{where}: {sec}.{k} = {v!r} has the wrong type; expected {type(d).__name__} like {d!r}"
                 )
     full = merge(DEFAULTS, {k: v for k, v in cfg.items() if k in DEFAULTS})
     for k in ("name", "description"):
@@ -271,5 +270,7 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
     if not cfg["model"]["name"]:
         raise ValueError(f"{path or 'config'}: model.name is required (e.g. --set model.name=binarynet_mlp)")
     if not cfg["data"]["name"]:
-        raise ValueError(f"{path or 'config'}: data.name is required (mnist, fashion_mnist, cifar10, imagenet)")
+        raise ValueError(
+            f"{path or 'config'}: data.name is required (mnist, fashion_mnist, cifar10, imagenet)"
+        )
     return cfg

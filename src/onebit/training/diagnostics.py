@@ -26,7 +26,7 @@ __all__ = ["FlipTracker", "MetricsLogger", "binary_layers", "latent_histograms",
 
 
 def binary_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, layer)`` of every layer whose weight is quantized to 1 bit (DDP/compile wrappers unwrapped)."""
+    """``(name, layer)`` of every layer whose weight is 1-bit (DDP/compile wrappers unwrapped)."""
     model = getattr(model, "module", model)
     model = getattr(model, "_orig_mod", model)
     return [(n, m) for n, m in model.named_modules() if isinstance(m, QuantMixin) and m.weight_precision == 1]
@@ -93,7 +93,9 @@ def latent_histograms(model: nn.Module, bins: int = 60) -> dict[str, dict[str, A
 class MetricsLogger:
     """Append-only metrics: ``metrics.jsonl`` (+ ``metrics.csv``) and TensorBoard, rank 0 only."""
 
-    def __init__(self, run_dir: str, enabled: bool = True, tensorboard: bool = True, csv: bool = False) -> None:
+    def __init__(
+        self, run_dir: str, enabled: bool = True, tensorboard: bool = True, csv: bool = False
+    ) -> None:
         self.run_dir, self.enabled = run_dir, enabled
         self.path = os.path.join(run_dir, "metrics.jsonl")
         self.csv_path = os.path.join(run_dir, "metrics.csv") if csv else None
@@ -213,7 +215,9 @@ def plot_run(run_dir: str) -> list[str]:
         for layer in layers:
             ax.plot(ep, [(f or {}).get(layer, float("nan")) for f in flips], label=layer)
         ax.plot(ep, [(f or {}).get("all", float("nan")) for f in flips], "k--", lw=2, label="all")
-        ax.set(title="flip ratio per binary layer", xlabel="epoch", ylabel="share of signs flipped", yscale="log")
+        ax.set(
+            title="flip ratio per binary layer", xlabel="epoch", ylabel="share of signs flipped", yscale="log"
+        )
         if len(layers) <= 12:
             ax.legend(fontsize=7)
         fig.tight_layout()

@@ -56,7 +56,9 @@ def load_teacher(spec: str, num_classes: int, weights: str = "DEFAULT", device: 
         try:
             model = torchvision.models.get_model(name, weights=weights or None)
         except Exception as e:
-            raise ValueError(f"teacher {spec!r}: cannot build torchvision model ({type(e).__name__}: {e})") from None
+            raise ValueError(
+                f"teacher {spec!r}: cannot build torchvision model ({type(e).__name__}: {e})"
+            ) from None
     else:
         from onebit.training.checkpoint import load_model
 

@@ -77,8 +77,11 @@ def _free_port() -> int:
 
 def _spawned(rank: int, cfg: dict, world: int, port: int, threads: int) -> None:
     os.environ.update(
-        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
     )
     if threads:
         torch.set_num_threads(threads)

@@ -49,7 +49,9 @@ def evaluate_checkpoint(
     _, test_loader, info = build_loaders(dc, 0, 0, 1, dev)
     model, meta = load_model(path)
     if meta["num_classes"] != info["num_classes"]:
-        raise ValueError(f"{path}: model has {meta['num_classes']} classes, {dc['name']} {info['num_classes']}")
+        raise ValueError(
+            f"{path}: model has {meta['num_classes']} classes, {dc['name']} {info['num_classes']}"
+        )
     model.to(dev)
     r = evaluate(model, test_loader, dev)
     r["data"] = dc["name"]

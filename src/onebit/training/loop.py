@@ -134,7 +134,12 @@ def evaluate(
         bar.close()
     stats = D.all_reduce_sum(stats, info or D.DistInfo())
     n = max(1.0, float(stats[3]))
-    return {"loss": float(stats[0]) / n, "top1": float(stats[1]) / n, "top5": float(stats[2]) / n, "n": int(stats[3])}
+    return {
+        "loss": float(stats[0]) / n,
+        "top1": float(stats[1]) / n,
+        "top5": float(stats[2]) / n,
+        "n": int(stats[3]),
+    }
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -157,7 +162,7 @@ def _progress_enabled(setting: Any, info: D.DistInfo) -> bool:
 
 def _seed_all(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seed the global state user code uses)
     torch.manual_seed(seed)
 
 
@@ -227,7 +232,9 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
     if resume:
         ck = load_checkpoint(resume, map_location=device)
         if ck["model_name"] != cfg["model"]["name"]:
-            raise ValueError(f"--resume {resume}: checkpoint is a {ck['model_name']}, recipe a {cfg['model']['name']}")
+            raise ValueError(
+                f"--resume {resume}: checkpoint is a {ck['model_name']}, recipe a {cfg['model']['name']}"
+            )
         inner.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -240,7 +247,11 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
             flips.load_state_dict(ck["extra"]["flip_state"])
         rank_rng = ck.get("rng_per_rank", {}).get(info.rank) or ck["rng"]
         restore_rng(rank_rng)
-        _log(f"resumed {resume} at epoch {start_epoch + 1}, batch {start_step}, step {global_step}", info, quiet)
+        _log(
+            f"resumed {resume} at epoch {start_epoch + 1}, batch {start_step}, step {global_step}",
+            info,
+            quiet,
+        )
 
     if tc["compile"]:
         model = torch.compile(model)
@@ -256,7 +267,9 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
             teacher = teacher.to(memory_format=torch.channels_last)
         if kc["cache_logits"]:
             if dc["augment"] and dc["name"] in ("cifar10", "imagenet"):
-                raise ValueError("distill.cache_logits needs data.augment = false (logits depend on the crop)")
+                raise ValueError(
+                    "distill.cache_logits needs data.augment = false (logits depend on the crop)"
+                )
             cache = LogitCache(train_loader.n, num_classes)
 
     logger = MetricsLogger(run_dir, enabled=info.is_main, tensorboard=xc["tensorboard"], csv=xc["csv"])
@@ -344,7 +357,9 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
                 if teacher is not None:
                     with torch.no_grad():
                         t_out = cache.get(teacher, x, idx) if cache is not None else teacher(x)
-                    loss = distillation_loss(out, t_out, y, alpha, float(kc["temperature"]), float(oc["label_smoothing"]))
+                    loss = distillation_loss(
+                        out, t_out, y, alpha, float(kc["temperature"]), float(oc["label_smoothing"])
+                    )
                 else:
                     loss = F.cross_entropy(out.float(), y, label_smoothing=float(oc["label_smoothing"]))
                 if oc["bipolar"]:
@@ -399,7 +414,9 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
         hists = latent_histograms(inner, int(xc["histogram_bins"])) if xc["histograms"] else None
         if hists:
             rec["histograms"] = hists
-        sched.epoch_end(rec.get("test_loss") if cfg["schedule"]["monitor"] == "test_loss" else rec["train_loss"])
+        sched.epoch_end(
+            rec.get("test_loss") if cfg["schedule"]["monitor"] == "test_loss" else rec["train_loss"]
+        )
         rec["wall_s"] = time.time() - t_start
         logger.log(rec, global_step, hists)
         last_rec = {k: v for k, v in rec.items() if k != "histograms"}

@@ -1,0 +1,202 @@
+"""Training throughput of binary networks vs their float twins, side by side in one run.
+
+    python benchmarks/training.py                       # all networks, all variants
+    python benchmarks/training.py --nets cifar --variants eager,channels_last --steps 30
+    python benchmarks/training.py --threads 1 --json out.json
+
+Networks (the larq reference points, see docs/training.md):
+  * ``cifar``: BinaryNet's CIFAR-10 ConvNet at width 0.25 (652k parameters), batch 128
+  * ``mlp``:   BinaryNet's MNIST MLP 784-1024-1024-1024-10, batch 100
+
+A step is a full training step on a batch already in memory: forward,
+cross-entropy, backward, Adam step, weight clipping. Variants: ``eager``
+(fp32, NCHW), ``channels_last``, ``bf16`` (CPU autocast), ``compile``
+(torch.compile), ``fused_ste`` (the sign quantizers replaced by one fused
+autograd function each: an experiment for the quantizer owners, not a
+library setting). Each variant runs the binary net and its float twin
+(``binary=False``) interleaved, so both see the same machine load; the
+ratio column is binary step time / float step time. ``--with-data`` adds the
+in-memory loader (CIFAR: pad-4 random crop + flip on uint8 tensors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+NETS = {
+    "cifar": (
+        "binarynet_cifar",
+        {"width": 0.25},
+        (3, 32, 32),
+        128,
+        "larq 870 img/s (1.12x float); eager PyTorch 605 (1.19x)",
+    ),
+    "mlp": (
+        "binarynet_mlp",
+        {"hidden": 1024, "num_hidden": 3},
+        (1, 28, 28),
+        100,
+        "larq 4,000 img/s; eager PyTorch 2,980 (1.63x)",
+    ),
+}
+VARIANTS = ("eager", "channels_last", "bf16", "compile", "fused_ste")
+
+
+class _FusedSteSign(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g.masked_fill(x.abs() > 1.0, 0.0)
+
+
+class FusedSteSign(torch.nn.Module):
+    precision = 1
+
+    def forward(self, x):
+        return _FusedSteSign.apply(x)
+
+
+def _fuse_ste(model: torch.nn.Module) -> None:
+    from onebit.quantizers import SteSign
+
+    for m in model.modules():
+        for attr in ("input_quantizer", "weight_quantizer"):
+            q = getattr(m, attr, None)
+            if isinstance(q, SteSign) and getattr(q, "clip_value", 1.0) == 1.0:
+                setattr(m, attr, FusedSteSign())
+
+
+def _build(net: str, binary: bool, variant: str):
+    from onebit import models
+    from onebit.optim import constrain, param_groups
+
+    name, kw, shape, bs, _ = NETS[net]
+    model = models.create(name, num_classes=10, binary=binary, **kw)
+    if variant == "fused_ste":
+        _fuse_ste(model)
+    if variant == "channels_last" and len(shape) == 3 and net == "cifar":
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(param_groups(model, lr=1e-3), lr=1e-3)
+    constrain(opt, model)
+    step_model = torch.compile(model) if variant == "compile" else model
+    return model, step_model, opt
+
+
+def _batch(net: str, with_data: bool, gen: torch.Generator):
+    _, _, shape, bs, _ = NETS[net]
+    if not with_data:
+        return torch.randn((bs, *shape), generator=gen), torch.randint(0, 10, (bs,), generator=gen)
+    from onebit.data.transforms import Normalize, random_crop_flip
+
+    x = torch.randint(0, 256, (bs, *shape), dtype=torch.uint8, generator=gen)
+    if net == "cifar":
+        x = random_crop_flip(x, 4, True, gen)
+    return Normalize("standard", "cifar10" if net == "cifar" else "mnist", shape[0])(x), torch.randint(
+        0, 10, (bs,), generator=gen
+    )
+
+
+def bench(net: str, variant: str, steps: int, warmup: int, with_data: bool, reps: int) -> dict:
+    """Interleave binary and float steps; median step time of each over ``reps`` blocks of ``steps``."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    built = {b: _build(net, b, variant) for b in (True, False)}
+    cl = variant == "channels_last" and net == "cifar"
+    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if variant == "bf16" else nullcontext
+    times: dict[bool, list[float]] = {True: [], False: []}
+
+    def run(binary: bool, n: int) -> float:
+        _, m, opt = built[binary]
+        t = time.perf_counter()
+        for _ in range(n):
+            x, y = _batch(net, with_data, gen)
+            if cl:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with ctx():
+                loss = F.cross_entropy(m(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return (time.perf_counter() - t) / n
+
+    for b in (True, False):
+        run(b, warmup)
+    for _ in range(reps):
+        for b in (True, False):
+            times[b].append(run(b, steps))
+    bs = NETS[net][3]
+    tb, tf = statistics.median(times[True]), statistics.median(times[False])
+    return {
+        "net": net,
+        "variant": variant,
+        "batch": bs,
+        "binary_ms": 1e3 * tb,
+        "float_ms": 1e3 * tf,
+        "binary_img_s": bs / tb,
+        "float_img_s": bs / tf,
+        "ratio": tb / tf,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nets", default="cifar,mlp")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--steps", type=int, default=20, help="steps per timed block")
+    p.add_argument("--reps", type=int, default=3, help="timed blocks per network (median reported)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument(
+        "--with-data", action="store_true", help="include in-memory batch augmentation in the step"
+    )
+    p.add_argument("--json", help="also write the results here")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{'with' if a.with_data else 'without'} data pipeline",
+        flush=True,
+    )
+    rows = []
+    hdr = (
+        f"{'net':6} {'variant':14} {'binary ms':>10} {'float ms':>9} "
+        f"{'binary img/s':>13} {'float img/s':>12} {'ratio':>6}"
+    )
+    print(hdr)
+    for net in a.nets.split(","):
+        for v in a.variants.split(","):
+            try:
+                r = bench(net, v, a.steps, a.warmup, a.with_data, a.reps)
+            except Exception as e:  # e.g. torch.compile without a C compiler
+                print(f"{net:6} {v:14} failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}", flush=True)
+                continue
+            rows.append(r)
+            print(
+                f"{net:6} {v:14} {r['binary_ms']:10.1f} {r['float_ms']:9.1f} {r['binary_img_s']:13.0f} "
+                f"{r['float_img_s']:12.0f} {r['ratio']:6.2f}",
+                flush=True,
+            )
+    for net in a.nets.split(","):
+        print(f"reference ({net}): {NETS[net][4]}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"threads": torch.get_num_threads(), "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
