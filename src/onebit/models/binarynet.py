@@ -72,9 +72,9 @@ default_cfgs = {
 
 
 class _Unit(nn.Module):
-    """(Quant)Conv or (Quant)Linear -> [MaxPool 2] -> BN -> [ReLU in the float twin]."""
+    """(Quant)Conv or (Quant)Linear -> [MaxPool 2] -> BN -> [ReLU in the float twin] -> [dropout]."""
 
-    def __init__(self, layer: nn.Module, bn: nn.Module, pool: bool, act: bool) -> None:
+    def __init__(self, layer: nn.Module, bn: nn.Module, pool: bool, act: bool, drop: float = 0.0) -> None:
         super().__init__()
         if isinstance(layer, nn.Conv2d):
             self.conv = layer
@@ -83,10 +83,11 @@ class _Unit(nn.Module):
         self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
         self.bn = bn
         self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+        self.drop = nn.Dropout(drop) if drop else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         layer = self.conv if hasattr(self, "conv") else self.fc
-        return self.act(self.bn(self.pool(layer(x))))
+        return self.drop(self.act(self.bn(self.pool(layer(x)))))
 
 
 def _q(binary: bool, first: bool) -> dict:
@@ -130,10 +131,8 @@ class BinaryNetMLP(nn.Module):
         for i in range(len(widths) - 1):
             last = i == len(widths) - 2
             fc = QuantLinear(widths[i], widths[i + 1], bias=False, **_q(binary, i == 0))
-            unit = _Unit(fc, batch_norm(widths[i + 1], dim=1, eps=1e-4), False, act=not binary and not last)
-            if drop_hidden and not last:
-                unit = nn.Sequential(unit, nn.Dropout(drop_hidden))  # pragma: no cover - option
-            units.append(unit)
+            bn = batch_norm(widths[i + 1], dim=1, eps=1e-4)
+            units.append(_Unit(fc, bn, False, act=not binary and not last, drop=0.0 if last else drop_hidden))
         self.layers = nn.Sequential(*units)
 
     def forward(self, x: Tensor) -> Tensor:
