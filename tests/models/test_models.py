@@ -252,3 +252,36 @@ def test_summary_cli_uses_the_registry(capsys):
     assert main(["summary", "binarynet_cifar"]) == 0
     out = capsys.readouterr().out
     assert "14,022,016" in out
+
+
+# (input quantizer, its clip, weight quantizer, weight-clip value, scaling) of the published definitions
+QUANT_SPEC = {
+    "binary_resnet_e18": ("SteSign", 1.25, "SteSign", 1.25, None),
+    "quicknet_small": ("SteSign", 1.25, "SteSign", 1.25, None),
+    "quicknet": ("SteSign", 1.25, "SteSign", 1.25, None),
+    "quicknet_large": ("SteSign", 1.25, "SteSign", 1.25, None),
+    "binary_densenet28": ("SteSign", 1.3, "SteSign", 1.3, None),
+    "binary_densenet37": ("SteSign", 1.3, "SteSign", 1.3, None),
+    "binary_densenet37_dilated": ("SteSign", 1.3, "SteSign", 1.3, None),
+    "binary_densenet45": ("SteSign", 1.3, "SteSign", 1.3, None),
+    "birealnet18": ("ApproxSign", None, "MagnitudeAwareSign", 1.0, None),
+    "reactnet_a": ("RSign", None, "MagnitudeAwareSign", 1.0, None),
+    "xnornet": ("SteSign", 1.0, "SteSign", 1.0, "xnor"),
+    "xnornet_resnet18": ("SteSign", 1.0, "SteSign", 1.0, "xnor"),
+    "binary_alexnet": ("SteSign", 1.0, "SteSign", 1.0, None),
+    "wu13": ("SteSign", 1.0, "SteSign", 1.0, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(QUANT_SPEC))
+def test_quantizers_and_clip_values_follow_the_published_definitions(name, small_model):
+    iq, iclip, wq, wclip, scaling = QUANT_SPEC[name]
+    layers = [mod for mod in small_model(name).modules() if isinstance(mod, QuantMixin) and mod.is_binary]
+    assert layers
+    for mod in layers:
+        assert type(mod.input_quantizer).__name__ == iq
+        if iclip is not None:
+            assert mod.input_quantizer.clip_value == iclip
+        assert type(mod.weight_quantizer).__name__ == wq
+        assert mod.weight_constraint is not None and mod.weight_constraint.clip_value == wclip
+        assert mod.scaling == scaling
