@@ -72,7 +72,12 @@ class Pool {
     }
     cv_.notify_all();
     work();
-    while (pending_.load(std::memory_order_acquire) != 0) ONEBIT_PAUSE();
+    // Wait for the helpers; yield the core if they are slow (e.g. descheduled
+    // on a busy machine) instead of spinning against them.
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+      if (spin < 4000) ONEBIT_PAUSE();
+      else sched_yield();
+    }
     fn_ = nullptr;
   }
 
@@ -96,7 +101,8 @@ class Pool {
     for (;;) {
       // Spin a little for the next call, then sleep.
       uint64_t st = state_.load(std::memory_order_acquire);
-      for (int spin = 0; (st >> 16) == seen && spin < 20000; ++spin) {
+      // ~4000 pauses (tens of us; a pause is ~40-140 cycles), then sleep.
+      for (int spin = 0; (st >> 16) == seen && spin < 4000; ++spin) {
         ONEBIT_PAUSE();
         st = state_.load(std::memory_order_acquire);
       }

@@ -169,3 +169,11 @@ def test_threads_agree_and_out_param(rng):
     np.testing.assert_array_equal(K.bconv2d(xp, pw, in_channels=100, padding=1, pad_value=0), y1)
     K.set_num_threads(None)
     assert K.get_num_threads() >= 1
+
+
+def test_bgemm_large_weights_panel_path(fast_isa, rng):
+    """Filters over 512 KB switch the driver to block-outer order over tile panels."""
+    m, n, k = 45, 2100, 2050
+    a, w = signs(rng, (m, k)), signs(rng, (n, k))
+    got = K.bgemm(K.pack_bits(a), K.pack_weights(w), k, num_threads=2)
+    np.testing.assert_array_equal(got, a @ w.T)
