@@ -40,9 +40,34 @@ struct BgemmEpilogue {
   uint32_t flip;        // bits: channels whose comparison is reversed
 };
 
+// Output-stage arrays for a whole layer (padded to whole 32-channel blocks).
+struct BgemmStage {
+  OutKind kind;
+  Act act;
+  int32_t k_bits;
+  int oc;                // channels that exist (float stores stop there)
+  const float* mult;     // [nblocks * 32]
+  const float* bias;
+  const float* slope;
+  const int32_t* thr;
+  const uint32_t* flip;  // [nblocks]
+};
+
+// The per-block view used by the scalar output stage. (static: header code is
+// compiled into every ISA's unit, and must not be merged across them.)
+static inline BgemmEpilogue stage_block(const BgemmStage& st, int b) {
+  const int left = st.oc - b * kNR;
+  return BgemmEpilogue{st.kind, st.act, st.k_bits, left < kNR ? left : kNR, st.mult + b * kNR,
+                       st.bias + b * kNR, st.slope + b * kNR, st.thr + b * kNR, st.flip[b]};
+}
+
+// One call computes MR pixels x channel blocks [b0, b1): block b's filters
+// start at w + b * block_words; row i's output starts at out[i] (float: the
+// pixel's first channel, bits: its first word) and block b writes channels
+// [32b, 32b + 32) of it. corr[i] is null or the row's full correction vector.
 using BgemmUkernelFn = void (*)(int T, int cw, const uint64_t* const* ind, const uint64_t* w,
-                                const int32_t* const* corr, const BgemmEpilogue& ep,
-                                void* const* out);
+                                size_t block_words, int b0, int b1, const int32_t* const* corr,
+                                const BgemmStage& st, void* const* out);
 
 // Per-ISA micro-kernel set: fn[mr - 1] handles mr rows, mr in [1, mr_max].
 struct BgemmConfig {
@@ -54,6 +79,12 @@ struct BgemmConfig {
 const BgemmConfig& bgemm_config_portable();
 const BgemmConfig& bgemm_config_avx2();
 const BgemmConfig& bgemm_config_avx512();
+
+// Where block b of a row's output starts.
+static inline void* block_out(void* row, OutKind kind, int b) {
+  return kind == OutKind::kFloat ? static_cast<void*>(static_cast<float*>(row) + b * kNR)
+                                 : static_cast<void*>(static_cast<uint32_t*>(row) + b);
+}
 
 // Scalar output stage shared by the reference, portable and AVX2 paths
 // (ops/epilogue.cc, compiled for baseline x86-64). dot: n values for channels

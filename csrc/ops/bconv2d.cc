@@ -199,6 +199,9 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
     return mr;
   };
 
+  const BgemmStage stage{kind, act, kbits, oc, sa.mult.data(), sa.bias.data(), sa.slope.data(),
+                         sa.thr.data(), sa.flip.data()};
+
   auto task = [&](int task_id) {
     const size_t mt = static_cast<size_t>(task_id) / nsplit;
     const int sp = task_id % nsplit;
@@ -206,37 +209,30 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
     std::vector<const uint64_t*> ind(panel * MR * T);
     std::vector<const int32_t*> corr(panel * MR);
     int mrs[32];
-    const int32_t* corr_blk[8];
     void* outp[8];
-    BgemmEpilogue ep{kind, act, kbits, kNR, nullptr, nullptr, nullptr, nullptr, 0};
+    auto rows_out = [&](size_t m0, int mr) {
+      for (int i = 0; i < mr; ++i)
+        outp[i] = kind == OutKind::kFloat
+                      ? static_cast<void*>(static_cast<float*>(out) + (m0 + i) * out_stride)
+                      : static_cast<void*>(static_cast<uint64_t*>(out) + (m0 + i) * out_stride);
+    };
     const size_t t_end = std::min(mtiles, (mt + 1) * tiles_per_task);
     for (size_t tile0 = mt * tiles_per_task; tile0 < t_end; tile0 += panel) {
       const int np = static_cast<int>(std::min(panel, t_end - tile0));
       for (int q = 0; q < np; ++q)
         mrs[q] = build(tile0 + q, ind.data() + q * MR * T, corr.data() + q * MR);
-      for (int b = b0; b < b1; ++b) {
-        ep.nvalid = oc - b * kNR < kNR ? oc - b * kNR : kNR;
-        ep.mult = sa.mult.data() + b * kNR;
-        ep.bias = sa.bias.data() + b * kNR;
-        ep.slope = sa.slope.data() + b * kNR;
-        ep.thr = sa.thr.data() + b * kNR;
-        ep.flip = sa.flip[b];
-        for (int q = 0; q < np; ++q) {
-          const int mr = mrs[q];
-          const size_t m0 = (tile0 + q) * MR;
-          const int32_t* const* corr_rows = corr.data() + q * MR;
-          for (int i = 0; i < mr; ++i) {
-            corr_blk[i] = corr_rows[i] ? corr_rows[i] + b * kNR : nullptr;
-            if (kind == OutKind::kFloat)
-              outp[i] = static_cast<float*>(out) + (m0 + i) * out_stride + b * kNR;
-            else
-              outp[i] = reinterpret_cast<uint32_t*>(static_cast<uint64_t*>(out) +
-                                                    (m0 + i) * out_stride) + b;
-          }
-          cfg.fn[mr - 1](T, cw, ind.data() + q * MR * T, wblocks + b * block_words, corr_blk,
-                         ep, outp);
-        }
+      if (np == 1) {  // all blocks of one tile in one call
+        rows_out(tile0 * MR, mrs[0]);
+        cfg.fn[mrs[0] - 1](T, cw, ind.data(), wblocks, block_words, b0, b1, corr.data(), stage,
+                           outp);
+        continue;
       }
+      for (int b = b0; b < b1; ++b)
+        for (int q = 0; q < np; ++q) {
+          rows_out((tile0 + q) * MR, mrs[q]);
+          cfg.fn[mrs[q] - 1](T, cw, ind.data() + q * MR * T, wblocks, block_words, b, b + 1,
+                             corr.data() + q * MR, stage, outp);
+        }
     }
   };
   parallel_for(ntasks, nthreads, task);

@@ -13,8 +13,12 @@ namespace onebit {
 namespace {
 
 template <int MR>
-void bgemm_mrx32_avx2(int T, int cw, const uint64_t* const* ind, const uint64_t* w,
-                      const int32_t* const* corr, const BgemmEpilogue& ep, void* const* out) {
+void bgemm_mrx32_avx2(int T, int cw, const uint64_t* const* ind, const uint64_t* w0,
+                      size_t block_words, int b0, int b1, const int32_t* const* corr,
+                      const BgemmStage& st, void* const* out) {
+ for (int b = b0; b < b1; ++b) {
+  const uint64_t* w = w0 + b * block_words;
+  const BgemmEpilogue ep = stage_block(st, b);
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
                                        2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -62,9 +66,11 @@ void bgemm_mrx32_avx2(int T, int cw, const uint64_t* const* ind, const uint64_t*
   for (int i = 0; i < MR; ++i) {
     int32_t dot[kNR];
     for (int j = 0; j < kNR; ++j)
-      dot[j] = ep.k_bits - 2 * static_cast<int32_t>(pop[i][j]) - (corr[i] ? corr[i][j] : 0);
-    bgemm_epilogue_scalar(dot, ep, out[i]);
+      dot[j] = ep.k_bits - 2 * static_cast<int32_t>(pop[i][j]) -
+               (corr[i] ? corr[i][b * kNR + j] : 0);
+    bgemm_epilogue_scalar(dot, ep, block_out(out[i], ep.kind, b));
   }
+ }
 }
 
 }  // namespace

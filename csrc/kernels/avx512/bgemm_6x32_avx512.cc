@@ -15,8 +15,15 @@ namespace onebit {
 namespace {
 
 template <int MR>
-void bgemm_mrx32_avx512(int T, int cw, const uint64_t* const* ind, const uint64_t* w,
-                        const int32_t* const* corr, const BgemmEpilogue& ep, void* const* out) {
+void bgemm_mrx32_avx512(int T, int cw, const uint64_t* const* ind, const uint64_t* wbase,
+                        size_t block_words, int b0, int b1, const int32_t* const* corr,
+                        const BgemmStage& st, void* const* out) {
+  const __m512i kb = _mm512_set1_epi32(st.k_bits);
+  const __m512i lo_dwords =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int b = b0; b < b1; ++b) {
+  const uint64_t* w = wbase + b * block_words;
   __m512i acc[MR][4];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
@@ -42,10 +49,11 @@ void bgemm_mrx32_avx512(int T, int cw, const uint64_t* const* ind, const uint64_
       }
     }
   }
-  const __m512i kb = _mm512_set1_epi32(ep.k_bits);
-  const __m512i lo_dwords =
-      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512 zero = _mm512_setzero_ps();
+  const int nvalid = st.oc - b * kNR < kNR ? st.oc - b * kNR : kNR;
+  const float* mult = st.mult + b * kNR;
+  const float* bias = st.bias + b * kNR;
+  const float* slope = st.slope + b * kNR;
+  const int32_t* thr = st.thr + b * kNR;
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     // popcounts (64-bit lanes, < 2^31) -> int32 for channels 0..15 and 16..31:
@@ -55,37 +63,38 @@ void bgemm_mrx32_avx512(int T, int cw, const uint64_t* const* ind, const uint64_
     __m512i d0 = _mm512_sub_epi32(kb, _mm512_add_epi32(p0, p0));
     __m512i d1 = _mm512_sub_epi32(kb, _mm512_add_epi32(p1, p1));
     if (corr[i]) {
-      d0 = _mm512_sub_epi32(d0, _mm512_loadu_si512(corr[i]));
-      d1 = _mm512_sub_epi32(d1, _mm512_loadu_si512(corr[i] + 16));
+      d0 = _mm512_sub_epi32(d0, _mm512_loadu_si512(corr[i] + b * kNR));
+      d1 = _mm512_sub_epi32(d1, _mm512_loadu_si512(corr[i] + b * kNR + 16));
     }
-    if (ep.kind == OutKind::kFloat) {
-      __m512 y0 = _mm512_mul_ps(_mm512_cvtepi32_ps(d0), _mm512_loadu_ps(ep.mult));
-      __m512 y1 = _mm512_mul_ps(_mm512_cvtepi32_ps(d1), _mm512_loadu_ps(ep.mult + 16));
-      y0 = _mm512_add_ps(y0, _mm512_loadu_ps(ep.bias));
-      y1 = _mm512_add_ps(y1, _mm512_loadu_ps(ep.bias + 16));
-      if (ep.act == Act::kRelu) {
+    if (st.kind == OutKind::kFloat) {
+      __m512 y0 = _mm512_mul_ps(_mm512_cvtepi32_ps(d0), _mm512_loadu_ps(mult));
+      __m512 y1 = _mm512_mul_ps(_mm512_cvtepi32_ps(d1), _mm512_loadu_ps(mult + 16));
+      y0 = _mm512_add_ps(y0, _mm512_loadu_ps(bias));
+      y1 = _mm512_add_ps(y1, _mm512_loadu_ps(bias + 16));
+      if (st.act == Act::kRelu) {
         y0 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y0, zero, _CMP_LT_OQ), y0, zero);
         y1 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y1, zero, _CMP_LT_OQ), y1, zero);
-      } else if (ep.act == Act::kPrelu) {
+      } else if (st.act == Act::kPrelu) {
         y0 = _mm512_mask_mul_ps(y0, _mm512_cmp_ps_mask(y0, zero, _CMP_LT_OQ), y0,
-                                _mm512_loadu_ps(ep.slope));
+                                _mm512_loadu_ps(slope));
         y1 = _mm512_mask_mul_ps(y1, _mm512_cmp_ps_mask(y1, zero, _CMP_LT_OQ), y1,
-                                _mm512_loadu_ps(ep.slope + 16));
+                                _mm512_loadu_ps(slope + 16));
       }
-      float* o = static_cast<float*>(out[i]);
-      if (ep.nvalid == kNR) {
+      float* o = static_cast<float*>(out[i]) + b * kNR;
+      if (nvalid == kNR) {
         _mm512_storeu_ps(o, y0);
         _mm512_storeu_ps(o + 16, y1);
       } else {
-        const uint32_t m = (uint32_t{1} << ep.nvalid) - 1;
+        const uint32_t m = (uint32_t{1} << nvalid) - 1;
         _mm512_mask_storeu_ps(o, static_cast<__mmask16>(m & 0xFFFF), y0);
         _mm512_mask_storeu_ps(o + 16, static_cast<__mmask16>(m >> 16), y1);
       }
     } else {
-      const uint32_t lo = _mm512_cmplt_epi32_mask(d0, _mm512_loadu_si512(ep.thr));
-      const uint32_t hi = _mm512_cmplt_epi32_mask(d1, _mm512_loadu_si512(ep.thr + 16));
-      *static_cast<uint32_t*>(out[i]) = (lo | (hi << 16)) ^ ep.flip;
+      const uint32_t lo = _mm512_cmplt_epi32_mask(d0, _mm512_loadu_si512(thr));
+      const uint32_t hi = _mm512_cmplt_epi32_mask(d1, _mm512_loadu_si512(thr + 16));
+      static_cast<uint32_t*>(out[i])[b] = (lo | (hi << 16)) ^ st.flip[b];
     }
+  }
   }
 }
 

@@ -6,9 +6,12 @@ namespace onebit {
 namespace {
 
 template <int MR>
-void bgemm_mrx32_portable(int T, int cw, const uint64_t* const* ind, const uint64_t* w,
-                          const int32_t* const* corr, const BgemmEpilogue& ep,
-                          void* const* out) {
+void bgemm_mrx32_portable(int T, int cw, const uint64_t* const* ind, const uint64_t* w0,
+                          size_t block_words, int b0, int b1, const int32_t* const* corr,
+                          const BgemmStage& st, void* const* out) {
+ for (int b = b0; b < b1; ++b) {
+  const uint64_t* w = w0 + b * block_words;
+  const BgemmEpilogue ep = stage_block(st, b);
   int32_t pop[MR][kNR] = {};
   for (int t = 0; t < T; ++t) {
     const uint64_t* a[MR];
@@ -23,9 +26,11 @@ void bgemm_mrx32_portable(int T, int cw, const uint64_t* const* ind, const uint6
   }
   for (int i = 0; i < MR; ++i) {
     int32_t dot[kNR];
-    for (int j = 0; j < kNR; ++j) dot[j] = ep.k_bits - 2 * pop[i][j] - (corr[i] ? corr[i][j] : 0);
-    bgemm_epilogue_scalar(dot, ep, out[i]);
+    for (int j = 0; j < kNR; ++j)
+      dot[j] = ep.k_bits - 2 * pop[i][j] - (corr[i] ? corr[i][b * kNR + j] : 0);
+    bgemm_epilogue_scalar(dot, ep, block_out(out[i], ep.kind, b));
   }
+ }
 }
 
 }  // namespace
