@@ -19,6 +19,7 @@ _LAZY = {
     "BinarizeConfig": "onebit.nn",
     "summary": "onebit._summary",
     "ModelSummary": "onebit._summary",
+    "load": "onebit.runtime",
     "summary_for": "onebit._summary",
 }
 _SUBMODULES = {"quantizers", "nn", "optim", "regularizers", "models", "runtime", "export"}

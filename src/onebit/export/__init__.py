@@ -103,3 +103,15 @@ def export(
         extra["labels"] = list(labels)
     meta, tensors = to_model_file(graph, fp16=fp16, extra_meta=extra)
     return write_model_file(path, meta, tensors)
+
+
+class _CallableModule(type(os)):
+    """Lets ``onebit.export(model, x, path)`` call :func:`export` while ``onebit.export`` stays a package."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> int:
+        return export(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule

@@ -698,6 +698,31 @@ def fold_maxpool_sign(g: Graph) -> None:
         g.nodes.insert(g.nodes.index(node), sign)
 
 
+def fold_flatten_sign(g: Graph) -> None:
+    """flatten -> sign  ==>  sign -> flatten, when the threshold is the same at every position of a channel."""
+    for node in list(g.nodes):
+        if node["op"] != "flatten" or g.values[node["inputs"][0]].kind != "float":
+            continue
+        x = g.values[node["inputs"][0]]
+        sign = _sole_consumer(g, node["outputs"][0])
+        if sign is None or sign["op"] != "sign" or len(x.shape) != 4:
+            continue
+        _, h, w, c = x.shape
+        t = g.tensors[sign["params"]["threshold"]].reshape(h, w, c)
+        if not np.all(t == t[:1, :1, :]):
+            continue
+        g.tensors[sign["params"]["threshold"]] = np.ascontiguousarray(t[0, 0])
+        flat_out = node["outputs"][0]
+        sign_out = sign["outputs"][0]
+        new_sign_out = g.fresh(sign["source"])
+        g.values[new_sign_out] = Value(new_sign_out, "binary", x.shape)
+        sign["inputs"], sign["outputs"] = [x.name], [new_sign_out]
+        node["inputs"], node["outputs"] = [new_sign_out], [sign_out]
+        g.values[sign_out].torch_order = g.values.pop(flat_out).torch_order
+        g.nodes.remove(sign)
+        g.nodes.insert(g.nodes.index(node), sign)
+
+
 def fold_affines(g: Graph) -> None:
     """Fold a per-channel affine into the multiplier and bias of the op that produced its input."""
     changed = True
@@ -732,46 +757,128 @@ def fold_affines(g: Graph) -> None:
             changed = True
 
 
-def fold_sign_into_bconv(g: Graph) -> None:
-    """bconv(float out) -> sign(t)  ==>  bconv with binary output via integer thresholds.
+def _k_max(node: dict[str, Any]) -> int:
+    if node["op"] == "bconv2d":
+        kh, kw = node["attrs"]["kernel"]
+        return int(node["attrs"]["in_channels"]) * kh * kw
+    return int(node["attrs"]["in_channels"])
 
-    sign(m * acc + b - t) = +1  <=>  m * acc >= t - b. With m > 0: acc >= ceil((t - b) / m);
-    with m < 0: acc <= floor((t - b) / m); with m = 0 the channel is constant.
+
+def _int_thresholds(m: np.ndarray, b: np.ndarray, t: np.ndarray, k_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer (threshold, direction) with  sign(m * acc + b - t) = +1  <=>  direction * (acc - threshold) >= 0.
+
+    m > 0: acc >= ceil((t - b) / m); m < 0: acc <= floor((t - b) / m); m = 0: a constant
+    channel, encoded with direction +1 and a threshold below (always +1) or above (always -1)
+    every reachable acc in [-k_max, k_max].
     """
+    m, b, t = (np.asarray(a, np.float64) for a in (m, b, t))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (t - b) / m
+    thr = np.where(m > 0, np.ceil(ratio), np.where(m < 0, np.floor(ratio), 0.0))
+    const_pos = (m == 0) & (b - t >= 0)
+    thr = np.where(const_pos, -(k_max + 1), thr)
+    thr = np.where((m == 0) & ~const_pos, k_max + 1, thr)
+    direction = np.where(m < 0, -1, 1)
+    thr = np.clip(np.nan_to_num(thr), -(k_max + 1), k_max + 1)
+    return thr.astype(np.int32), direction.astype(np.int32)
+
+
+def _set_binary_output(
+    g: Graph, node: dict[str, Any], thr: np.ndarray, direction: np.ndarray, out: str
+) -> None:
+    g.drop_param(node, "multiplier")
+    g.drop_param(node, "bias")
+    owner = node["outputs"][0].split(":")[0]
+    node["params"]["threshold"] = g.param(owner, "threshold", thr)
+    node["params"]["direction"] = g.param(owner, "direction", direction)
+    node["attrs"]["output"] = "binary"
+    g.values[out] = Value(out, "binary", g.values[out].shape, g.values[out].torch_order)
+    node["outputs"] = [out]
+
+
+def fold_sign_into_bconv(g: Graph) -> None:
+    """bconv(float out) -> sign(t)  ==>  bconv with binary output via integer thresholds."""
     for node in list(g.nodes):
         if node["op"] not in ("bconv2d", "bdense") or node["attrs"].get("output") != "float":
             continue
         sign = _sole_consumer(g, node["outputs"][0])
         if sign is None or sign["op"] != "sign":
             continue
+        thr, direction = _int_thresholds(
+            g.tensors[node["params"]["multiplier"]],
+            g.tensors[node["params"]["bias"]],
+            g.tensors[sign["params"]["threshold"]],
+            _k_max(node),
+        )
+        _set_binary_output(g, node, thr, direction, sign["outputs"][0])
+        _remove(g, sign)
+
+
+def fold_bconv_pool_affine_sign(g: Graph) -> None:
+    """bconv -> maxpool -> [affine] -> sign  ==>  bconv(bits) -> bmaxpool [-> bnot].
+
+    The bconv output ``y = m*acc + b`` and the affine ``z = s*y + c`` are monotone per
+    channel, so the pooled sign is decided by per-pixel bits: where ``s > 0``,
+    sign(max z) = max of the per-pixel signs (a binary max-pool); where ``s < 0``,
+    max over y becomes min over z: the bconv emits negated bits, the binary max-pool
+    takes their max, and ``bnot`` negates those channels back (min b = -max(-b)).
+    """
+    for node in list(g.nodes):
+        if node["op"] != "bconv2d" or node["attrs"].get("output") != "float":
+            continue
+        pool = _sole_consumer(g, node["outputs"][0])
+        if pool is None or pool["op"] != "maxpool":
+            continue
+        nxt = _sole_consumer(g, pool["outputs"][0])
+        affine = None
+        if nxt is not None and nxt["op"] == "affine":
+            affine = nxt
+            nxt = _sole_consumer(g, affine["outputs"][0])
+        if nxt is None or nxt["op"] != "sign":
+            continue
+        sign = nxt
         m = g.tensors[node["params"]["multiplier"]].astype(np.float64)
         b = g.tensors[node["params"]["bias"]].astype(np.float64)
-        t = g.tensors[sign["params"]["threshold"]].astype(np.float64)
-        if node["op"] == "bconv2d":
-            kh, kw = node["attrs"]["kernel"]
-            k_max = node["attrs"]["in_channels"] * kh * kw
+        s_ = np.ones_like(m) if affine is None else g.tensors[affine["params"]["scale"]].astype(np.float64)
+        c_ = np.zeros_like(m) if affine is None else g.tensors[affine["params"]["shift"]].astype(np.float64)
+        thr, direction = _int_thresholds(
+            s_ * m, s_ * b + c_, g.tensors[sign["params"]["threshold"]], _k_max(node)
+        )
+        neg = s_ < 0
+        # negated bits: not(d * (acc - thr) >= 0)  <=>  -d * (acc - (thr - d)) >= 0
+        thr = np.where(neg, thr - direction, thr).astype(np.int32)
+        direction = np.where(neg, -direction, direction).astype(np.int32)
+        bits_out = g.fresh(node["source"])
+        g.values[bits_out] = Value(bits_out, "binary", g.values[node["outputs"][0]].shape)
+        del g.values[node["outputs"][0]]
+        _set_binary_output(g, node, thr, direction, bits_out)
+        final = sign["outputs"][0]
+        pooled = g.values.pop(pool["outputs"][0])
+        pool["op"] = "bmaxpool"
+        pool["inputs"] = [bits_out]
+        if neg.any():
+            mid = g.fresh(pool["source"])
+            g.values[mid] = Value(mid, "binary", pooled.shape)
+            pool["outputs"] = [mid]
+            idx = g.nodes.index(sign)
+            _remove(g, sign)
+            g.nodes.insert(
+                idx,
+                {
+                    "op": "bnot",
+                    "inputs": [mid],
+                    "outputs": [final],
+                    "attrs": {},
+                    "params": {"mask": g.param(final.split(":")[0], "mask", neg.astype(np.uint8))},
+                    "source": pool["source"],
+                },
+            )
         else:
-            k_max = node["attrs"]["in_channels"]
-        direction = np.sign(m).astype(np.int32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = (t - b) / m
-        thr = np.where(m > 0, np.ceil(ratio), np.where(m < 0, np.floor(ratio), 0.0))
-        # constant channels: +1 always (threshold below every acc) or -1 always
-        const_pos = (m == 0) & (b - t >= 0)
-        thr = np.where(const_pos, -(k_max + 1), thr)
-        thr = np.where((m == 0) & ~const_pos, k_max + 1, thr)
-        direction = np.where(m == 0, 1, direction)
-        thr = np.clip(thr, -(k_max + 1), k_max + 1).astype(np.int32)
-        g.drop_param(node, "multiplier")
-        g.drop_param(node, "bias")
-        owner = node["outputs"][0].split(":")[0]
-        node["params"]["threshold"] = g.param(owner, "threshold", thr)
-        node["params"]["direction"] = g.param(owner, "direction", direction.astype(np.int32))
-        node["attrs"]["output"] = "binary"
-        out = sign["outputs"][0]
-        g.values[out] = Value(out, "binary", g.values[out].shape, g.values[out].torch_order)
-        node["outputs"] = [out]
-        _remove(g, sign)
+            pool["outputs"] = [final]
+            _remove(g, sign)
+        if affine is not None:
+            g.values.pop(affine["outputs"][0], None)
+            _remove(g, affine)
 
 
 # --------------------------------------------------------------------------- #
@@ -841,8 +948,10 @@ def lower(model: nn.Module, example_input: torch.Tensor, fold: bool = True) -> G
                     {"name": out.name, "shape": list(_shape_of(node.args[0])), "dtype": "float32"}
                 )
         if fold:
-            fold_maxpool_sign(g)
             fold_affines(g)
+            fold_bconv_pool_affine_sign(g)
+            fold_maxpool_sign(g)
+            fold_flatten_sign(g)
             fold_sign_into_bconv(g)
         return g
     finally:

@@ -1,11 +1,17 @@
 """Deployment side of onebit: bit-packed inference on numpy arrays (no PyTorch).
 
-:mod:`onebit.runtime.kernels` is the compute core (packing, binary conv/GEMM,
-float helpers); see docs/kernels.md.
+* :func:`load` reads a ``.onebit`` file (see :mod:`onebit.runtime.format`) and
+  returns a :class:`Model` whose ``run(x)`` takes float32 NCHW numpy batches.
+* :mod:`onebit.runtime.kernels` is the compute core (packing, binary conv/GEMM,
+  float helpers); see docs/kernels.md.
+
+Nothing here imports torch.
 """
 
 from __future__ import annotations
 
 from onebit.runtime import kernels
+from onebit.runtime.format import ModelFormatError
+from onebit.runtime.model import Model, load
 
-__all__ = ["kernels"]
+__all__ = ["Model", "ModelFormatError", "kernels", "load"]

@@ -3,7 +3,7 @@
 Layout (all integers little-endian)::
 
     offset  size  field
-    0       8     magic  b"\\x89ONEBIT\\r\\n"  (PNG-style: catches text-mode and truncation damage)
+    0       8     magic  b"\\x89ONEBIT\\n"  (PNG-style: a high byte and a newline catch text-mode damage)
     8       4     format version (uint32), currently 1
     12      4     flags (uint32), 0
     16      8     JSON offset (uint64), always 64
@@ -41,7 +41,7 @@ import numpy as np
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "ModelFile", "ModelFormatError", "read_model_file", "write_model_file"]
 
-MAGIC = b"\x89ONEBIT\r\n"
+MAGIC = b"\x89ONEBIT\n"
 FORMAT_VERSION = 1
 _HEADER = struct.Struct("<8sIIQQQQ16s")
 _ALIGN = 64

@@ -83,6 +83,10 @@ def _op_dense(x, node, P):
 _op_bdense = _op_dense
 
 
+def _op_bnot(x, node, P):
+    return np.where(P["mask"].astype(bool), -x, x).astype(np.float32)
+
+
 def _op_unpack(x, node, P):
     return x.astype(np.float32)
 

@@ -1,0 +1,137 @@
+"""Exporter + engine end to end: folding, exactness against PyTorch, clear errors, no torch at run time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import onebit
+from onebit.export import ExportError
+from onebit.export._lower import lower
+from onebit.runtime.model import load
+from onebit.runtime.reference import run_reference
+
+from .conftest import BIN, TinyBNN, randomize_bn
+
+
+def test_folding_makes_binary_layers_pass_bits(tiny_model):
+    g = lower(tiny_model, torch.randn(1, 3, 8, 8))
+    ops = [n["op"] for n in g.nodes]
+    # BN after the binary conv folds into integer thresholds; maxpool after sign is binary
+    assert "affine" not in ops, ops
+    assert ops.count("bconv2d") == 2 and "bmaxpool" in ops
+    binary_out = [n for n in g.nodes if n["attrs"].get("output") == "binary"]
+    assert len(binary_out) == 2  # conv1 (through the pool) and conv2 (through flatten) feed binary layers
+    assert ops.count("sign") == 1  # only the float -> binary boundary after the first conv
+
+
+@pytest.mark.parametrize("pad_value", [1.0, -1.0, None])
+def test_engine_matches_torch(tmp_path, pad_value):
+    torch.manual_seed(0)
+    m = randomize_bn(TinyBNN(pad_value=pad_value)).eval()
+    x = torch.randn(16, 3, 8, 8)
+    path = tmp_path / "tiny.onebit"
+    onebit.export(m, x[:1], path)
+    rt = load(path)
+    with torch.no_grad():
+        ref = m(x).numpy()
+    y = rt.run(x.numpy())
+    assert y.shape == ref.shape and y.dtype == np.float32
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    assert (y.argmax(1) == ref.argmax(1)).all()
+    # the reference semantics agree too
+    mf_y = run_reference(rt.meta, {k: rt._tensor(k) for k in rt.meta["tensors"]}, x.numpy())
+    np.testing.assert_allclose(mf_y, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_binary_layers_are_exact_integers(tmp_path):
+    """A lone binary conv: engine output (multiplier 1, bias 0) equals torch's conv of sign tensors exactly."""
+    torch.manual_seed(1)
+    conv = onebit.nn.QuantConv2d(67, 130, 3, padding=1, bias=False, pad_value=-1.0, **BIN)
+    m = nn.Sequential(conv).eval()
+    x = torch.randn(2, 67, 9, 9)
+    onebit.export(m, x[:1], tmp_path / "c.onebit")
+    y = load(tmp_path / "c.onebit").run(x.numpy())
+    xs = torch.nn.functional.pad(onebit.quantizers.sign(x), (1, 1, 1, 1), value=-1.0)
+    ref = torch.nn.functional.conv2d(xs, onebit.quantizers.sign(conv.weight.detach())).numpy()
+    np.testing.assert_array_equal(y, ref)
+
+
+def test_batch_sizes_and_buffer_reuse(tmp_path, tiny_model):
+    path = tmp_path / "tiny.onebit"
+    onebit.export(tiny_model, torch.randn(1, 3, 8, 8), path)
+    rt = load(path)
+    x = np.random.default_rng(0).standard_normal((5, 3, 8, 8)).astype(np.float32)
+    y5 = rt.run(x)
+    y1 = np.concatenate([rt.run(x[i : i + 1]) for i in range(5)])
+    np.testing.assert_allclose(y5, y1, rtol=1e-5, atol=1e-5)
+    plan = rt._plan(5)
+    bufs_before = [id(b) for b in plan["outs"]]
+    rt.run(x)
+    assert [id(b) for b in rt._plan(5)["outs"]] == bufs_before  # planned once, reused
+    # liveness-based reuse: fewer distinct buffers than ops
+    arenas = {b.__array_interface__["data"][0] for b in plan["outs"]}
+    assert len(arenas) < len(plan["outs"])
+
+
+def test_bad_runtime_inputs(tmp_path, tiny_model):
+    path = tmp_path / "tiny.onebit"
+    onebit.export(tiny_model, torch.randn(1, 3, 8, 8), path)
+    rt = load(path)
+    with pytest.raises(ValueError, match=r"input must have shape \(N, C, H, W\) = \(N, 3, 8, 8\)"):
+        rt.run(np.zeros((1, 3, 9, 8), np.float32))
+    with pytest.raises(TypeError, match="float32"):
+        rt.run(np.zeros((1, 3, 8, 8), np.float64))
+    with pytest.raises(TypeError, match="numpy array"):
+        rt.run([[1.0]])
+    with pytest.raises(ValueError, match="empty"):
+        rt.run(np.zeros((0, 3, 8, 8), np.float32))
+
+
+def test_unmappable_op_names_op_and_module():
+    class Odd(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.act = nn.GELU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.act(self.conv(x))
+
+    with pytest.raises(ExportError, match="'act' of type GELU"):
+        lower(Odd(), torch.randn(1, 3, 8, 8))
+
+    class Fn(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(x)
+
+    with pytest.raises(ExportError, match="sigmoid"):
+        lower(Fn(), torch.randn(1, 4))
+
+
+def test_runtime_does_not_need_torch(tmp_path, tiny_model):
+    path = tmp_path / "tiny.onebit"
+    x = torch.randn(2, 3, 8, 8)
+    onebit.export(tiny_model, x[:1], path)
+    np.save(tmp_path / "x.npy", x.numpy())
+    with torch.no_grad():
+        np.save(tmp_path / "ref.npy", tiny_model(x).numpy())
+    code = f"""
+import sys
+sys.modules['torch'] = None  # any 'import torch' now raises ImportError
+import numpy as np
+import onebit.runtime as rt
+m = rt.load({str(path)!r})
+y = m.run(np.load({str(tmp_path / "x.npy")!r}))
+ref = np.load({str(tmp_path / "ref.npy")!r})
+assert np.allclose(y, ref, rtol=1e-4, atol=1e-4 * abs(ref).max()), (y, ref)
+assert 'torch' not in [k for k, v in sys.modules.items() if v is not None]
+print('ok')
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
