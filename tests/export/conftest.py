@@ -25,7 +25,7 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 class TinyBNN(nn.Module):
-    """Float conv -> BN -> [sign -> bconv(+1 pad) -> maxpool -> BN] x2 -> flatten -> bdense -> BN -> dense -> scale."""
+    """Float conv, BN, [sign, bconv, maxpool, BN] x2, flatten, bdense, BN, dense, scale."""
 
     def __init__(self, pad_value: float | None = 1.0) -> None:
         super().__init__()

@@ -50,7 +50,7 @@ def test_engine_matches_torch(tmp_path, pad_value):
 
 
 def test_binary_layers_are_exact_integers(tmp_path):
-    """A lone binary conv: engine output (multiplier 1, bias 0) equals torch's conv of sign tensors exactly."""
+    """A lone binary conv: the engine equals torch's conv of the sign tensors exactly."""
     torch.manual_seed(1)
     conv = onebit.nn.QuantConv2d(67, 130, 3, padding=1, bias=False, pad_value=-1.0, **BIN)
     m = nn.Sequential(conv).eval()

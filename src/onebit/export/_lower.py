@@ -699,7 +699,7 @@ def fold_maxpool_sign(g: Graph) -> None:
 
 
 def fold_flatten_sign(g: Graph) -> None:
-    """flatten -> sign  ==>  sign -> flatten, when the threshold is the same at every position of a channel."""
+    """flatten -> sign  ==>  sign -> flatten (when the threshold is per channel, not per position)."""
     for node in list(g.nodes):
         if node["op"] != "flatten" or g.values[node["inputs"][0]].kind != "float":
             continue
@@ -765,7 +765,7 @@ def _k_max(node: dict[str, Any]) -> int:
 
 
 def _int_thresholds(m: np.ndarray, b: np.ndarray, t: np.ndarray, k_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer (threshold, direction) with  sign(m * acc + b - t) = +1  <=>  direction * (acc - threshold) >= 0.
+    """Integer (threshold, direction): sign(m*acc + b - t) = +1  <=>  direction*(acc - threshold) >= 0.
 
     m > 0: acc >= ceil((t - b) / m); m < 0: acc <= floor((t - b) / m); m = 0: a constant
     channel, encoded with direction +1 and a threshold below (always +1) or above (always -1)
