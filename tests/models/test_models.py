@@ -105,6 +105,16 @@ def test_reactnet_uses_rsign_and_rprelu():
     assert sum(isinstance(mod, torch.nn.PReLU) for mod in m.modules()) == 26
 
 
+def test_rsign_is_a_thresholded_sign():
+    q = RSign(3)
+    with torch.no_grad():
+        q.shift.copy_(torch.tensor([0.5, -0.25, 0.0]))
+    x = torch.randn(2, 3, 4, 4)
+    t = q.sign_threshold().view(1, 3, 1, 1)
+    assert torch.equal(q(x), torch.where(x - t >= 0, 1.0, -1.0))
+    assert q.precision == 1
+
+
 def test_binarynet_float_twin_has_the_same_parameters():
     b = models.create("binarynet_cifar", width=0.25)
     f = models.create("binarynet_cifar", width=0.25, binary=False)

@@ -100,6 +100,10 @@ class RSign(Q.Quantizer):
     def forward(self, x: Tensor) -> Tensor:
         return Q.approx_sign(x + self.shift.view(1, -1, *([1] * (x.dim() - 2))))
 
+    def sign_threshold(self) -> Tensor:
+        """Per-channel ``t`` with ``forward(x) == sign(x - t)``: ``t = -shift`` (for exporters)."""
+        return -self.shift.detach()
+
     def get_config(self) -> dict[str, int]:
         return {"channels": self.channels}
 
