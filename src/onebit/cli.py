@@ -92,6 +92,103 @@ def _eval(p: argparse.ArgumentParser) -> Callable:
     return configure_eval(p)
 
 
+@command("export", "export a model (registered name or checkpoint) to a packed .onebit file")
+def _export(p: argparse.ArgumentParser) -> Callable:
+    p.add_argument("model", help="checkpoint path, or a registered name (random weights, for benchmarks)")
+    p.add_argument("-o", "--output", required=True, help="destination .onebit file")
+    p.add_argument("--input-size", type=int, default=None, help="image side (default: model's)")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--fp16", action="store_true", help="store float weights as fp16")
+
+    def run(args: argparse.Namespace) -> int:
+        import os
+
+        import torch
+
+        from onebit import models
+        from onebit.export import export
+
+        if os.path.exists(args.model):
+            from onebit.training.checkpoint import load_model
+
+            model, meta = load_model(args.model)
+            size = tuple(meta.get("input_size") or ())
+            name = meta.get("model_name", args.model)
+        else:
+            cfg = models.get_cfg(args.model)
+            kwargs = {"num_classes": args.num_classes}
+            size = tuple(cfg["input_size"])
+            if args.input_size is not None and len(size) == 3:
+                kwargs["input_size"] = args.input_size
+            model = models.create(args.model, **kwargs)
+            name = args.model
+            print(f"note: {args.model} has random weights (pass a checkpoint to export a trained model)")
+        if args.input_size is not None and len(size) == 3:
+            size = (size[0], args.input_size, args.input_size)
+        if not size:
+            raise ValueError("unknown input size; pass --input-size")
+        preprocess = None
+        if len(size) == 3 and size[1] >= 64:
+            preprocess = {
+                "resize": round(size[1] * 256 / 224),
+                "crop": size[1],
+                "mean": [0.485, 0.456, 0.406],
+                "std": [0.229, 0.224, 0.225],
+            }
+        nbytes = export(
+            model, torch.randn(1, *size), args.output, fp16=args.fp16, model_name=name, preprocess=preprocess
+        )
+        print(f"wrote {args.output}: {nbytes:,} bytes")
+        return 0
+
+    return run
+
+
+@command("inspect", "print a .onebit file's layers, sizes and provenance")
+def _inspect(p: argparse.ArgumentParser) -> Callable:
+    p.add_argument("file")
+
+    def run(args: argparse.Namespace) -> int:
+        from onebit.runtime.tools import inspect
+
+        inspect(args.file)
+        return 0
+
+    return run
+
+
+@command("run", "classify images with a .onebit model (top-5)")
+def _run(p: argparse.ArgumentParser) -> Callable:
+    p.add_argument("file")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None)
+
+    def run(args: argparse.Namespace) -> int:
+        from onebit.runtime.tools import run_images
+
+        run_images(args.file, args.images, top=args.top, num_threads=args.threads)
+        return 0
+
+    return run
+
+
+@command("bench", "latency percentiles and per-op time of a .onebit model")
+def _bench(p: argparse.ArgumentParser) -> Callable:
+    p.add_argument("file")
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None)
+
+    def run(args: argparse.Namespace) -> int:
+        from onebit.runtime.tools import bench
+
+        bench(args.file, runs=args.runs, batch=args.batch, num_threads=args.threads)
+        return 0
+
+    return run
+
+
 @command("demo", "the main job: train a small binary network, then summarize it")
 def _demo(p: argparse.ArgumentParser) -> Callable:
     def run(args: argparse.Namespace) -> int:
@@ -122,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except (ValueError, TypeError, FileNotFoundError, KeyError) as e:
         # User errors: one clear line, no traceback.
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"onebit {args.command}: error: {msg}", file=sys.stderr)
