@@ -4,7 +4,7 @@
 // given as T tap pointers into bit-packed NHWC data, "indirect GEMM") times one
 // block of 32 output channels of packed weights. For row i and channel j:
 //
-//   pop[i][j] = sum_t sum_c popcount(ind[i*T + t][c] ^ w[(t*cw + c)*32 + j])
+//   pop[i][j] = sum_t sum_c popcount(ind[t*kIndStride + i][c] ^ w[(t*cw + c)*32 + j])
 //   dot[i][j] = k_bits - 2 * pop[i][j] - corr[i][j]      (the exact +-1 dot product)
 //
 // and writes, per the output stage,
@@ -24,6 +24,9 @@
 namespace onebit {
 
 constexpr int kNR = 32;  // output channels per packed weight block (all ISAs)
+// Tap pointers are stored tap-major, kIndStride rows per tap (>= every MR), so
+// a kernel reads one tap's MR pointers at fixed offsets from one base.
+constexpr int kIndStride = 8;
 
 enum class OutKind : int { kFloat = 0, kBits = 1 };
 enum class Act : int { kNone = 0, kRelu = 1, kPrelu = 2 };

@@ -153,10 +153,18 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
   const size_t wbytes = static_cast<size_t>(nb) * block_words * sizeof(uint64_t);
   const size_t panel = wbytes > (static_cast<size_t>(512) << 10) ? 32 : 1;
 
+  const bool pointwise = T == 1 && p.sh == 1 && p.sw == 1 && !has_pad;
   // Fills the tap pointers (and zero-padding corrections) of one M tile.
   auto build = [&](size_t tile, const uint64_t** indp, const int32_t** corr_rows) {
     const size_t m0 = tile * MR;
     const int mr = static_cast<int>(std::min<size_t>(MR, M - m0));
+    if (pointwise) {  // 1x1, stride 1, no padding (and GEMM): pixel m reads input pixel m
+      for (int i = 0; i < mr; ++i) {
+        indp[i] = x + (m0 + i) * x_stride;
+        corr_rows[i] = nullptr;
+      }
+      return mr;
+    }
     // Decode the first pixel once; step the rest (divisions cost more than
     // a whole tile of popcounts when channels are few).
     int ox = static_cast<int>(m0 % p.ow), oy = static_cast<int>((m0 / p.ow) % p.oh);
@@ -176,8 +184,7 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
           ix0 + (p.kw - 1) * p.dw < p.w) {
         // Interior pixel: every tap is a fixed offset from its first one.
         const uint64_t* base = img + (static_cast<ptrdiff_t>(iy0) * p.w + ix0) * x_stride;
-        const uint64_t** row = indp + i * T;
-        for (int t = 0; t < T; ++t) row[t] = base + tap_off[t];
+        for (int t = 0; t < T; ++t) indp[t * kIndStride + i] = base + tap_off[t];
         continue;
       }
       for (int ky = 0; ky < p.kh; ++ky) {
@@ -185,7 +192,7 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
         const bool yin = iy >= 0 && iy < p.h;
         for (int kx = 0; kx < p.kw; ++kx) {
           const int ix = ix0 + kx * p.dw;
-          indp[i * T + ky * p.kw + kx] =
+          indp[(ky * p.kw + kx) * kIndStride + i] =
               (yin && ix >= 0 && ix < p.w)
                   ? img + (static_cast<size_t>(iy) * p.w + ix) * x_stride
                   : pad_row.data();
@@ -206,7 +213,7 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
     const size_t mt = static_cast<size_t>(task_id) / nsplit;
     const int sp = task_id % nsplit;
     const int b0 = nb * sp / nsplit, b1 = nb * (sp + 1) / nsplit;
-    std::vector<const uint64_t*> ind(panel * MR * T);
+    std::vector<const uint64_t*> ind(panel * kIndStride * T);
     std::vector<const int32_t*> corr(panel * MR);
     int mrs[32];
     void* outp[8];
@@ -220,7 +227,7 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
     for (size_t tile0 = mt * tiles_per_task; tile0 < t_end; tile0 += panel) {
       const int np = static_cast<int>(std::min(panel, t_end - tile0));
       for (int q = 0; q < np; ++q)
-        mrs[q] = build(tile0 + q, ind.data() + q * MR * T, corr.data() + q * MR);
+        mrs[q] = build(tile0 + q, ind.data() + q * kIndStride * T, corr.data() + q * MR);
       if (np == 1) {  // all blocks of one tile in one call
         rows_out(tile0 * MR, mrs[0]);
         cfg.fn[mrs[0] - 1](T, cw, ind.data(), wblocks, block_words, b0, b1, corr.data(), stage,
@@ -230,7 +237,7 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
       for (int b = b0; b < b1; ++b)
         for (int q = 0; q < np; ++q) {
           rows_out((tile0 + q) * MR, mrs[q]);
-          cfg.fn[mrs[q] - 1](T, cw, ind.data() + q * MR * T, wblocks, block_words, b, b + 1,
+          cfg.fn[mrs[q] - 1](T, cw, ind.data() + q * kIndStride * T, wblocks, block_words, b, b + 1,
                              corr.data() + q * MR, stage, outp);
         }
     }

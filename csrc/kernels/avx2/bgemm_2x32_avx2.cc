@@ -32,7 +32,7 @@ void bgemm_mrx32_avx2(int T, int cw, const uint64_t* const* ind, const uint64_t*
     const uint64_t* wk = w + half * 16;
     for (int t = 0; t < T; ++t) {
       const uint64_t* a[MR];
-      for (int i = 0; i < MR; ++i) a[i] = ind[i * T + t];
+      for (int i = 0; i < MR; ++i) a[i] = ind[t * kIndStride + i];
       for (int c = 0; c < cw; ++c, wk += kNR) {
         __m256i wv[4];
         for (int j = 0; j < 4; ++j)

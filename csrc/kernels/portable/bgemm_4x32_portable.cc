@@ -28,7 +28,7 @@ void bgemm_mrx32_portable(int T, int cw, const uint64_t* const* ind, const uint6
   uint64_t pop[MR][kNR] = {};
   for (int t = 0; t < T; ++t) {
     const uint64_t* a[MR];
-    for (int i = 0; i < MR; ++i) a[i] = ind[i * T + t];
+    for (int i = 0; i < MR; ++i) a[i] = ind[t * kIndStride + i];
     for (int c = 0; c < cw; ++c) {
       const uint64_t* wk = w + (static_cast<size_t>(t) * cw + c) * kNR;
       for (int i = 0; i < MR; ++i) {
