@@ -38,7 +38,9 @@ def to_model_file(
     tensors: dict[str, np.ndarray] = {}
     encodings: dict[str, dict[str, Any]] = {}
     packed_names = {
-        node["params"]["weight"] for node in graph.nodes if (node["op"], "weight") in _PACKED_WEIGHTS
+        node["params"]["weight"]
+        for node in graph.nodes
+        if (node["op"], "weight") in _PACKED_WEIGHTS or node["attrs"].get("binary_weight")
     }
     for name, arr in graph.tensors.items():
         if name in packed_names:

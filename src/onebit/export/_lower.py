@@ -329,11 +329,8 @@ def _lower_conv(ctx: _Ctx, name: str, m: nn.Conv2d, x: Value, out_shape: tuple[i
                 )
         return y
     # float (or binary-weight-only) convolution
-    w = m.quantized_weight() if isinstance(m, QuantMixin) else m.weight
     x = _binary_input_as_float(ctx, name, m, x)
-    mult = np.ones(m.out_channels, np.float32)
-    if isinstance(m, QuantMixin) and m.scaling == "channel":
-        mult = _np(m.scale)
+    weight, mult = _float_layer_weight(m, name, attrs)
     if x.kind == "binary":
         raise ExportError(f"{name}: a float convolution cannot consume binary activations")
     return g.add(
@@ -343,8 +340,28 @@ def _lower_conv(ctx: _Ctx, name: str, m: nn.Conv2d, x: Value, out_shape: tuple[i
         out_shape,
         name,
         attrs,
-        {"weight": _np(w).transpose(0, 2, 3, 1), "multiplier": mult, "bias": bias},
+        {"weight": weight.transpose(0, 2, 3, 1), "multiplier": mult, "bias": bias},
     )
+
+
+def _float_layer_weight(m: nn.Module, name: str, attrs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Weight and per-output-channel multiplier of a layer computed in float.
+
+    Binary-weight layers (XNOR-Net's BWN) keep their weights as ±1 with the scale in the
+    multiplier and ``attrs["binary_weight"]``, so the file stores them at 1 bit each.
+    """
+    out_ch = m.weight.shape[0]
+    if isinstance(m, QuantMixin) and m.weight_precision == 1:
+        signs, mult = _weight_sign_and_scale(m, name)
+        if m.scaling == "channel":
+            mult = mult * _np(m.scale)
+        attrs["binary_weight"] = True
+        return signs, mult
+    w = m.quantized_weight() if isinstance(m, QuantMixin) else m.weight
+    mult = np.ones(out_ch, np.float32)
+    if isinstance(m, QuantMixin) and m.scaling == "channel":
+        mult = _np(m.scale)
+    return _np(w), mult
 
 
 def _binary_input_as_float(ctx: _Ctx, name: str, m: nn.Module, x: Value) -> Value:
@@ -409,20 +426,16 @@ def _lower_linear(ctx: _Ctx, name: str, m: nn.Linear, x: Value, out_shape: tuple
     x = _binary_input_as_float(ctx, name, m, x)
     if x.kind == "binary":
         raise ExportError(f"{name}: a float dense layer cannot consume binary activations")
-    w = m.quantized_weight() if isinstance(m, QuantMixin) else m.weight
-    mult = (
-        _np(m.scale)
-        if isinstance(m, QuantMixin) and m.scaling == "channel"
-        else np.ones(m.out_features, np.float32)
-    )
+    attrs: dict[str, Any] = {}
+    weight, mult = _float_layer_weight(m, name, attrs)
     return g.add(
         "dense",
         [x],
         "float",
         out_shape,
         name,
-        {},
-        {"weight": _dense_weight(_np(w), x), "multiplier": mult, "bias": bias},
+        attrs,
+        {"weight": _dense_weight(weight, x), "multiplier": mult, "bias": bias},
     )
 
 
