@@ -1,19 +1,20 @@
 // Binary GEMM micro-kernel interface (XNOR-popcount with a fused output stage).
 //
-// A micro-kernel computes an MR x 32 tile: MR output pixels (rows of A, each
-// given as T tap pointers into bit-packed NHWC data, "indirect GEMM") times one
-// block of 32 output channels of packed weights. For row i and channel j:
+// A micro-kernel computes an MR x 32 tile: MR output pixels (rows of A) times
+// one block of 32 output channels of packed weights. Row i reads, for tap t,
+// the cw words at rows[i] + tap_off[t] (the input is physically padded, so
+// every tap of every pixel is a fixed offset from the pixel's first tap).
+// For row i and channel j:
 //
-//   pop[i][j] = sum_t sum_c popcount(ind[t*kIndStride + i][c] ^ w[(t*cw + c)*32 + j])
+//   pop[i][j] = sum_t sum_c popcount((rows[i] + tap_off[t])[c] ^ w[(t*cw + c)*32 + j])
 //   dot[i][j] = k_bits - 2 * pop[i][j] - corr[i][j]      (the exact +-1 dot product)
 //
 // and writes, per the output stage,
 //   float: y = float(dot) * mult[j];  y = y + bias[j]  (two roundings, no FMA,
 //          so every ISA gives identical bits); relu: y < 0 ? 0 : y;
-//          prelu: y < 0 ? y * slope[j] : y;  only the first `nvalid` channels
-//          are stored, to ((float*)out[i])[j].
-//   bits:  bit j = (dot < thr[j]) XOR flip bit j, stored as one uint32 to
-//          *(uint32_t*)out[i]. Channels past the layer's end have thr = INT_MIN.
+//          prelu: y < 0 ? y * slope[j] : y;  only channels < oc are stored.
+//   bits:  bit j = (dot < thr[j]) XOR flip bit j, stored as one uint32.
+//          Channels past the layer's end have thr = INT_MIN.
 //
 // corr[i] is null for rows with no zero-padded taps, else points to 32 int32.
 #pragma once
@@ -24,9 +25,6 @@
 namespace onebit {
 
 constexpr int kNR = 32;  // output channels per packed weight block (all ISAs)
-// Tap pointers are stored tap-major, kIndStride rows per tap (>= every MR), so
-// a kernel reads one tap's MR pointers at fixed offsets from one base.
-constexpr int kIndStride = 8;
 
 enum class OutKind : int { kFloat = 0, kBits = 1 };
 enum class Act : int { kNone = 0, kRelu = 1, kPrelu = 2 };
@@ -68,7 +66,8 @@ static inline BgemmEpilogue stage_block(const BgemmStage& st, int b) {
 // start at w + b * block_words; row i's output starts at out[i] (float: the
 // pixel's first channel, bits: its first word) and block b writes channels
 // [32b, 32b + 32) of it. corr[i] is null or the row's full correction vector.
-using BgemmUkernelFn = void (*)(int T, int cw, const uint64_t* const* ind, const uint64_t* w,
+using BgemmUkernelFn = void (*)(int T, int cw, const uint64_t* const* rows,
+                                const ptrdiff_t* tap_off, const uint64_t* w,
                                 size_t block_words, int b0, int b1, const int32_t* const* corr,
                                 const BgemmStage& st, void* const* out);
 

@@ -13,7 +13,8 @@ namespace onebit {
 namespace {
 
 template <int MR>
-void bgemm_mrx32_avx2(int T, int cw, const uint64_t* const* ind, const uint64_t* w0,
+void bgemm_mrx32_avx2(int T, int cw, const uint64_t* const* rows,
+                      const ptrdiff_t* tap_off, const uint64_t* w0,
                       size_t block_words, int b0, int b1, const int32_t* const* corr,
                       const BgemmStage& st, void* const* out) {
  for (int b = b0; b < b1; ++b) {
@@ -32,7 +33,7 @@ void bgemm_mrx32_avx2(int T, int cw, const uint64_t* const* ind, const uint64_t*
     const uint64_t* wk = w + half * 16;
     for (int t = 0; t < T; ++t) {
       const uint64_t* a[MR];
-      for (int i = 0; i < MR; ++i) a[i] = ind[t * kIndStride + i];
+      for (int i = 0; i < MR; ++i) a[i] = rows[i] + tap_off[t];
       for (int c = 0; c < cw; ++c, wk += kNR) {
         __m256i wv[4];
         for (int j = 0; j < 4; ++j)
