@@ -11,9 +11,9 @@ Networks (the larq reference points, see docs/training.md):
 A step is a full training step on a batch already in memory: forward,
 cross-entropy, backward, Adam step, weight clipping. Variants: ``eager``
 (fp32, NCHW), ``channels_last``, ``bf16`` (CPU autocast), ``compile``
-(torch.compile), ``fused_ste`` (the sign quantizers replaced by one fused
-autograd function each: an experiment for the quantizer owners, not a
-library setting). Each variant runs the binary net and its float twin
+(torch.compile), ``fast_ste`` (the trainer's default ``train.fast_ste``:
+bit-identical SteSign with cheaper kernels, see onebit.training.fast);
+variants combine with ``+``. Each variant runs the binary net and its float twin
 (``binary=False``) interleaved, so both see the same machine load; the
 ratio column is binary step time / float step time. ``--with-data`` adds the
 in-memory loader (CIFAR: pad-4 random crop + flip on uint8 tensors).
@@ -47,36 +47,7 @@ NETS = {
         "larq 4,000 img/s; eager PyTorch 2,980 (1.63x)",
     ),
 }
-VARIANTS = ("eager", "channels_last", "bf16", "compile", "fused_ste")
-
-
-class _FusedSteSign(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g.masked_fill(x.abs() > 1.0, 0.0)
-
-
-class FusedSteSign(torch.nn.Module):
-    precision = 1
-
-    def forward(self, x):
-        return _FusedSteSign.apply(x)
-
-
-def _fuse_ste(model: torch.nn.Module) -> None:
-    from onebit.quantizers import SteSign
-
-    for m in model.modules():
-        for attr in ("input_quantizer", "weight_quantizer"):
-            q = getattr(m, attr, None)
-            if isinstance(q, SteSign) and getattr(q, "clip_value", 1.0) == 1.0:
-                setattr(m, attr, FusedSteSign())
+VARIANTS = ("eager", "fast_ste", "channels_last", "fast_ste+channels_last", "bf16", "compile")
 
 
 def _build(net: str, binary: bool, variant: str):
@@ -85,9 +56,11 @@ def _build(net: str, binary: bool, variant: str):
 
     name, kw, shape, bs, _ = NETS[net]
     model = models.create(name, num_classes=10, binary=binary, **kw)
-    if variant == "fused_ste":
-        _fuse_ste(model)
-    if variant == "channels_last" and len(shape) == 3 and net == "cifar":
+    if "fast_ste" in variant:
+        from onebit.training.fast import patch_ste
+
+        patch_ste(model)
+    if "channels_last" in variant and net == "cifar":
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(param_groups(model, lr=1e-3), lr=1e-3)
     constrain(opt, model)
@@ -114,8 +87,8 @@ def bench(net: str, variant: str, steps: int, warmup: int, with_data: bool, reps
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     built = {b: _build(net, b, variant) for b in (True, False)}
-    cl = variant == "channels_last" and net == "cifar"
-    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if variant == "bf16" else nullcontext
+    cl = "channels_last" in variant and net == "cifar"
+    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if "bf16" in variant else nullcontext
     times: dict[bool, list[float]] = {True: [], False: []}
 
     def run(binary: bool, n: int) -> float:

@@ -179,9 +179,14 @@ def _decode_jpegs(blobs: list[bytes], desc: str) -> np.ndarray:
         with Image.open(io.BytesIO(b)) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
-    out = None
+    import sys
+
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() and "PYTEST_CURRENT_TEST" not in os.environ and len(blobs) > 2000
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as ex:
-        arrs = list(ex.map(dec, blobs, chunksize=256))
+        it = ex.map(dec, blobs, chunksize=256)
+        arrs = list(tqdm(it, total=len(blobs), desc=f"decoding {desc} (once)", unit="img", disable=not show))
     out = np.stack(arrs).transpose(0, 3, 1, 2) if arrs else np.zeros((0, 3, 32, 32), np.uint8)
     return np.ascontiguousarray(out)
 

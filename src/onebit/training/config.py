@@ -94,6 +94,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "amp": "auto",  # auto (fp16/bf16 on cuda, off on cpu) | off | bf16 | fp16
         "channels_last": "auto",  # auto (on cuda) | true | false
         "compile": False,  # torch.compile the model
+        "fast_ste": True,  # bit-identical, faster SteSign kernels during training (onebit.training.fast)
         "threads": 0,  # torch.set_num_threads on CPU; 0 = leave as is
         "out_dir": "runs",
         "run_name": "",  # default: recipe name

@@ -209,6 +209,11 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
         model = model.to(memory_format=torch.channels_last)
     amp_dtype = _amp_dtype(tc["amp"], device)
     inner = model
+    undo_fast = None
+    if tc["fast_ste"]:
+        from onebit.training.fast import patch_ste
+
+        undo_fast = patch_ste(inner)
 
     optimizer = build_optimizer(inner, oc)
     if oc["weight_clip"]:
@@ -448,6 +453,8 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
         except Exception as e:  # plotting must never lose a finished run
             _log(f"warning: plotting failed: {e}", info, quiet)
     logger.close()
+    if undo_fast is not None:
+        undo_fast()
     return {
         "run_dir": run_dir,
         "model": _unwrap(model),
