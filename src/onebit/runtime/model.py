@@ -22,11 +22,13 @@ from onebit import _C
 from onebit.runtime import kernels as K
 from onebit.runtime import reference as R
 from onebit.runtime.format import ModelFile, ModelFormatError, read_model_file
-from onebit.runtime.packing import unpack_signs
 
 __all__ = ["Model", "load"]
 
 _ACT_NONE = "none"
+#: ops whose output may alias an input that is not used afterwards
+_IM2COL_BUDGET = 1 << 20  # bytes of im2col scratch per float-conv call
+_INPLACE_OPS = {"relu", "affine", "prelu", "add", "bnot", "scale", "clip", "mul_map"}
 
 
 def _tblr(padding: list[int]) -> tuple[int, int, int, int]:
@@ -66,11 +68,17 @@ class Model:
 
     # ------------------------------------------------------------------ params
 
-    def _tensor(self, name: str) -> np.ndarray:
+    def _tensor(self, name: str, signs_dtype: type = np.float32) -> np.ndarray:
         arr = self._mf.tensors[name]
         enc = self.meta.get("encodings", {}).get(name, {})
         if enc.get("encoding") == "packed_sign":
-            return unpack_signs(arr, int(enc["channels"]))
+            channels = int(enc["channels"])
+            if arr.ndim == 0 or arr.shape[-1] != (channels + 63) // 64:
+                raise ModelFormatError(
+                    f"{self.path}: packed tensor {name!r} does not hold {channels} channels"
+                )
+            # int8 keeps the transient unpacked copy small (1 byte per weight) while re-packing
+            return K.unpack_bits(np.ascontiguousarray(arr), channels, dtype=signs_dtype)
         if enc.get("encoding") == "fp16" or arr.dtype == np.float16:
             return arr.astype(np.float32)
         return np.ascontiguousarray(arr)
@@ -200,11 +208,12 @@ class Model:
         (src,) = node["inputs"]
         in_ch = int(a["in_channels"])
         shape = self._shape(src)
-        w = self._param(node, "weight")
+        w = self._tensor(node["params"]["weight"], signs_dtype=np.int8)
         if dense:
             w = w.reshape(w.shape[0], 1, 1, w.shape[-1])
-        pw = K.pack_weights(np.ascontiguousarray(w, dtype=np.float32), layout="OHWI")
+        pw = K.pack_weights(np.ascontiguousarray(w), layout="OHWI")
         oc = int(w.shape[0])
+        del w
         bits = a.get("output", "float") == "binary"
         mult = bias = thr = flip = None
         if bits:
@@ -277,30 +286,63 @@ class Model:
     def _compile_bdense(self, node: dict[str, Any]) -> _Step:
         return self._bconv_common(node, dense=True)
 
+    def _scaled_weight(self, node: dict[str, Any]) -> np.ndarray:
+        """Float weights with the per-output-channel multiplier folded in (no copy when it is 1)."""
+        w = self._param(node, "weight")
+        mult = self._param(node, "multiplier")
+        if not np.all(mult == 1):
+            w = w * mult.reshape(-1, *([1] * (w.ndim - 1)))
+        return np.ascontiguousarray(w, dtype=np.float32)
+
     def _compile_conv2d(self, node: dict[str, Any]) -> _Step:
         a = node["attrs"]
         if int(a.get("groups", 1)) != 1:
             return self._compile_reference(node)
         (src,) = node["inputs"]
         shape = self._shape(src)
-        w = self._param(node, "weight") * self._param(node, "multiplier").reshape(-1, 1, 1, 1)
-        w = np.ascontiguousarray(w, dtype=np.float32)
+        w = self._scaled_weight(node)
         bias = np.ascontiguousarray(self._param(node, "bias"), dtype=np.float32)
         s, d, pad = tuple(a["stride"]), tuple(a["dilation"]), _tblr(a["padding"])
         k = a["kernel"]
         oh = K.conv_output_size(shape[1], k[0], s[0], pad[0], pad[1], d[0])
         ow = K.conv_output_size(shape[2], k[1], s[1], pad[2], pad[3], d[1])
 
+        # The kernel lowers to im2col: bound its scratch (and keep it in cache) by running
+        # blocks of output rows, each on the input rows it needs with the padding it sees.
+        kh, kw = k
+        h_in = shape[1]
+        rows = max(1, _IM2COL_BUDGET // max(1, ow * kh * kw * shape[3] * 4))
+
         def run(ins: list[np.ndarray], out: np.ndarray) -> None:
-            _C.conv2d_f32(ins[0], w, bias, s, pad, d, _ACT_NONE, None, out, self.num_threads)
+            x = ins[0]
+            if rows >= oh:
+                _C.conv2d_f32(x, w, bias, s, pad, d, _ACT_NONE, None, out, self.num_threads)
+                return
+            for b in range(x.shape[0]):
+                for o0 in range(0, oh, rows):
+                    o1 = min(oh, o0 + rows)
+                    i0 = o0 * s[0] - pad[0]
+                    i1 = (o1 - 1) * s[0] - pad[0] + (kh - 1) * d[0] + 1
+                    top, bottom = max(0, -i0), max(0, i1 - h_in)
+                    _C.conv2d_f32(
+                        x[b : b + 1, max(i0, 0) : min(i1, h_in)],
+                        w,
+                        bias,
+                        s,
+                        (top, bottom, pad[2], pad[3]),
+                        d,
+                        _ACT_NONE,
+                        None,
+                        out[b : b + 1, o0:o1],
+                        self.num_threads,
+                    )
 
         return _Step(node, run, self._declare(node, (shape[0], oh, ow, w.shape[0]), np.float32), np.float32)
 
     def _compile_dense(self, node: dict[str, Any]) -> _Step:
         (src,) = node["inputs"]
         shape = self._shape(src)
-        w = self._param(node, "weight") * self._param(node, "multiplier").reshape(-1, 1)
-        w = np.ascontiguousarray(w, dtype=np.float32)
+        w = self._scaled_weight(node)
         bias = np.ascontiguousarray(self._param(node, "bias"), dtype=np.float32)
 
         def run(ins: list[np.ndarray], out: np.ndarray) -> None:
@@ -334,13 +376,13 @@ class Model:
     def _compile_prelu(self, node: dict[str, Any]) -> _Step:
         (src,) = node["inputs"]
         slope = np.ascontiguousarray(self._param(node, "slope"), dtype=np.float32)
-        slope_m1 = slope - np.float32(1)
 
         def run(ins: list[np.ndarray], out: np.ndarray) -> None:
-            # prelu(x) = x + (slope - 1) * min(x, 0)
-            np.minimum(ins[0], 0, out=out)
-            out *= slope_m1
-            out += ins[0]
+            # out may alias the input (planned in place): scale the negative entries only
+            x = ins[0]
+            if out is not x:
+                np.copyto(out, x)
+            np.multiply(out, slope, out=out, where=out < 0)
 
         return _Step(node, run, self._declare(node, self._shape(src), np.float32), np.float32)
 
@@ -478,8 +520,18 @@ class Model:
             shape = step.out_shape(n)
             dtype = np.dtype(step.out_dtype)
             nbytes = int(np.prod(shape)) * dtype.itemsize
+            # Element-wise ops may write over an input that dies here (same size): in place.
+            inplace = None
+            if step.node["op"] in _INPLACE_OPS:
+                for name in step.node["inputs"]:
+                    a = arena_of.get(name)
+                    if a is not None and last_use.get(name) == i and buffers[name].nbytes == nbytes:
+                        inplace = name
+                        break
             fits = [j for j, a in enumerate(free) if a.nbytes >= nbytes]
-            if fits:
+            if inplace is not None:
+                arena = arena_of.pop(inplace)
+            elif fits:
                 arena = free.pop(min(fits, key=lambda j: free[j].nbytes))
             else:
                 arena = np.empty(max(nbytes, 64), np.uint8)

@@ -1,0 +1,220 @@
+"""End-to-end: zoo models exported to .onebit and run by the engine, against PyTorch fp32.
+
+    python benchmarks/end_to_end.py                      # the table of docs/performance.md
+    python benchmarks/end_to_end.py --models quicknet --runs 10
+
+For each model at 224x224, batch 1 (weights random, BatchNorm statistics
+calibrated on real images so activations have realistic scales):
+
+* latency of the onebit engine and of the same model in PyTorch fp32 eval mode,
+  on 1 and 2 threads, medians of repeated runs measured side by side;
+* file size against the packed size `onebit summary` predicts and the fp32 state_dict;
+* agreement on the real images of ../shared/data/imagenet-sample: identical
+  top-1, and the share of images whose logits differ by more than 1e-3
+  (relative): those where rounding before a sign flipped at least one bit.
+
+It also measures the peak resident memory of `onebit run` on binary_resnet_e18.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+import onebit
+from onebit.runtime import load
+from onebit.runtime.tools import DEFAULT_PREPROCESS, preprocess_image
+
+DEFAULT_MODELS = ["binary_resnet_e18", "birealnet18", "binary_densenet28", "quicknet"]
+
+
+def data_dir() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.environ.get("ONEBIT_DATA", os.path.join(here, "..", "..", "shared", "data"))
+
+
+def real_images(size: int, limit: int | None = None) -> np.ndarray:
+    files = sorted(glob.glob(os.path.join(data_dir(), "imagenet-sample", "*", "*.JPEG")))[:limit]
+    if not files:
+        raise SystemExit(f"no images under {data_dir()}/imagenet-sample (set ONEBIT_DATA)")
+    spec = dict(DEFAULT_PREPROCESS, resize=round(size * 256 / 224), crop=size)
+    return np.stack([preprocess_image(f, spec, 3, (size, size)) for f in files])
+
+
+def calibrate_bn(model: torch.nn.Module, images: np.ndarray) -> None:
+    """Set BatchNorm running statistics from real images (cumulative average)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(images), 16):
+            model(torch.from_numpy(images[i : i + 16]))
+    model.eval()
+
+
+def median_ms(fn, runs: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(ts)
+
+
+def fp32_state_bytes(model: torch.nn.Module) -> int:
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.tell()
+
+
+def bench_model(name: str, images: np.ndarray, runs: int, tmp: str) -> dict:
+    torch.manual_seed(0)
+    model = onebit.models.create(name)
+    calibrate_bn(model, images)
+    path = os.path.join(tmp, f"{name}.onebit")
+    file_bytes = onebit.export(model, torch.from_numpy(images[:1]), path, model_name=name)
+    predicted = onebit.summary(model, (3, 224, 224), print_table=False).memory_bytes
+    x1 = images[:1]
+    xt = torch.from_numpy(x1)
+    row: dict = {
+        "model": name,
+        "file_bytes": file_bytes,
+        "predicted_bytes": predicted,
+        "fp32_bytes": fp32_state_bytes(model),
+    }
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        rt = load(path, num_threads=threads)
+        with torch.inference_mode():
+            t_torch = median_ms(lambda: model(xt), runs)
+        t_engine = median_ms(lambda rt=rt: rt.run(x1), runs)
+        row[f"torch_ms_{threads}t"] = t_torch
+        row[f"onebit_ms_{threads}t"] = t_engine
+    # agreement on real images
+    rt = load(path, num_threads=2)
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(images)).numpy()
+    y = np.concatenate([rt.run(images[i : i + 8]) for i in range(0, len(images), 8)])
+    rel = np.abs(y - ref).max(axis=1) / (np.abs(ref).max(axis=1) + 1e-12)
+    row["images"] = len(images)
+    row["top1_agree"] = float(np.mean(y.argmax(1) == ref.argmax(1)))
+    row["flip_affected"] = float(np.mean(rel > 1e-3))
+    row["max_rel_err_unaffected"] = float(rel[rel <= 1e-3].max()) if np.any(rel <= 1e-3) else None
+    return row
+
+
+def peak_rss_of_run(path: str, image: str) -> tuple[int, int]:
+    """(peak RSS, RSS after imports) in bytes of a fresh `onebit run` process.
+
+    Read from /proc/self/status (VmHWM, VmRSS): unlike getrusage's ru_maxrss, they start
+    afresh at exec and do not inherit this benchmark's own (torch-sized) footprint.
+    """
+    code = (
+        "import re\n"
+        "def status(key):\n"
+        "    return int(re.search(key + r':\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+        "from onebit.runtime.tools import run_images\n"
+        "import PIL.Image, rich.table\n"
+        "base = status('VmRSS')\n"
+        f"run_images({path!r}, [{image!r}])\n"
+        "print('RSS', status('VmHWM'), base)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    peak, base = out.split("RSS")[-1].split()
+    return int(peak) * 1024, int(base) * 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="*", default=DEFAULT_MODELS)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--images", type=int, default=None, help="limit the real images used")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    images = real_images(224, args.images)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            rows.append(bench_model(name, images, args.runs, tmp))
+            print(json.dumps(rows[-1]), flush=True)
+        # memory of `onebit run`
+        extra = {}
+        if "binary_resnet_e18" in args.models:
+            path = os.path.join(tmp, "binary_resnet_e18.onebit")
+            img = sorted(glob.glob(os.path.join(data_dir(), "imagenet-sample", "*", "*.JPEG")))[0]
+            rss, base = peak_rss_of_run(path, img)
+            largest_act = 1 * 64 * 112 * 112 * 4
+            extra = {
+                "rss_bytes": rss,
+                "baseline_bytes": base,
+                "file_bytes": os.path.getsize(path),
+                "largest_activation": largest_act,
+            }
+        # file size of binary_alexnet against its fp32 state_dict
+        torch.manual_seed(0)
+        alex = onebit.models.create("binary_alexnet").eval()
+        alex_path = os.path.join(tmp, "alex.onebit")
+        alex_bytes = onebit.export(alex, torch.randn(1, 3, 224, 224), alex_path)
+        alex_fp32 = fp32_state_bytes(alex)
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(
+        f"\nMachine: {cpu}, {os.cpu_count()} CPUs; torch {torch.__version__}; engine path "
+        f"{onebit.runtime.kernels.active_isa()}; batch 1, 224x224, medians of {args.runs} runs\n"
+    )
+    print(
+        "| model | onebit ms (1 thr) | torch fp32 ms (1 thr) | speed-up | onebit ms (2 thr) | "
+        "torch fp32 ms (2 thr) | speed-up | .onebit size | summary's packed size | fp32 state_dict | "
+        "top-1 identical | images with a flipped bit |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        speed1 = r["torch_ms_1t"] / r["onebit_ms_1t"]
+        speed2 = r["torch_ms_2t"] / r["onebit_ms_2t"]
+        over = 100 * (r["file_bytes"] / r["predicted_bytes"] - 1)
+        print(
+            f"| {r['model']} | {r['onebit_ms_1t']:.2f} | {r['torch_ms_1t']:.2f} | {speed1:.1f}x | "
+            f"{r['onebit_ms_2t']:.2f} | {r['torch_ms_2t']:.2f} | {speed2:.1f}x | "
+            f"{r['file_bytes'] / 2**20:.2f} MiB | {r['predicted_bytes'] / 2**20:.2f} MiB ({over:+.1f}%) | "
+            f"{r['fp32_bytes'] / 2**20:.1f} MiB | {100 * r['top1_agree']:.1f}% of {r['images']} | "
+            f"{100 * r['flip_affected']:.1f}% |"
+        )
+    print(
+        f"\nbinary_alexnet: .onebit {alex_bytes / 2**20:.2f} MiB vs fp32 state_dict "
+        f"{alex_fp32 / 2**20:.1f} MiB: {alex_fp32 / alex_bytes:.1f}x smaller"
+    )
+    if extra:
+        bound = 4 * extra["file_bytes"] + extra["largest_activation"]
+        print(
+            f"peak RSS of `onebit run` on binary_resnet_e18: {extra['rss_bytes'] / 2**20:.1f} MiB "
+            f"(bound 4 x file + largest activation = {bound / 2**20:.1f} MiB; "
+            f"Python + numpy + Pillow baseline included)"
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, "alexnet": [alex_bytes, alex_fp32], "rss": extra}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
