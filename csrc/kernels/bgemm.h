@@ -1,12 +1,12 @@
 // Binary GEMM micro-kernel interface (XNOR-popcount with a fused output stage).
 //
 // A micro-kernel computes an MR x 32 tile: MR output pixels (rows of A) times
-// one block of 32 output channels of packed weights. Row i reads, for tap t,
-// the cw words at rows[i] + tap_off[t] (the input is physically padded, so
-// every tap of every pixel is a fixed offset from the pixel's first tap).
-// For row i and channel j:
+// one block of 32 output channels of packed weights. The K dimension is kw
+// 64-bit words; word k of row i is rows[i][koff[k]] (the input is physically
+// padded, so word c of tap t of every pixel is the fixed offset
+// tap_offset[t] + c from the pixel's first tap). For row i and channel j:
 //
-//   pop[i][j] = sum_t sum_c popcount((rows[i] + tap_off[t])[c] ^ w[(t*cw + c)*32 + j])
+//   pop[i][j] = sum_k popcount(rows[i][koff[k]] ^ w[k*32 + j])
 //   dot[i][j] = k_bits - 2 * pop[i][j] - corr[i][j]      (the exact +-1 dot product)
 //
 // and writes, per the output stage,
@@ -66,8 +66,8 @@ static inline BgemmEpilogue stage_block(const BgemmStage& st, int b) {
 // start at w + b * block_words; row i's output starts at out[i] (float: the
 // pixel's first channel, bits: its first word) and block b writes channels
 // [32b, 32b + 32) of it. corr[i] is null or the row's full correction vector.
-using BgemmUkernelFn = void (*)(int T, int cw, const uint64_t* const* rows,
-                                const ptrdiff_t* tap_off, const uint64_t* w,
+using BgemmUkernelFn = void (*)(int kw, const uint64_t* const* rows, const ptrdiff_t* koff,
+                                const uint64_t* w,
                                 size_t block_words, int b0, int b1, const int32_t* const* corr,
                                 const BgemmStage& st, void* const* out);
 

@@ -178,11 +178,15 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
   const int ntasks = static_cast<int>(mtasks * nsplit);
   const int32_t kbits = T * p.cin;
 
-  std::vector<ptrdiff_t> tap_off(T);
+  // Offset of each K word from a pixel's first word: tap (ky, kx), word c.
+  const int kw = T * cw;
+  std::vector<ptrdiff_t> koff(kw);
   for (int ky = 0; ky < p.kh; ++ky)
     for (int kx = 0; kx < p.kw; ++kx)
-      tap_off[ky * p.kw + kx] =
-          (static_cast<ptrdiff_t>(ky) * p.dh * Wp + static_cast<ptrdiff_t>(kx) * p.dw) * x_stride;
+      for (int c = 0; c < cw; ++c)
+        koff[(ky * p.kw + kx) * cw + c] =
+            (static_cast<ptrdiff_t>(ky) * p.dh * Wp + static_cast<ptrdiff_t>(kx) * p.dw) *
+                x_stride + c;
 
   // Tiles swept together block by block: with big filters (a 4096x4096 GEMM
   // has 2 MB) each 32-channel block then stays in L1 across the panel
@@ -248,14 +252,14 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
       for (int q = 0; q < np; ++q) mrs[q] = build(tile0 + q, rows + q * MR, corr + q * MR);
       if (np == 1) {  // all blocks of one tile in one call
         rows_out(tile0 * MR, mrs[0]);
-        cfg.fn[mrs[0] - 1](T, cw, rows, tap_off.data(), wblocks, block_words, b0, b1, corr,
+        cfg.fn[mrs[0] - 1](kw, rows, koff.data(), wblocks, block_words, b0, b1, corr,
                            stage, outp);
         continue;
       }
       for (int b = b0; b < b1; ++b)
         for (int q = 0; q < np; ++q) {
           rows_out((tile0 + q) * MR, mrs[q]);
-          cfg.fn[mrs[q] - 1](T, cw, rows + q * MR, tap_off.data(), wblocks, block_words, b, b + 1,
+          cfg.fn[mrs[q] - 1](kw, rows + q * MR, koff.data(), wblocks, block_words, b, b + 1,
                              corr + q * MR, stage, outp);
         }
     }

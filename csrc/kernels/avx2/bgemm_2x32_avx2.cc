@@ -13,8 +13,8 @@ namespace onebit {
 namespace {
 
 template <int MR>
-void bgemm_mrx32_avx2(int T, int cw, const uint64_t* const* rows,
-                      const ptrdiff_t* tap_off, const uint64_t* w0,
+void bgemm_mrx32_avx2(int kw, const uint64_t* const* rows, const ptrdiff_t* koff,
+                      const uint64_t* w0,
                       size_t block_words, int b0, int b1, const int32_t* const* corr,
                       const BgemmStage& st, void* const* out) {
  for (int b = b0; b < b1; ++b) {
@@ -31,15 +31,13 @@ void bgemm_mrx32_avx2(int T, int cw, const uint64_t* const* rows,
       for (int j = 0; j < 4; ++j) acc[i][j] = bytes[i][j] = zero;
     int pending = 0;
     const uint64_t* wk = w + half * 16;
-    for (int t = 0; t < T; ++t) {
-      const uint64_t* a[MR];
-      for (int i = 0; i < MR; ++i) a[i] = rows[i] + tap_off[t];
-      for (int c = 0; c < cw; ++c, wk += kNR) {
+    {
+      for (int k = 0; k < kw; ++k, wk += kNR) {
         __m256i wv[4];
         for (int j = 0; j < 4; ++j)
           wv[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 4 * j));
         for (int i = 0; i < MR; ++i) {
-          const __m256i av = _mm256_set1_epi64x(static_cast<long long>(a[i][c]));
+          const __m256i av = _mm256_set1_epi64x(static_cast<long long>(rows[i][koff[k]]));
           for (int j = 0; j < 4; ++j) {
             const __m256i x = _mm256_xor_si256(av, wv[j]);
             const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(x, low4));

@@ -15,8 +15,8 @@ namespace onebit {
 namespace {
 
 template <int MR>
-void bgemm_mrx32_avx512(int T, int cw, const uint64_t* const* rows,
-                        const ptrdiff_t* tap_off, const uint64_t* wbase,
+void bgemm_mrx32_avx512(int kw, const uint64_t* const* rows, const ptrdiff_t* koff,
+                        const uint64_t* wbase,
                         size_t block_words, int b0, int b1, const int32_t* const* corr,
                         const BgemmStage& st, void* const* out) {
   const __m512i kb = _mm512_set1_epi32(st.k_bits);
@@ -26,29 +26,34 @@ void bgemm_mrx32_avx512(int T, int cw, const uint64_t* const* rows,
   for (int b = b0; b < b1; ++b) {
   const uint64_t* w = wbase + b * block_words;
   __m512i acc[MR][4];
+  // Word 0 seeds the accumulators (no zeroing moves on the popcount ports).
+  {
+    const ptrdiff_t off = koff[0];
+    const __m512i w0 = _mm512_load_si512(w), w1 = _mm512_load_si512(w + 8);
+    const __m512i w2 = _mm512_load_si512(w + 16), w3 = _mm512_load_si512(w + 24);
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_si512();
-  const uint64_t* wk = w;
-  for (int t = 0; t < T; ++t) {
-    const ptrdiff_t off = tap_off[t];
-    const uint64_t* at[MR];
+    for (int i = 0; i < MR; ++i) {
+      const __m512i av = _mm512_set1_epi64(static_cast<long long>(rows[i][off]));
+      acc[i][0] = _mm512_popcnt_epi64(_mm512_xor_si512(av, w0));
+      acc[i][1] = _mm512_popcnt_epi64(_mm512_xor_si512(av, w1));
+      acc[i][2] = _mm512_popcnt_epi64(_mm512_xor_si512(av, w2));
+      acc[i][3] = _mm512_popcnt_epi64(_mm512_xor_si512(av, w3));
+    }
+  }
+  for (int k = 1; k < kw; ++k) {
+    const ptrdiff_t off = koff[k];
+    const uint64_t* wk = w + static_cast<size_t>(k) * kNR;
+    const __m512i w0 = _mm512_load_si512(wk);
+    const __m512i w1 = _mm512_load_si512(wk + 8);
+    const __m512i w2 = _mm512_load_si512(wk + 16);
+    const __m512i w3 = _mm512_load_si512(wk + 24);
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) at[i] = rows[i] + off;
-    for (int c = 0; c < cw; ++c, wk += kNR) {
-      const __m512i w0 = _mm512_load_si512(wk);
-      const __m512i w1 = _mm512_load_si512(wk + 8);
-      const __m512i w2 = _mm512_load_si512(wk + 16);
-      const __m512i w3 = _mm512_load_si512(wk + 24);
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) {
-        const __m512i av = _mm512_set1_epi64(static_cast<long long>(at[i][c]));
-        acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_xor_si512(av, w0)));
-        acc[i][1] = _mm512_add_epi64(acc[i][1], _mm512_popcnt_epi64(_mm512_xor_si512(av, w1)));
-        acc[i][2] = _mm512_add_epi64(acc[i][2], _mm512_popcnt_epi64(_mm512_xor_si512(av, w2)));
-        acc[i][3] = _mm512_add_epi64(acc[i][3], _mm512_popcnt_epi64(_mm512_xor_si512(av, w3)));
-      }
+    for (int i = 0; i < MR; ++i) {
+      const __m512i av = _mm512_set1_epi64(static_cast<long long>(rows[i][off]));
+      acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_xor_si512(av, w0)));
+      acc[i][1] = _mm512_add_epi64(acc[i][1], _mm512_popcnt_epi64(_mm512_xor_si512(av, w1)));
+      acc[i][2] = _mm512_add_epi64(acc[i][2], _mm512_popcnt_epi64(_mm512_xor_si512(av, w2)));
+      acc[i][3] = _mm512_add_epi64(acc[i][3], _mm512_popcnt_epi64(_mm512_xor_si512(av, w3)));
     }
   }
   const int nvalid = st.oc - b * kNR < kNR ? st.oc - b * kNR : kNR;

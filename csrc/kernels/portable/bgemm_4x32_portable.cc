@@ -19,23 +19,19 @@ inline uint64_t popcount_swar(uint64_t x) {
 }
 
 template <int MR>
-void bgemm_mrx32_portable(int T, int cw, const uint64_t* const* rows,
-                      const ptrdiff_t* tap_off, const uint64_t* w0,
+void bgemm_mrx32_portable(int kw, const uint64_t* const* rows, const ptrdiff_t* koff,
+                          const uint64_t* w0,
                           size_t block_words, int b0, int b1, const int32_t* const* corr,
                           const BgemmStage& st, void* const* out) {
  for (int b = b0; b < b1; ++b) {
   const uint64_t* w = w0 + b * block_words;
   const BgemmEpilogue ep = stage_block(st, b);
   uint64_t pop[MR][kNR] = {};
-  for (int t = 0; t < T; ++t) {
-    const uint64_t* a[MR];
-    for (int i = 0; i < MR; ++i) a[i] = rows[i] + tap_off[t];
-    for (int c = 0; c < cw; ++c) {
-      const uint64_t* wk = w + (static_cast<size_t>(t) * cw + c) * kNR;
-      for (int i = 0; i < MR; ++i) {
-        const uint64_t av = a[i][c];
-        for (int j = 0; j < kNR; ++j) pop[i][j] += popcount_swar(av ^ wk[j]);
-      }
+  for (int k = 0; k < kw; ++k) {
+    const uint64_t* wk = w + static_cast<size_t>(k) * kNR;
+    for (int i = 0; i < MR; ++i) {
+      const uint64_t av = rows[i][koff[k]];
+      for (int j = 0; j < kNR; ++j) pop[i][j] += popcount_swar(av ^ wk[j]);
     }
   }
   for (int i = 0; i < MR; ++i) {
