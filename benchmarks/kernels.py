@@ -112,6 +112,48 @@ def _cases(rng: np.random.Generator):
         yield f"bgemm {m}x{n}x{kk} (MxNxK)", m * n * kk, g_float, g_bits, g_torch
 
 
+def _float_ops(rng: np.random.Generator, min_time: float) -> None:
+    """The float ops and packing around binary layers, one thread, vs torch."""
+    print()
+    print("Float ops and packing around the binary layers, one thread (CPU-time medians):")
+    cols = ["op", "onebit ms", "torch ms", "torch/onebit"]
+    widths = [44, 10, 10, 12]
+    print("| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    torch.set_num_threads(1)
+    x = rng.standard_normal((1, 224, 224, 3)).astype(np.float32)
+    w = rng.standard_normal((64, 7, 7, 3)).astype(np.float32)
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    wt = torch.from_numpy(w).permute(0, 3, 1, 2).contiguous()
+    d = rng.standard_normal((1, 512)).astype(np.float32)
+    dw = rng.standard_normal((1000, 512)).astype(np.float32)
+    a56 = rng.standard_normal((1, 56, 56, 64)).astype(np.float32)
+    thr = rng.standard_normal(64).astype(np.float32)
+    p56 = K.pack_bits(a56)
+    a56t = torch.from_numpy(a56).permute(0, 3, 1, 2).contiguous()
+    rows = [
+        ("conv2d_f32 224x224 3->64 7x7 s2 (first layer)",
+         lambda: K.conv2d_f32(x, w, stride=2, padding=3, num_threads=1),
+         lambda: torch.nn.functional.conv2d(xt, wt, stride=2, padding=3)),
+        ("dense_f32 512->1000, batch 1",
+         lambda: K.dense_f32(d, dw, num_threads=1),
+         lambda: torch.from_numpy(d) @ torch.from_numpy(dw).t()),
+        ("sign_threshold_pack 56x56x64 (float -> bits)",
+         lambda: K.sign_threshold_pack(a56, thr, num_threads=1),
+         lambda: torch.sign(a56t - torch.from_numpy(thr)[:, None, None])),
+        ("maxpool 3x3 s2 56x56x64 (packed / torch float)",
+         lambda: K.maxpool_packed(p56, 64, 3, 2, 1, num_threads=1),
+         lambda: torch.nn.functional.max_pool2d(a56t, 3, 2, 1)),
+    ]
+    for name, f_ob, f_t in rows:
+        _, c_ob = median_ms(f_ob, min_time)
+        with torch.inference_mode():
+            _, c_t = median_ms(f_t, min_time)
+        row = [name, f"{c_ob:.4f}", f"{c_t:.4f}", f"{c_t / c_ob:.1f}x"]
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="shorter timing runs")
@@ -150,6 +192,7 @@ def main() -> None:
         row = [name, f"{cf:.4f} / {wf:.4f}", f"{cb:.4f} / {wb:.4f}", f"{ct:.3f} / {wt:.3f}",
                f"{ct / best:.1f}x", f"{share:.0f}%"]
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |", flush=True)
+    _float_ops(rng, min_time)
     if args.no_threads:
         return
     print()

@@ -9,10 +9,18 @@ namespace onebit {
 using SgemmUkernelFn = void (*)(int mr, int nr, int kc, const float* a, long lda,
                                 const float* bp, float* c, long ldc, bool accumulate);
 
+// Few rows times row-major weights (dense layers at small batch): for
+// m < M, n < N: c[m*ldc + n] = sum_k a[m*lda + k] * w[n*ldw + k]. No packing,
+// the weights stream once (a GEMV is memory-bound; packing them per call
+// would cost more than the product).
+using SgemvFn = void (*)(int M, int N, int K, const float* a, long lda, const float* w,
+                         long ldw, float* c, long ldc);
+
 struct SgemmConfig {
   const char* name;
   int mr, nr;
   SgemmUkernelFn fn;
+  SgemvFn gemv;
 };
 
 const SgemmConfig& sgemm_config_portable();

@@ -27,54 +27,96 @@ constexpr int kKC = 256;
 
 const char* sgemm_kernel_name() { return sgemm_cfg().name; }
 
-void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b_rs, long b_cs,
-           float* c, long ldc, const float* bias, Act act, const float* slope, int nthreads) {
-  if (M <= 0 || N <= 0) return;
-  const SgemmConfig& cfg = sgemm_cfg();
-  const int NR = cfg.nr, MR = cfg.mr;
-  const int npanels = (N + NR - 1) / NR;
-  const int nkb = K > 0 ? (K + kKC - 1) / kKC : 0;
-  // Packed B: [kb][panel][kc][NR], zero-padded columns.
-  avector<float> bp(static_cast<size_t>(std::max(K, 1)) * npanels * NR, 0.0f);
-  for (int kb = 0; kb < nkb; ++kb) {
+namespace {
+
+// B packed for the micro-kernel: [kb][panel][kc][NR], zero-padded columns.
+struct PackedB {
+  avector<float> data;
+  int npanels = 0, nkb = 0;
+};
+
+PackedB pack_b(const SgemmConfig& cfg, int N, int K, const float* b, long b_rs, long b_cs) {
+  const int NR = cfg.nr;
+  PackedB pb;
+  pb.npanels = (N + NR - 1) / NR;
+  pb.nkb = K > 0 ? (K + kKC - 1) / kKC : 0;
+  pb.data.assign(static_cast<size_t>(std::max(K, 1)) * pb.npanels * NR, 0.0f);
+  for (int kb = 0; kb < pb.nkb; ++kb) {
     const int k0 = kb * kKC, kc = std::min(kKC, K - k0);
-    for (int pn = 0; pn < npanels; ++pn) {
-      float* dst = bp.data() + static_cast<size_t>(k0) * npanels * NR + static_cast<size_t>(pn) * kc * NR;
+    for (int pn = 0; pn < pb.npanels; ++pn) {
+      float* dst = pb.data.data() + static_cast<size_t>(k0) * pb.npanels * NR +
+                   static_cast<size_t>(pn) * kc * NR;
       for (int k = 0; k < kc; ++k)
         for (int j = 0; j < NR && pn * NR + j < N; ++j)
           dst[k * NR + j] = b[(k0 + k) * b_rs + static_cast<long>(pn * NR + j) * b_cs];
     }
   }
+  return pb;
+}
+
+// C rows [0, rows) = A rows (stride lda) x packed B.
+void sgemm_rows(const SgemmConfig& cfg, const PackedB& pb, int rows, int N, int K,
+                const float* a, long lda, float* c, long ldc) {
+  const int NR = cfg.nr, MR = cfg.mr;
+  if (pb.nkb == 0) {
+    for (int r = 0; r < rows; ++r) std::fill(c + r * ldc, c + r * ldc + N, 0.0f);
+    return;
+  }
+  for (int kb = 0; kb < pb.nkb; ++kb) {
+    const int k0 = kb * kKC, kc = std::min(kKC, K - k0);
+    for (int pn = 0; pn < pb.npanels; ++pn) {
+      const float* panel = pb.data.data() + static_cast<size_t>(k0) * pb.npanels * NR +
+                           static_cast<size_t>(pn) * kc * NR;
+      const int nr = std::min(NR, N - pn * NR);
+      for (int r = 0; r < rows; r += MR)
+        cfg.fn(std::min(MR, rows - r), nr, kc, a + r * lda + k0, lda, panel,
+               c + r * ldc + pn * NR, ldc, kb > 0);
+    }
+  }
+}
+
+void finish_rows(float* c, long ldc, int r0, int r1, int n0, int n1, const float* bias, Act act,
+                 const float* slope) {
+  if (!bias && act == Act::kNone) return;
+  for (int r = r0; r < r1; ++r) {
+    float* cr = c + r * ldc;
+    for (int j = n0; j < n1; ++j) {
+      float y = cr[j] + (bias ? bias[j] : 0.0f);
+      if (act == Act::kRelu) y = y < 0.0f ? 0.0f : y;
+      else if (act == Act::kPrelu) y = y < 0.0f ? y * slope[j] : y;
+      cr[j] = y;
+    }
+  }
+}
+
+constexpr int kRowChunk = 96;  // rows per task step: 16 micro-tiles of 6
+
+}  // namespace
+
+void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b_rs, long b_cs,
+           float* c, long ldc, const float* bias, Act act, const float* slope, int nthreads) {
+  if (M <= 0 || N <= 0) return;
+  const SgemmConfig& cfg = sgemm_cfg();
   if (nthreads <= 0) nthreads = get_num_threads();
-  const int mtiles = (M + MR - 1) / MR;
-  int ntasks = std::min(mtiles, nthreads == 1 ? 1 : 8 * nthreads);
+  if (M <= 4 && b_rs == 1 && K > 0) {
+    // Dense layer at small batch: dot products against the weight rows.
+    const int chunks = std::max(1, std::min(N / 64, nthreads == 1 ? 1 : 4 * nthreads));
+    parallel_for(chunks, nthreads, [&](int t) {
+      const int n0 = static_cast<int>(static_cast<long>(N) * t / chunks);
+      const int n1 = static_cast<int>(static_cast<long>(N) * (t + 1) / chunks);
+      cfg.gemv(M, n1 - n0, K, a, lda, b + n0 * b_cs, b_cs, c + n0, ldc);
+      finish_rows(c, ldc, 0, M, n0, n1, bias, act, slope);
+    });
+    return;
+  }
+  const PackedB pb = pack_b(cfg, N, K, b, b_rs, b_cs);
+  const int chunks = (M + kRowChunk - 1) / kRowChunk;
+  const int ntasks = std::min(chunks, nthreads == 1 ? 1 : 8 * nthreads);
   parallel_for(ntasks, nthreads, [&](int t) {
-    const int r0 = static_cast<int>(static_cast<long>(mtiles) * t / ntasks) * MR;
-    const int r1 = std::min(M, static_cast<int>(static_cast<long>(mtiles) * (t + 1) / ntasks) * MR);
-    if (nkb == 0) {
-      for (int r = r0; r < r1; ++r) std::fill(c + r * ldc, c + r * ldc + N, 0.0f);
-    }
-    for (int kb = 0; kb < nkb; ++kb) {
-      const int k0 = kb * kKC, kc = std::min(kKC, K - k0);
-      for (int pn = 0; pn < npanels; ++pn) {
-        const float* panel = bp.data() + static_cast<size_t>(k0) * npanels * NR +
-                             static_cast<size_t>(pn) * kc * NR;
-        const int nr = std::min(NR, N - pn * NR);
-        for (int r = r0; r < r1; r += MR)
-          cfg.fn(std::min(MR, r1 - r), nr, kc, a + r * lda + k0, lda, panel,
-                 c + r * ldc + pn * NR, ldc, kb > 0);
-      }
-    }
-    if (bias || act != Act::kNone) {
-      for (int r = r0; r < r1; ++r) {
-        float* cr = c + r * ldc;
-        for (int j = 0; j < N; ++j) {
-          float y = cr[j] + (bias ? bias[j] : 0.0f);
-          if (act == Act::kRelu) y = y < 0.0f ? 0.0f : y;
-          else if (act == Act::kPrelu) y = y < 0.0f ? y * slope[j] : y;
-          cr[j] = y;
-        }
-      }
+    for (int ch = chunks * t / ntasks; ch < chunks * (t + 1) / ntasks; ++ch) {
+      const int r0 = ch * kRowChunk, r1 = std::min(M, r0 + kRowChunk);
+      sgemm_rows(cfg, pb, r1 - r0, N, K, a + r0 * lda, lda, c + r0 * ldc, ldc);
+      finish_rows(c, ldc, r0, r1, 0, N, bias, act, slope);
     }
   });
 }
@@ -89,29 +131,51 @@ void conv2d_f32(const float* x, const float* w, const float* bias, const PoolPar
     sgemm(static_cast<int>(M), oc, K, x, K, w, 1, K, out, oc, bias, act, slope, nthreads);
     return;
   }
-  avector<float> cols(static_cast<size_t>(M) * K);
+  // im2col one chunk of rows at a time into a small per-task buffer that
+  // stays in L1/L2 (a whole-image im2col buffer, 7 MB for a 224x224 7x7
+  // stem, costs more in page faults and DRAM traffic than the GEMM).
+  const SgemmConfig& cfg = sgemm_cfg();
+  const PackedB pb = pack_b(cfg, oc, K, w, 1, K);
   if (nthreads <= 0) nthreads = get_num_threads();
-  const int ntasks = nthreads == 1 ? 1 : 4 * nthreads;
+  const long chunks = (M + kRowChunk - 1) / kRowChunk;
+  const int ntasks = static_cast<int>(std::min<long>(chunks, nthreads == 1 ? 1 : 8 * nthreads));
   parallel_for(ntasks, nthreads, [&](int t) {
-    const long m0 = M * t / ntasks, m1 = M * (t + 1) / ntasks;
-    for (long m = m0; m < m1; ++m) {
-      const int ox = static_cast<int>(m % p.ow), oy = static_cast<int>((m / p.ow) % p.oh);
-      const int n = static_cast<int>(m / (static_cast<long>(p.ow) * p.oh));
-      float* dst = cols.data() + m * K;
-      for (int ky = 0; ky < p.kh; ++ky)
-        for (int kx = 0; kx < p.kw; ++kx) {
-          const int iy = oy * p.sh - p.pt + ky * dh, ix = ox * p.sw - p.pl + kx * dw;
-          float* d = dst + (ky * p.kw + kx) * p.c;
-          if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w) {
-            std::memset(d, 0, sizeof(float) * p.c);
+    avector<float> cols(static_cast<size_t>(kRowChunk) * K);
+    for (long ch = chunks * t / ntasks; ch < chunks * (t + 1) / ntasks; ++ch) {
+      const long m0 = ch * kRowChunk, m1 = std::min(M, m0 + kRowChunk);
+      for (long m = m0; m < m1; ++m) {
+        const int ox = static_cast<int>(m % p.ow), oy = static_cast<int>((m / p.ow) % p.oh);
+        const int n = static_cast<int>(m / (static_cast<long>(p.ow) * p.oh));
+        float* dst = cols.data() + (m - m0) * K;
+        for (int ky = 0; ky < p.kh; ++ky) {
+          const int iy = oy * p.sh - p.pt + ky * dh;
+          const int ix0 = ox * p.sw - p.pl;
+          float* d = dst + ky * p.kw * p.c;
+          const float* srow = x + (static_cast<long>(n) * p.h + iy) * p.w * p.c;
+          if (iy < 0 || iy >= p.h) {
+            for (int q = 0; q < p.kw * p.c; ++q) d[q] = 0.0f;
+          } else if (dw == 1 && ix0 >= 0 && ix0 + p.kw <= p.w) {
+            // the kw taps of this kernel row are contiguous in the input row
+            const float* s = srow + static_cast<long>(ix0) * p.c;
+            for (int q = 0; q < p.kw * p.c; ++q) d[q] = s[q];
           } else {
-            std::memcpy(d, x + ((static_cast<long>(n) * p.h + iy) * p.w + ix) * p.c,
-                        sizeof(float) * p.c);
+            for (int kx = 0; kx < p.kw; ++kx) {
+              const int ix = ix0 + kx * dw;
+              float* dd = d + kx * p.c;
+              if (ix < 0 || ix >= p.w) {
+                for (int c = 0; c < p.c; ++c) dd[c] = 0.0f;
+              } else {
+                for (int c = 0; c < p.c; ++c) dd[c] = srow[static_cast<long>(ix) * p.c + c];
+              }
+            }
           }
         }
+      }
+      const int rows = static_cast<int>(m1 - m0);
+      sgemm_rows(cfg, pb, rows, oc, K, cols.data(), K, out + m0 * oc, oc);
+      finish_rows(out + m0 * oc, oc, 0, rows, 0, oc, bias, act, slope);
     }
   });
-  sgemm(static_cast<int>(M), oc, K, cols.data(), K, w, 1, K, out, oc, bias, act, slope, nthreads);
 }
 
 namespace {

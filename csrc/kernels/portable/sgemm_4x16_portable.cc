@@ -18,10 +18,26 @@ void sgemm_4x16_portable(int mr, int nr, int kc, const float* a, long lda, const
     for (int j = 0; j < nr; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }
 
+void sgemv_portable(int M, int N, int K, const float* a, long lda, const float* w, long ldw,
+                    float* c, long ldc) {
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      float acc[8] = {};
+      int k = 0;
+      for (; k + 8 <= K; k += 8)
+        for (int q = 0; q < 8; ++q) acc[q] += a[m * lda + k + q] * w[n * ldw + k + q];
+      float sum = 0.0f;
+      for (; k < K; ++k) sum += a[m * lda + k] * w[n * ldw + k];
+      for (int q = 0; q < 8; ++q) sum += acc[q];
+      c[m * ldc + n] = sum;
+    }
+}
+
 }  // namespace
 
 const SgemmConfig& sgemm_config_portable() {
-  static const SgemmConfig cfg{"sgemm_4x16_portable", 4, 16, sgemm_4x16_portable};
+  static const SgemmConfig cfg{"sgemm_4x16_portable", 4, 16, sgemm_4x16_portable,
+                               sgemv_portable};
   return cfg;
 }
 
