@@ -159,3 +159,13 @@ def test_ddp_info_defaults():
     info = setup("cpu")
     assert (info.rank, info.world, info.is_main, info.enabled) == (0, 1, True, False)
     assert not os.environ.get("WORLD_SIZE")
+
+
+def test_cosine_by_time_budget():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    cfg = {"name": "cosine", "warmup_epochs": 0.0, "min_lr": 0.0, "by_time": True}
+    s = LRSchedule(opt, cfg, 10, 10)
+    assert s.apply(5) == pytest.approx(s.apply(5, time_frac=0.0))
+    assert s.apply(5, time_frac=0.5) == pytest.approx(0.5)  # half the budget used: half-way down
+    assert s.apply(5, time_frac=1.0) == pytest.approx(0.0)

@@ -86,6 +86,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "threshold": 1e-3,  # plateau: relative improvement that counts
         "monitor": "train_loss",  # plateau: train_loss | test_loss
         "min_lr": 0.0,  # floor (cosine end value / plateau floor), absolute
+        "by_time": False,  # cosine/linear: progress = max(steps, share of train.time_limit_min used)
     },
     "train": {
         "epochs": 10,

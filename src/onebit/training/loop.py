@@ -247,6 +247,7 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
             scaler.load_state_dict(ck["scaler"])
         start_epoch, start_step, global_step = ck["epoch"], ck["step_in_epoch"], ck["global_step"]
         best_acc = ck.get("extra", {}).get("best_acc", -1.0)
+        t_start -= float(ck.get("extra", {}).get("elapsed_s", 0.0))  # the time budget spans restarts
         acc_state = torch.tensor(ck.get("extra", {}).get("epoch_acc", [0.0, 0.0, 0.0]), dtype=torch.float64)
         if flips is not None and ck.get("extra", {}).get("flip_state"):
             flips.load_state_dict(ck["extra"]["flip_state"])
@@ -319,6 +320,7 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
                 "metrics": metrics or {},
                 "extra": {
                     "best_acc": best_acc,
+                    "elapsed_s": time.time() - t_start,
                     "epoch_acc": acc_state.tolist(),
                     "flip_state": flips.state_dict() if flips is not None else None,
                 },
@@ -356,7 +358,12 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
         for s, (x, y, idx) in enumerate(train_loader.batches(epoch, start), start):
             if channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            lr = sched.apply(global_step)
+            time_frac = None
+            if limit_s:  # share of the time budget used; rank 0's value on every rank
+                time_frac = (time.time() - t_start) / limit_s
+                if info.enabled:
+                    time_frac = float(D.all_reduce_sum(torch.tensor([time_frac * info.is_main]), info).item())
+            lr = sched.apply(global_step, time_frac if cfg["schedule"]["by_time"] else None)
             with ctx():
                 out = model(x)
                 if teacher is not None:
@@ -393,7 +400,8 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
                 checkpoint(epoch, s + 1, None, last_path)
             if crash and global_step >= crash:
                 os.kill(os.getpid(), signal.SIGKILL)  # testing only: die like a preempted job
-            if (max_steps and global_step >= max_steps) or (limit_s and time.time() - t_start > limit_s):
+            out_of_time = time_frac is not None and time_frac >= 1.0
+            if (max_steps and global_step >= max_steps) or out_of_time:
                 stop = True
                 break
         if bar is not None:

@@ -31,13 +31,15 @@ class LRSchedule:
         self.bad = 0
         self.last_lr = self.base[0] if self.base else 0.0
 
-    def factor(self, step: int) -> float:
+    def factor(self, step: int, time_frac: float | None = None) -> float:
         name = self.cfg["name"]
         if self.warm and step < self.warm:
             w = (step + 1) / self.warm
         else:
             w = 1.0
         t = min(1.0, max(0.0, (step - self.warm) / max(1, self.total - self.warm)))
+        if time_frac is not None and not (self.warm and step < self.warm):
+            t = max(t, min(1.0, time_frac))  # anneal by the time budget when it binds first
         ep = step / self.spe
         if name == "constant":
             f = 1.0
@@ -59,9 +61,13 @@ class LRSchedule:
             raise ValueError(f"unknown schedule {name!r}")
         return w * f
 
-    def apply(self, step: int) -> float:
-        """Set every group's lr for global step ``step``; returns the first group's lr."""
-        f = self.factor(step)
+    def apply(self, step: int, time_frac: float | None = None) -> float:
+        """Set every group's lr for global step ``step``; returns the first group's lr.
+
+        ``time_frac`` (share of ``train.time_limit_min`` used, with ``schedule.by_time``)
+        advances cosine/linear schedules by time when the budget binds before the epochs.
+        """
+        f = self.factor(step, time_frac)
         min_lr = float(self.cfg.get("min_lr", 0.0))
         cosine_like = self.cfg["name"] in ("cosine", "linear")
         for g, b in zip(self.opt.param_groups, self.base, strict=True):
