@@ -52,6 +52,10 @@ struct BgemmStage {
   const float* slope;
   const int32_t* thr;
   const uint32_t* flip;  // [nblocks]
+  // Bits output, rows without a zero-padding correction: dot < thr[j] <=>
+  // pop > pop_thr[j] = floor((k_bits - thr[j]) / 2), so kernels may compare
+  // the raw 64-bit popcounts (no narrowing, no arithmetic).
+  const int64_t* pop_thr;
 };
 
 // The per-block view used by the scalar output stage. (static: header code is

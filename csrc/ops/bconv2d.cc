@@ -236,8 +236,14 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
     return mr;
   };
 
-  const BgemmStage stage{kind, act, kbits, oc, sa.mult.data(), sa.bias.data(), sa.slope.data(),
-                         sa.thr.data(), sa.flip.data()};
+  avector<int64_t> pop_thr(static_cast<size_t>(nb) * kNR);
+  for (size_t c = 0; c < pop_thr.size(); ++c) {
+    const int64_t v = static_cast<int64_t>(kbits) - sa.thr[c];  // floor(v / 2)
+    pop_thr[c] = v >= 0 ? v / 2 : -((-v + 1) / 2);
+  }
+  const BgemmStage stage{kind,          act,           kbits,         oc,
+                         sa.mult.data(), sa.bias.data(), sa.slope.data(), sa.thr.data(),
+                         sa.flip.data(), pop_thr.data()};
 
   auto task = [&](int task_id) {
     const size_t mt = static_cast<size_t>(task_id) / nsplit;

@@ -190,6 +190,9 @@ NB_MODULE(_C, m) {
     p.kh = w.kh;
     p.kw = w.kw;
     p.oc = w.oc;
+    // Dot products stay exact in float32 (the output stage relies on it).
+    require(static_cast<int64_t>(w.kh) * w.kw * w.cin_g < (int64_t{1} << 24),
+            "kernel_h * kernel_w * in_channels_per_group must be below 2^24");
     std::tie(p.sh, p.sw) = stride;
     std::tie(p.pt, p.pb, p.pl, p.pr) = padding;
     std::tie(p.dh, p.dw) = dilation;

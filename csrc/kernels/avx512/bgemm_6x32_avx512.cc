@@ -23,6 +23,8 @@ void bgemm_mrx32_avx512(int kw, const uint64_t* const* rows, const ptrdiff_t* ko
   const __m512i lo_dwords =
       _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512 zero = _mm512_setzero_ps();
+  const __m512 kf = _mm512_set1_ps(static_cast<float>(st.k_bits));
+  const __m512 two = _mm512_set1_ps(2.0f);
   for (int b = b0; b < b1; ++b) {
   const uint64_t* w = wbase + b * block_words;
   __m512i acc[MR][4];
@@ -61,21 +63,34 @@ void bgemm_mrx32_avx512(int kw, const uint64_t* const* rows, const ptrdiff_t* ko
   const float* bias = st.bias + b * kNR;
   const float* slope = st.slope + b * kNR;
   const int32_t* thr = st.thr + b * kNR;
+  const int64_t* pthr = st.pop_thr + b * kNR;
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
+    if (st.kind == OutKind::kBits && !corr[i]) {
+      // Compare the 64-bit popcounts directly: 4 compares per 32 channels.
+      const uint32_t m0 = _mm512_cmpgt_epi64_mask(acc[i][0], _mm512_loadu_si512(pthr));
+      const uint32_t m1 = _mm512_cmpgt_epi64_mask(acc[i][1], _mm512_loadu_si512(pthr + 8));
+      const uint32_t m2 = _mm512_cmpgt_epi64_mask(acc[i][2], _mm512_loadu_si512(pthr + 16));
+      const uint32_t m3 = _mm512_cmpgt_epi64_mask(acc[i][3], _mm512_loadu_si512(pthr + 24));
+      static_cast<uint32_t*>(out[i])[b] =
+          (m0 | (m1 << 8) | (m2 << 16) | (m3 << 24)) ^ st.flip[b];
+      continue;
+    }
     // popcounts (64-bit lanes, < 2^31) -> int32 for channels 0..15 and 16..31:
     // one two-source permute of the low dwords per pair (1 uop, vs 2 vpmovqd + insert)
     __m512i p0 = _mm512_permutex2var_epi32(acc[i][0], lo_dwords, acc[i][1]);
     __m512i p1 = _mm512_permutex2var_epi32(acc[i][2], lo_dwords, acc[i][3]);
-    __m512i d0 = _mm512_sub_epi32(kb, _mm512_add_epi32(p0, p0));
-    __m512i d1 = _mm512_sub_epi32(kb, _mm512_add_epi32(p1, p1));
-    if (corr[i]) {
-      d0 = _mm512_sub_epi32(d0, _mm512_loadu_si512(corr[i] + b * kNR));
-      d1 = _mm512_sub_epi32(d1, _mm512_loadu_si512(corr[i] + b * kNR + 16));
-    }
     if (st.kind == OutKind::kFloat) {
-      __m512 y0 = _mm512_mul_ps(_mm512_cvtepi32_ps(d0), _mm512_loadu_ps(mult));
-      __m512 y1 = _mm512_mul_ps(_mm512_cvtepi32_ps(d1), _mm512_loadu_ps(mult + 16));
+      // float(dot) = k - 2 * pop (- corr): integers below 2^24, so computing
+      // it in float (cvt, then one fused k - 2 * pop) is exact.
+      __m512 f0 = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(p0), two, kf);
+      __m512 f1 = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(p1), two, kf);
+      if (corr[i]) {
+        f0 = _mm512_sub_ps(f0, _mm512_cvtepi32_ps(_mm512_loadu_si512(corr[i] + b * kNR)));
+        f1 = _mm512_sub_ps(f1, _mm512_cvtepi32_ps(_mm512_loadu_si512(corr[i] + b * kNR + 16)));
+      }
+      __m512 y0 = _mm512_mul_ps(f0, _mm512_loadu_ps(mult));
+      __m512 y1 = _mm512_mul_ps(f1, _mm512_loadu_ps(mult + 16));
       y0 = _mm512_add_ps(y0, _mm512_loadu_ps(bias));
       y1 = _mm512_add_ps(y1, _mm512_loadu_ps(bias + 16));
       if (st.act == Act::kRelu) {
@@ -97,6 +112,10 @@ void bgemm_mrx32_avx512(int kw, const uint64_t* const* rows, const ptrdiff_t* ko
         _mm512_mask_storeu_ps(o + 16, static_cast<__mmask16>(m >> 16), y1);
       }
     } else {
+      __m512i d0 = _mm512_sub_epi32(kb, _mm512_add_epi32(p0, p0));
+      __m512i d1 = _mm512_sub_epi32(kb, _mm512_add_epi32(p1, p1));
+      d0 = _mm512_sub_epi32(d0, _mm512_loadu_si512(corr[i] + b * kNR));
+      d1 = _mm512_sub_epi32(d1, _mm512_loadu_si512(corr[i] + b * kNR + 16));
       const uint32_t lo = _mm512_cmplt_epi32_mask(d0, _mm512_loadu_si512(thr));
       const uint32_t hi = _mm512_cmplt_epi32_mask(d1, _mm512_loadu_si512(thr + 16));
       static_cast<uint32_t*>(out[i])[b] = (lo | (hi << 16)) ^ st.flip[b];
