@@ -197,6 +197,39 @@ void pool_loop(const PoolParams& p, int nthreads, F&& f) {
 }
 }  // namespace
 
+void depthwise_conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p,
+                          int dh, int dw, Act act, const float* slope, float* out, int nthreads) {
+  const long rows = static_cast<long>(p.n) * p.oh;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const int ntasks = static_cast<int>(std::min<long>(rows, nthreads == 1 ? 1 : 4 * nthreads));
+  const int C = p.c;
+  parallel_for(ntasks, nthreads, [&](int t) {
+    for (long r = rows * t / ntasks; r < rows * (t + 1) / ntasks; ++r) {
+      const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
+      for (int ox = 0; ox < p.ow; ++ox) {
+        float* o = out + (r * p.ow + ox) * C;
+        for (int c = 0; c < C; ++c) o[c] = bias ? bias[c] : 0.0f;
+        for (int ky = 0; ky < p.kh; ++ky) {
+          const int iy = oy * p.sh - p.pt + ky * dh;
+          if (iy < 0 || iy >= p.h) continue;
+          for (int kx = 0; kx < p.kw; ++kx) {
+            const int ix = ox * p.sw - p.pl + kx * dw;
+            if (ix < 0 || ix >= p.w) continue;
+            const float* xs = x + ((static_cast<long>(n) * p.h + iy) * p.w + ix) * C;
+            const float* ws = w + (static_cast<long>(ky) * p.kw + kx) * C;
+            for (int c = 0; c < C; ++c) o[c] += xs[c] * ws[c];  // channels are contiguous
+          }
+        }
+        if (act != Act::kNone)
+          for (int c = 0; c < C; ++c) {
+            if (act == Act::kRelu) o[c] = o[c] < 0.0f ? 0.0f : o[c];
+            else o[c] = o[c] < 0.0f ? o[c] * slope[c] : o[c];
+          }
+      }
+    }
+  });
+}
+
 void maxpool_packed(const uint64_t* x, const PoolParams& p, uint64_t* out, int nthreads) {
   const int W = words_for(p.c);
   pool_loop(p, nthreads, [&](int n, int, int, int y0, int y1, int x0, int x1, long o) {

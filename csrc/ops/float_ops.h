@@ -25,6 +25,11 @@ struct PoolParams {
 void conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p, int oc,
                 int dh, int dw, Act act, const float* slope, float* out, int nthreads);
 
+// Depthwise float conv (groups = channels, one filter per channel), NHWC,
+// weights [kh][kw][c], zero padding.
+void depthwise_conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p,
+                          int dh, int dw, Act act, const float* slope, float* out, int nthreads);
+
 // Max of +-1 values on packed bits: AND of the sign bits (bit set = -1);
 // padded positions are ignored.
 void maxpool_packed(const uint64_t* x, const PoolParams& p, uint64_t* out, int nthreads);

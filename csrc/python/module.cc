@@ -282,6 +282,41 @@ NB_MODULE(_C, m) {
     conv2d_f32(x.data(), w.data(), b, p, oc, dh, dw, a, s, out.data(), nthreads);
   });
 
+  m.def("depthwise_conv2d_f32", [](In<float> x, In<float> w, std::optional<In<float>> bias,
+                                   std::tuple<int, int> stride,
+                                   std::tuple<int, int, int, int> padding,
+                                   std::tuple<int, int> dilation, const std::string& act,
+                                   std::optional<In<float>> slope, Out<float> out, int nthreads) {
+    require(x.ndim() == 4 && w.ndim() == 3, "depthwise_conv2d_f32: x must be NHWC, w (kh, kw, C)");
+    PoolParams p;
+    p.n = static_cast<int>(x.shape(0));
+    p.h = static_cast<int>(x.shape(1));
+    p.w = static_cast<int>(x.shape(2));
+    p.c = static_cast<int>(x.shape(3));
+    p.kh = static_cast<int>(w.shape(0));
+    p.kw = static_cast<int>(w.shape(1));
+    require(static_cast<int>(w.shape(2)) == p.c, "depthwise_conv2d_f32: weights have " +
+                                                     std::to_string(w.shape(2)) +
+                                                     " channels, x has " + std::to_string(p.c));
+    int dh, dw;
+    std::tie(p.sh, p.sw) = stride;
+    std::tie(p.pt, p.pb, p.pl, p.pr) = padding;
+    std::tie(dh, dw) = dilation;
+    require(p.sh > 0 && p.sw > 0 && dh > 0 && dw > 0, "stride and dilation must be >= 1");
+    require(p.pt >= 0 && p.pb >= 0 && p.pl >= 0 && p.pr >= 0, "padding must be >= 0");
+    require(p.h + p.pt + p.pb >= dh * (p.kh - 1) + 1 && p.w + p.pl + p.pr >= dw * (p.kw - 1) + 1,
+            "kernel (with dilation) is larger than the padded input");
+    p.oh = out_size(p.h, p.pt, p.pb, p.kh, p.sh, dh);
+    p.ow = out_size(p.w, p.pl, p.pr, p.kw, p.sw, dw);
+    require_size(out, static_cast<size_t>(p.n) * p.oh * p.ow * p.c, "out");
+    const Act a = parse_act(act);
+    const float* b = opt_ptr(bias, p.c, "bias");
+    const float* s = opt_ptr(slope, p.c, "prelu_slope");
+    require(a != Act::kPrelu || s, "prelu needs prelu_slope");
+    nb::gil_scoped_release g;
+    depthwise_conv2d_f32(x.data(), w.data(), b, p, dh, dw, a, s, out.data(), nthreads);
+  });
+
   auto pool_params = [](size_t ndim, const int64_t* shape, int channels,
                         std::tuple<int, int> kernel, std::tuple<int, int> stride,
                         std::tuple<int, int, int, int> padding) {

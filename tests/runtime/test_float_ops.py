@@ -33,6 +33,18 @@ def test_conv2d_f32(isa, rng, case):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("groups,ci,co,k,s,p", [(16, 16, 16, 3, 2, 1), (5, 5, 5, 3, 1, 1),
+                                               (3, 12, 6, 3, 1, 0), (2, 8, 8, 5, 2, 2)])
+def test_grouped_and_depthwise_conv2d_f32(isa, rng, groups, ci, co, k, s, p):
+    x = rng.standard_normal((2, 11, 10, ci)).astype(np.float32)
+    w = rng.standard_normal((co, ci // groups, k, k)).astype(np.float32)
+    b = rng.standard_normal(co).astype(np.float32)
+    want = nhwc(F.conv2d(nchw(x), torch.from_numpy(w), torch.from_numpy(b), stride=s, padding=p,
+                         groups=groups))
+    got = K.conv2d_f32(x, w, b, stride=s, padding=p, groups=groups, layout="OIHW")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("m,k,n", [(1, 512, 1000), (5, 300, 37), (64, 1, 3)])
 def test_dense_f32(isa, rng, m, k, n):
     x = rng.standard_normal((m, k)).astype(np.float32)

@@ -474,13 +474,16 @@ def _pool_geom(shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair | N
 
 def conv2d_f32(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
                stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
-               layout: Literal["OHWI", "OIHW"] = "OHWI",
+               groups: int = 1, layout: Literal["OHWI", "OIHW"] = "OHWI",
                activation: Literal["relu", "prelu"] | None = None,
                prelu_slope: np.ndarray | float | None = None,
                out: np.ndarray | None = None, num_threads: int | None = None) -> np.ndarray:
-    """Float convolution (the network's first layer), NHWC float32, zero padding.
+    """Float convolution, NHWC float32, zero padding (e.g. the first layer, stems).
 
-    im2col + a blocked AVX-512/AVX2 FMA GEMM. ``w`` in OHWI (or OIHW) layout.
+    ``w`` in OHWI (or OIHW) layout with I = in_channels // groups.
+    groups = 1: im2col + a blocked AVX-512/AVX2 FMA GEMM. groups = in_channels
+    = out_channels (depthwise, e.g. QuickNet's stem, BlurPool): a direct
+    per-channel kernel. Other groups: one GEMM per group.
     """
     x = _array(x, "x", (np.float32,), (4,))
     w = _array(w, "w", (np.float32,), (4,))
@@ -488,8 +491,12 @@ def conv2d_f32(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
         w = np.ascontiguousarray(w.transpose(0, 2, 3, 1))
     elif layout != "OHWI":
         raise ValueError(f"layout must be 'OHWI' or 'OIHW', got {layout!r}")
-    if w.shape[3] != x.shape[3]:
-        raise ValueError(f"weights expect {w.shape[3]} input channels, x has {x.shape[3]}")
+    cin, oc = x.shape[3], w.shape[0]
+    if not isinstance(groups, (int, np.integer)) or groups < 1 or cin % groups or oc % groups:
+        raise ValueError(f"groups={groups!r} must divide in_channels {cin} and out_channels {oc}")
+    if w.shape[3] * groups != cin:
+        raise ValueError(f"weights expect {w.shape[3]} input channels per group x {groups} "
+                         f"groups, x has {x.shape[3]}")
     s = _pair(stride, "stride")
     d = _pair(dilation, "dilation")
     k = (w.shape[1], w.shape[2])
@@ -499,11 +506,25 @@ def conv2d_f32(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
         raise ValueError(f"kernel {k} with dilation {d} does not fit the padded input")
     oh = conv_output_size(x.shape[1], k[0], s[0], pad[0], pad[1], d[0])
     ow = conv_output_size(x.shape[2], k[1], s[1], pad[2], pad[3], d[1])
-    oc = w.shape[0]
     act, slope = _act(activation, prelu_slope, oc)
+    b = _vector(bias, "bias", oc, np.float32)
     res = _out(out, (x.shape[0], oh, ow, oc), np.float32)
-    _C.conv2d_f32(x, w, _vector(bias, "bias", oc, np.float32), s, pad, d, act, slope, res,
-                  _threads(num_threads))
+    nt = _threads(num_threads)
+    if groups == 1:
+        _C.conv2d_f32(x, w, b, s, pad, d, act, slope, res, nt)
+    elif groups == cin == oc:
+        w_hwc = np.ascontiguousarray(w[:, :, :, 0].transpose(1, 2, 0))
+        _C.depthwise_conv2d_f32(x, w_hwc, b, s, pad, d, act, slope, res, nt)
+    else:
+        cg, og = cin // groups, oc // groups
+        for g in range(groups):
+            xg = np.ascontiguousarray(x[..., g * cg:(g + 1) * cg])
+            wg = np.ascontiguousarray(w[g * og:(g + 1) * og])
+            yg = np.empty((x.shape[0], oh, ow, og), np.float32)
+            _C.conv2d_f32(xg, wg, None if b is None else b[g * og:(g + 1) * og].copy(), s, pad,
+                          d, act, None if slope is None else slope[g * og:(g + 1) * og].copy(),
+                          yg, nt)
+            res[..., g * og:(g + 1) * og] = yg
     return res
 
 
