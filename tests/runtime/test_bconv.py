@@ -124,9 +124,10 @@ def test_fast_paths_equal_reference(fast_isa, n, h, w, ci, co, k, s, d, p, pad_v
     kw = dict(in_channels=ci, stride=s, padding=p, dilation=d, pad_value=pad_value,
               **_stage(r, co, stage))
     want = _reference(lambda: K.bconv2d(xp, pw, **kw))
-    got = K.bconv2d(xp, pw, **kw)
-    assert got.dtype == want.dtype
-    np.testing.assert_array_equal(got, want)
+    for threads in (1, 2):
+        got = K.bconv2d(xp, pw, num_threads=threads, **kw)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
 
 
 def test_fold_threshold_is_exact(isa, rng):
