@@ -1,5 +1,6 @@
 #include "runtime/threadpool.h"
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <atomic>
@@ -130,8 +131,23 @@ class Pool {
   bool stop_ = false;
 };
 
+// Never destroyed: workers may outlive static teardown. A forked child (e.g.
+// a torch DataLoader worker) has none of the parent's threads and possibly a
+// mutex locked mid-call, so it starts from a fresh pool (the old one leaks).
+std::atomic<Pool*> g_pool{nullptr};
+
+void reset_pool_in_child() { g_pool.store(new Pool()); }
+
 Pool& pool() {
-  static Pool* p = new Pool();  // never destroyed: workers may outlive static teardown
+  Pool* p = g_pool.load();
+  if (!p) {
+    static std::once_flag once;
+    std::call_once(once, [] {
+      g_pool.store(new Pool());
+      pthread_atfork(nullptr, nullptr, reset_pool_in_child);
+    });
+    p = g_pool.load();
+  }
   return *p;
 }
 

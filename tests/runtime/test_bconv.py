@@ -178,3 +178,23 @@ def test_bgemm_large_weights_panel_path(fast_isa, rng):
     a, w = signs(rng, (m, k)), signs(rng, (n, k))
     got = K.bgemm(K.pack_bits(a), K.pack_weights(w), k, num_threads=2)
     np.testing.assert_array_equal(got, a @ w.T)
+
+
+_FORKED: dict = {}
+
+
+def test_threads_work_after_fork(rng):
+    """A forked child (DataLoader-style) gets a fresh pool instead of deadlocking."""
+    import multiprocessing as mp
+
+    x, w = signs(rng, (1, 12, 12, 64)), signs(rng, (64, 3, 3, 64))
+    _FORKED["args"] = (K.pack_bits(x), K.pack_weights(w))  # inherited by the fork
+    want = _conv_two_threads()  # the parent's pool is up and has a worker
+    with mp.get_context("fork").Pool(1) as p:
+        got = p.apply_async(_conv_two_threads).get(timeout=60)
+    np.testing.assert_array_equal(got, want)
+
+
+def _conv_two_threads():
+    xp, pw = _FORKED["args"]
+    return K.bconv2d(xp, pw, in_channels=64, padding=1, num_threads=2)
