@@ -56,6 +56,7 @@ def main() -> int:
         "optim.lr=2e-3",
         'schedule.name="cosine"',
         "schedule.min_lr=1e-5",
+        "schedule.by_time=true",
         f"train.epochs={epochs}",
         f"train.time_limit_min={minutes}",
         f'train.out_dir="{out}"',
