@@ -37,6 +37,13 @@ int default_threads() {
 
 std::atomic<int> g_num_threads{0};
 
+// Tasks are claimed from one 64-bit ticket (generation | ntasks | next index)
+// and the caller waits for *completed tasks*, not for helpers to check in: if
+// a helper is descheduled (a busy machine) the caller simply runs the
+// remaining tasks itself and returns; a helper that wakes late finds the
+// ticket exhausted, or claims a genuinely unclaimed task of whatever call is
+// current (the claim and the task's fn are always of the same call, since a
+// call cannot finish while one of its tasks is claimed and not done).
 class Pool {
  public:
   ~Pool() {
@@ -50,6 +57,14 @@ class Pool {
   }
 
   void run(int ntasks, int nthreads, const std::function<void(int)>& fn) {
+    constexpr int kMaxTasks = (1 << 24) - (1 << 17);
+    if (ntasks > kMaxTasks) {  // keep the ticket's index field from overflowing
+      for (int base = 0; base < ntasks; base += kMaxTasks) {
+        const int n = ntasks - base < kMaxTasks ? ntasks - base : kMaxTasks;
+        run(n, nthreads, [&](int i) { fn(base + i); });
+      }
+      return;
+    }
     std::lock_guard<std::mutex> call_lock(call_mu_);
     int want = nthreads - 1;
     if (want > 0xFFFF) want = 0xFFFF;
@@ -64,35 +79,37 @@ class Pool {
       workers_.emplace_back([this, id, gen] { worker(id, gen); });
     }
     fn_ = &fn;
-    ntasks_ = ntasks;
-    next_.store(0);
-    pending_.store(want);
+    done_.store(0, std::memory_order_relaxed);
+    gen_ = (gen_ + 1) & 0xFFFF;
+    ticket_.store((gen_ << 48) | (static_cast<uint64_t>(ntasks) << 24),
+                  std::memory_order_release);
     {
       std::lock_guard<std::mutex> lk(mu_);
       publish(want);
     }
     cv_.notify_all();
     work();
-    // Wait for the helpers; yield the core if they are slow (e.g. descheduled
-    // on a busy machine) instead of spinning against them.
-    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-      if (spin < 4000) ONEBIT_PAUSE();
+    // Only tasks a helper is running remain; yield rather than spin against
+    // a helper that is descheduled.
+    for (int spin = 0; done_.load(std::memory_order_acquire) != ntasks; ++spin) {
+      if (spin < 2000) ONEBIT_PAUSE();
       else sched_yield();
     }
-    fn_ = nullptr;
   }
 
  private:
   void work() {
     for (;;) {
-      int i = next_.fetch_add(1, std::memory_order_relaxed);
-      if (i >= ntasks_) break;
-      (*fn_)(i);
+      const uint64_t t = ticket_.fetch_add(1, std::memory_order_acq_rel);
+      const int idx = static_cast<int>(t & 0xFFFFFF);
+      const int n = static_cast<int>((t >> 24) & 0xFFFFFF);
+      if (idx >= n) break;
+      (*fn_)(idx);
+      done_.fetch_add(1, std::memory_order_acq_rel);
     }
   }
 
-  // Generation and the number of workers it wants, in one atomic word so a
-  // worker never pairs one call's generation with another call's count.
+  // Wake-up word: generation and how many helpers the call wants.
   void publish(int active) {
     uint64_t gen = (state_.load() >> 16) + 1;
     state_.store((gen << 16) | static_cast<uint64_t>(active), std::memory_order_release);
@@ -100,9 +117,8 @@ class Pool {
 
   void worker(int id, uint64_t seen) {
     for (;;) {
-      // Spin a little for the next call, then sleep.
+      // Spin a little for the next call (layers run back to back), then sleep.
       uint64_t st = state_.load(std::memory_order_acquire);
-      // ~4000 pauses (tens of us; a pause is ~40-140 cycles), then sleep.
       for (int spin = 0; (st >> 16) == seen && spin < 4000; ++spin) {
         ONEBIT_PAUSE();
         st = state_.load(std::memory_order_acquire);
@@ -114,20 +130,17 @@ class Pool {
       }
       seen = st >> 16;
       if (stop_) return;
-      if (id < static_cast<int>(st & 0xFFFF)) {
-        work();
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
-      }
+      if (id < static_cast<int>(st & 0xFFFF)) work();
     }
   }
 
   std::mutex call_mu_, mu_;
   std::condition_variable cv_;
   std::vector<std::thread> workers_;
-  std::atomic<uint64_t> state_{0};
-  std::atomic<int> next_{0}, pending_{0};
+  std::atomic<uint64_t> state_{0}, ticket_{0};
+  std::atomic<int> done_{0};
   const std::function<void(int)>* fn_ = nullptr;
-  int ntasks_ = 0;
+  uint64_t gen_ = 0;
   bool stop_ = false;
 };
 
