@@ -167,13 +167,17 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
   const int MR = cfg.mr_max;
   const size_t mtiles = (M + MR - 1) / MR;
   if (nthreads <= 0) nthreads = get_num_threads();
-  // Enough tasks for load balance; split channel blocks only when M is short.
+  // Tasks: ~16 per thread for load balance, but each worth >= ~2M binary MACs
+  // (~2 us): claiming a task moves two cache lines between cores, which would
+  // eat the gain on a 20 us layer. Channel blocks are split only when M is short.
+  const double macs = static_cast<double>(M) * oc * T * p.cin;
+  size_t target = nthreads == 1 ? 1 : static_cast<size_t>(16) * nthreads;
+  const size_t by_work = static_cast<size_t>(macs / (2 << 20)) + 1;
+  if (by_work < target) target = by_work;
   int nsplit = 1;
-  while (static_cast<size_t>(nsplit) * 2 <= static_cast<size_t>(nb) &&
-         mtiles * nsplit < static_cast<size_t>(8 * nthreads))
+  while (static_cast<size_t>(nsplit) * 2 <= static_cast<size_t>(nb) && mtiles * nsplit < target)
     nsplit *= 2;
-  size_t tiles_per_task = mtiles * nsplit / (static_cast<size_t>(16) * nthreads) + 1;
-  if (nthreads == 1) tiles_per_task = mtiles;
+  const size_t tiles_per_task = (mtiles * nsplit + target - 1) / target;
   const size_t mtasks = (mtiles + tiles_per_task - 1) / tiles_per_task;
   const int ntasks = static_cast<int>(mtasks * nsplit);
   const int32_t kbits = T * p.cin;
