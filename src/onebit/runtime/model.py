@@ -296,11 +296,12 @@ class Model:
 
     def _compile_conv2d(self, node: dict[str, Any]) -> _Step:
         a = node["attrs"]
-        if int(a.get("groups", 1)) != 1:
-            return self._compile_reference(node)
+        groups = int(a.get("groups", 1))
         (src,) = node["inputs"]
         shape = self._shape(src)
         w = self._scaled_weight(node)
+        if groups != 1:
+            return self._grouped_conv(node, w, shape, groups)
         bias = np.ascontiguousarray(self._param(node, "bias"), dtype=np.float32)
         s, d, pad = tuple(a["stride"]), tuple(a["dilation"]), _tblr(a["padding"])
         k = a["kernel"]
@@ -338,6 +339,41 @@ class Model:
                     )
 
         return _Step(node, run, self._declare(node, (shape[0], oh, ow, w.shape[0]), np.float32), np.float32)
+
+    def _grouped_conv(
+        self, node: dict[str, Any], w: np.ndarray, shape: tuple[int, ...], groups: int
+    ) -> _Step:
+        a = node["attrs"]
+        bias = np.ascontiguousarray(self._param(node, "bias"), dtype=np.float32)
+        s, d, pad = tuple(a["stride"]), tuple(a["dilation"]), _tblr(a["padding"])
+        k = a["kernel"]
+        oh = K.conv_output_size(shape[1], k[0], s[0], pad[0], pad[1], d[0])
+        ow = K.conv_output_size(shape[2], k[1], s[1], pad[2], pad[3], d[1])
+        oc = w.shape[0]
+        if groups == shape[3] == oc:  # depthwise: the direct per-channel kernel
+            w_hwc = np.ascontiguousarray(w[:, :, :, 0].transpose(1, 2, 0))
+
+            def run(ins: list[np.ndarray], out: np.ndarray) -> None:
+                _C.depthwise_conv2d_f32(
+                    ins[0], w_hwc, bias, s, pad, d, _ACT_NONE, None, out, self.num_threads
+                )
+
+        else:
+
+            def run(ins: list[np.ndarray], out: np.ndarray) -> None:
+                K.conv2d_f32(
+                    ins[0],
+                    w,
+                    bias,
+                    stride=s,
+                    padding=pad,
+                    dilation=d,
+                    groups=groups,
+                    out=out,
+                    num_threads=self.num_threads,
+                )
+
+        return _Step(node, run, self._declare(node, (shape[0], oh, ow, oc), np.float32), np.float32)
 
     def _compile_dense(self, node: dict[str, Any]) -> _Step:
         (src,) = node["inputs"]
