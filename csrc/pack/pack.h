@@ -74,5 +74,9 @@ struct PackedWeights {
 
 // w: float32 OHWI, shape (oc, kh, kw, cin_g); groups divides oc.
 PackedWeights pack_weights_ohwi(const float* w, int oc, int kh, int kw, int cin_g, int groups);
+// Same from sign bits already packed per (o, kh, kw) row: words_for(cin_g) words each,
+// bit set = -1, padding bits 0 (the .onebit file layout). Takes ownership of `words`.
+PackedWeights pack_weights_ohwi_words(std::vector<uint64_t> words, int oc, int kh, int kw, int cin_g,
+                                      int groups);
 
 }  // namespace onebit

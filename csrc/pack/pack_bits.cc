@@ -102,6 +102,13 @@ void copy_bits(const uint64_t* src, size_t src_off, uint64_t* dst, size_t dst_of
 }
 
 PackedWeights pack_weights_ohwi(const float* w, int oc, int kh, int kw, int cin_g, int groups) {
+  std::vector<uint64_t> words(static_cast<size_t>(oc) * kh * kw * words_for(cin_g), 0);
+  pack_rows_f32_portable(w, static_cast<size_t>(oc) * kh * kw, cin_g, nullptr, words.data());
+  return pack_weights_ohwi_words(std::move(words), oc, kh, kw, cin_g, groups);
+}
+
+PackedWeights pack_weights_ohwi_words(std::vector<uint64_t> words, int oc, int kh, int kw, int cin_g,
+                                      int groups) {
   PackedWeights pw;
   pw.oc = oc;
   pw.kh = kh;
@@ -112,8 +119,7 @@ PackedWeights pack_weights_ohwi(const float* w, int oc, int kh, int kw, int cin_
   pw.cw = words_for(cin_g);
   pw.nblocks = (pw.ocg + kNR - 1) / kNR;
   const int T = kh * kw, cw = pw.cw;
-  pw.ohwi.assign(static_cast<size_t>(oc) * T * cw, 0);
-  pack_rows_f32_portable(w, static_cast<size_t>(oc) * T, cin_g, nullptr, pw.ohwi.data());
+  pw.ohwi = std::move(words);
   const size_t block_words = static_cast<size_t>(T) * cw * kNR;
   pw.blocks.assign(static_cast<size_t>(groups) * pw.nblocks * block_words, 0);
   pw.wsum.assign(static_cast<size_t>(groups) * pw.nblocks * T * kNR, 0);

@@ -163,6 +163,28 @@ NB_MODULE(_C, m) {
     nb::gil_scoped_release g;
     return pack_weights_ohwi(w.data(), oc, kh, kw, ci, groups);
   }, nb::arg("w"), nb::arg("groups") = 1);
+  m.def("pack_weights_bits", [](In<uint64_t> bits, int cin_g, int groups) {
+    require(bits.ndim() == 4, "packed weights must be 4-D (O, kh, kw, words)");
+    const int oc = static_cast<int>(bits.shape(0)), kh = static_cast<int>(bits.shape(1)),
+              kw = static_cast<int>(bits.shape(2)), cw = static_cast<int>(bits.shape(3));
+    require(oc > 0 && kh > 0 && kw > 0 && cin_g > 0, "weights must not be empty");
+    require(cw == words_for(cin_g), "packed weights have " + std::to_string(cw) +
+                                        " words per row, " + std::to_string(cin_g) +
+                                        " channels need " + std::to_string(words_for(cin_g)));
+    require(groups > 0 && oc % groups == 0, "groups must divide out_channels");
+    const size_t rows = static_cast<size_t>(oc) * kh * kw;
+    const uint64_t* src = bits.data();
+    const int tail = cin_g % 64;
+    if (tail) {
+      const uint64_t pad_mask = ~((uint64_t{1} << tail) - 1);
+      for (size_t r = 0; r < rows; ++r)
+        require((src[r * cw + cw - 1] & pad_mask) == 0,
+                "packed weights have padding bits set past channel " + std::to_string(cin_g));
+    }
+    std::vector<uint64_t> words(src, src + rows * cw);
+    nb::gil_scoped_release g;
+    return pack_weights_ohwi_words(std::move(words), oc, kh, kw, cin_g, groups);
+  }, nb::arg("bits"), nb::arg("in_channels_per_group"), nb::arg("groups") = 1);
 
   // ---- binary conv ---------------------------------------------------------
   m.def("bconv2d", [](In<uint64_t> x, const PackedWeights& w, int in_channels,

@@ -42,6 +42,7 @@ __all__ = [
     "maxpool_packed",
     "pack_bits",
     "pack_weights",
+    "pack_weights_from_bits",
     "prelu_f32",
     "rprelu_f32",
     "set_isa",
@@ -281,6 +282,21 @@ def pack_weights(w: np.ndarray, *, layout: Literal["OHWI", "OIHW"] = "OHWI",
         raise ValueError(f"groups={groups!r} must be a positive divisor of out_channels "
                          f"{w.shape[0]}")
     return _C.pack_weights_ohwi(np.ascontiguousarray(w, dtype=np.float32), int(groups))
+
+
+def pack_weights_from_bits(bits: np.ndarray, in_channels: int, *, groups: int = 1) -> PackedWeights:
+    """Like :func:`pack_weights`, from filters whose signs are already packed.
+
+    ``bits``: uint64 (O, kh, kw, ceil(I/64)) with I = ``in_channels`` per group, packed
+    along I as :func:`pack_bits` does (bit set = -1, padding bits 0), i.e. the layout
+    stored in .onebit files. Never expands the filters to one byte or float per weight.
+    """
+    bits = _array(bits, "bits", (np.uint64,), (4,))
+    if not isinstance(in_channels, (int, np.integer)) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+    if not isinstance(groups, (int, np.integer)) or groups < 1 or bits.shape[0] % groups:
+        raise ValueError(f"groups={groups!r} must be a positive divisor of out_channels {bits.shape[0]}")
+    return _C.pack_weights_bits(bits, int(in_channels), int(groups))
 
 
 def fold_threshold(multiplier: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

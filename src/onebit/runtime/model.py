@@ -208,12 +208,21 @@ class Model:
         (src,) = node["inputs"]
         in_ch = int(a["in_channels"])
         shape = self._shape(src)
-        w = self._tensor(node["params"]["weight"], signs_dtype=np.int8)
-        if dense:
-            w = w.reshape(w.shape[0], 1, 1, w.shape[-1])
-        pw = K.pack_weights(np.ascontiguousarray(w), layout="OHWI")
-        oc = int(w.shape[0])
-        del w
+        name = node["params"]["weight"]
+        if self.meta.get("encodings", {}).get(name, {}).get("encoding") == "packed_sign":
+            bits = np.ascontiguousarray(self._mf.tensors[name])  # already 1 bit per weight
+            if dense:
+                bits = bits.reshape(bits.shape[0], 1, 1, bits.shape[-1])
+            try:
+                pw = K.pack_weights_from_bits(bits, in_ch)
+            except ValueError as e:
+                raise ModelFormatError(f"{self.path}: weights of {node['outputs'][0]}: {e}") from None
+        else:
+            w = self._tensor(name)
+            if dense:
+                w = w.reshape(w.shape[0], 1, 1, w.shape[-1])
+            pw = K.pack_weights(np.ascontiguousarray(w, dtype=np.float32), layout="OHWI")
+        oc = int(pw.out_channels)
         bits = a.get("output", "float") == "binary"
         mult = bias = thr = flip = None
         if bits:
