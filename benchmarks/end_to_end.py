@@ -24,16 +24,15 @@ import io
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
 
 import onebit
+from onebit.export.verify import calibrate_batchnorm, median_ms
 from onebit.runtime import load
 from onebit.runtime.tools import DEFAULT_PREPROCESS, preprocess_image
 
@@ -53,30 +52,6 @@ def real_images(size: int, limit: int | None = None) -> np.ndarray:
     return np.stack([preprocess_image(f, spec, 3, (size, size)) for f in files])
 
 
-def calibrate_bn(model: torch.nn.Module, images: np.ndarray) -> None:
-    """Set BatchNorm running statistics from real images (cumulative average)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for i in range(0, len(images), 16):
-            model(torch.from_numpy(images[i : i + 16]))
-    model.eval()
-
-
-def median_ms(fn, runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(ts)
-
-
 def fp32_state_bytes(model: torch.nn.Module) -> int:
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
@@ -86,7 +61,7 @@ def fp32_state_bytes(model: torch.nn.Module) -> int:
 def bench_model(name: str, images: np.ndarray, runs: int, tmp: str) -> dict:
     torch.manual_seed(0)
     model = onebit.models.create(name)
-    calibrate_bn(model, images)
+    calibrate_batchnorm(model, torch.from_numpy(images))
     path = os.path.join(tmp, f"{name}.onebit")
     file_bytes = onebit.export(model, torch.from_numpy(images[:1]), path, model_name=name)
     predicted = onebit.summary(model, (3, 224, 224), print_table=False).memory_bytes

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import onebit
+from onebit.export.verify import calibrate_batchnorm
 from onebit.runtime import load
 from onebit.runtime.tools import DEFAULT_PREPROCESS, preprocess_image
 
@@ -46,17 +47,6 @@ def _image_models() -> list[str]:
     return names
 
 
-def _calibrate(model: torch.nn.Module, x: torch.Tensor) -> None:
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(x)
-    model.eval()
-
-
 @pytest.mark.parametrize("name", _image_models())
 def test_zoo_model_runs_in_engine_like_torch(name, photos, tmp_path):
     size = onebit.models.get_cfg(name)["input_size"]
@@ -64,7 +54,7 @@ def test_zoo_model_runs_in_engine_like_torch(name, photos, tmp_path):
     torch.manual_seed(0)
     model = onebit.models.create(name, **kwargs)
     x = torch.from_numpy(photos)
-    _calibrate(model, x)
+    calibrate_batchnorm(model, x, batch=len(x))
     path = tmp_path / f"{name}.onebit"
     nbytes = onebit.export(model, x[:1], path)
     predicted = onebit.summary(model, (3, 32, 32), print_table=False).memory_bytes

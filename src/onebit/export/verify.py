@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["DeployReport", "compare_engine"]
+__all__ = ["DeployReport", "calibrate_batchnorm", "compare_engine", "median_ms"]
 
 
 @dataclass
@@ -43,8 +43,26 @@ class DeployReport:
         ]
 
 
-def _median_ms(fn, runs: int) -> float:
-    for _ in range(3):
+def calibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch: int = 16) -> None:
+    """Set every BatchNorm's running statistics from ``images`` (cumulative average), then eval().
+
+    Gives untrained (random-weight) models realistic activation scales, so that
+    benchmarks and agreement checks on them see the distributions a trained model would.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            model(images[i : i + batch])
+    model.eval()
+
+
+def median_ms(fn, runs: int, warmup: int = 3) -> float:
+    """Median wall time of ``fn()`` in milliseconds over ``runs`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
         fn()
     ts = []
     for _ in range(runs):
@@ -79,11 +97,11 @@ def compare_engine(
         with torch.inference_mode():
             ref = torch.cat([model(x[i : i + 500]) for i in range(0, len(x), 500)]).numpy()
             x1 = x[:1]
-            torch_ms = _median_ms(lambda: model(x1), runs)
+            torch_ms = median_ms(lambda: model(x1), runs)
         xn = x.numpy()
         y = np.concatenate([rt.run(xn[i : i + 500]) for i in range(0, len(xn), 500)])
         xn1 = xn[:1]
-        engine_ms = _median_ms(lambda: rt.run(xn1), runs)
+        engine_ms = median_ms(lambda: rt.run(xn1), runs)
     finally:
         torch.set_num_threads(prev)
     lab = labels.numpy()
