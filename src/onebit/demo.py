@@ -29,9 +29,23 @@ def _find_data() -> str:
     return ""  # the loader falls back to the cache dir and torchvision's download
 
 
-def _after_training(checkpoint: str, run_dir: str) -> None:
-    """Hook for the inference engine: export the trained model and run it (added by the engine issue)."""
-    return None
+def _after_training(checkpoint: str, run_dir: str, data: str) -> None:
+    """Export the trained model to a .onebit file and run the MNIST test set through the engine."""
+    from onebit.data import Normalize, cache_dir, data_dir, load_arrays
+    from onebit.export import export
+    from onebit.export.verify import compare_engine
+    from onebit.training.checkpoint import load_model
+
+    model, meta = load_model(checkpoint)
+    test = load_arrays("mnist", data_dir(data), cache_dir(""), train=False)
+    x = Normalize("pm1", "mnist", 1)(test.images)
+    path = os.path.join(run_dir, "model.onebit")
+    export(model, x[:1], path, model_name=meta.get("model_name") or "binarynet_mlp", labels=test.classes)
+    print(f"exported {path}; running the {len(x):,} MNIST test images through the onebit engine")
+    report = compare_engine(model, path, x, test.labels, num_threads=1)
+    for line in report.lines():
+        print("  " + line)
+    print(f"  (`onebit bench {path}` and `onebit inspect {path}` show more; the engine needs no PyTorch)")
 
 
 def main() -> int:
@@ -83,5 +97,6 @@ def main() -> int:
     for p in res["plots"]:
         print(f"  plot: {p}")
     print(f"  checkpoint: {res['checkpoint']}   (onebit eval {res['checkpoint']})")
-    _after_training(res["checkpoint"], res["run_dir"])
+    print()
+    _after_training(res["checkpoint"], res["run_dir"], data)
     return 0
