@@ -135,3 +135,25 @@ print('ok')
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_bn_before_sign_folds_into_thresholds_with_negative_scales(tmp_path):
+    """BN that cannot fold upstream (after a ReLU) becomes sign thresholds; negative gammas flip them."""
+    torch.manual_seed(3)
+    m = nn.Sequential(
+        nn.Conv2d(3, 70, 3, padding=1),
+        nn.ReLU(),
+        nn.BatchNorm2d(70),
+        onebit.nn.QuantConv2d(70, 8, 3, padding=1, bias=False, pad_value=1.0, **BIN),
+    )
+    randomize_bn(m, seed=3)
+    m.eval()
+    assert (m[2].weight < 0).any() and (m[2].weight > 0).any()
+    x = torch.randn(8, 3, 6, 6)
+    ops = [n["op"] for n in lower(m, x[:1]).nodes]
+    assert "affine" not in ops and ops.count("sign") == 1
+    onebit.export(m, x[:1], tmp_path / "m.onebit")
+    y = load(tmp_path / "m.onebit").run(x.numpy())
+    with torch.no_grad():
+        ref = m(x).numpy()
+    np.testing.assert_array_equal(y, ref)  # integer outputs: any flipped bit would show

@@ -736,6 +736,49 @@ def fold_flatten_sign(g: Graph) -> None:
         g.nodes.insert(g.nodes.index(node), sign)
 
 
+def _f32_at_least(u: np.ndarray) -> np.ndarray:
+    """Smallest float32 >= u (elementwise), so ``x >= result`` equals ``x >= u`` for float32 x."""
+    r = u.astype(np.float32)
+    return np.where(r.astype(np.float64) < u, np.nextafter(r, np.float32(np.inf)), r).astype(np.float32)
+
+
+def _f32_at_most(u: np.ndarray) -> np.ndarray:
+    """Largest float32 <= u (elementwise)."""
+    r = u.astype(np.float32)
+    return np.where(r.astype(np.float64) > u, np.nextafter(r, np.float32(-np.inf)), r).astype(np.float32)
+
+
+def fold_affine_sign(g: Graph) -> None:
+    """affine(s, c) -> sign(t)  ==>  sign with per-channel threshold and direction on the affine's input.
+
+    ``s*x + c >= t``  <=>  ``x >= (t - c)/s`` where s > 0, ``x <= (t - c)/s`` where s < 0
+    (``flip``), constant where s = 0. Thresholds are rounded to float32 so that the
+    comparison on float32 inputs is the real-arithmetic one. Saves a pass over the
+    tensor before every binary layer fed by a BatchNorm that could not fold upstream
+    (DenseNet's BN after a concat, BN after a residual add).
+    """
+    for node in list(g.nodes):
+        if node["op"] != "affine" or g.values[node["inputs"][0]].kind != "float":
+            continue
+        sign = _sole_consumer(g, node["outputs"][0])
+        if sign is None or sign["op"] != "sign" or "flip" in sign["params"]:
+            continue
+        sc = g.tensors[node["params"]["scale"]].astype(np.float64)
+        sh = g.tensors[node["params"]["shift"]].astype(np.float64)
+        t = g.tensors[sign["params"]["threshold"]].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = (t - sh) / sc
+        thr = np.where(sc > 0, _f32_at_least(np.nan_to_num(u)), _f32_at_most(np.nan_to_num(u)))
+        const_pos = (sc == 0) & (sh - t >= 0)
+        thr = np.where(const_pos, -np.inf, np.where(sc == 0, np.inf, thr)).astype(np.float32)
+        g.tensors[sign["params"]["threshold"]] = thr
+        owner = sign["outputs"][0].split(":")[0]
+        sign["params"]["flip"] = g.param(owner, "flip", (sc < 0).astype(np.uint8))
+        sign["inputs"] = list(node["inputs"])
+        g.values.pop(node["outputs"][0], None)
+        _remove(g, node)
+
+
 def fold_affines(g: Graph) -> None:
     """Fold a per-channel affine into the multiplier and bias of the op that produced its input."""
     changed = True
@@ -966,6 +1009,7 @@ def lower(model: nn.Module, example_input: torch.Tensor, fold: bool = True) -> G
             fold_maxpool_sign(g)
             fold_flatten_sign(g)
             fold_sign_into_bconv(g)
+            fold_affine_sign(g)
         return g
     finally:
         model.train(was_training)

@@ -105,7 +105,10 @@ def _pair(v: IntPair, name: str, minimum: int = 1) -> tuple[int, int]:
 
 
 def _padding(
-    padding: Padding, hw: tuple[int, int], k: tuple[int, int], s: tuple[int, int],
+    padding: Padding,
+    hw: tuple[int, int],
+    k: tuple[int, int],
+    s: tuple[int, int],
     d: tuple[int, int],
 ) -> tuple[int, int, int, int]:
     """Normalize padding to (top, bottom, left, right)."""
@@ -158,8 +161,7 @@ def _act(activation: str | None, prelu_slope: object, n: int) -> tuple[str, np.n
 def _out(out: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.ndarray:
     if out is None:
         return np.empty(shape, dtype=dtype)
-    if type(out) is np.ndarray and out.shape == shape and out.dtype.type is dtype and \
-            out.flags.c_contiguous:
+    if type(out) is np.ndarray and out.shape == shape and out.dtype.type is dtype and out.flags.c_contiguous:
         return out
     _array(out, "out", (dtype,), (len(shape),))
     if out.shape != shape:
@@ -167,8 +169,7 @@ def _out(out: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.ndar
     return out
 
 
-def conv_output_size(size: int, kernel: int, stride: int, pad_a: int, pad_b: int,
-                     dilation: int = 1) -> int:
+def conv_output_size(size: int, kernel: int, stride: int, pad_a: int, pad_b: int, dilation: int = 1) -> int:
     """Output length of a convolution/pool along one axis (floor rule, as torch)."""
     return (size + pad_a + pad_b - dilation * (kernel - 1) - 1) // stride + 1
 
@@ -227,8 +228,9 @@ def pack_bits(x: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
     return out
 
 
-def sign_threshold_pack(x: np.ndarray, threshold: np.ndarray | float,
-                        *, num_threads: int | None = None) -> np.ndarray:
+def sign_threshold_pack(
+    x: np.ndarray, threshold: np.ndarray | float, *, num_threads: int | None = None
+) -> np.ndarray:
     """Binarize float32 activations with per-channel thresholds, straight to bits.
 
     Bit set (= -1) iff ``x[..., c] < threshold[c]``. This is sign() after a
@@ -248,8 +250,9 @@ def unpack_bits(p: np.ndarray, channels: int, dtype: type = np.float32) -> np.nd
     if not isinstance(channels, (int, np.integer)) or channels < 1:
         raise ValueError(f"channels must be a positive int, got {channels!r}")
     if p.shape[-1] != (channels + 63) // 64:
-        raise ValueError(f"{channels} channels need {(channels + 63) // 64} words, "
-                         f"packed array has {p.shape[-1]}")
+        raise ValueError(
+            f"{channels} channels need {(channels + 63) // 64} words, packed array has {p.shape[-1]}"
+        )
     if np.dtype(dtype) == np.float32:
         out = np.empty((*p.shape[:-1], channels), dtype=np.float32)
         _C.unpack_f32(p, int(channels), out)
@@ -261,8 +264,9 @@ def unpack_bits(p: np.ndarray, channels: int, dtype: type = np.float32) -> np.nd
     return out
 
 
-def pack_weights(w: np.ndarray, *, layout: Literal["OHWI", "OIHW"] = "OHWI",
-                 groups: int = 1) -> PackedWeights:
+def pack_weights(
+    w: np.ndarray, *, layout: Literal["OHWI", "OIHW"] = "OHWI", groups: int = 1
+) -> PackedWeights:
     """Pack binary filters once into the micro-kernels' layout.
 
     ``w``: float32/int8 filters (signs are taken: w < 0 -> -1), 4-D in ``layout``
@@ -279,8 +283,7 @@ def pack_weights(w: np.ndarray, *, layout: Literal["OHWI", "OIHW"] = "OHWI",
     elif layout != "OHWI":
         raise ValueError(f"layout must be 'OHWI' or 'OIHW', got {layout!r}")
     if not isinstance(groups, (int, np.integer)) or groups < 1 or w.shape[0] % groups:
-        raise ValueError(f"groups={groups!r} must be a positive divisor of out_channels "
-                         f"{w.shape[0]}")
+        raise ValueError(f"groups={groups!r} must be a positive divisor of out_channels {w.shape[0]}")
     return _C.pack_weights_ohwi(np.ascontiguousarray(w, dtype=np.float32), int(groups))
 
 
@@ -366,14 +369,17 @@ def bconv2d(
     if not isinstance(in_channels, (int, np.integer)) or in_channels < 1:
         raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
     if x_packed.shape[3] != (in_channels + 63) // 64:
-        raise ValueError(f"x_packed has {x_packed.shape[3]} words per pixel but in_channels="
-                         f"{in_channels} needs {(in_channels + 63) // 64}")
+        raise ValueError(
+            f"x_packed has {x_packed.shape[3]} words per pixel but in_channels="
+            f"{in_channels} needs {(in_channels + 63) // 64}"
+        )
     if groups is not None and groups != weights.groups:
-        raise ValueError(f"groups={groups} but the weights were packed with groups="
-                         f"{weights.groups}")
+        raise ValueError(f"groups={groups} but the weights were packed with groups={weights.groups}")
     if in_channels != weights.in_channels_per_group * weights.groups:
-        raise ValueError(f"in_channels={in_channels} does not match the weights "
-                         f"({weights.in_channels_per_group} per group x {weights.groups} groups)")
+        raise ValueError(
+            f"in_channels={in_channels} does not match the weights "
+            f"({weights.in_channels_per_group} per group x {weights.groups} groups)"
+        )
     if pad_value not in (1, -1, 0):
         raise ValueError(f"pad_value must be +1, -1 or 0, got {pad_value!r}")
     s = _pair(stride, "stride")
@@ -397,18 +403,37 @@ def bconv2d(
     fl = _vector(flip, "flip", oc, np.uint8)
     if output == "bits":
         if act != "none":
-            raise ValueError("activation applies to float output only (a relu/prelu before "
-                             "a sign is folded into the threshold)")
+            raise ValueError(
+                "activation applies to float output only (a relu/prelu before "
+                "a sign is folded into the threshold)"
+            )
         if mult is not None or b is not None:
-            raise ValueError("output='bits' takes threshold/flip; fold multiplier and bias "
-                             "with fold_threshold()")
+            raise ValueError(
+                "output='bits' takes threshold/flip; fold multiplier and bias with fold_threshold()"
+            )
         res = _out(out, (n, oh, ow, (oc + 63) // 64), np.uint64)
     else:
         if thr is not None or fl is not None:
             raise ValueError("threshold/flip need output='bits'")
         res = _out(out, (n, oh, ow, oc), np.float32)
-    _C.bconv2d(x_packed, weights, int(in_channels), s, pad, d, int(pad_value),
-               output == "bits", act, mult, b, slope, thr, fl, res, _threads(num_threads))
+    _C.bconv2d(
+        x_packed,
+        weights,
+        int(in_channels),
+        s,
+        pad,
+        d,
+        int(pad_value),
+        output == "bits",
+        act,
+        mult,
+        b,
+        slope,
+        thr,
+        fl,
+        res,
+        _threads(num_threads),
+    )
     return res
 
 
@@ -448,31 +473,51 @@ def bgemm(
         want = (m, oc) if output == "float" else (m, (oc + 63) // 64)
         _out(out, want, np.float32 if output == "float" else np.uint64)
         out = out.reshape(1, m, 1, want[1])
-    res = bconv2d(x4, weights, in_channels=int(k_bits), multiplier=multiplier, bias=bias,
-                  threshold=threshold, flip=flip, activation=activation,
-                  prelu_slope=prelu_slope, output=output, out=out, num_threads=num_threads)
+    res = bconv2d(
+        x4,
+        weights,
+        in_channels=int(k_bits),
+        multiplier=multiplier,
+        bias=bias,
+        threshold=threshold,
+        flip=flip,
+        activation=activation,
+        prelu_slope=prelu_slope,
+        output=output,
+        out=out,
+        num_threads=num_threads,
+    )
     return res.reshape(m, res.shape[3])
 
 
-def maxpool_packed(x_packed: np.ndarray, channels: int, kernel_size: IntPair,
-                   stride: IntPair | None = None, padding: Padding = 0,
-                   *, num_threads: int | None = None) -> np.ndarray:
+def maxpool_packed(
+    x_packed: np.ndarray,
+    channels: int,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    *,
+    num_threads: int | None = None,
+) -> np.ndarray:
     """Max-pool on packed +-1 activations: max of signs = AND of the sign bits.
 
     Padded positions are ignored (as torch's max_pool2d). Returns packed bits.
     """
     x_packed = _array(x_packed, "x_packed", (np.uint64,), (4,))
     if x_packed.shape[3] != (channels + 63) // 64:
-        raise ValueError(f"x_packed has {x_packed.shape[3]} words per pixel, "
-                         f"{channels} channels need {(channels + 63) // 64}")
+        raise ValueError(
+            f"x_packed has {x_packed.shape[3]} words per pixel, "
+            f"{channels} channels need {(channels + 63) // 64}"
+        )
     k, s, pad, oh, ow = _pool_geom(x_packed.shape, kernel_size, stride, padding)
     out = np.empty((x_packed.shape[0], oh, ow, x_packed.shape[3]), dtype=np.uint64)
     _C.maxpool_packed(x_packed, int(channels), k, s, pad, out, _threads(num_threads))
     return out
 
 
-def _pool_geom(shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair | None,
-               padding: Padding) -> tuple:
+def _pool_geom(
+    shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair | None, padding: Padding
+) -> tuple:
     k = _pair(kernel_size, "kernel_size")
     s = k if stride is None else _pair(stride, "stride")
     pad = _padding(padding, (shape[1], shape[2]), k, s, (1, 1))
@@ -488,12 +533,21 @@ def _pool_geom(shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair | N
 # --------------------------------------------------------------------------- float ops
 
 
-def conv2d_f32(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
-               stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
-               groups: int = 1, layout: Literal["OHWI", "OIHW"] = "OHWI",
-               activation: Literal["relu", "prelu"] | None = None,
-               prelu_slope: np.ndarray | float | None = None,
-               out: np.ndarray | None = None, num_threads: int | None = None) -> np.ndarray:
+def conv2d_f32(
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None = None,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    layout: Literal["OHWI", "OIHW"] = "OHWI",
+    activation: Literal["relu", "prelu"] | None = None,
+    prelu_slope: np.ndarray | float | None = None,
+    out: np.ndarray | None = None,
+    num_threads: int | None = None,
+) -> np.ndarray:
     """Float convolution, NHWC float32, zero padding (e.g. the first layer, stems).
 
     ``w`` in OHWI (or OIHW) layout with I = in_channels // groups.
@@ -511,14 +565,17 @@ def conv2d_f32(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     if not isinstance(groups, (int, np.integer)) or groups < 1 or cin % groups or oc % groups:
         raise ValueError(f"groups={groups!r} must divide in_channels {cin} and out_channels {oc}")
     if w.shape[3] * groups != cin:
-        raise ValueError(f"weights expect {w.shape[3]} input channels per group x {groups} "
-                         f"groups, x has {x.shape[3]}")
+        raise ValueError(
+            f"weights expect {w.shape[3]} input channels per group x {groups} groups, x has {x.shape[3]}"
+        )
     s = _pair(stride, "stride")
     d = _pair(dilation, "dilation")
     k = (w.shape[1], w.shape[2])
     pad = _padding(padding, (x.shape[1], x.shape[2]), k, s, d)
-    if (x.shape[1] + pad[0] + pad[1] < d[0] * (k[0] - 1) + 1
-            or x.shape[2] + pad[2] + pad[3] < d[1] * (k[1] - 1) + 1):
+    if (
+        x.shape[1] + pad[0] + pad[1] < d[0] * (k[0] - 1) + 1
+        or x.shape[2] + pad[2] + pad[3] < d[1] * (k[1] - 1) + 1
+    ):
         raise ValueError(f"kernel {k} with dilation {d} does not fit the padded input")
     oh = conv_output_size(x.shape[1], k[0], s[0], pad[0], pad[1], d[0])
     ow = conv_output_size(x.shape[2], k[1], s[1], pad[2], pad[3], d[1])
@@ -534,20 +591,35 @@ def conv2d_f32(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     else:
         cg, og = cin // groups, oc // groups
         for g in range(groups):
-            xg = np.ascontiguousarray(x[..., g * cg:(g + 1) * cg])
-            wg = np.ascontiguousarray(w[g * og:(g + 1) * og])
+            xg = np.ascontiguousarray(x[..., g * cg : (g + 1) * cg])
+            wg = np.ascontiguousarray(w[g * og : (g + 1) * og])
             yg = np.empty((x.shape[0], oh, ow, og), np.float32)
-            _C.conv2d_f32(xg, wg, None if b is None else b[g * og:(g + 1) * og].copy(), s, pad,
-                          d, act, None if slope is None else slope[g * og:(g + 1) * og].copy(),
-                          yg, nt)
-            res[..., g * og:(g + 1) * og] = yg
+            _C.conv2d_f32(
+                xg,
+                wg,
+                None if b is None else b[g * og : (g + 1) * og].copy(),
+                s,
+                pad,
+                d,
+                act,
+                None if slope is None else slope[g * og : (g + 1) * og].copy(),
+                yg,
+                nt,
+            )
+            res[..., g * og : (g + 1) * og] = yg
     return res
 
 
-def dense_f32(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
-              activation: Literal["relu", "prelu"] | None = None,
-              prelu_slope: np.ndarray | float | None = None,
-              out: np.ndarray | None = None, num_threads: int | None = None) -> np.ndarray:
+def dense_f32(
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None = None,
+    *,
+    activation: Literal["relu", "prelu"] | None = None,
+    prelu_slope: np.ndarray | float | None = None,
+    out: np.ndarray | None = None,
+    num_threads: int | None = None,
+) -> np.ndarray:
     """Float dense layer: ``x (N, K) @ w.T + bias`` with ``w`` of shape (out, K)."""
     x = _array(x, "x", (np.float32,), (2,))
     w = _array(w, "w", (np.float32,), (2,))
@@ -555,13 +627,18 @@ def dense_f32(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
         raise ValueError(f"w has {w.shape[1]} inputs, x has {x.shape[1]} features")
     act, slope = _act(activation, prelu_slope, w.shape[0])
     res = _out(out, (x.shape[0], w.shape[0]), np.float32)
-    _C.dense_f32(x, w, _vector(bias, "bias", w.shape[0], np.float32), act, slope, res,
-                 _threads(num_threads))
+    _C.dense_f32(x, w, _vector(bias, "bias", w.shape[0], np.float32), act, slope, res, _threads(num_threads))
     return res
 
 
-def maxpool_f32(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
-                padding: Padding = 0, *, num_threads: int | None = None) -> np.ndarray:
+def maxpool_f32(
+    x: np.ndarray,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    *,
+    num_threads: int | None = None,
+) -> np.ndarray:
     """Float max-pool, NHWC (padded positions ignored, as torch)."""
     x = _array(x, "x", (np.float32,), (4,))
     k, s, pad, oh, ow = _pool_geom(x.shape, kernel_size, stride, padding)
@@ -570,9 +647,15 @@ def maxpool_f32(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = No
     return out
 
 
-def avgpool_f32(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
-                padding: Padding = 0, *, count_include_pad: bool = True,
-                num_threads: int | None = None) -> np.ndarray:
+def avgpool_f32(
+    x: np.ndarray,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    *,
+    count_include_pad: bool = True,
+    num_threads: int | None = None,
+) -> np.ndarray:
     """Float average pool, NHWC (``count_include_pad`` as in torch)."""
     x = _array(x, "x", (np.float32,), (4,))
     k, s, pad, oh, ow = _pool_geom(x.shape, kernel_size, stride, padding)
@@ -599,8 +682,7 @@ def prelu_f32(x: np.ndarray, slope: np.ndarray | float) -> np.ndarray:
     return np.where(x < 0, x * s, x).astype(np.float32, copy=False)
 
 
-def rprelu_f32(x: np.ndarray, gamma: np.ndarray, zeta: np.ndarray,
-               beta: np.ndarray) -> np.ndarray:
+def rprelu_f32(x: np.ndarray, gamma: np.ndarray, zeta: np.ndarray, beta: np.ndarray) -> np.ndarray:
     """ReActNet's RPReLU: ``prelu(x - gamma, beta) + zeta`` per channel."""
     x = _array(x, "x", (np.float32,), (1, 2, 3, 4, 5))
     c = x.shape[-1]

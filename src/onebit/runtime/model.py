@@ -27,7 +27,7 @@ __all__ = ["Model", "load"]
 
 _ACT_NONE = "none"
 #: ops whose output may alias an input that is not used afterwards
-_IM2COL_BUDGET = 1 << 20  # bytes of im2col scratch per float-conv call
+_IM2COL_BUDGET = 1 << 30  # bytes of im2col scratch per float-conv call
 _INPLACE_OPS = {"relu", "affine", "prelu", "add", "bnot", "scale", "clip", "mul_map"}
 
 
@@ -170,22 +170,37 @@ class Model:
         shape = self._shape(src)
         c = shape[-1]
         thr = np.ascontiguousarray(self._param(node, "threshold"), dtype=np.float32).reshape(c)
+        mask = None
+        if "flip" in node["params"]:
+            flip = self._param(node, "flip").reshape(c).astype(bool)
+            if flip.any():
+                # the kernel sets the bit where x < t; on flipped channels +1 means x <= t, i.e.
+                # x < nextafter(t): pack with that threshold and invert those bits afterwards
+                thr = np.where(flip, np.nextafter(thr, np.float32(np.inf)), thr).astype(np.float32)
+                mask = self._word_mask(flip)
         zero = not thr.any()
         self._channels[node["outputs"][0]] = c
 
         def run(ins: list[np.ndarray], out: np.ndarray) -> None:
             _C.pack_f32(ins[0], c, None if zero else thr, out, self.num_threads)
+            if mask is not None:
+                np.bitwise_xor(out, mask, out=out)
 
         return _Step(node, run, self._declare(node, (*shape[:-1], (c + 63) // 64), np.uint64), np.uint64)
+
+    @staticmethod
+    def _word_mask(channels: np.ndarray) -> np.ndarray:
+        """Packed words with the bits of the selected channels set."""
+        c = channels.shape[0]
+        mask = np.zeros((c + 63) // 64, np.uint64)
+        for ch in np.flatnonzero(channels):
+            mask[ch // 64] |= np.uint64(1) << np.uint64(ch % 64)
+        return mask
 
     def _compile_bnot(self, node: dict[str, Any]) -> _Step:
         (src,) = node["inputs"]
         c = self._channels[src]
-        mask_bits = self._param(node, "mask").astype(bool)
-        # a packed word mask with the bits of the negated channels set
-        mask = np.zeros((c + 63) // 64, np.uint64)
-        for ch in np.flatnonzero(mask_bits):
-            mask[ch // 64] |= np.uint64(1) << np.uint64(ch % 64)
+        mask = self._word_mask(self._param(node, "mask").astype(bool))
         self._channels[node["outputs"][0]] = c
 
         def run(ins: list[np.ndarray], out: np.ndarray) -> None:
@@ -452,14 +467,35 @@ class Model:
         return _Step(node, run, self._declare(node, (*shapes[0][:-1], int(offs[-1])), np.float32), np.float32)
 
     def _pool_geometry(self, node: dict[str, Any], shape: tuple[int, ...]) -> tuple:
+        """Kernel, stride, (top, bottom, left, right) padding and output size of a pool.
+
+        ``ceil_mode`` windows that overhang the bottom/right edge become extra padding:
+        the kernels ignore padded positions for max-pools, and for average pools
+        without ``count_include_pad`` (the only ceil_mode average pools this path accepts).
+        """
         a = node["attrs"]
         k, s, pad = tuple(a["kernel"]), tuple(a["stride"]), _tblr(a["padding"])
         oh = K.conv_output_size(shape[1], k[0], s[0], pad[0], pad[1])
         ow = K.conv_output_size(shape[2], k[1], s[1], pad[2], pad[3])
+        if a.get("ceil_mode"):
+            oh = R._pool_out(shape[1], k[0], s[0], pad[0], pad[1], True)
+            ow = R._pool_out(shape[2], k[1], s[1], pad[2], pad[3], True)
+            extra_b = max(0, (oh - 1) * s[0] + k[0] - (shape[1] + pad[0] + pad[1]))
+            extra_r = max(0, (ow - 1) * s[1] + k[1] - (shape[2] + pad[2] + pad[3]))
+            pad = (pad[0], pad[1] + extra_b, pad[2], pad[3] + extra_r)
         return k, s, pad, oh, ow
 
+    @staticmethod
+    def _pool_on_kernel(node: dict[str, Any]) -> bool:
+        a = node["attrs"]
+        if not a.get("ceil_mode"):
+            return True
+        if node["op"] == "avgpool":
+            return not any(a["padding"]) or not a.get("count_include_pad", True)
+        return True
+
     def _compile_maxpool(self, node: dict[str, Any]) -> _Step:
-        if node["attrs"].get("ceil_mode"):
+        if not self._pool_on_kernel(node):
             return self._compile_reference(node)
         (src,) = node["inputs"]
         shape = self._shape(src)
@@ -471,12 +507,13 @@ class Model:
         return _Step(node, run, self._declare(node, (shape[0], oh, ow, shape[3]), np.float32), np.float32)
 
     def _compile_avgpool(self, node: dict[str, Any]) -> _Step:
-        if node["attrs"].get("ceil_mode"):
+        if not self._pool_on_kernel(node):
             return self._compile_reference(node)
         (src,) = node["inputs"]
         shape = self._shape(src)
         k, s, pad, oh, ow = self._pool_geometry(node, shape)
-        cip = bool(node["attrs"].get("count_include_pad", True))
+        # with ceil_mode the overhang is padding and must not count (see _pool_geometry)
+        cip = bool(node["attrs"].get("count_include_pad", True)) and not node["attrs"].get("ceil_mode")
 
         def run(ins: list[np.ndarray], out: np.ndarray) -> None:
             _C.avgpool_f32(ins[0], k, s, pad, cip, out, self.num_threads)
@@ -484,7 +521,7 @@ class Model:
         return _Step(node, run, self._declare(node, (shape[0], oh, ow, shape[3]), np.float32), np.float32)
 
     def _compile_bmaxpool(self, node: dict[str, Any]) -> _Step:
-        if node["attrs"].get("ceil_mode"):
+        if not self._pool_on_kernel(node):
             return self._compile_reference(node)
         (src,) = node["inputs"]
         shape = self._shape(src)

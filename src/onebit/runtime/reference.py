@@ -65,7 +65,10 @@ def _epilogue(acc: np.ndarray, node: dict[str, Any], P: dict[str, np.ndarray]) -
 
 
 def _op_sign(x, node, P):
-    return np.where(x >= P["threshold"], 1.0, -1.0).astype(np.float32)
+    pos = x >= P["threshold"]
+    if "flip" in P:  # +1 where x <= threshold on flipped channels
+        pos = np.where(P["flip"].astype(bool), x <= P["threshold"], pos)
+    return np.where(pos, 1.0, -1.0).astype(np.float32)
 
 
 def _op_conv2d(x, node, P):
