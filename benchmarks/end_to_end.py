@@ -91,6 +91,13 @@ def bench_model(name: str, images: np.ndarray, runs: int, tmp: str) -> dict:
     row["top1_agree"] = float(np.mean(y.argmax(1) == ref.argmax(1)))
     row["flip_affected"] = float(np.mean(rel > 1e-3))
     row["max_rel_err_unaffected"] = float(rel[rel <= 1e-3].max()) if np.any(rel <= 1e-3) else None
+    # PyTorch's own rounding noise: the same model in fp64 against fp32
+    with torch.inference_mode():
+        ref64 = model.double()(torch.from_numpy(images).double()).numpy()
+    model.float()
+    rel64 = np.abs(ref64 - ref).max(axis=1) / (np.abs(ref).max(axis=1) + 1e-12)
+    row["fp64_top1_agree"] = float(np.mean(ref64.argmax(1) == ref.argmax(1)))
+    row["fp64_flip_affected"] = float(np.mean(rel64 > 1e-3))
     return row
 
 
@@ -161,9 +168,9 @@ def main() -> None:
     print(
         "| model | onebit ms (1 thr) | torch fp32 ms (1 thr) | speed-up | onebit ms (2 thr) | "
         "torch fp32 ms (2 thr) | speed-up | .onebit size | summary's packed size | fp32 state_dict | "
-        "top-1 identical | images with a flipped bit |"
+        "top-1 identical | images with a flipped bit | torch fp64 vs fp32: top-1 identical, flipped |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         speed1 = r["torch_ms_1t"] / r["onebit_ms_1t"]
         speed2 = r["torch_ms_2t"] / r["onebit_ms_2t"]
@@ -173,7 +180,8 @@ def main() -> None:
             f"{r['onebit_ms_2t']:.2f} | {r['torch_ms_2t']:.2f} | {speed2:.1f}x | "
             f"{r['file_bytes'] / 2**20:.2f} MiB | {r['predicted_bytes'] / 2**20:.2f} MiB ({over:+.1f}%) | "
             f"{r['fp32_bytes'] / 2**20:.1f} MiB | {100 * r['top1_agree']:.1f}% of {r['images']} | "
-            f"{100 * r['flip_affected']:.1f}% |"
+            f"{100 * r['flip_affected']:.1f}% | "
+            f"{100 * r['fp64_top1_agree']:.1f}%, {100 * r['fp64_flip_affected']:.1f}% |"
         )
     print(
         f"\nbinary_alexnet: .onebit {alex_bytes / 2**20:.2f} MiB vs fp32 state_dict "
