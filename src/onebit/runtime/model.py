@@ -27,7 +27,6 @@ __all__ = ["Model", "load"]
 
 _ACT_NONE = "none"
 #: ops whose output may alias an input that is not used afterwards
-_IM2COL_BUDGET = 1 << 30  # bytes of im2col scratch per float-conv call
 _INPLACE_OPS = {"relu", "affine", "prelu", "add", "bnot", "scale", "clip", "mul_map"}
 
 
@@ -248,31 +247,9 @@ class Model:
             mult = np.ascontiguousarray(self._param(node, "multiplier"), dtype=np.float32)
             bias = np.ascontiguousarray(self._param(node, "bias"), dtype=np.float32)
         nt = self.num_threads
-        if dense:
+        if dense:  # a dense layer is a 1x1 convolution over (1, N, 1, C)
+            s, d, pad, pad_value = (1, 1), (1, 1), (0, 0, 0, 0), 1
             out_shape = (shape[0], (oc + 63) // 64 if bits else oc)
-
-            def run(ins: list[np.ndarray], out: np.ndarray) -> None:
-                x = ins[0]
-                x4 = x.reshape(1, x.shape[0], 1, x.shape[1])
-                o4 = out.reshape(1, out.shape[0], 1, out.shape[1])
-                _C.bconv2d(
-                    x4,
-                    pw,
-                    in_ch,
-                    (1, 1),
-                    (0, 0, 0, 0),
-                    (1, 1),
-                    1,
-                    bits,
-                    _ACT_NONE,
-                    mult,
-                    bias,
-                    None,
-                    thr,
-                    flip,
-                    o4,
-                    nt,
-                )
         else:
             s, d, pad = tuple(a["stride"]), tuple(a["dilation"]), _tblr(a["padding"])
             pad_value = int(a["pad_value"])
@@ -281,25 +258,14 @@ class Model:
             ow = K.conv_output_size(shape[2], k[1], s[1], pad[2], pad[3], d[1])
             out_shape = (shape[0], oh, ow, (oc + 63) // 64 if bits else oc)
 
-            def run(ins: list[np.ndarray], out: np.ndarray) -> None:
-                _C.bconv2d(
-                    ins[0],
-                    pw,
-                    in_ch,
-                    s,
-                    pad,
-                    d,
-                    pad_value,
-                    bits,
-                    _ACT_NONE,
-                    mult,
-                    bias,
-                    None,
-                    thr,
-                    flip,
-                    out,
-                    nt,
-                )
+        def run(ins: list[np.ndarray], out: np.ndarray) -> None:
+            x = ins[0]
+            if dense:
+                x = x.reshape(1, x.shape[0], 1, x.shape[1])
+                out = out.reshape(1, out.shape[0], 1, out.shape[1])
+            _C.bconv2d(
+                x, pw, in_ch, s, pad, d, pad_value, bits, _ACT_NONE, mult, bias, None, thr, flip, out, nt
+            )
 
         dtype = np.uint64 if bits else np.float32
         return _Step(node, run, self._declare(node, out_shape, dtype), dtype)
@@ -332,35 +298,8 @@ class Model:
         oh = K.conv_output_size(shape[1], k[0], s[0], pad[0], pad[1], d[0])
         ow = K.conv_output_size(shape[2], k[1], s[1], pad[2], pad[3], d[1])
 
-        # The kernel lowers to im2col: bound its scratch (and keep it in cache) by running
-        # blocks of output rows, each on the input rows it needs with the padding it sees.
-        kh, kw = k
-        h_in = shape[1]
-        rows = max(1, _IM2COL_BUDGET // max(1, ow * kh * kw * shape[3] * 4))
-
         def run(ins: list[np.ndarray], out: np.ndarray) -> None:
-            x = ins[0]
-            if rows >= oh:
-                _C.conv2d_f32(x, w, bias, s, pad, d, _ACT_NONE, None, out, self.num_threads)
-                return
-            for b in range(x.shape[0]):
-                for o0 in range(0, oh, rows):
-                    o1 = min(oh, o0 + rows)
-                    i0 = o0 * s[0] - pad[0]
-                    i1 = (o1 - 1) * s[0] - pad[0] + (kh - 1) * d[0] + 1
-                    top, bottom = max(0, -i0), max(0, i1 - h_in)
-                    _C.conv2d_f32(
-                        x[b : b + 1, max(i0, 0) : min(i1, h_in)],
-                        w,
-                        bias,
-                        s,
-                        (top, bottom, pad[2], pad[3]),
-                        d,
-                        _ACT_NONE,
-                        None,
-                        out[b : b + 1, o0:o1],
-                        self.num_threads,
-                    )
+            _C.conv2d_f32(ins[0], w, bias, s, pad, d, _ACT_NONE, None, out, self.num_threads)
 
         return _Step(node, run, self._declare(node, (shape[0], oh, ow, w.shape[0]), np.float32), np.float32)
 
