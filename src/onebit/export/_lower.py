@@ -255,6 +255,27 @@ def _lower_sign(ctx: _Ctx, name: str, q: Any, x: Value) -> Value:
     return ctx.g.add("sign", [x], "binary", x.shape, name, params={"threshold": t}, torch_order=x.torch_order)
 
 
+def _xnor_k_scale(
+    ctx: _Ctx, name: str, y: Value, x_real: Value, k_op: str, k_attrs: dict[str, Any], bias: np.ndarray | None
+) -> Value:
+    """Multiply a binary layer's output by XNOR-Net's K (computed from its real input), then add its bias."""
+    if x_real.kind != "float":
+        raise ExportError(f"{name}: XNOR-Net's K needs the real-valued input, which is already binary")
+    g = ctx.g
+    k = g.add(k_op, [x_real], "float", (*y.shape[:-1], 1), f"{name}.K", k_attrs)
+    y = g.add("mul_map", [y, k], "float", y.shape, f"{name}.K")
+    if bias is not None:
+        y = g.add(
+            "affine",
+            [y],
+            "float",
+            y.shape,
+            f"{name}.bias",
+            params={"scale": np.ones_like(bias), "shift": bias},
+        )
+    return y
+
+
 def _lower_conv(ctx: _Ctx, name: str, m: nn.Conv2d, x: Value, out_shape: tuple[int, ...]) -> Value:
     g = ctx.g
     if len(x.shape) != 4:
@@ -305,28 +326,8 @@ def _lower_conv(ctx: _Ctx, name: str, m: nn.Conv2d, x: Value, out_shape: tuple[i
             },
         )
         if k_needed:
-            if x_real.kind != "float":
-                raise ExportError(
-                    f"{name}: XNOR-Net's K needs the real-valued input, which is already binary"
-                )
-            k = g.add(
-                "xnor_k",
-                [x_real],
-                "float",
-                (*out_shape[:3], 1),
-                f"{name}.K",
-                {key: attrs[key] for key in ("kernel", "stride", "padding", "dilation")},
-            )
-            y = g.add("mul_map", [y, k], "float", out_shape, f"{name}.K")
-            if m.bias is not None:
-                y = g.add(
-                    "affine",
-                    [y],
-                    "float",
-                    out_shape,
-                    f"{name}.bias",
-                    params={"scale": np.ones_like(bias), "shift": bias},
-                )
+            k_attrs = {key: attrs[key] for key in ("kernel", "stride", "padding", "dilation")}
+            y = _xnor_k_scale(ctx, name, y, x_real, "xnor_k", k_attrs, bias if m.bias is not None else None)
         return y
     # float (or binary-weight-only) convolution
     x = _binary_input_as_float(ctx, name, m, x)
@@ -408,20 +409,7 @@ def _lower_linear(ctx: _Ctx, name: str, m: nn.Linear, x: Value, out_shape: tuple
             },
         )
         if m.scaling == "xnor":
-            if x_real.kind != "float":
-                raise ExportError(
-                    f"{name}: XNOR-Net's K needs the real-valued input, which is already binary"
-                )
-            k = g.add("mean_abs", [x_real], "float", (out_shape[0], 1), f"{name}.K")
-            y = g.add("mul_map", [y, k], "float", out_shape, f"{name}.K")
-            y = g.add(
-                "affine",
-                [y],
-                "float",
-                out_shape,
-                f"{name}.bias",
-                params={"scale": np.ones_like(bias), "shift": bias},
-            )
+            y = _xnor_k_scale(ctx, name, y, x_real, "mean_abs", {}, bias)
         return y
     x = _binary_input_as_float(ctx, name, m, x)
     if x.kind == "binary":
