@@ -12,7 +12,6 @@ import torch
 import onebit
 from onebit.runtime.format import MAGIC, ModelFormatError, read_model_file, write_model_file
 from onebit.runtime.model import load
-from onebit.runtime.packing import pack_signs, unpack_signs
 
 
 def _meta() -> dict:
@@ -47,17 +46,6 @@ def test_round_trip_and_alignment(tmp_path):
         np.testing.assert_array_equal(mf.tensors[k], v)
     assert mf.meta["tensors"]["w"]["offset"] % 64 == 0
     assert not list(tmp_path.glob(".onebit-*"))  # no temporary left behind
-
-
-@pytest.mark.parametrize("channels", [1, 3, 63, 64, 65, 130])
-def test_pack_signs_round_trip(channels):
-    rng = np.random.default_rng(channels)
-    x = rng.standard_normal((2, 3, channels)).astype(np.float32)
-    x[0, 0, 0] = 0.0  # sign(0) = +1
-    p = pack_signs(x)
-    assert p.dtype == np.uint64 and p.shape == (2, 3, (channels + 63) // 64)
-    np.testing.assert_array_equal(unpack_signs(p, channels), np.where(x >= 0, 1.0, -1.0))
-    assert (p[..., -1] >> np.uint64(channels % 64 or 64) == 0).all() if channels % 64 else True
 
 
 def test_missing_and_bad_files(tmp_path):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from onebit.runtime import kernels as K
-from onebit.runtime.packing import pack_signs
 
 
 @pytest.mark.parametrize("cin", [3, 64, 70, 130])
@@ -16,12 +15,12 @@ def test_from_bits_equals_from_floats(cin):
     x = rng.standard_normal((2, 6, 7, cin)).astype(np.float32)
     xp = K.pack_bits(x)
     a = K.bconv2d(xp, K.pack_weights(w), in_channels=cin, padding=1, pad_value=0)
-    b = K.bconv2d(xp, K.pack_weights_from_bits(pack_signs(w), cin), in_channels=cin, padding=1, pad_value=0)
+    b = K.bconv2d(xp, K.pack_weights_from_bits(K.pack_bits(w), cin), in_channels=cin, padding=1, pad_value=0)
     np.testing.assert_array_equal(a, b)
 
 
 def test_from_bits_rejects_bad_padding_bits_and_shapes():
-    bits = pack_signs(np.ones((4, 1, 1, 70), np.float32))
+    bits = K.pack_bits(np.ones((4, 1, 1, 70), np.float32))
     bad = bits.copy()
     bad[0, 0, 0, 1] |= np.uint64(1) << np.uint64(20)  # channel 84 does not exist
     with pytest.raises(ValueError, match="padding bits"):

@@ -20,7 +20,7 @@ from torch import nn
 import onebit
 from onebit.export._lower import ExportError, Graph, lower, register_module_lowering
 from onebit.runtime.format import write_model_file
-from onebit.runtime.packing import pack_signs
+from onebit.runtime.kernels import pack_bits
 
 __all__ = ["ExportError", "export", "register_module_lowering", "to_model_file"]
 
@@ -44,7 +44,7 @@ def to_model_file(
     }
     for name, arr in graph.tensors.items():
         if name in packed_names:
-            tensors[name] = pack_signs(arr)
+            tensors[name] = pack_bits(np.ascontiguousarray(arr, dtype=np.float32))
             encodings[name] = {"encoding": "packed_sign", "channels": int(arr.shape[-1])}
         elif fp16 and arr.dtype == np.float32 and arr.size > 64:
             tensors[name] = arr.astype(np.float16)

@@ -67,7 +67,7 @@ class Model:
 
     # ------------------------------------------------------------------ params
 
-    def _tensor(self, name: str, signs_dtype: type = np.float32) -> np.ndarray:
+    def _tensor(self, name: str) -> np.ndarray:
         arr = self._mf.tensors[name]
         enc = self.meta.get("encodings", {}).get(name, {})
         if enc.get("encoding") == "packed_sign":
@@ -76,8 +76,7 @@ class Model:
                 raise ModelFormatError(
                     f"{self.path}: packed tensor {name!r} does not hold {channels} channels"
                 )
-            # int8 keeps the transient unpacked copy small (1 byte per weight) while re-packing
-            return K.unpack_bits(np.ascontiguousarray(arr), channels, dtype=signs_dtype)
+            return K.unpack_bits(np.ascontiguousarray(arr), channels)
         if enc.get("encoding") == "fp16" or arr.dtype == np.float16:
             return arr.astype(np.float32)
         return np.ascontiguousarray(arr)
