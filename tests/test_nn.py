@@ -116,6 +116,20 @@ def test_xnor_scaling_binary_weight_only_uses_alpha():
     torch.testing.assert_close(q(x), F.conv2d(x, Q.sign(w) * alpha, padding=1))
 
 
+def test_alpha_scaling_has_no_k():
+    torch.manual_seed(4)
+    q = QuantConv2d(3, 4, 3, padding=1, bias=False, scaling="alpha", **BIN)
+    x = torch.randn(2, 3, 6, 6) * 3.0  # |x| far from 1: a K factor would show
+    w = q.weight.detach()
+    alpha = w.abs().mean(dim=(1, 2, 3)).view(1, -1, 1, 1)
+    torch.testing.assert_close(q(x), F.conv2d(Q.sign(x), Q.sign(w), padding=1) * alpha)
+    lin = QuantLinear(6, 3, bias=False, scaling="alpha", **BIN)
+    xl = torch.randn(2, 6) * 3.0
+    wl = lin.weight.detach()
+    expected = F.linear(Q.sign(xl), Q.sign(wl)) * wl.abs().mean(dim=1)
+    torch.testing.assert_close(lin(xl), expected)
+
+
 def test_channel_scaling_is_learned():
     q = QuantLinear(6, 3, scaling="channel", **BIN)
     assert q.scale.shape == (3,)

@@ -159,6 +159,23 @@ def test_bn_before_sign_folds_into_thresholds_with_negative_scales(tmp_path):
     np.testing.assert_array_equal(y, ref)  # integer outputs: any flipped bit would show
 
 
+def test_alpha_scaling_exports_into_the_multiplier(tmp_path):
+    torch.manual_seed(6)
+    m = nn.Sequential(
+        onebit.nn.QuantConv2d(3, 7, 3, padding=1, bias=True, scaling="alpha", pad_value=1.0, **BIN),
+        nn.Flatten(),
+        onebit.nn.QuantLinear(7 * 5 * 5, 3, bias=True, scaling="alpha", **BIN),
+    ).eval()
+    x = torch.randn(4, 3, 5, 5)
+    ops = [n["op"] for n in lower(m, x[:1]).nodes]
+    assert "xnor_k" not in ops and "mean_abs" not in ops
+    onebit.export(m, x[:1], tmp_path / "a.onebit")
+    y = load(tmp_path / "a.onebit").run(x.numpy())
+    with torch.no_grad():
+        ref = m(x).numpy()
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_xnor_scaling_with_k_exports_for_conv_and_dense(tmp_path, bias):
     # Odd fan-ins (3*9 taps with +1 padding, 7*25 features) keep every popcount sum odd: with

@@ -228,7 +228,7 @@ def _weight_sign_and_scale(layer: QuantMixin, where: str) -> tuple[np.ndarray, n
         scale = scale * _np(Q.xnor_weight_scale(w)).reshape(out_ch)
     elif not isinstance(wq, (Q.SteSign, Q.ApproxSign, Q.SwishSign)):
         raise ExportError(f"{where}: weight quantizer {type(wq).__name__} is not a sign quantizer")
-    if layer.scaling == "xnor":
+    if layer.scaling in ("xnor", "alpha"):
         scale = scale * _np(Q.xnor_weight_scale(w)).reshape(out_ch)
     signs = np.where(_np(w) >= 0, 1.0, -1.0).astype(np.float32)
     return signs, scale

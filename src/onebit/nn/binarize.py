@@ -39,7 +39,7 @@ class BinarizeConfig:
             config dict; ``None`` gives binary-weight networks as in XNOR-Net's BWN).
         weight_quantizer: quantizer of their weights.
         weight_constraint: ``"weight_clip"`` (BinaryNet) or ``None``.
-        scaling: ``None``, ``"xnor"`` or ``"channel"`` (see :class:`QuantConv2d`).
+        scaling: ``None``, ``"xnor"``, ``"alpha"`` or ``"channel"`` (see :class:`QuantConv2d`).
         pad_value: padding value of converted convolutions (``1.0`` / ``-1.0`` for
             exact binary padding; ``None`` keeps zero padding).
         keep_first: leave the first Conv2d/Linear float.

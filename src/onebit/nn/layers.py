@@ -6,7 +6,7 @@ this order in the forward pass::
     x_q = input_quantizer(x)             # e.g. sign of the activations
     w_q = weight_quantizer(weight)       # e.g. sign of the latent weights
     y   = conv(x_q, w_q)                 # with binary padding if pad_value is set
-    y   = y * scales                     # scaling: "xnor" (alpha, K) or "channel"
+    y   = y * scales                     # scaling: "xnor" (alpha, K), "alpha" or "channel"
     y   = y + bias
 
 With both quantizers ``None`` and ``scaling=None`` the layer computes exactly
@@ -35,7 +35,7 @@ from onebit.nn.constraints import get_constraint
 __all__ = ["QuantConv2d", "QuantLinear", "Scale", "SCALINGS"]
 
 #: Values of the ``scaling`` argument.
-SCALINGS = (None, "xnor", "channel")
+SCALINGS = (None, "xnor", "alpha", "channel")
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -99,12 +99,12 @@ class QuantMixin:
     def quantized_weight(self) -> Tensor:
         """The weight the layer computes with: quantized, times alpha under "xnor" scaling.
 
-        Under ``scaling="xnor"`` alpha (mean |W| per output filter) is part of the
+        Under ``scaling="xnor"`` or ``"alpha"`` alpha (mean |W| per output filter) is part of the
         computation graph, so it receives gradient as in the XNOR-Net paper.
         """
         w = self.weight
         wq = self.weight_quantizer(w) if self.weight_quantizer is not None else w
-        if self.scaling == "xnor":
+        if self.scaling in ("xnor", "alpha"):
             wq = wq * Q.xnor_weight_scale(w)
         return wq
 
@@ -129,8 +129,9 @@ class QuantConv2d(QuantMixin, nn.Conv2d):
             after every optimizer step (see :func:`onebit.optim.constrain`).
         scaling: ``None``; ``"xnor"`` multiplies by XNOR-Net's alpha (per output
             filter) and, when the input is quantized, by K (the mean absolute
-            input over channels, box-filtered to the kernel); ``"channel"`` by a
-            learned per-output-channel scale (initialized to 1).
+            input over channels, box-filtered to the kernel); ``"alpha"`` by alpha
+            only (XNOR-Net's binary-weight scaling without K, for ablations);
+            ``"channel"`` by a learned per-output-channel scale (initialized to 1).
         pad_value: value of the padded border *after* input quantization.
             ``None`` or ``0.0``: zero padding as ``nn.Conv2d``; ``1.0`` or
             ``-1.0``: the border is a valid binary value, so the layer runs
