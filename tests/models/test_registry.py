@@ -26,6 +26,7 @@ EXPECTED = {
     "quicknet",
     "quicknet_large",
     "reactnet_a",
+    "ablation_convnet",
 }
 
 

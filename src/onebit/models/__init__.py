@@ -15,6 +15,7 @@ CIFAR-size inputs; ``in_chans`` changes the number of input channels.
 """
 
 from onebit.models import (  # noqa: F401  (registration side effects)
+    ablation,
     bethge,
     binarynet,
     birealnet,
