@@ -1,0 +1,339 @@
+"""Run the controlled experiments of docs/experiments.md and build their tables and plots.
+
+    python benchmarks/experiments.py list                 # every run and its exact command
+    python benchmarks/experiments.py run --jobs 2         # run what is missing (2 single-thread jobs)
+    python benchmarks/experiments.py run --only exp2,exp3 --seeds 0
+    python benchmarks/experiments.py report               # tables (stdout + docs/experiments_tables.md) and plots
+
+Every run is one recipe of ``recipes/experiments/`` and one ``onebit train`` command, run from
+the checkout with ``ONEBIT_DATA`` pointing at the data (default here: ``../shared/data``)::
+
+    onebit train -c recipes/experiments/STEM.toml --set train.seed=S train.run_name=STEM-sS
+
+The recipes fix the budget in epochs (not minutes), so a busy machine changes the
+wall time of a run but not its result; every run of an experiment uses the same
+seeds. ``run`` skips runs whose ``metrics.jsonl`` already holds their last epoch,
+so it can be interrupted and restarted; the teacher of experiment 5 runs first.
+``report`` reads only the run directories, so every number in the tables comes
+from a listed command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = os.path.join(ROOT, "recipes", "experiments")
+OUT = os.path.join(ROOT, "runs", "experiments")
+DOCS = os.path.join(ROOT, "docs")
+IMG = os.path.join(DOCS, "img", "experiments")
+
+
+@dataclass
+class Experiment:
+    key: str
+    title: str
+    runs: list[tuple[str, str]]  # (label, recipe stem)
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+
+
+EXPERIMENTS = [
+    Experiment(
+        "exp1",
+        "Learning rate and weight flips (BinaryNet MLP on MNIST, Adam, constant rate)",
+        [
+            ("Adam 1e-2", "mnist_adam_1e-2"),
+            ("Adam 1e-3", "mnist_adam_1e-3"),
+            ("Adam 1e-4", "mnist_adam_1e-4"),
+            ("SGD 1e-1 (momentum 0.9)", "mnist_sgd_1e-1"),
+        ],
+    ),
+    Experiment(
+        "exp2",
+        "XNOR-Net's ablations: scaling factors and block order (CIFAR-10)",
+        [
+            ("no scaling (baseline)", "cifar_base"),
+            ("alpha", "cifar_alpha"),
+            ("alpha and K", "cifar_xnor"),
+            ("learned per-channel scale", "cifar_channel"),
+            ("order conv -> BN -> sign -> pool", "cifar_typical"),
+        ],
+    ),
+    Experiment(
+        "exp3",
+        "Tang et al.: PReLU, regularizer, binarized last layer, multiple binarizations (CIFAR-10)",
+        [
+            ("baseline (no PReLU, no regularizer, float last layer, 1 bit)", "cifar_base"),
+            ("PReLU", "cifar_prelu"),
+            ("bipolar regularizer", "cifar_bipolar"),
+            ("L2 on latent weights", "cifar_l2"),
+            ("binary last layer, no scale layer", "cifar_last_binary"),
+            ("binary last layer + scale layer", "cifar_last_scale"),
+            ("2 binarizations of activations", "cifar_bits2"),
+            ("3 binarizations of activations", "cifar_bits3"),
+        ],
+    ),
+    Experiment(
+        "exp4",
+        "Bethge et al.: sign gradient and scaling on a residual net; dense vs plain (CIFAR-10)",
+        [
+            ("residual, ste_sign", "cifar_residual"),
+            ("residual, approx_sign", "cifar_residual_approx"),
+            ("residual, swish_sign", "cifar_residual_swish"),
+            ("residual, ste_sign + alpha and K", "cifar_residual_xnor"),
+            ("plain (no shortcuts)", "cifar_base"),
+            ("dense shortcuts (BinaryDenseNet-style)", "cifar_dense"),
+        ],
+    ),
+    Experiment(
+        "exp5",
+        "Distillation from a float teacher (Wu et al.; CIFAR-10)",
+        [
+            ("float teacher", "cifar_teacher"),
+            ("student, hard targets only", "cifar_base"),
+            ("student, soft targets only", "cifar_distill_soft"),
+            ("student, soft pre-training then soft + hard", "cifar_distill_soft_hard"),
+        ],
+    ),
+    Experiment(
+        "exp6",
+        "Optimizers: Adam on latent weights vs Bop (CIFAR-10)",
+        [
+            ("Adam (latent weights, clipped)", "cifar_base"),
+            ("Bop gamma 1e-4, tau 1e-8", "cifar_bop"),
+            ("Bop gamma 1e-3, tau 1e-6", "cifar_bop_fast"),
+        ],
+    ),
+]
+
+#: Runs that others depend on (the distillation teacher), run first with one seed.
+FIRST = {"cifar_teacher": [0]}
+
+
+def run_name(stem: str, seed: int) -> str:
+    return f"{stem}-s{seed}"
+
+
+def command(stem: str, seed: int) -> list[str]:
+    return [
+        "onebit",
+        "train",
+        "-c",
+        f"recipes/experiments/{stem}.toml",
+        "--set",
+        f"train.seed={seed}",
+        f"train.run_name={run_name(stem, seed)}",
+    ]
+
+
+def all_runs(only: set[str] | None = None, seeds: list[int] | None = None) -> list[tuple[str, int]]:
+    runs: list[tuple[str, int]] = []
+    for stem, ss in FIRST.items():
+        runs += [(stem, s) for s in ss]
+    for exp in EXPERIMENTS:
+        if only and exp.key not in only:
+            continue
+        for _, stem in exp.runs:
+            for s in FIRST.get(stem, seeds if seeds is not None else exp.seeds):
+                if (stem, s) not in runs:
+                    runs.append((stem, s))
+    return runs
+
+
+def _recipe_epochs(stem: str) -> int:
+    sys.path.insert(0, os.path.join(ROOT, "src"))
+    from onebit.training.config import load_config
+
+    return int(load_config(os.path.join(RECIPES, f"{stem}.toml"))["train"]["epochs"])
+
+
+def read_run(stem: str, seed: int) -> list[dict]:
+    path = os.path.join(OUT, run_name(stem, seed), "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [r for r in (json.loads(ln) for ln in f if ln.strip()) if r.get("kind") == "epoch"]
+
+
+def finished(stem: str, seed: int) -> bool:
+    recs = read_run(stem, seed)
+    return bool(recs) and recs[-1]["epoch"] + 1 >= _recipe_epochs(stem) and "test_acc" in recs[-1]
+
+
+def _run_one(stem: str, seed: int) -> tuple[str, int, int, float]:
+    os.makedirs(OUT, exist_ok=True)
+    log = os.path.join(OUT, f"{run_name(stem, seed)}.log")
+    t = time.time()
+    cmd = command(stem, seed) + ["train.resume=auto"]
+    env = dict(os.environ)
+    env.setdefault("ONEBIT_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+    with open(log, "a") as f:
+        rc = subprocess.call(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env=env)
+    return stem, seed, rc, time.time() - t
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    only = set(args.only.split(",")) if args.only else None
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    todo = [(st, s) for st, s in all_runs(only, seeds) if not finished(st, s)]
+    first = [(st, s) for st, s in todo if st in FIRST]
+    rest = [(st, s) for st, s in todo if st not in FIRST]
+    print(f"{len(todo)} runs to do ({len(first)} first), {args.jobs} at a time", flush=True)
+    failed = 0
+    for batch in (first, rest):
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for stem, seed, rc, dt in pool.map(lambda r: _run_one(*r), batch):
+                status = "ok" if rc == 0 else f"FAILED rc={rc}"
+                failed += rc != 0
+                print(f"{time.strftime('%H:%M:%S')} {run_name(stem, seed)}: {status} in {dt / 60:.1f} min",
+                      flush=True)
+    return 1 if failed else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for stem, seed in all_runs():
+        print(" ".join(command(stem, seed)))
+    return 0
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _fmt_pm(vals: list[float]) -> str:
+    if not vals:
+        return "—"
+    m = statistics.mean(vals)
+    if len(vals) == 1:
+        return f"{m:.2f}"
+    return f"{m:.2f} ± {statistics.stdev(vals):.2f}"
+
+
+def _summary(stem: str, seeds: list[int]) -> dict:
+    per_seed, wall, flips, ips = [], [], [], []
+    for s in seeds:
+        recs = read_run(stem, s)
+        if not recs or not finished(stem, s):
+            continue
+        per_seed.append(100 * recs[-1]["test_acc"])
+        wall.append(recs[-1]["wall_s"] / 60)
+        ips.append(statistics.median(r["images_per_s"] for r in recs))
+        fr = [r.get("flip_ratio", {}).get("all") for r in recs]
+        flips.append(fr[-1] if fr and fr[-1] is not None else float("nan"))
+    return {"acc": per_seed, "wall": wall, "flips": flips, "ips": ips}
+
+
+def _curves(stem: str, seeds: list[int]) -> tuple[list[int], list[float]]:
+    runs = [read_run(stem, s) for s in seeds]
+    runs = [r for r in runs if r]
+    if not runs:
+        return [], []
+    n = min(len(r) for r in runs)
+    ep = [runs[0][i]["epoch"] + 1 for i in range(n)]
+    acc = [statistics.mean(100 * r[i].get("test_acc", float("nan")) for r in runs) for i in range(n)]
+    return ep, acc
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(IMG, exist_ok=True)
+    lines = ["<!-- generated by `python benchmarks/experiments.py report`; do not edit -->", ""]
+    for exp in EXPERIMENTS:
+        lines += [f"### {exp.key}: {exp.title}", ""]
+        lines += [
+            "| configuration | recipe | test top-1 % (mean ± sd) | per seed | final flip ratio | img/s "
+            "| wall min/run |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        for label, stem in exp.runs:
+            seeds = FIRST.get(stem, exp.seeds)
+            s = _summary(stem, seeds)
+            per = ", ".join(f"{a:.2f}" for a in s["acc"]) or "not run"
+            fl = _fmt_pm([100 * f for f in s["flips"] if f == f]) if s["flips"] else "—"
+            lines.append(
+                f"| {label} | `{stem}` | {_fmt_pm(s['acc'])} | {per} | {fl}% | "
+                f"{statistics.mean(s['ips']):.0f} | {_fmt_pm(s['wall'])} |"
+                if s["acc"]
+                else f"| {label} | `{stem}` | not run | | | | |"
+            )
+            ep, acc = _curves(stem, seeds)
+            if ep:
+                ax.plot(ep, acc, "o-", ms=3, label=label)
+        ax.set(xlabel="epoch", ylabel="test top-1 % (mean over seeds)", title=exp.key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(IMG, f"{exp.key}_curves.png"), dpi=90)
+        plt.close(fig)
+        lines += ["", f"![{exp.key} test accuracy](img/experiments/{exp.key}_curves.png)", ""]
+    _plot_exp1(plt)
+    lines += ["![exp1 flip ratios](img/experiments/exp1_flips.png)", "",
+              "![exp1 latent weight histograms after epoch 1](img/experiments/exp1_histograms.png)", ""]
+    text = "\n".join(lines)
+    print(text)
+    with open(os.path.join(DOCS, "experiments_tables.md"), "w") as f:
+        f.write(text + "\n")
+    return 0
+
+
+def _plot_exp1(plt) -> None:
+    exp = EXPERIMENTS[0]
+    fig, axes = plt.subplots(1, len(exp.runs), figsize=(4 * len(exp.runs), 3.4), sharey=True, squeeze=False)
+    hfig, haxes = plt.subplots(1, len(exp.runs), figsize=(4 * len(exp.runs), 3.2), squeeze=False)
+    for i, (label, stem) in enumerate(exp.runs):
+        recs = read_run(stem, exp.seeds[0])
+        if not recs:
+            continue
+        ax = axes[0][i]
+        layers = [k for k in recs[-1].get("flip_ratio", {}) if k != "all"]
+        ep = [r["epoch"] + 1 for r in recs]
+        for layer in layers:
+            ax.plot(ep, [100 * r["flip_ratio"][layer] for r in recs], "o-", ms=3, label=layer)
+        ax.set(title=label, xlabel="epoch", yscale="log")
+        if i == 0:
+            ax.set_ylabel("weights whose sign flipped in the epoch (%)")
+            ax.legend(fontsize=7)
+        h = recs[0].get("histograms", {})
+        hax = haxes[0][i]
+        for layer, hist in h.items():
+            edges, counts = hist["edges"], hist["counts"]
+            total = sum(counts) or 1
+            centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
+            hax.plot(centers, [c / total for c in counts], label=layer)
+        hax.set(title=f"{label}: after epoch 1", xlabel="latent weight", yscale="log")
+        if i == 0:
+            hax.set_ylabel("share of weights")
+            hax.legend(fontsize=7)
+    for f, name in ((fig, "exp1_flips.png"), (hfig, "exp1_histograms.png")):
+        f.tight_layout()
+        f.savefig(os.path.join(IMG, name), dpi=90)
+        plt.close(f)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run the missing runs")
+    r.add_argument("--jobs", type=int, default=2, help="runs at a time (each recipe uses 1 thread)")
+    r.add_argument("--only", default="", help="comma-separated experiment keys (exp1,...)")
+    r.add_argument("--seeds", default="", help="comma-separated seeds (default: each experiment's)")
+    sub.add_parser("list", help="print the command of every run")
+    sub.add_parser("report", help="tables and plots from the finished runs")
+    args = ap.parse_args(argv)
+    return {"run": cmd_run, "list": cmd_list, "report": cmd_report}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
