@@ -3,7 +3,7 @@
     python benchmarks/experiments.py list                 # every run and its exact command
     python benchmarks/experiments.py run --jobs 2         # run what is missing (2 single-thread jobs)
     python benchmarks/experiments.py run --only exp2,exp3 --seeds 0
-    python benchmarks/experiments.py report               # tables (stdout + docs/experiments_tables.md) and plots
+    python benchmarks/experiments.py report    # tables (stdout, docs/experiments_tables.md), plots
 
 Every run is one recipe of ``recipes/experiments/`` and one ``onebit train`` command, run from
 the checkout with ``ONEBIT_DATA`` pointing at the data (default here: ``../shared/data``)::
@@ -193,8 +193,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             for stem, seed, rc, dt in pool.map(lambda r: _run_one(*r), batch):
                 status = "ok" if rc == 0 else f"FAILED rc={rc}"
                 failed += rc != 0
-                print(f"{time.strftime('%H:%M:%S')} {run_name(stem, seed)}: {status} in {dt / 60:.1f} min",
-                      flush=True)
+                print(
+                    f"{time.strftime('%H:%M:%S')} {run_name(stem, seed)}: {status} in {dt / 60:.1f} min",
+                    flush=True,
+                )
     return 1 if failed else 0
 
 
@@ -279,8 +281,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         plt.close(fig)
         lines += ["", f"![{exp.key} test accuracy](img/experiments/{exp.key}_curves.png)", ""]
     _plot_exp1(plt)
-    lines += ["![exp1 flip ratios](img/experiments/exp1_flips.png)", "",
-              "![exp1 latent weight histograms after epoch 1](img/experiments/exp1_histograms.png)", ""]
+    lines += [
+        "![exp1 flip ratios](img/experiments/exp1_flips.png)",
+        "",
+        "![exp1 latent weight histograms after epoch 1](img/experiments/exp1_histograms.png)",
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     with open(os.path.join(DOCS, "experiments_tables.md"), "w") as f:
@@ -310,7 +316,7 @@ def _plot_exp1(plt) -> None:
         for layer, hist in h.items():
             edges, counts = hist["edges"], hist["counts"]
             total = sum(counts) or 1
-            centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
+            centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
             hax.plot(centers, [c / total for c in counts], label=layer)
         hax.set(title=f"{label}: after epoch 1", xlabel="latent weight", yscale="log")
         if i == 0:

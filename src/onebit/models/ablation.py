@@ -129,14 +129,16 @@ def _activation(kind: str, channels: int) -> nn.Module:
 class _DenseStage(nn.Module):
     """Dense block: each 3x3 binary conv adds ``growth`` channels; then max-pool and a 1x1 transition."""
 
-    def __init__(self, cin: int, cout: int, n: int, growth: int, make_conv, order: str, activation: str,
-                 quantizer: Any) -> None:
+    def __init__(
+        self, cin: int, cout: int, n: int, growth: int, make_conv, order: str, activation: str, quantizer: Any
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList()
         c = cin
         for _ in range(n):
-            self.layers.append(_Binary(make_conv(c, growth, 3), c, growth, order, activation, False, False,
-                                       quantizer))
+            self.layers.append(
+                _Binary(make_conv(c, growth, 3), c, growth, order, activation, False, False, quantizer)
+            )
             c += growth
         self.pool = nn.MaxPool2d(2)
         self.transition = _Binary(make_conv(c, cout, 1), c, cout, order, activation, False, False, quantizer)
@@ -189,7 +191,9 @@ class AblationConvNet(nn.Module):
         if act_bits not in (1, 2, 3):
             raise ValueError(f"AblationConvNet: act_bits must be 1, 2 or 3, got {act_bits!r}")
         if shortcut != "none" and order != "xnor":
-            raise ValueError("AblationConvNet: shortcuts need order='xnor' (real values on the identity path)")
+            raise ValueError(
+                "AblationConvNet: shortcuts need order='xnor' (real values on the identity path)"
+            )
         if shortcut == "dense" and not (len(dense_layers) == len(growth) == len(widths)):
             raise ValueError("AblationConvNet: dense_layers and growth need one entry per stage")
         if input_size % (2 ** len(widths)):
@@ -227,15 +231,24 @@ class AblationConvNet(nn.Module):
         cin = stem_out
         for s, width in enumerate(widths):
             if shortcut == "dense":
-                stages.append(_DenseStage(cin, width, dense_layers[s], growth[s], make_conv, order, activation,
-                                          sign))
+                stages.append(
+                    _DenseStage(cin, width, dense_layers[s], growth[s], make_conv, order, activation, sign)
+                )
             else:
                 n = 1 if s == 0 else 2
                 for i in range(n):
                     c_in = cin if i == 0 else width
                     stages.append(
-                        _Binary(make_conv(c_in, width, 3), c_in, width, order, activation, i == n - 1,
-                                shortcut == "residual" and c_in == width, sign)
+                        _Binary(
+                            make_conv(c_in, width, 3),
+                            c_in,
+                            width,
+                            order,
+                            activation,
+                            i == n - 1,
+                            shortcut == "residual" and c_in == width,
+                            sign,
+                        )
                     )
             cin = width
         self.features = nn.Sequential(*stages)
@@ -244,8 +257,17 @@ class AblationConvNet(nn.Module):
         dims = [cin * side * side, *fc]
         self.fc = nn.Sequential(
             *[
-                _Binary(QuantLinear(dims[i], dims[i + 1], bias=False, **q()), dims[i], dims[i + 1], order,
-                        activation, False, False, sign, dim=1)
+                _Binary(
+                    QuantLinear(dims[i], dims[i + 1], bias=False, **q()),
+                    dims[i],
+                    dims[i + 1],
+                    order,
+                    activation,
+                    False,
+                    False,
+                    sign,
+                    dim=1,
+                )
                 for i in range(len(fc))
             ]
         )
