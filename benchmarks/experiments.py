@@ -4,6 +4,7 @@
     python benchmarks/experiments.py run --jobs 2         # run what is missing (2 single-thread jobs)
     python benchmarks/experiments.py run --only exp2,exp3 --seeds 0
     python benchmarks/experiments.py report    # tables (stdout, docs/experiments_tables.md), plots
+    python benchmarks/experiments.py deploy    # experiment 7: best run in the engine vs PyTorch
 
 Every run is one recipe of ``recipes/experiments/`` and one ``onebit train`` command, run from
 the checkout with ``ONEBIT_DATA`` pointing at the data (default here: ``../shared/data``)::
@@ -328,6 +329,70 @@ def _plot_exp1(plt) -> None:
         plt.close(f)
 
 
+# --------------------------------------------------------------------------- deploy (experiment 7)
+
+
+def _best_exportable() -> tuple[str, int]:
+    """The binary run with the best final test accuracy that the engine runs (1-bit, XNOR order)."""
+    sys.path.insert(0, os.path.join(ROOT, "src"))
+    from onebit.training.config import load_config
+
+    best, best_acc = None, -1.0
+    for exp in EXPERIMENTS[1:]:
+        for _, stem in exp.runs:
+            kw = load_config(os.path.join(RECIPES, f"{stem}.toml"))["model"]["kwargs"]
+            if kw.get("binary", True) is False or kw.get("act_bits", 1) != 1 or kw.get("order") == "typical":
+                continue
+            for s in exp.seeds:
+                recs = read_run(stem, s)
+                if recs and finished(stem, s) and recs[-1]["test_acc"] > best_acc:
+                    best, best_acc = (stem, s), recs[-1]["test_acc"]
+    if best is None:
+        raise SystemExit("no finished exportable run; run the experiments first")
+    return best
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Export the best run's final weights and compare PyTorch, the engine and the float twin."""
+    import torch
+
+    sys.path.insert(0, os.path.join(ROOT, "src"))
+    from onebit.data import Normalize, cache_dir, data_dir, load_arrays
+    from onebit.export import export
+    from onebit.export.verify import compare_engine, median_ms
+    from onebit.training.checkpoint import load_model
+
+    stem, seed = (
+        (args.run.rsplit("-s", 1)[0], int(args.run.rsplit("-s", 1)[1])) if args.run else _best_exportable()
+    )
+    run_dir = os.path.join(OUT, run_name(stem, seed))
+    model, meta = load_model(os.path.join(run_dir, "last.pt"))
+    twin, _ = load_model(os.path.join(OUT, run_name("cifar_teacher", 0), "last.pt"))
+    os.environ.setdefault("ONEBIT_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+    test = load_arrays("cifar10", data_dir(""), cache_dir(""), train=False)
+    x = Normalize("standard", "cifar10", 3)(test.images)
+    path = os.path.join(run_dir, "model.onebit")
+    export(model, x[:1], path, model_name=meta.get("model_name") or "ablation_convnet", labels=test.classes)
+    print(f"best exportable run: {run_name(stem, seed)}; exported {path}")
+    for threads in (1, 2):
+        rep = compare_engine(model, path, x, test.labels, num_threads=threads, runs=args.runs)
+        prev = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        twin.eval()
+        with torch.inference_mode():
+            x1 = x[:1].float().contiguous()
+            twin_ms = median_ms(lambda x1=x1: twin(x1), args.runs)
+        torch.set_num_threads(prev)
+        print(f"-- {threads} thread(s)")
+        for line in rep.lines():
+            print("  " + line)
+        print(
+            f"  float twin (cifar_teacher-s0) in PyTorch fp32: {twin_ms:.3f} ms "
+            f"({twin_ms / rep.engine_ms:.1f}x the engine's time); size {rep.fp32_bytes / 2**20:.2f} MiB fp32"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -337,8 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seeds", default="", help="comma-separated seeds (default: each experiment's)")
     sub.add_parser("list", help="print the command of every run")
     sub.add_parser("report", help="tables and plots from the finished runs")
+    d = sub.add_parser("deploy", help="experiment 7: export the best run, engine vs PyTorch vs float twin")
+    d.add_argument("--run", default="", help="run name (STEM-sSEED); default: best exportable run")
+    d.add_argument("--runs", type=int, default=200, help="timed repetitions per latency median")
     args = ap.parse_args(argv)
-    return {"run": cmd_run, "list": cmd_list, "report": cmd_report}[args.cmd](args)
+    return {"run": cmd_run, "list": cmd_list, "report": cmd_report, "deploy": cmd_deploy}[args.cmd](args)
 
 
 if __name__ == "__main__":
