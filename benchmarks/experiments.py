@@ -136,17 +136,21 @@ def command(stem: str, seed: int) -> list[str]:
 
 
 def all_runs(only: set[str] | None = None, seeds: list[int] | None = None) -> list[tuple[str, int]]:
+    """Every (recipe, seed) once, ordered seed by seed (all first seeds before any second seed, so
+    an interrupted campaign still covers every configuration), the distillation teacher first."""
     runs: list[tuple[str, int]] = []
     for stem, ss in FIRST.items():
         runs += [(stem, s) for s in ss]
+    pairs = []
     for exp in EXPERIMENTS:
         if only and exp.key not in only:
             continue
         for _, stem in exp.runs:
             for s in FIRST.get(stem, seeds if seeds is not None else exp.seeds):
-                if (stem, s) not in runs:
-                    runs.append((stem, s))
-    return runs
+                if (stem, s) not in runs and (stem, s) not in pairs:
+                    pairs.append((stem, s))
+    pairs.sort(key=lambda p: p[1])  # stable: keeps the experiment order within a seed
+    return runs + pairs
 
 
 def _recipe_epochs(stem: str) -> int:
@@ -169,7 +173,15 @@ def finished(stem: str, seed: int) -> bool:
     return bool(recs) and recs[-1]["epoch"] + 1 >= _recipe_epochs(stem) and "test_acc" in recs[-1]
 
 
+def _wait_for_dependencies(stem: str) -> None:
+    """Distillation students start only once the teacher's run has finished."""
+    if stem.startswith("cifar_distill"):
+        while not all(finished(t, s) for t, ss in FIRST.items() for s in ss):
+            time.sleep(10)
+
+
 def _run_one(stem: str, seed: int) -> tuple[str, int, int, float]:
+    _wait_for_dependencies(stem)
     os.makedirs(OUT, exist_ok=True)
     log = os.path.join(OUT, f"{run_name(stem, seed)}.log")
     t = time.time()
