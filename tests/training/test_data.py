@@ -49,6 +49,20 @@ def test_in_memory_loaders_on_real_data(name, folder, shape):
     assert len(labels.unique()) == 10  # the subset spans every class
 
 
+def test_mnist_augmentation_shifts_but_never_flips():
+    need_data("mnist")
+    tr, _, _ = build_loaders(_data("mnist", normalize="none", train_subset=64))
+    plain, _, _ = build_loaders(_data("mnist", normalize="none", train_subset=64, augment=False))
+    xa, ya, ia = next(tr.batches(0))
+    xp, yp, ip = next(plain.batches(0))
+    assert torch.equal(ia, ip) and torch.equal(ya, yp)  # same samples, only the pixels move
+    assert not torch.equal(xa, xp)
+    for a, p in zip(xa, xp, strict=True):  # every augmented digit is its original shifted by <= 2 px
+        padded = torch.nn.functional.pad(p, (2, 2, 2, 2))
+        shifts = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(padded[:, dy : dy + 28, dx : dx + 28], a)]
+        assert shifts, "an augmented MNIST image is not a <=2-pixel shift of its original"
+
+
 def test_cifar10_cache_is_reused(cache_dir):
     need_data("cifar10")
     build_loaders(_data("cifar10", train_subset=50, test_subset=50))

@@ -45,9 +45,15 @@ __all__ = [
 
 
 def _augment_fn(name: str):
-    """The standard augmentation of each in-memory data set (None: MNIST-style digits get none)."""
+    """The standard augmentation of each in-memory data set.
+
+    CIFAR-10: pad-4 random crop + horizontal flip. MNIST and Fashion-MNIST: random shifts of up
+    to 2 pixels (pad-2 random crop, no flip: a flipped digit is another symbol). ``synthetic``: none.
+    """
     if name == "cifar10":
         return partial(_crop_flip, pad=4, flip=True)
+    if name in ("mnist", "fashion_mnist"):
+        return partial(_crop_flip, pad=2, flip=False)
     return None
 
 
