@@ -197,19 +197,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     only = set(args.only.split(",")) if args.only else None
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     todo = [(st, s) for st, s in all_runs(only, seeds) if not finished(st, s)]
-    first = [(st, s) for st, s in todo if st in FIRST]
-    rest = [(st, s) for st, s in todo if st not in FIRST]
-    print(f"{len(todo)} runs to do ({len(first)} first), {args.jobs} at a time", flush=True)
+    print(f"{len(todo)} runs to do, {args.jobs} at a time", flush=True)
     failed = 0
-    for batch in (first, rest):
-        with ThreadPoolExecutor(args.jobs) as pool:
-            for stem, seed, rc, dt in pool.map(lambda r: _run_one(*r), batch):
-                status = "ok" if rc == 0 else f"FAILED rc={rc}"
-                failed += rc != 0
-                print(
-                    f"{time.strftime('%H:%M:%S')} {run_name(stem, seed)}: {status} in {dt / 60:.1f} min",
-                    flush=True,
-                )
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for stem, seed, rc, dt in pool.map(lambda r: _run_one(*r), todo):
+            status = "ok" if rc == 0 else f"FAILED rc={rc}"
+            failed += rc != 0
+            print(
+                f"{time.strftime('%H:%M:%S')} {run_name(stem, seed)}: {status} in {dt / 60:.1f} min",
+                flush=True,
+            )
     return 1 if failed else 0
 
 
