@@ -59,7 +59,12 @@ def test_mnist_augmentation_shifts_but_never_flips():
     assert not torch.equal(xa, xp)
     for a, p in zip(xa, xp, strict=True):  # every augmented digit is its original shifted by <= 2 px
         padded = torch.nn.functional.pad(p, (2, 2, 2, 2))
-        shifts = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(padded[:, dy : dy + 28, dx : dx + 28], a)]
+        shifts = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(padded[:, dy : dy + 28, dx : dx + 28], a)
+        ]
         assert shifts, "an augmented MNIST image is not a <=2-pixel shift of its original"
 
 
