@@ -122,12 +122,13 @@ FIRST = {"cifar_teacher": [0]}
 #: baseline, while the two seeds of every two-seed configuration but Bop's differ by <= 1.3 points,
 #: and a second seed of these slow runs did not fit the session. The report marks them "(1 seed)".
 ONE_SEED = {
+    # seed 0 against seed 0 of the baseline (cifar_base, or cifar_residual for swish)
     "cifar_last_binary": "34.4% vs 63.5%: the binary classifier without a scale layer fails",
-    "cifar_bits2": "+5.3 points over the baseline",
-    "cifar_bits3": "+7.1 points over the baseline",
+    "cifar_bits2": "+5.3 points",
+    "cifar_bits3": "+7.1 points",
     "cifar_typical": "-5.2 points",
     "cifar_bipolar": "-5.7 points",
-    "cifar_residual_swish": "-6.3 points against the residual ste_sign net",
+    "cifar_residual_swish": "-6.3 points",
 }
 
 
