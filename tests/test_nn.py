@@ -169,7 +169,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="last dimension is 4"):
         QuantLinear(4, 2)(torch.randn(2, 5))
     with pytest.raises(ValueError, match="unknown scaling"):
-        QuantLinear(4, 2, scaling="alpha")
+        QuantLinear(4, 2, scaling="alpha_k")
     with pytest.raises(ValueError, match="pad_value"):
         QuantConv2d(3, 4, 3, pad_value=0.5)
     with pytest.raises(ValueError, match="unknown quantizer"):
