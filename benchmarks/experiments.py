@@ -74,7 +74,8 @@ EXPERIMENTS = [
         [
             ("baseline (no PReLU, no regularizer, float last layer, 1 bit)", "cifar_base"),
             ("PReLU", "cifar_prelu"),
-            ("bipolar regularizer", "cifar_bipolar"),
+            ("bipolar regularizer, lambda 5e-5", "cifar_bipolar"),
+            ("bipolar regularizer, lambda 5e-7 (the paper's)", "cifar_bipolar_tang"),
             ("L2 on latent weights", "cifar_l2"),
             ("binary last layer, no scale layer", "cifar_last_binary"),
             ("binary last layer + scale layer", "cifar_last_scale"),
