@@ -22,6 +22,7 @@ from a listed command.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -30,6 +31,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+from onebit.training.config import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = os.path.join(ROOT, "recipes", "experiments")
@@ -174,11 +177,9 @@ def all_runs(only: set[str] | None = None, seeds: list[int] | None = None) -> li
     return runs + pairs
 
 
-def _recipe_epochs(stem: str) -> int:
-    sys.path.insert(0, os.path.join(ROOT, "src"))
-    from onebit.training.config import load_config
-
-    return int(load_config(os.path.join(RECIPES, f"{stem}.toml"))["train"]["epochs"])
+@functools.cache
+def _recipe(stem: str) -> dict:
+    return load_config(os.path.join(RECIPES, f"{stem}.toml"))
 
 
 def read_run(stem: str, seed: int) -> list[dict]:
@@ -189,9 +190,17 @@ def read_run(stem: str, seed: int) -> list[dict]:
         return [r for r in (json.loads(ln) for ln in f if ln.strip()) if r.get("kind") == "epoch"]
 
 
+def _complete(stem: str, recs: list[dict]) -> bool:
+    """Whether a run's epoch records reach its recipe's last epoch, evaluated."""
+    return (
+        bool(recs)
+        and recs[-1]["epoch"] + 1 >= int(_recipe(stem)["train"]["epochs"])
+        and "test_acc" in recs[-1]
+    )
+
+
 def finished(stem: str, seed: int) -> bool:
-    recs = read_run(stem, seed)
-    return bool(recs) and recs[-1]["epoch"] + 1 >= _recipe_epochs(stem) and "test_acc" in recs[-1]
+    return _complete(stem, read_run(stem, seed))
 
 
 def _wait_for_dependencies(stem: str) -> None:
@@ -265,7 +274,7 @@ def _summary(stem: str, seeds: list[int]) -> dict:
     out: dict[str, list[float]] = {k: [] for k in ("acc", "wall", "ips", "flip1", "flipN", "edge1", "edgeN")}
     for s in seeds:
         recs = read_run(stem, s)
-        if not recs or not finished(stem, s):
+        if not _complete(stem, recs):
             continue
         out["acc"].append(100 * recs[-1]["test_acc"])
         out["wall"].append(recs[-1]["wall_s"] / 60)
@@ -411,18 +420,15 @@ def _plot_exp1(plt) -> None:
 
 def _best_exportable() -> tuple[str, int]:
     """The binary run with the best final test accuracy that the engine runs (1-bit, XNOR order)."""
-    sys.path.insert(0, os.path.join(ROOT, "src"))
-    from onebit.training.config import load_config
-
     best, best_acc = None, -1.0
     for exp in EXPERIMENTS[1:]:
         for _, stem in exp.runs:
-            kw = load_config(os.path.join(RECIPES, f"{stem}.toml"))["model"]["kwargs"]
+            kw = _recipe(stem)["model"]["kwargs"]
             if kw.get("binary", True) is False or kw.get("act_bits", 1) != 1 or kw.get("order") == "typical":
                 continue
             for s in exp.seeds:
                 recs = read_run(stem, s)
-                if recs and finished(stem, s) and recs[-1]["test_acc"] > best_acc:
+                if _complete(stem, recs) and recs[-1]["test_acc"] > best_acc:
                     best, best_acc = (stem, s), recs[-1]["test_acc"]
     if best is None:
         raise SystemExit("no finished exportable run; run the experiments first")
@@ -433,10 +439,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     """Export the best run's final weights and compare PyTorch, the engine and the float twin."""
     import torch
 
-    sys.path.insert(0, os.path.join(ROOT, "src"))
-    from onebit.data import Normalize, cache_dir, data_dir, load_arrays
     from onebit.export import export
-    from onebit.export.verify import compare_engine, median_ms
+    from onebit.export.verify import compare_engine, median_ms, test_split_of
     from onebit.training.checkpoint import load_model
 
     stem, seed = (
@@ -446,14 +450,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     model, meta = load_model(os.path.join(run_dir, "last.pt"))
     twin, _ = load_model(os.path.join(OUT, run_name("cifar_teacher", 0), "last.pt"))
     os.environ.setdefault("ONEBIT_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
-    test = load_arrays("cifar10", data_dir(""), cache_dir(""), train=False)
-    x = Normalize("standard", "cifar10", 3)(test.images)
+    x, labels, classes = test_split_of(meta)
     path = os.path.join(run_dir, "model.onebit")
-    export(model, x[:1], path, model_name=meta.get("model_name") or "ablation_convnet", labels=test.classes)
+    export(model, x[:1], path, model_name=meta.get("model_name") or "ablation_convnet", labels=classes)
     out = [f"best exportable run: {run_name(stem, seed)}; exported {os.path.relpath(path, ROOT)}"]
     print(out[0])
     for threads in (1, 2):
-        rep = compare_engine(model, path, x, test.labels, num_threads=threads, runs=args.runs)
+        rep = compare_engine(model, path, x, labels, num_threads=threads, runs=args.runs)
         prev = torch.get_num_threads()
         torch.set_num_threads(threads)
         twin.eval()

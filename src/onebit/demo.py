@@ -31,18 +31,16 @@ def _find_data() -> str:
 
 def _after_training(checkpoint: str, run_dir: str, data: str) -> None:
     """Export the trained model to a .onebit file and run the MNIST test set through the engine."""
-    from onebit.data import Normalize, cache_dir, data_dir, load_arrays
     from onebit.export import export
-    from onebit.export.verify import compare_engine
+    from onebit.export.verify import compare_engine, test_split_of
     from onebit.training.checkpoint import load_model
 
     model, meta = load_model(checkpoint)
-    test = load_arrays("mnist", data_dir(data), cache_dir(""), train=False)
-    x = Normalize("pm1", "mnist", 1)(test.images)
+    x, labels, classes = test_split_of(meta, data)
     path = os.path.join(run_dir, "model.onebit")
-    export(model, x[:1], path, model_name=meta.get("model_name") or "binarynet_mlp", labels=test.classes)
+    export(model, x[:1], path, model_name=meta.get("model_name") or "binarynet_mlp", labels=classes)
     print(f"exported {path}; running the {len(x):,} MNIST test images through the onebit engine")
-    report = compare_engine(model, path, x, test.labels, num_threads=1)
+    report = compare_engine(model, path, x, labels, num_threads=1)
     for line in report.lines():
         print("  " + line)
     print(f"  (`onebit bench {path}` and `onebit inspect {path}` show more; the engine needs no PyTorch)")

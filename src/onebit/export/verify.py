@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["DeployReport", "calibrate_batchnorm", "compare_engine", "median_ms"]
+__all__ = ["DeployReport", "calibrate_batchnorm", "compare_engine", "median_ms", "test_split_of"]
 
 
 @dataclass
@@ -58,6 +58,27 @@ def calibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch: int = 16)
         for i in range(0, len(images), batch):
             model(images[i : i + batch])
     model.eval()
+
+
+def test_split_of(meta: dict, data_dir: str = "") -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """The test split a training checkpoint was trained for, preprocessed as its recipe did.
+
+    ``meta`` is the second value of :func:`onebit.training.checkpoint.load_model`; its recipe
+    names the in-memory data set (MNIST, Fashion-MNIST, CIFAR-10) and its normalization.
+    Returns float NCHW images, labels and class names.
+    """
+    from onebit.data import Normalize, cache_dir, load_arrays
+    from onebit.data import data_dir as resolve_data_dir
+
+    dc = (meta.get("config") or {}).get("data") or {}
+    name = dc.get("name")
+    if not name:
+        raise ValueError("checkpoint does not record its data set (no data.name in its recipe)")
+    test = load_arrays(
+        name, resolve_data_dir(data_dir or dc.get("data_dir", "")), cache_dir(dc.get("cache_dir", "")), False
+    )
+    x = Normalize(dc.get("normalize", "standard"), name, test.images.shape[1])(test.images)
+    return x, test.labels, list(test.classes)
 
 
 def median_ms(fn, runs: int, warmup: int = 3) -> float:
