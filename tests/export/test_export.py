@@ -159,20 +159,26 @@ def test_bn_before_sign_folds_into_thresholds_with_negative_scales(tmp_path):
     np.testing.assert_array_equal(y, ref)  # integer outputs: any flipped bit would show
 
 
-def test_alpha_scaling_exports_into_the_multiplier(tmp_path):
-    torch.manual_seed(6)
+def _scaled_net_in_engine(tmp_path, scaling: str, bias: bool):
+    """Conv + dense under ``scaling``: its lowered ops, the engine's output and PyTorch's."""
     m = nn.Sequential(
-        onebit.nn.QuantConv2d(3, 7, 3, padding=1, bias=True, scaling="alpha", pad_value=1.0, **BIN),
+        onebit.nn.QuantConv2d(3, 7, 3, padding=1, bias=bias, scaling=scaling, pad_value=1.0, **BIN),
         nn.Flatten(),
-        onebit.nn.QuantLinear(7 * 5 * 5, 3, bias=True, scaling="alpha", **BIN),
+        onebit.nn.QuantLinear(7 * 5 * 5, 3, bias=bias, scaling=scaling, **BIN),
     ).eval()
     x = torch.randn(4, 3, 5, 5)
     ops = [n["op"] for n in lower(m, x[:1]).nodes]
-    assert "xnor_k" not in ops and "mean_abs" not in ops
-    onebit.export(m, x[:1], tmp_path / "a.onebit")
-    y = load(tmp_path / "a.onebit").run(x.numpy())
+    onebit.export(m, x[:1], tmp_path / f"{scaling}.onebit")
+    y = load(tmp_path / f"{scaling}.onebit").run(x.numpy())
     with torch.no_grad():
         ref = m(x).numpy()
+    return ops, y, ref
+
+
+def test_alpha_scaling_exports_into_the_multiplier(tmp_path):
+    torch.manual_seed(6)
+    ops, y, ref = _scaled_net_in_engine(tmp_path, "alpha", bias=True)
+    assert "xnor_k" not in ops and "mean_abs" not in ops
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
 
 
@@ -182,16 +188,6 @@ def test_xnor_scaling_with_k_exports_for_conv_and_dense(tmp_path, bias):
     # a zero sum, PyTorch's alpha-scaled float conv returns +-1e-9 instead of 0 and its sign
     # is rounding noise, which would test PyTorch's rounding rather than the export.
     torch.manual_seed(5)
-    m = nn.Sequential(
-        onebit.nn.QuantConv2d(3, 7, 3, padding=1, bias=bias, scaling="xnor", pad_value=1.0, **BIN),
-        nn.Flatten(),
-        onebit.nn.QuantLinear(7 * 5 * 5, 3, bias=bias, scaling="xnor", **BIN),
-    ).eval()
-    x = torch.randn(4, 3, 5, 5)
-    ops = [n["op"] for n in lower(m, x[:1]).nodes]
+    ops, y, ref = _scaled_net_in_engine(tmp_path, "xnor", bias)
     assert ops.count("mul_map") == 2 and "xnor_k" in ops and "mean_abs" in ops
-    onebit.export(m, x[:1], tmp_path / "x.onebit")
-    y = load(tmp_path / "x.onebit").run(x.numpy())
-    with torch.no_grad():
-        ref = m(x).numpy()
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from onebit import quantizers as Q
 from onebit.models._blocks import batch_norm
 from onebit.models._registry import CIFAR10_MEAN, CIFAR10_STD, register_model
 from onebit.nn import QuantConv2d, QuantLinear, Scale
@@ -112,10 +113,8 @@ class _Binary(nn.Module):
 
 
 def _quantizer_module(q: Any) -> nn.Module:
-    from onebit import quantizers as Q
-
-    mod = Q.get(q)
-    return mod if isinstance(mod, nn.Module) else nn.Identity()
+    """The sign module for a quantizer name or config; ``None`` (the float twin) gives identity."""
+    return Q.get(q) or nn.Identity()
 
 
 def _activation(kind: str, channels: int) -> nn.Module:

@@ -97,7 +97,7 @@ class QuantMixin:
         return self.input_precision == 1 and self.weight_precision == 1
 
     def quantized_weight(self) -> Tensor:
-        """The weight the layer computes with: quantized, times alpha under "xnor" scaling.
+        """The weight the layer computes with: quantized, times alpha under "xnor" or "alpha" scaling.
 
         Under ``scaling="xnor"`` or ``"alpha"`` alpha (mean |W| per output filter) is part of the
         computation graph, so it receives gradient as in the XNOR-Net paper.
