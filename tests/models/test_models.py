@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import fnmatch
 
+import numpy as np
 import pytest
 import torch
 from conftest import build_small, small_input_size
 
+import onebit
 from onebit import models, summary
+from onebit.export.verify import calibrate_batchnorm
 from onebit.models._blocks import RSign
 from onebit.nn import QuantMixin
+from onebit.runtime import load
 
 ALL = models.list()
 MIB = 1024 * 1024
@@ -123,6 +127,28 @@ def test_binarynet_float_twin_has_the_same_parameters():
     assert f(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     mlp = models.create("binarynet_mlp", hidden=1024, binary=False)
     assert mlp(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", ["binarynet_cifar", "binarynet_mlp"])
+def test_binarynet_float_first_and_last_keep_those_weights_real(name, tmp_path):
+    kw = {"width": 0.125} if name == "binarynet_cifar" else {"hidden": 64}
+    shape = (3, 32, 32) if name == "binarynet_cifar" else (1, 28, 28)
+    torch.manual_seed(0)
+    m = models.create(name, float_first=True, float_last=True, **kw)
+    layers = [mod for mod in m.modules() if isinstance(mod, QuantMixin)]
+    precisions = [(mod.input_precision, mod.weight_precision) for mod in layers]
+    assert precisions[0] == (32, 32)  # real image, real weights
+    assert precisions[-1] == (1, 32)  # binary activations into real weights
+    assert all(p == (1, 1) for p in precisions[1:-1])
+    x = torch.randn(64, *shape)  # 64, not 16: BN stats of a tiny batch put pre-activations on sign ties
+    calibrate_batchnorm(m, x, batch=64)
+    onebit.export(m, x[:1], tmp_path / "m.onebit")
+    y = load(tmp_path / "m.onebit", num_threads=1).run(x.numpy())
+    with torch.no_grad():
+        ref = m(x).numpy()
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    with pytest.raises(TypeError, match="float_frist"):
+        models.create(name, float_first=True, float_frist=True)
 
 
 def test_wu13_distill_variant():

@@ -90,9 +90,16 @@ class _Unit(nn.Module):
         return self.drop(self.act(self.bn(self.pool(layer(x)))))
 
 
-def _q(binary: bool, first: bool) -> dict:
+def _q(binary: bool, first: bool, float_weight: bool = False) -> dict:
+    """Quantizer keywords of one layer: sign on the input (not on the image) and on the weights.
+
+    ``float_weight`` keeps the weights real (a real first or last layer, as XNOR-Net and most
+    later BNNs do); the input of a real last layer is still binarized.
+    """
     if not binary:
         return {}
+    if float_weight:
+        return {"input_quantizer": None if first else "ste_sign"}
     return {
         "input_quantizer": None if first else "ste_sign",
         "weight_quantizer": "ste_sign",
@@ -108,7 +115,9 @@ class BinaryNetMLP(nn.Module):
     or already flat (N, in_chans*H*W). What is binary: all weights and all
     hidden activations; what stays float: the input image, the BNs.
     ``drop_in``/``drop_hidden``: optional dropout on the input / hidden layers
-    (off by default).
+    (off by default). ``float_first``/``float_last`` keep the first / last
+    layer's weights real (the paper binarizes them; XNOR-Net and most later
+    BNNs do not); the last layer's input stays binary.
     """
 
     def __init__(
@@ -121,6 +130,8 @@ class BinaryNetMLP(nn.Module):
         binary: bool = True,
         drop_in: float = 0.0,
         drop_hidden: float = 0.0,
+        float_first: bool = False,
+        float_last: bool = False,
     ) -> None:
         super().__init__()
         self.in_features = in_chans * input_size * input_size
@@ -130,7 +141,8 @@ class BinaryNetMLP(nn.Module):
         units = []
         for i in range(len(widths) - 1):
             last = i == len(widths) - 2
-            fc = QuantLinear(widths[i], widths[i + 1], bias=False, **_q(binary, i == 0))
+            real = (float_first and i == 0) or (float_last and last)
+            fc = QuantLinear(widths[i], widths[i + 1], bias=False, **_q(binary, i == 0, real))
             bn = batch_norm(widths[i + 1], dim=1, eps=1e-4)
             units.append(_Unit(fc, bn, False, act=not binary and not last, drop=0.0 if last else drop_hidden))
         self.layers = nn.Sequential(*units)
@@ -146,6 +158,9 @@ class BinaryNetCifar(nn.Module):
     32C3-32C3-MP2-64C3-64C3-MP2-128C3-128C3-MP2-256FC-256FC-10). What is
     binary: all weights, all activations but the input image; what stays
     float: the BNs. 3x3 convs pad with zeros (pad 1), as the authors' code.
+    ``float_first``/``float_last`` keep the first conv's / the last dense
+    layer's weights real, the usual choice since XNOR-Net (the last layer's
+    input stays binary).
     """
 
     def __init__(
@@ -155,6 +170,8 @@ class BinaryNetCifar(nn.Module):
         input_size: int = 32,
         width: float = 1.0,
         binary: bool = True,
+        float_first: bool = False,
+        float_last: bool = False,
     ) -> None:
         super().__init__()
 
@@ -173,7 +190,8 @@ class BinaryNetCifar(nn.Module):
         cin = in_chans
         n = input_size
         for i, (cout, pool) in enumerate(convs):
-            conv = QuantConv2d(cin, cout, 3, padding=1, bias=False, **_q(binary, i == 0))
+            q = _q(binary, i == 0, float_first and i == 0)
+            conv = QuantConv2d(cin, cout, 3, padding=1, bias=False, **q)
             units.append(_Unit(conv, batch_norm(cout, eps=1e-4), pool, act=not binary))
             cin = cout
             if pool:
@@ -183,7 +201,7 @@ class BinaryNetCifar(nn.Module):
         dims = [cin * n * n, w(1024), w(1024), num_classes]
         fcs = []
         for i in range(3):
-            fc = QuantLinear(dims[i], dims[i + 1], bias=False, **_q(binary, False))
+            fc = QuantLinear(dims[i], dims[i + 1], bias=False, **_q(binary, False, float_last and i == 2))
             fcs.append(_Unit(fc, batch_norm(dims[i + 1], dim=1, eps=1e-4), False, act=not binary and i < 2))
         self.classifier = nn.Sequential(*fcs)
 
