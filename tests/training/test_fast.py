@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from onebit.quantizers import SteSign, ste_sign
@@ -27,3 +28,19 @@ def test_patch_and_undo():
     m(torch.randn(4, 144)).sum().backward()
     undo()
     assert all("forward" not in q.__dict__ for q in qs)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fast_ste_is_bit_identical_in_low_precision(dtype):
+    # Every finite value of the dtype in [-3, 3], and clip values that the dtype rounds up
+    # (0.3, 1.295 in bf16), down (0.7 in fp16) or keeps (1.0): SteSign compares in the dtype.
+    every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(dtype)
+    x0 = every[torch.isfinite(every) & (every.abs() <= 3)]
+    g = torch.randn(x0.shape).to(dtype)
+    for c in (0.3, 0.7, 1.0, 1.295):
+        xa, xb = x0.clone().requires_grad_(), x0.clone().requires_grad_()
+        ya, yb = ste_sign(xa, c), fast_ste_sign(xb, c)
+        ya.backward(g)
+        yb.backward(g)
+        assert yb.dtype == dtype and type(yb.grad_fn).__name__ == "_FastSteSignBackward"  # fast path
+        assert torch.equal(ya, yb) and torch.equal(xa.grad, xb.grad), (dtype, c)

@@ -11,8 +11,11 @@ module computes the same function with two cheaper kernels:
   above ``clip_value``: one fused kernel that keeps ``g`` where ``|x| <= c``
   (inclusive, as SteSign; latent weights clipped to exactly 1 keep learning).
 
-For float32 inputs the outputs and gradients equal SteSign's exactly
-(``tests/training/test_fast.py``); other dtypes use SteSign's own code.
+The outputs and gradients equal SteSign's exactly for float32, bfloat16 and
+float16 inputs (``tests/training/test_fast.py``; under bf16 autocast the sign
+of every activation sees a bf16 tensor). In the low-precision dtypes SteSign
+compares ``|x|`` with ``clip_value`` rounded to that dtype, so the bound is
+taken just above the rounded value. float64 uses SteSign's own code.
 :func:`patch_ste` swaps the ``forward`` of the model's SteSign instances (no
 type change: summaries, exporters and checkpoints see the same modules) and
 returns a function that undoes it.
@@ -30,8 +33,13 @@ from torch import Tensor, nn
 __all__ = ["fast_ste_sign", "patch_ste"]
 
 
-def _above(c: float) -> float:
-    return float(np.nextafter(np.float32(c), np.float32(np.inf)))
+_FAST_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _above(c: float, dtype: torch.dtype = torch.float32) -> float:
+    """The float32 just above ``c`` as ``dtype`` rounds it: ``x <= bound`` iff ``x <= c`` in ``dtype``."""
+    rounded = float(torch.tensor(c, dtype=dtype))
+    return float(np.nextafter(np.float32(rounded), np.float32(np.inf)))
 
 
 class _FastSteSign(torch.autograd.Function):
@@ -48,12 +56,12 @@ class _FastSteSign(torch.autograd.Function):
 
 
 def fast_ste_sign(x: Tensor, clip_value: float = 1.0) -> Tensor:
-    """``ste_sign`` with cheaper kernels (float32; other dtypes fall back to ``ste_sign``)."""
-    if x.dtype != torch.float32:
+    """``ste_sign`` with cheaper kernels (float32/bf16/fp16; float64 falls back to ``ste_sign``)."""
+    if x.dtype not in _FAST_DTYPES:
         from onebit.quantizers import ste_sign
 
         return ste_sign(x, clip_value)
-    return _FastSteSign.apply(x, _above(clip_value))
+    return _FastSteSign.apply(x, _above(clip_value, x.dtype))
 
 
 def patch_ste(model: nn.Module) -> Callable[[], None]:
