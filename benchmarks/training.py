@@ -7,6 +7,7 @@
 Networks (the larq reference points, see docs/training.md):
   * ``cifar``: BinaryNet's CIFAR-10 ConvNet at width 0.25 (652k parameters), batch 128
   * ``mlp``:   BinaryNet's MNIST MLP 784-1024-1024-1024-10, batch 100
+  * ``cifar_w05``: the same ConvNet at width 0.5 (the 60-minute recipe's), batch 128
 
 A step is a full training step on a batch already in memory: forward,
 cross-entropy, backward, Adam step, weight clipping. Variants: ``eager``
@@ -39,6 +40,13 @@ NETS = {
         128,
         "larq 870 img/s (1.12x float); eager PyTorch 605 (1.19x)",
     ),
+    "cifar_w05": (
+        "binarynet_cifar",
+        {"width": 0.5},
+        (3, 32, 32),
+        128,
+        "no larq reference (the 60-minute CPU recipe's network)",
+    ),
     "mlp": (
         "binarynet_mlp",
         {"hidden": 1024, "num_hidden": 3},
@@ -48,6 +56,13 @@ NETS = {
     ),
 }
 VARIANTS = ("eager", "fast_ste", "channels_last", "fast_ste+channels_last", "bf16", "compile")
+_PARTS = {"eager", "fast_ste", "channels_last", "bf16", "compile"}
+
+
+def _check_variant(variant: str) -> None:
+    unknown = set(variant.split("+")) - _PARTS
+    if unknown:
+        raise SystemExit(f"unknown variant part(s) {sorted(unknown)} in {variant!r}; parts: {sorted(_PARTS)}")
 
 
 def _build(net: str, binary: bool, variant: str):
@@ -60,11 +75,11 @@ def _build(net: str, binary: bool, variant: str):
         from onebit.training.fast import patch_ste
 
         patch_ste(model)
-    if "channels_last" in variant and net == "cifar":
+    if "channels_last" in variant and shape[0] == 3:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(param_groups(model, lr=1e-3), lr=1e-3)
     constrain(opt, model)
-    step_model = torch.compile(model) if variant == "compile" else model
+    step_model = torch.compile(model) if "compile" in variant.split("+") else model
     return model, step_model, opt
 
 
@@ -75,9 +90,9 @@ def _batch(net: str, with_data: bool, gen: torch.Generator):
     from onebit.data.transforms import Normalize, random_crop_flip
 
     x = torch.randint(0, 256, (bs, *shape), dtype=torch.uint8, generator=gen)
-    if net == "cifar":
+    if shape[0] == 3:
         x = random_crop_flip(x, 4, True, gen)
-    return Normalize("standard", "cifar10" if net == "cifar" else "mnist", shape[0])(x), torch.randint(
+    return Normalize("standard", "cifar10" if shape[0] == 3 else "mnist", shape[0])(x), torch.randint(
         0, 10, (bs,), generator=gen
     )
 
@@ -87,7 +102,7 @@ def bench(net: str, variant: str, steps: int, warmup: int, with_data: bool, reps
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     built = {b: _build(net, b, variant) for b in (True, False)}
-    cl = "channels_last" in variant and net == "cifar"
+    cl = "channels_last" in variant and NETS[net][2][0] == 3
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if "bf16" in variant else nullcontext
     times: dict[bool, list[float]] = {True: [], False: []}
 
@@ -137,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--json", help="also write the results here")
     a = p.parse_args(argv)
+    for v in a.variants.split(","):
+        _check_variant(v)
+    for net in a.nets.split(","):
+        if net not in NETS:
+            raise SystemExit(f"unknown net {net!r}; nets: {', '.join(NETS)}")
     if a.threads:
         torch.set_num_threads(a.threads)
     print(
@@ -146,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     hdr = (
-        f"{'net':6} {'variant':14} {'binary ms':>10} {'float ms':>9} "
+        f"{'net':9} {'variant':30} {'binary ms':>10} {'float ms':>9} "
         f"{'binary img/s':>13} {'float img/s':>12} {'ratio':>6}"
     )
     print(hdr)
@@ -155,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 r = bench(net, v, a.steps, a.warmup, a.with_data, a.reps)
             except Exception as e:  # e.g. torch.compile without a C compiler
-                print(f"{net:6} {v:14} failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}", flush=True)
+                print(f"{net:9} {v:30} failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}", flush=True)
                 continue
             rows.append(r)
             print(
-                f"{net:6} {v:14} {r['binary_ms']:10.1f} {r['float_ms']:9.1f} {r['binary_img_s']:13.0f} "
+                f"{net:9} {v:30} {r['binary_ms']:10.1f} {r['float_ms']:9.1f} {r['binary_img_s']:13.0f} "
                 f"{r['float_img_s']:12.0f} {r['ratio']:6.2f}",
                 flush=True,
             )

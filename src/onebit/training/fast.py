@@ -34,12 +34,17 @@ __all__ = ["fast_ste_sign", "patch_ste"]
 
 
 _FAST_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+# (clip_value, dtype) -> bound; filled eagerly by patch_ste so that torch.compile only reads it
+_BOUNDS: dict[tuple[float, torch.dtype], float] = {}
 
 
 def _above(c: float, dtype: torch.dtype = torch.float32) -> float:
     """The float32 just above ``c`` as ``dtype`` rounds it: ``x <= bound`` iff ``x <= c`` in ``dtype``."""
-    rounded = float(torch.tensor(c, dtype=dtype))
-    return float(np.nextafter(np.float32(rounded), np.float32(np.inf)))
+    key = (c, dtype)
+    if key not in _BOUNDS:
+        rounded = float(torch.tensor(c, dtype=dtype))
+        _BOUNDS[key] = float(np.nextafter(np.float32(rounded), np.float32(np.inf)))
+    return _BOUNDS[key]
 
 
 class _FastSteSign(torch.autograd.Function):
@@ -72,6 +77,8 @@ def patch_ste(model: nn.Module) -> Callable[[], None]:
     for m in model.modules():
         if type(m) is SteSign:
             c = m.clip_value
+            for dtype in _FAST_DTYPES:
+                _above(c, dtype)  # precomputed here: no tensor is built inside a compiled graph
             m.forward = lambda x, _c=c: fast_ste_sign(x, _c)  # type: ignore[method-assign]
             patched.append(m)
 
