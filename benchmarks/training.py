@@ -59,27 +59,34 @@ VARIANTS = ("eager", "fast_ste", "channels_last", "fast_ste+channels_last", "bf1
 _PARTS = {"eager", "fast_ste", "channels_last", "bf16", "compile"}
 
 
-def _check_variant(variant: str) -> None:
-    unknown = set(variant.split("+")) - _PARTS
-    if unknown:
-        raise SystemExit(f"unknown variant part(s) {sorted(unknown)} in {variant!r}; parts: {sorted(_PARTS)}")
+def _parts(variant: str) -> set[str]:
+    """The parts of a ``+``-joined variant name; an unknown part stops the benchmark."""
+    parts = set(variant.split("+"))
+    if unknown := sorted(parts - _PARTS):
+        raise SystemExit(f"unknown variant part(s) {unknown} in {variant!r}; parts: {sorted(_PARTS)}")
+    return parts
 
 
-def _build(net: str, binary: bool, variant: str):
+def _is_conv(net: str) -> bool:
+    """Image-shaped conv nets (the CIFAR ones): channels_last and crop+flip apply to them."""
+    return NETS[net][2][0] == 3
+
+
+def _build(net: str, binary: bool, parts: set[str]):
     from onebit import models
     from onebit.optim import constrain, param_groups
 
     name, kw, shape, bs, _ = NETS[net]
     model = models.create(name, num_classes=10, binary=binary, **kw)
-    if "fast_ste" in variant:
+    if "fast_ste" in parts:
         from onebit.training.fast import patch_ste
 
         patch_ste(model)
-    if "channels_last" in variant and shape[0] == 3:
+    if "channels_last" in parts and _is_conv(net):
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(param_groups(model, lr=1e-3), lr=1e-3)
     constrain(opt, model)
-    step_model = torch.compile(model) if "compile" in variant.split("+") else model
+    step_model = torch.compile(model) if "compile" in parts else model
     return model, step_model, opt
 
 
@@ -90,9 +97,9 @@ def _batch(net: str, with_data: bool, gen: torch.Generator):
     from onebit.data.transforms import Normalize, random_crop_flip
 
     x = torch.randint(0, 256, (bs, *shape), dtype=torch.uint8, generator=gen)
-    if shape[0] == 3:
+    if _is_conv(net):
         x = random_crop_flip(x, 4, True, gen)
-    return Normalize("standard", "cifar10" if shape[0] == 3 else "mnist", shape[0])(x), torch.randint(
+    return Normalize("standard", "cifar10" if _is_conv(net) else "mnist", shape[0])(x), torch.randint(
         0, 10, (bs,), generator=gen
     )
 
@@ -101,9 +108,10 @@ def bench(net: str, variant: str, steps: int, warmup: int, with_data: bool, reps
     """Interleave binary and float steps; median step time of each over ``reps`` blocks of ``steps``."""
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
-    built = {b: _build(net, b, variant) for b in (True, False)}
-    cl = "channels_last" in variant and NETS[net][2][0] == 3
-    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if "bf16" in variant else nullcontext
+    parts = _parts(variant)
+    built = {b: _build(net, b, parts) for b in (True, False)}
+    cl = "channels_last" in parts and _is_conv(net)
+    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if "bf16" in parts else nullcontext
     times: dict[bool, list[float]] = {True: [], False: []}
 
     def run(binary: bool, n: int) -> float:
@@ -153,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write the results here")
     a = p.parse_args(argv)
     for v in a.variants.split(","):
-        _check_variant(v)
+        _parts(v)
     for net in a.nets.split(","):
         if net not in NETS:
             raise SystemExit(f"unknown net {net!r}; nets: {', '.join(NETS)}")
