@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import engine_and_torch
 
 import onebit
 from onebit import models
 from onebit import quantizers as Q
-from onebit.export.verify import calibrate_batchnorm
 from onebit.nn import QuantConv2d, QuantLinear, Scale
-from onebit.runtime import load
 
 SMALL = {"widths": [8, 16, 16], "fc": [32], "growth": [4, 8, 8]}
 
@@ -102,12 +101,7 @@ def test_bad_switches_name_the_problem(kw, message):
 def test_exportable_variants_run_in_the_engine_like_torch(kw, tmp_path):
     torch.manual_seed(0)
     m = models.create("ablation_convnet", **SMALL, **kw)
-    x = torch.randn(16, 3, 32, 32)
-    calibrate_batchnorm(m, x, batch=16)
-    onebit.export(m, x[:1], tmp_path / "m.onebit")
-    y = load(tmp_path / "m.onebit", num_threads=1).run(x.numpy())
-    with torch.no_grad():
-        ref = m(x).numpy()
+    y, ref = engine_and_torch(m, torch.randn(16, 3, 32, 32), tmp_path / "m.onebit")
     assert np.mean(y.argmax(1) == ref.argmax(1)) >= 0.9
     if kw.get("last") == "binary_scale":
         # Binary classifier: logits are scale * (integer popcount sums), so engine and torch may

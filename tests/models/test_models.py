@@ -12,14 +12,11 @@ import fnmatch
 import numpy as np
 import pytest
 import torch
-from conftest import build_small, small_input_size
+from conftest import build_small, engine_and_torch, small_input_size
 
-import onebit
 from onebit import models, summary
-from onebit.export.verify import calibrate_batchnorm
 from onebit.models._blocks import RSign
 from onebit.nn import QuantMixin
-from onebit.runtime import load
 
 ALL = models.list()
 MIB = 1024 * 1024
@@ -140,12 +137,8 @@ def test_binarynet_float_first_and_last_keep_those_weights_real(name, tmp_path):
     assert precisions[0] == (32, 32)  # real image, real weights
     assert precisions[-1] == (1, 32)  # binary activations into real weights
     assert all(p == (1, 1) for p in precisions[1:-1])
-    x = torch.randn(64, *shape)  # 64, not 16: BN stats of a tiny batch put pre-activations on sign ties
-    calibrate_batchnorm(m, x, batch=64)
-    onebit.export(m, x[:1], tmp_path / "m.onebit")
-    y = load(tmp_path / "m.onebit", num_threads=1).run(x.numpy())
-    with torch.no_grad():
-        ref = m(x).numpy()
+    # 64 images, not 16: BN stats of a tiny batch put pre-activations on sign ties
+    y, ref = engine_and_torch(m, torch.randn(64, *shape), tmp_path / "m.onebit")
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
     with pytest.raises(TypeError, match="float_frist"):
         models.create(name, float_first=True, float_frist=True)
