@@ -26,6 +26,8 @@
 namespace nb = nanobind;
 using namespace onebit;
 
+void bind_engine(nb::module_& m);  // python/engine.cc
+
 template <class T>
 using In = nb::ndarray<const T, nb::c_contig, nb::device::cpu>;
 template <class T>
@@ -65,6 +67,7 @@ int out_size(int in, int pa, int pb, int k, int s, int d) {
 
 NB_MODULE(_C, m) {
   m.doc() = "onebit compute engine: bit-packed XNOR-popcount kernels over numpy buffers";
+  bind_engine(m);
 
   m.def("cpu_features", &cpu_features_string,
         "Instruction-set extensions of this CPU that the OS enables.");

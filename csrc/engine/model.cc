@@ -1,0 +1,268 @@
+#include "engine/model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <new>
+
+#include "runtime/threadpool.h"
+
+namespace onebit {
+
+struct Model::Step {
+  const OpDef* def;
+  std::unique_ptr<OpKernel> kernel;
+  std::vector<int> inputs;  // value indices (0 = the model input, i + 1 = step i's output)
+  int output;
+};
+
+struct Model::Plan {
+  int64_t batch;
+  std::vector<uint64_t> offset;  // per value, bytes into the arena
+  uint64_t bytes;
+};
+
+struct Model::Context {
+  avector<uint8_t> arena;
+  std::vector<const void*> ins;
+};
+
+namespace {
+constexpr int64_t kMaxBatch = int64_t{1} << 24;
+constexpr size_t kMaxPlans = 32;  // cached batch sizes (plans are small; this bounds a hostile caller)
+
+uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
+
+std::string mib(uint64_t bytes) {
+  return std::to_string(bytes) + " bytes (" + std::to_string(bytes >> 20) + " MiB)";
+}
+}  // namespace
+
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load_path(const std::string& path, const LoadOptions& opts) {
+  ReadOptions ro{opts.verify_checksum, opts.max_file_bytes};
+  std::unique_ptr<Model> m(new Model());
+  m->build(read_model_path(path, ro), opts);
+  return m;
+}
+
+std::unique_ptr<Model> Model::load_buffer(const void* data, size_t size, const LoadOptions& opts) {
+  ReadOptions ro{opts.verify_checksum, opts.max_file_bytes};
+  std::unique_ptr<Model> m(new Model());
+  m->build(read_model_buffer(data, size, ro), opts);
+  return m;
+}
+
+void Model::build(std::unique_ptr<ModelFile> file, const LoadOptions& opts) {
+  file_ = std::move(file);
+  num_threads_ = opts.num_threads > 0 ? std::min(opts.num_threads, 1024) : get_num_threads();
+  memory_cap_ = opts.memory_cap;
+  const auto& in = file_->input.shape;
+  if (in.size() == 4) {
+    if (in[1] > kMaxChannels) throw FormatError("input has " + std::to_string(in[1]) + " channels, above the limit");
+    input_info_ = ValueInfo{DType::kF32, 4, in[2], in[3], in[1]};
+  } else {
+    input_info_ = ValueInfo{DType::kF32, 2, 1, 1, in[1]};
+  }
+  std::map<std::string, int> index{{file_->input.name, 0}};
+  std::vector<ValueInfo> values{input_info_};
+  for (size_t i = 0; i < file_->nodes.size(); ++i) {
+    const NodeDesc& node = file_->nodes[i];
+    const OpDef* def = find_op(node.op);
+    if (!def)
+      throw FormatError("node " + std::to_string(i) + ": unknown op '" + node.op +
+                        "' (file made by a newer onebit?)");
+    check_node_schema(*def, node, i, *file_);
+    auto step = std::make_unique<Step>();
+    step->def = def;
+    std::vector<ValueInfo> ins;
+    for (const std::string& name : node.inputs) {
+      const int v = index.at(name);  // defined before: checked by the file reader
+      step->inputs.push_back(v);
+      ins.push_back(values[v]);
+    }
+    BuildCtx ctx(*file_, node, i, *def, std::move(ins));
+    step->kernel = def->build(ctx);
+    ctx.check_output();
+    step->output = static_cast<int>(values.size());
+    index.emplace(node.output, step->output);
+    values.push_back(ctx.out);
+    StepInfo si{node.op, node.output, node.source, "", ctx.out};
+    if (node.attrs)
+      if (const json::Value* o = node.attrs->find("output"); o && o->is_string()) si.output_attr = o->as_string();
+    info_.push_back(std::move(si));
+    steps_.push_back(std::move(step));
+  }
+  const int out = index.at(file_->output.name);
+  output_info_ = values[out];
+  if (output_info_.dtype != DType::kF32) throw FormatError("the output '" + file_->output.name + "' is binary, not float");
+  // The recorded output shape must be what the graph computes.
+  const auto& os = file_->output.shape;
+  const bool match = output_info_.rank == 2
+                         ? os.size() == 2 && os[1] == output_info_.c
+                         : os.size() == 4 && os[1] == output_info_.c && os[2] == output_info_.h &&
+                               os[3] == output_info_.w;
+  if (!match) throw FormatError("the recorded output shape does not match what the graph computes");
+  output_value_ = out;
+  plan_for(1);  // the memory cap holds for one sample at least
+}
+
+int64_t Model::input_floats(int64_t batch) const { return batch * input_info_.sample_elems(); }
+int64_t Model::output_floats(int64_t batch) const { return batch * output_info_.sample_elems(); }
+
+std::vector<int64_t> Model::output_shape_for(int64_t batch) const {
+  if (output_info_.rank == 2) return {batch, output_info_.c};
+  return {batch, output_info_.c, output_info_.h, output_info_.w};
+}
+
+std::shared_ptr<const Model::Plan> Model::plan_for(int64_t batch) const {
+  if (batch < 1 || batch > kMaxBatch)
+    throw InputError("batch must be in [1, " + std::to_string(kMaxBatch) + "], got " + std::to_string(batch));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = plans_.find(batch);
+    if (it != plans_.end()) return it->second;
+  }
+  // Greedy liveness planning: a value's block returns to the free list after its
+  // last use; a later value takes the smallest free block that fits, or the block
+  // of an input dying at an in-place op when the sizes match.
+  const int nvalues = static_cast<int>(steps_.size()) + 1;
+  std::vector<int> last_use(nvalues, -1);
+  for (size_t i = 0; i < steps_.size(); ++i)
+    for (int v : steps_[i]->inputs) last_use[v] = static_cast<int>(i);
+  last_use[output_value_] = static_cast<int>(steps_.size());
+
+  auto plan = std::make_shared<Plan>();
+  plan->batch = batch;
+  plan->offset.assign(nvalues, 0);
+  struct Block { uint64_t off, size; };
+  std::vector<Block> free_blocks;
+  std::vector<int> block_of(nvalues, -1);
+  std::vector<Block> blocks;
+  auto value_bytes = [&](int v) {
+    const ValueInfo& info = v == 0 ? input_info_ : info_[v - 1].value;
+    return static_cast<uint64_t>(batch) * static_cast<uint64_t>(info.sample_bytes());
+  };
+  uint64_t total = align64(value_bytes(0)), scratch = 0;
+  plan->offset[0] = 0;  // the input keeps its own block
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const Step& s = *steps_[i];
+    const uint64_t nbytes = value_bytes(s.output);
+    int reuse = -1;
+    if (s.def->inplace)
+      for (int v : s.inputs)
+        if (v != 0 && block_of[v] >= 0 && last_use[v] == static_cast<int>(i) && value_bytes(v) == nbytes) {
+          reuse = v;
+          break;
+        }
+    int b;
+    if (reuse >= 0) {
+      b = block_of[reuse];
+      block_of[reuse] = -1;
+    } else {
+      int best = -1;
+      for (size_t f = 0; f < free_blocks.size(); ++f)
+        if (free_blocks[f].size >= nbytes && (best < 0 || free_blocks[f].size < free_blocks[best].size))
+          best = static_cast<int>(f);
+      if (best >= 0) {
+        blocks.push_back(free_blocks[best]);
+        free_blocks.erase(free_blocks.begin() + best);
+      } else {
+        blocks.push_back(Block{total, align64(std::max<uint64_t>(nbytes, 64))});
+        total += blocks.back().size;
+      }
+      b = static_cast<int>(blocks.size()) - 1;
+    }
+    block_of[s.output] = b;
+    plan->offset[s.output] = blocks[b].off;
+    scratch = std::max<uint64_t>(scratch, static_cast<uint64_t>(s.kernel->transient_bytes(batch)));
+    if (total + scratch > memory_cap_)
+      throw MemoryCapError("batch " + std::to_string(batch) + " needs " + mib(total + scratch) +
+                           " of activation memory at node " + std::to_string(i) + " (" + s.def->name + " '" +
+                           info_[i].output + "'), above the memory cap of " + mib(memory_cap_) +
+                           " (raise it at load: memory_cap)");
+    for (int v : s.inputs)
+      if (v != 0 && last_use[v] == static_cast<int>(i) && block_of[v] >= 0) {
+        free_blocks.push_back(blocks[block_of[v]]);
+        block_of[v] = -1;
+      }
+  }
+  plan->bytes = total;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (plans_.size() >= kMaxPlans) plans_.erase(plans_.begin());
+  return plans_.emplace(batch, std::move(plan)).first->second;
+}
+
+uint64_t Model::memory_bytes(int64_t batch) const { return plan_for(batch)->bytes; }
+
+std::unique_ptr<Model::Context> Model::acquire() const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+  }
+  return std::make_unique<Context>();
+}
+
+void Model::release(std::unique_ptr<Context> ctx) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  idle_.push_back(std::move(ctx));
+}
+
+void Model::run(const float* input, int64_t batch, float* output, double* step_seconds) const {
+  if (!input || !output) throw InputError("input and output must not be null");
+  std::shared_ptr<const Plan> plan = plan_for(batch);
+  struct Guard {
+    const Model* m;
+    std::unique_ptr<Context> c;
+    ~Guard() { if (c) m->release(std::move(c)); }
+  } g{this, acquire()};
+  Context& ctx = *g.c;
+  if (ctx.arena.size() < plan->bytes) {
+    ctx.arena = avector<uint8_t>();  // free first: the old arena is not needed
+    ctx.arena.resize(plan->bytes);
+  }
+  uint8_t* arena = ctx.arena.data();
+  const ValueInfo& vi = input_info_;
+  float* x = reinterpret_cast<float*>(arena + plan->offset[0]);
+  if (vi.rank == 4) {  // NCHW -> NHWC
+    const int64_t c = vi.c, hw = vi.h * vi.w;
+    for (int64_t s = 0; s < batch; ++s)
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const float* src = input + (s * c + ch) * hw;
+        float* dst = x + s * hw * c + ch;
+        for (int64_t p = 0; p < hw; ++p) dst[p * c] = src[p];
+      }
+  } else {
+    std::memcpy(x, input, static_cast<size_t>(batch * vi.c) * sizeof(float));
+  }
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const Step& s = *steps_[i];
+    ctx.ins.resize(s.inputs.size());
+    for (size_t k = 0; k < s.inputs.size(); ++k) ctx.ins[k] = arena + plan->offset[s.inputs[k]];
+    RunArgs a{batch, ctx.ins.data(), arena + plan->offset[s.output], num_threads_};
+    if (step_seconds) {
+      const auto t0 = std::chrono::steady_clock::now();
+      s.kernel->run(a);
+      step_seconds[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    } else {
+      s.kernel->run(a);
+    }
+  }
+  const float* y = reinterpret_cast<const float*>(arena + plan->offset[output_value_]);
+  const ValueInfo& vo = output_info_;
+  if (vo.rank == 4) {  // NHWC -> NCHW
+    const int64_t c = vo.c, hw = vo.h * vo.w;
+    for (int64_t s = 0; s < batch; ++s)
+      for (int64_t ch = 0; ch < c; ++ch)
+        for (int64_t p = 0; p < hw; ++p) output[(s * c + ch) * hw + p] = y[(s * hw + p) * c + ch];
+  } else {
+    std::memcpy(output, y, static_cast<size_t>(batch * vo.c) * sizeof(float));
+  }
+}
+
+}  // namespace onebit

@@ -1,0 +1,85 @@
+// A loaded model: the validated graph with prepared kernels, memory plans per
+// batch size, and a pool of execution contexts.
+//
+// Thread-safety: run() may be called on one Model from any number of threads
+// at once. Weights and kernels are immutable after load; each call takes its
+// own execution context (activation arena) from a pool; plans are built once
+// per batch size under a lock and then shared read-only. (Kernels parallelize
+// through one process-wide thread pool; concurrent calls share it.)
+#pragma once
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/model_file.h"
+#include "engine/op.h"
+
+namespace onebit {
+
+// Activation memory of one call (all planned values plus the largest kernel
+// scratch) may not exceed this unless the loader says otherwise.
+constexpr uint64_t kDefaultMemoryCap = uint64_t{4} << 30;
+
+struct LoadOptions {
+  int num_threads = 0;                 // <= 0: the engine default (ONEBIT_NUM_THREADS or all CPUs)
+  uint64_t memory_cap = kDefaultMemoryCap;
+  uint64_t max_file_bytes = kDefaultMaxFileBytes;
+  bool verify_checksum = true;
+};
+
+struct StepInfo {
+  std::string op, output, source, output_attr;
+  ValueInfo value;  // per sample
+};
+
+class Model {
+ public:
+  static std::unique_ptr<Model> load_path(const std::string& path, const LoadOptions& opts);
+  static std::unique_ptr<Model> load_buffer(const void* data, size_t size, const LoadOptions& opts);
+  ~Model();
+
+  // As exported: (N, C, H, W) or (N, C) with the export batch.
+  const std::vector<int64_t>& input_shape() const { return file_->input.shape; }
+  const std::vector<int64_t>& output_shape() const { return file_->output.shape; }
+  int64_t input_floats(int64_t batch) const;
+  int64_t output_floats(int64_t batch) const;
+  // Output shape for a batch, in the layout run() writes (NCHW or NC).
+  std::vector<int64_t> output_shape_for(int64_t batch) const;
+  int num_threads() const { return num_threads_; }
+
+  // input: `batch` samples, NCHW (NC) float32; output: output_floats(batch) floats.
+  // step_seconds (optional, steps().size() entries) accumulates time per step.
+  void run(const float* input, int64_t batch, float* output, double* step_seconds = nullptr) const;
+
+  // Bytes of one call's activation arena for a batch (planned values + scratch).
+  uint64_t memory_bytes(int64_t batch) const;
+  const std::vector<StepInfo>& steps() const { return info_; }
+  const std::string& meta_json() const { return file_->meta_json; }
+
+ private:
+  struct Step;
+  struct Plan;
+  struct Context;
+  Model() = default;
+  void build(std::unique_ptr<ModelFile> file, const LoadOptions& opts);
+  std::shared_ptr<const Plan> plan_for(int64_t batch) const;
+  std::unique_ptr<Context> acquire() const;
+  void release(std::unique_ptr<Context> ctx) const;
+
+  std::unique_ptr<ModelFile> file_;
+  std::vector<std::unique_ptr<Step>> steps_;
+  std::vector<StepInfo> info_;
+  ValueInfo input_info_, output_info_;
+  int output_value_ = 0;
+  int num_threads_ = 1;
+  uint64_t memory_cap_ = kDefaultMemoryCap;
+  mutable std::mutex mu_;
+  mutable std::map<int64_t, std::shared_ptr<const Plan>> plans_;
+  mutable std::vector<std::unique_ptr<Context>> idle_;
+};
+
+}  // namespace onebit

@@ -1,0 +1,72 @@
+// bconv2d: binary 2-D convolution of packed activations with packed filters
+// (XNOR-popcount), +1/-1/0 padding, float or bit output (reference.py _op_bconv2d).
+#include "engine/ops/binary_layer.h"
+#include "engine/ops/common.h"
+
+namespace onebit::ops {
+namespace {
+
+class Bconv2dKernel final : public OpKernel {
+ public:
+  Bconv2dKernel(BinaryLayer layer, ConvParams p) : L_(std::move(layer)), p_(p) {}
+  void run(const RunArgs& a) const override {
+    ConvParams p = p_;
+    p.n = static_cast<int>(a.n);
+    bconv2d(static_cast<const uint64_t*>(a.in[0]), L_.w, p, L_.stage(), a.out, a.nthreads);
+  }
+  int64_t transient_bytes(int64_t n) const override {
+    // the driver's physically padded copy of the input (and per-group copies)
+    const int64_t cw = words_for(p_.cin);
+    int64_t b = n * (p_.h + p_.pt + p_.pb) * (p_.w + p_.pl + p_.pr) * cw * 8;
+    if (p_.groups > 1) b += n * p_.h * p_.w * cw * 8 + n * p_.oh * p_.ow * p_.oc * 4;
+    return b;
+  }
+
+ private:
+  BinaryLayer L_;
+  ConvParams p_;
+};
+
+std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
+  ctx.require_input(0, DType::kBits, 4);
+  const ValueInfo& in = ctx.input();
+  const int64_t in_ch = ctx.attr_int("in_channels");
+  if (in.c != in_ch)
+    ctx.fail("input has " + std::to_string(in.c) + " channels, in_channels is " + std::to_string(in_ch));
+  const Window g = read_window(ctx, in, PadRule::kConv);
+  const double pv = ctx.attr_real("pad_value");
+  if (pv != 0 && pv != 1 && pv != -1) ctx.fail("pad_value must be +1, -1 or 0");
+  const int64_t groups = ctx.attr_int("groups");
+  BinaryLayer L = read_binary_layer(ctx, in_ch, g.kh, g.kw, groups, false);
+  ConvParams p;
+  p.h = static_cast<int>(in.h), p.w = static_cast<int>(in.w), p.cin = static_cast<int>(in_ch);
+  p.kh = static_cast<int>(g.kh), p.kw = static_cast<int>(g.kw);
+  p.sh = static_cast<int>(g.sh), p.sw = static_cast<int>(g.sw);
+  p.dh = static_cast<int>(g.dh), p.dw = static_cast<int>(g.dw);
+  p.pt = static_cast<int>(g.pt), p.pb = static_cast<int>(g.pb);
+  p.pl = static_cast<int>(g.pl), p.pr = static_cast<int>(g.pr);
+  p.oh = static_cast<int>(g.oh), p.ow = static_cast<int>(g.ow);
+  p.pad = static_cast<PadValue>(static_cast<int>(pv));
+  p.groups = static_cast<int>(groups);
+  p.oc = L.w.oc;
+  ctx.out = ValueInfo{L.bits_out ? DType::kBits : DType::kF32, 4, g.oh, g.ow, L.w.oc};
+  return std::make_unique<Bconv2dKernel>(std::move(L), p);
+}
+
+std::vector<AttrSpec> attrs() {
+  std::vector<AttrSpec> a = window_attrs(true);
+  for (AttrSpec& s : binary_output_attrs()) a.push_back(s);
+  a.push_back(Int("groups", 1, kMaxChannels, 1, "groups (divides in and out channels)"));
+  a.push_back(Real("pad_value", 1.0, "value of padded positions: +1, -1 or 0"));
+  return a;
+}
+
+}  // namespace
+
+extern const OpDef kOpBconv2d = {
+    "bconv2d",
+    "Binary convolution: packed +-1 input and filters, exact integer dot products, then a float "
+    "multiplier and bias, or per-channel integer thresholds that emit bits for the next binary layer.",
+    1, 1, attrs(), binary_layer_params(), false, build};
+
+}  // namespace onebit::ops

@@ -1,0 +1,16 @@
+// clip: y = min(max(x, min), max), NaN stays NaN (Hardtanh; reference.py _op_clip).
+#include "engine/ops/pointwise.h"
+
+namespace onebit::ops {
+namespace {
+std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
+  const float lo = static_cast<float>(ctx.attr_real("min")), hi = static_cast<float>(ctx.attr_real("max"));
+  if (!(lo <= hi)) ctx.fail("attribute 'min' must not exceed 'max'");
+  return pointwise(ctx, [lo, hi](float x, size_t) { return x < lo ? lo : (x > hi ? hi : x); });
+}
+}  // namespace
+
+extern const OpDef kOpClip = {"clip", "y = min(max(x, min), max).", 1, 1,
+                              {Real("min", "lower bound"), Real("max", "upper bound")}, {}, true, build};
+
+}  // namespace onebit::ops

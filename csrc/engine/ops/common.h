@@ -1,0 +1,50 @@
+// Helpers the op files share: window geometry, flag parameters, bit masks.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine/op.h"
+#include "ops/float_ops.h"
+#include "pack/pack.h"
+
+namespace onebit::ops {
+
+// Kernel, stride, dilation and padding of a windowed op (conv, pool), read from
+// the node's attributes ("padding" is (left, right, top, bottom) in the file)
+// and checked against the input: the window fits the padded input and each
+// padding is at most max_pad(kernel extent).
+struct Window {
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
+  int64_t pt = 0, pb = 0, pl = 0, pr = 0;
+  int64_t oh = 1, ow = 1;
+};
+enum class PadRule { kConv, kPool };  // conv: pad <= dilated extent - 1; pool: pad <= kernel / 2
+Window read_window(const BuildCtx& ctx, const ValueInfo& in, PadRule rule, bool has_dilation = true,
+                   bool ceil_mode = false);
+
+// A parameter read as per-channel flags (nonzero = set), any numeric dtype.
+std::vector<uint8_t> param_flags(const BuildCtx& ctx, const char* role, int64_t count);
+
+// words_for(c) words with the bits of the flagged channels set.
+avector<uint64_t> word_mask(const std::vector<uint8_t>& flags);
+
+// Rows of a value in a batch of n: n * h * w pixels (n for 2-D values).
+inline size_t rows_of(int64_t n, const ValueInfo& v) { return static_cast<size_t>(n * v.h * v.w); }
+
+// Common attribute schemas.
+std::vector<AttrSpec> window_attrs(bool dilation);
+
+// The numpy reduction numpy.add.reduce uses for float32 along a contiguous
+// axis (pairwise, blocks of 8): the old Python engine computed mean_abs and
+// xnor_k this way, and keeping its rounding keeps outputs bit-identical.
+float pairwise_sum_f32(const float* a, int64_t n);
+
+}  // namespace onebit::ops
+
+namespace onebit::ops {
+// A pooling window as the kernels take it: ceil_mode's overhang past the
+// bottom/right edge becomes extra padding there (the kernels ignore padded
+// positions for max, and for averages that do not count padding).
+PoolParams pool_params(const BuildCtx& ctx, const ValueInfo& in, bool ceil_mode, Window* window = nullptr);
+std::vector<AttrSpec> pool_attrs(bool average);
+}  // namespace onebit::ops

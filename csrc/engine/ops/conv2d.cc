@@ -1,0 +1,114 @@
+// conv2d: float convolution (stems, shortcuts, BlurPool), NHWC, zero padding,
+// any groups; the multiplier is folded into the weights at load
+// (reference.py _op_conv2d).
+#include <cstring>
+
+#include "engine/ops/common.h"
+#include "ops/float_ops.h"
+
+namespace onebit::ops {
+namespace {
+
+class Conv2dKernel final : public OpKernel {
+ public:
+  Conv2dKernel(std::vector<float> w, std::vector<float> bias, PoolParams p, int oc, int dh, int dw,
+               int groups)
+      : w_(std::move(w)), bias_(std::move(bias)), p_(p), oc_(oc), dh_(dh), dw_(dw), groups_(groups) {
+    if (groups_ != 1 && groups_ == p_.c && groups_ == oc_) {  // depthwise: weights as [kh][kw][C]
+      w_hwc_.resize(w_.size());
+      const int taps = p_.kh * p_.kw;
+      for (int o = 0; o < oc_; ++o)
+        for (int t = 0; t < taps; ++t) w_hwc_[static_cast<size_t>(t) * oc_ + o] = w_[o * taps + t];
+    }
+  }
+  void run(const RunArgs& a) const override {
+    PoolParams p = p_;
+    p.n = static_cast<int>(a.n);
+    const auto* x = static_cast<const float*>(a.in[0]);
+    auto* y = static_cast<float*>(a.out);
+    if (groups_ == 1) {
+      conv2d_f32(x, w_.data(), bias_.data(), p, oc_, dh_, dw_, Act::kNone, nullptr, y, a.nthreads);
+    } else if (!w_hwc_.empty()) {
+      depthwise_conv2d_f32(x, w_hwc_.data(), bias_.data(), p, dh_, dw_, Act::kNone, nullptr, y,
+                           a.nthreads);
+    } else {  // one GEMM per group over a contiguous copy of its channels
+      const int cg = p_.c / groups_, og = oc_ / groups_;
+      const size_t pix_in = static_cast<size_t>(p.n) * p.h * p.w, pix_out = static_cast<size_t>(p.n) * p.oh * p.ow;
+      std::vector<float> xg(pix_in * cg), yg(pix_out * og);
+      PoolParams pg = p;
+      pg.c = cg;
+      const size_t wg = static_cast<size_t>(og) * p.kh * p.kw * cg;
+      for (int g = 0; g < groups_; ++g) {
+        for (size_t i = 0; i < pix_in; ++i)
+          std::memcpy(&xg[i * cg], x + i * p.c + static_cast<size_t>(g) * cg, cg * sizeof(float));
+        conv2d_f32(xg.data(), w_.data() + g * wg, bias_.data() + g * og, pg, og, dh_, dw_, Act::kNone,
+                   nullptr, yg.data(), a.nthreads);
+        for (size_t i = 0; i < pix_out; ++i)
+          std::memcpy(y + i * oc_ + static_cast<size_t>(g) * og, &yg[i * og], og * sizeof(float));
+      }
+    }
+  }
+  int64_t transient_bytes(int64_t n) const override {
+    int64_t b = 64 * int64_t{p_.kh} * p_.kw * p_.c * 4 * 2;  // im2col row chunks
+    if (groups_ != 1 && w_hwc_.empty())
+      b += n * (int64_t{p_.h} * p_.w * p_.c / groups_ + int64_t{p_.oh} * p_.ow * oc_ / groups_) * 4;
+    return b;
+  }
+
+ private:
+  std::vector<float> w_, w_hwc_, bias_;
+  PoolParams p_;
+  int oc_, dh_, dw_, groups_;
+};
+
+std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
+  ctx.require_input(0, DType::kF32, 4);
+  const ValueInfo& in = ctx.input();
+  const Window g = read_window(ctx, in, PadRule::kConv);
+  const int64_t groups = ctx.attr_int("groups");
+  const TensorRef& t = ctx.param("weight");
+  if (t.shape.size() != 4) ctx.fail("weight must be 4-D OHWI");
+  const int64_t oc = t.shape[0];
+  if (oc < 1 || oc > kMaxChannels) ctx.fail("weight has " + std::to_string(oc) + " filters");
+  if (t.shape[1] != g.kh || t.shape[2] != g.kw) ctx.fail("weight kernel does not match the kernel attribute");
+  if (in.c % groups || oc % groups) ctx.fail("groups must divide the input and output channels");
+  if (t.shape[3] * groups != in.c)
+    ctx.fail("weight expects " + std::to_string(t.shape[3]) + " input channels per group x " +
+             std::to_string(groups) + " groups, the input has " + std::to_string(in.c));
+  std::vector<float> w = ctx.param_f32("weight", t.count);
+  const std::vector<float> mult = ctx.param_f32("multiplier", oc);
+  const size_t per = static_cast<size_t>(t.count / oc);
+  for (int64_t o = 0; o < oc; ++o)  // w * multiplier in float32, as the old engine did
+    if (mult[o] != 1.0f)
+      for (size_t i = 0; i < per; ++i) w[o * per + i] *= mult[o];
+  std::vector<float> bias = ctx.param_f32("bias", oc);
+  PoolParams p{};
+  p.n = 1, p.h = static_cast<int>(in.h), p.w = static_cast<int>(in.w), p.c = static_cast<int>(in.c);
+  p.kh = static_cast<int>(g.kh), p.kw = static_cast<int>(g.kw);
+  p.sh = static_cast<int>(g.sh), p.sw = static_cast<int>(g.sw);
+  p.pt = static_cast<int>(g.pt), p.pl = static_cast<int>(g.pl);
+  p.pb = static_cast<int>(g.pb), p.pr = static_cast<int>(g.pr);
+  p.oh = static_cast<int>(g.oh), p.ow = static_cast<int>(g.ow);
+  ctx.out = ValueInfo{DType::kF32, 4, g.oh, g.ow, oc};
+  return std::make_unique<Conv2dKernel>(std::move(w), std::move(bias), p, static_cast<int>(oc),
+                                        static_cast<int>(g.dh), static_cast<int>(g.dw),
+                                        static_cast<int>(groups));
+}
+
+std::vector<AttrSpec> attrs() {
+  std::vector<AttrSpec> a = window_attrs(true);
+  a.push_back(Int("groups", 1, kMaxChannels, 1, "groups (divides in and out channels)"));
+  return a;
+}
+
+}  // namespace
+
+extern const OpDef kOpConv2d = {
+    "conv2d", "Float convolution, zero padding, any groups: y = conv(x, weight * multiplier) + bias.",
+    1, 1, attrs(),
+    {{"weight", true, "float OHWI [O, kh, kw, C / groups]"},
+     {"multiplier", true, "float [O]"},
+     {"bias", true, "float [O]"}},
+    false, build};
+
+}  // namespace onebit::ops

@@ -1,0 +1,49 @@
+// dense: float fully connected layer, y = x (weight * multiplier)^T + bias
+// (reference.py _op_dense).
+#include "engine/ops/common.h"
+#include "ops/float_ops.h"
+
+namespace onebit::ops {
+namespace {
+
+class DenseKernel final : public OpKernel {
+ public:
+  DenseKernel(std::vector<float> w, std::vector<float> bias, int k, int oc)
+      : w_(std::move(w)), bias_(std::move(bias)), k_(k), oc_(oc) {}
+  void run(const RunArgs& a) const override {
+    sgemm(static_cast<int>(a.n), oc_, k_, static_cast<const float*>(a.in[0]), k_, w_.data(), 1, k_,
+          static_cast<float*>(a.out), oc_, bias_.data(), Act::kNone, nullptr, a.nthreads);
+  }
+
+ private:
+  std::vector<float> w_, bias_;
+  int k_, oc_;
+};
+
+std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
+  ctx.require_input(0, DType::kF32, 2);
+  const int64_t k = ctx.input().c;
+  const TensorRef& t = ctx.param("weight");
+  if (t.shape.size() != 2 || t.shape[1] != k)
+    ctx.fail("weight must be [out, " + std::to_string(k) + "]");
+  const int64_t oc = t.shape[0];
+  if (oc < 1 || oc > (int64_t{1} << 24)) ctx.fail("weight has " + std::to_string(oc) + " outputs");
+  if (k > (int64_t{1} << 28) / 1 || oc * k > (int64_t{1} << 31)) ctx.fail("weight is too large");
+  std::vector<float> w = ctx.param_f32("weight", oc * k);
+  const std::vector<float> mult = ctx.param_f32("multiplier", oc);
+  for (int64_t o = 0; o < oc; ++o)
+    if (mult[o] != 1.0f)
+      for (int64_t i = 0; i < k; ++i) w[o * k + i] *= mult[o];
+  ctx.out = ValueInfo{DType::kF32, 2, 1, 1, oc};
+  return std::make_unique<DenseKernel>(std::move(w), ctx.param_f32("bias", oc), static_cast<int>(k),
+                                       static_cast<int>(oc));
+}
+
+}  // namespace
+
+extern const OpDef kOpDense = {
+    "dense", "Float dense layer: y = x (weight * multiplier)^T + bias.", 1, 1, {},
+    {{"weight", true, "float [O, C]"}, {"multiplier", true, "float [O]"}, {"bias", true, "float [O]"}},
+    false, build};
+
+}  // namespace onebit::ops
