@@ -33,6 +33,17 @@ struct TensorRef {
   size_t nbytes = 0;
   bool packed_sign = false;       // "encodings": {"packed_sign", channels}
   int64_t channels = 0;           // of a packed_sign tensor
+  // The shape it stands for: a packed_sign tensor's last dim is its channels.
+  std::vector<int64_t> logical_shape() const {
+    std::vector<int64_t> s = shape;
+    if (packed_sign) s.back() = channels;
+    return s;
+  }
+  int64_t logical_count() const {
+    int64_t n = 1;
+    for (int64_t d : logical_shape()) n *= d;
+    return n;
+  }
 };
 
 struct NodeDesc {

@@ -1,5 +1,7 @@
 #include "engine/op.h"
 
+#include "pack/pack.h"
+
 #include <cmath>
 #include <cstring>
 
@@ -210,11 +212,15 @@ float half_to_float(uint16_t h) {
 
 std::vector<float> BuildCtx::param_f32(const char* role, int64_t count) const {
   const TensorRef& t = param(role);
-  if (t.count != count)
-    fail("'" + std::string(role) + "' tensor has " + std::to_string(t.count) + " values, needs " +
+  if (t.logical_count() != count)
+    fail("'" + std::string(role) + "' tensor has " + std::to_string(t.logical_count()) + " values, needs " +
          std::to_string(count));
   std::vector<float> out(static_cast<size_t>(count));
-  if (t.dtype == TensorDType::kFloat32) {
+  if (t.packed_sign) {  // +-1 weights stored at 1 bit each (binary-weight layers)
+    const int64_t c = t.channels, rows = count / c;
+    unpack_rows_f32(reinterpret_cast<const uint64_t*>(t.data), static_cast<size_t>(rows), static_cast<int>(c),
+                    out.data());
+  } else if (t.dtype == TensorDType::kFloat32) {
     std::memcpy(out.data(), t.data, t.nbytes);
   } else if (t.dtype == TensorDType::kFloat16) {
     for (int64_t i = 0; i < count; ++i) {

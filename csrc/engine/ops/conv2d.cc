@@ -67,17 +67,18 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   const Window g = read_window(ctx, in, PadRule::kConv);
   const int64_t groups = ctx.attr_int("groups");
   const TensorRef& t = ctx.param("weight");
-  if (t.shape.size() != 4) ctx.fail("weight must be 4-D OHWI");
-  const int64_t oc = t.shape[0];
+  const std::vector<int64_t> ws = t.logical_shape();
+  if (ws.size() != 4) ctx.fail("weight must be 4-D OHWI");
+  const int64_t oc = ws[0];
   if (oc < 1 || oc > kMaxChannels) ctx.fail("weight has " + std::to_string(oc) + " filters");
-  if (t.shape[1] != g.kh || t.shape[2] != g.kw) ctx.fail("weight kernel does not match the kernel attribute");
+  if (ws[1] != g.kh || ws[2] != g.kw) ctx.fail("weight kernel does not match the kernel attribute");
   if (in.c % groups || oc % groups) ctx.fail("groups must divide the input and output channels");
-  if (t.shape[3] * groups != in.c)
-    ctx.fail("weight expects " + std::to_string(t.shape[3]) + " input channels per group x " +
+  if (ws[3] * groups != in.c)
+    ctx.fail("weight expects " + std::to_string(ws[3]) + " input channels per group x " +
              std::to_string(groups) + " groups, the input has " + std::to_string(in.c));
-  std::vector<float> w = ctx.param_f32("weight", t.count);
+  std::vector<float> w = ctx.param_f32("weight", t.logical_count());
   const std::vector<float> mult = ctx.param_f32("multiplier", oc);
-  const size_t per = static_cast<size_t>(t.count / oc);
+  const size_t per = static_cast<size_t>(t.logical_count() / oc);
   for (int64_t o = 0; o < oc; ++o)  // w * multiplier in float32, as the old engine did
     if (mult[o] != 1.0f)
       for (size_t i = 0; i < per; ++i) w[o * per + i] *= mult[o];
@@ -98,6 +99,7 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
 std::vector<AttrSpec> attrs() {
   std::vector<AttrSpec> a = window_attrs(true);
   a.push_back(Int("groups", 1, kMaxChannels, 1, "groups (divides in and out channels)"));
+  a.push_back(Bool("binary_weight", false, "weights are +-1 (stored packed), the scale is the multiplier"));
   return a;
 }
 
@@ -106,7 +108,7 @@ std::vector<AttrSpec> attrs() {
 extern const OpDef kOpConv2d = {
     "conv2d", "Float convolution, zero padding, any groups: y = conv(x, weight * multiplier) + bias.",
     1, 1, attrs(),
-    {{"weight", true, "float OHWI [O, kh, kw, C / groups]"},
+    {{"weight", true, "float OHWI [O, kh, kw, C / groups], or packed_sign"},
      {"multiplier", true, "float [O]"},
      {"bias", true, "float [O]"}},
     false, build};

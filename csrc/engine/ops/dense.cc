@@ -24,9 +24,10 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   ctx.require_input(0, DType::kF32, 2);
   const int64_t k = ctx.input().c;
   const TensorRef& t = ctx.param("weight");
-  if (t.shape.size() != 2 || t.shape[1] != k)
+  const std::vector<int64_t> ws = t.logical_shape();
+  if (ws.size() != 2 || ws[1] != k)
     ctx.fail("weight must be [out, " + std::to_string(k) + "]");
-  const int64_t oc = t.shape[0];
+  const int64_t oc = ws[0];
   if (oc < 1 || oc > (int64_t{1} << 24)) ctx.fail("weight has " + std::to_string(oc) + " outputs");
   if (k > (int64_t{1} << 28) / 1 || oc * k > (int64_t{1} << 31)) ctx.fail("weight is too large");
   std::vector<float> w = ctx.param_f32("weight", oc * k);
@@ -42,8 +43,9 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
 }  // namespace
 
 extern const OpDef kOpDense = {
-    "dense", "Float dense layer: y = x (weight * multiplier)^T + bias.", 1, 1, {},
-    {{"weight", true, "float [O, C]"}, {"multiplier", true, "float [O]"}, {"bias", true, "float [O]"}},
+    "dense", "Float dense layer: y = x (weight * multiplier)^T + bias.", 1, 1,
+    {Bool("binary_weight", false, "weights are +-1 (stored packed), the scale is the multiplier")},
+    {{"weight", true, "float [O, C], or packed_sign"}, {"multiplier", true, "float [O]"}, {"bias", true, "float [O]"}},
     false, build};
 
 }  // namespace onebit::ops
