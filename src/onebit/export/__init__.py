@@ -21,11 +21,36 @@ import onebit
 from onebit.export._lower import ExportError, Graph, lower, register_module_lowering
 from onebit.runtime.format import write_model_file
 from onebit.runtime.kernels import pack_bits
+from onebit.runtime.model import ops as engine_ops
 
 __all__ = ["ExportError", "export", "register_module_lowering", "to_model_file"]
 
 # Which params of which ops are ±1 weights to store packed.
 _PACKED_WEIGHTS = {("bconv2d", "weight"), ("bdense", "weight")}
+
+
+def check_against_registry(nodes: list[dict[str, Any]]) -> None:
+    """Refuse a graph the engine would not load: every op, attribute and parameter must be in its registry.
+
+    The C++ engine defines each op once (``onebit.runtime.ops()``); checking here
+    turns an exporter bug into an ExportError at export time, naming the module,
+    instead of a file that every engine refuses.
+    """
+    table = engine_ops()
+    for node in nodes:
+        where = f"{node.get('source') or node['outputs'][0]} ({node['op']})"
+        spec = table.get(node["op"])
+        if spec is None:
+            raise ExportError(f"{where}: the engine has no op {node['op']!r}")
+        unknown = set(node.get("attrs", {})) - set(spec["attrs"])
+        if unknown:
+            raise ExportError(f"{where}: attributes {sorted(unknown)} are not in the engine's schema")
+        unknown = set(node.get("params", {})) - set(spec["params"])
+        if unknown:
+            raise ExportError(f"{where}: parameters {sorted(unknown)} are not in the engine's schema")
+        lo, hi = spec["inputs"]
+        if not lo <= len(node["inputs"]) <= hi:
+            raise ExportError(f"{where}: {len(node['inputs'])} inputs, the engine op takes {lo} to {hi}")
 
 
 def to_model_file(
@@ -35,6 +60,7 @@ def to_model_file(
     extra_meta: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Turn a lowered graph into the (meta, tensors) pair that :func:`write_model_file` stores."""
+    check_against_registry(graph.nodes)
     tensors: dict[str, np.ndarray] = {}
     encodings: dict[str, dict[str, Any]] = {}
     packed_names = {

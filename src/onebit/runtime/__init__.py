@@ -12,6 +12,6 @@ from __future__ import annotations
 
 from onebit.runtime import kernels
 from onebit.runtime.format import ModelFormatError
-from onebit.runtime.model import Model, load
+from onebit.runtime.model import Model, load, ops
 
-__all__ = ["Model", "ModelFormatError", "kernels", "load"]
+__all__ = ["Model", "ModelFormatError", "kernels", "load", "ops"]

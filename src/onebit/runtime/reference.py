@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OPS", "run_reference"]
+__all__ = ["OPS", "decode_tensors", "run_reference"]
 
 
 def _pad_nhwc(x: np.ndarray, padding: list[int], value: float) -> np.ndarray:
@@ -213,3 +213,26 @@ def run_reference(meta: dict[str, Any], tensors: dict[str, np.ndarray], x: np.nd
         env[node["outputs"][0]] = fn(*args, node, P)
     y = env[meta["outputs"][0]["name"]]
     return y.transpose(0, 3, 1, 2) if y.ndim == 4 else y
+
+
+def decode_tensors(meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A file's tensors as the reference ops take them: packed signs as float ±1, fp16 as float32.
+
+    ``meta, tensors`` as :func:`onebit.runtime.format.read_model_file` returns them
+    (``mf.meta``, ``mf.tensors``).
+    """
+    out: dict[str, np.ndarray] = {}
+    encodings = meta.get("encodings", {})
+    for name, arr in tensors.items():
+        enc = encodings.get(name, {})
+        if enc.get("encoding") == "packed_sign":
+            c = int(enc["channels"])
+            words = np.ascontiguousarray(arr, dtype="<u8")
+            as_bytes = words.view(np.uint8).reshape(*words.shape[:-1], -1)
+            bits = np.unpackbits(as_bytes, axis=-1, bitorder="little")
+            out[name] = np.where(bits[..., :c] == 1, -1.0, 1.0).astype(np.float32)
+        elif arr.dtype == np.float16:
+            out[name] = arr.astype(np.float32)
+        else:
+            out[name] = arr
+    return out

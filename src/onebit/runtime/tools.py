@@ -140,8 +140,10 @@ def bench(path: str, runs: int = 50, warmup: int = 5, batch: int = 1, num_thread
         times.append(time.perf_counter() - t0)
     ms = np.array(times) * 1e3
     m.layer_times.clear()
-    for _ in range(max(5, runs // 5)):
+    n_prof = max(5, runs // 5)
+    for _ in range(n_prof):
         m.run(x, profile=True)
+    op_ms = sum(m.layer_times.values()) / n_prof * 1e3
     by_op: dict[str, float] = {}
     for i, t in m.layer_times.items():
         node = m.meta["nodes"][i]
@@ -153,9 +155,13 @@ def bench(path: str, runs: int = 50, warmup: int = 5, batch: int = 1, num_thread
         f"latency ms: p50 {np.percentile(ms, 50):.2f}  p90 {np.percentile(ms, 90):.2f}  "
         f"p99 {np.percentile(ms, 99):.2f}  min {ms.min():.2f}"
     )
+    # what the call costs beyond its ops: input/output layout, planning lookup, binding
+    overhead_us = max(0.0, float(np.percentile(ms, 50)) - op_ms) * 1e3
+    print(f"ops {op_ms:.3f} ms per call; engine overhead outside the ops {overhead_us:.1f} us per call")
     rows = [[op, f"{100 * t / total:.1f}%"] for op, t in sorted(by_op.items(), key=lambda kv: -kv[1])]
     _table(rows, ["op", "share of time"])
     return {
+        "overhead_us": overhead_us,
         "p50_ms": float(np.percentile(ms, 50)),
         "p90_ms": float(np.percentile(ms, 90)),
         "p99_ms": float(np.percentile(ms, 99)),

@@ -1,0 +1,331 @@
+"""The C++ engine refuses hostile or inconsistent files cleanly, and runs one model from many threads.
+
+Every file here is written with :func:`write_model_file`, which recomputes the
+checksum, as an attacker would: the checksum only catches accidents. Each case
+must raise ModelFormatError (or MemoryError for the memory cap) quickly, with a
+message that names the problem, and never crash or allocate without bound.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from onebit import _C
+from onebit.runtime import ModelFormatError, load, ops
+from onebit.runtime.format import write_model_file
+from onebit.runtime.reference import run_reference
+
+
+def _packed(signs: np.ndarray) -> np.ndarray:
+    """OHWI +-1 weights -> the file's packed_sign layout (bit set = -1)."""
+    c = signs.shape[-1]
+    words = (c + 63) // 64
+    out = np.zeros((*signs.shape[:-1], words), np.uint64)
+    for ch in range(c):
+        bit = (signs[..., ch] < 0).astype(np.uint64) << np.uint64(ch % 64)
+        out[..., ch // 64] |= bit
+    return out
+
+
+def small_model(c_in: int = 3, c_mid: int = 8, size: int = 8, seed: int = 0) -> tuple[dict, dict]:
+    """input -> sign -> bconv2d 3x3 -> affine -> relu -> global_avgpool -> flatten -> dense."""
+    rng = np.random.default_rng(seed)
+    w = np.where(rng.standard_normal((c_mid, 3, 3, c_in)) < 0, -1.0, 1.0).astype(np.float32)
+    tensors = {
+        "t": np.zeros(c_in, np.float32),
+        "w": _packed(w),
+        "m": rng.uniform(0.5, 1.5, c_mid).astype(np.float32),
+        "b": rng.standard_normal(c_mid).astype(np.float32),
+        "s": rng.uniform(0.5, 1.5, c_mid).astype(np.float32),
+        "h": rng.standard_normal(c_mid).astype(np.float32),
+        "dw": rng.standard_normal((5, c_mid)).astype(np.float32),
+        "dm": np.ones(5, np.float32),
+        "db": rng.standard_normal(5).astype(np.float32),
+    }
+    conv = {"kernel": [3, 3], "stride": [1, 1], "padding": [1, 1, 1, 1], "dilation": [1, 1], "groups": 1}
+    meta = {
+        "inputs": [{"name": "input", "shape": [1, c_in, size, size], "dtype": "float32"}],
+        "outputs": [{"name": "y", "shape": [1, 5], "dtype": "float32"}],
+        "encodings": {"w": {"encoding": "packed_sign", "channels": c_in}},
+        "nodes": [
+            {"op": "sign", "inputs": ["input"], "outputs": ["x1"], "attrs": {}, "params": {"threshold": "t"}},
+            {
+                "op": "bconv2d",
+                "inputs": ["x1"],
+                "outputs": ["x2"],
+                "attrs": {**conv, "in_channels": c_in, "pad_value": 1.0, "output": "float"},
+                "params": {"weight": "w", "multiplier": "m", "bias": "b"},
+            },
+            {"op": "affine", "inputs": ["x2"], "outputs": ["x3"], "params": {"scale": "s", "shift": "h"}},
+            {"op": "relu", "inputs": ["x3"], "outputs": ["x4"]},
+            {"op": "global_avgpool", "inputs": ["x4"], "outputs": ["x5"]},
+            {"op": "flatten", "inputs": ["x5"], "outputs": ["x6"]},
+            {
+                "op": "dense",
+                "inputs": ["x6"],
+                "outputs": ["y"],
+                "params": {"weight": "dw", "multiplier": "dm", "bias": "db"},
+            },
+        ],
+    }
+    for node in meta["nodes"]:  # as the exporter writes them
+        node.setdefault("attrs", {})
+        node.setdefault("params", {})
+    return meta, tensors
+
+
+def _write(tmp_path, meta, tensors, name="m.onebit"):
+    path = tmp_path / name
+    write_model_file(path, meta, tensors)
+    return path
+
+
+def test_small_model_matches_reference(tmp_path):
+    meta, tensors = small_model()
+    m = load(_write(tmp_path, meta, tensors), num_threads=1)
+    x = np.random.default_rng(1).standard_normal((3, 3, 8, 8)).astype(np.float32)
+    ref_tensors = dict(
+        tensors, w=np.where(np.random.default_rng(0).standard_normal((8, 3, 3, 3)) < 0, -1.0, 1.0)
+    )
+    np.testing.assert_allclose(m.run(x), run_reference(meta, ref_tensors, x), rtol=1e-5, atol=1e-5)
+
+
+def _node(meta, op):
+    return next(n for n in meta["nodes"] if n["op"] == op)
+
+
+def _set_attr(op, key, value):
+    def f(meta, tensors):
+        _node(meta, op).setdefault("attrs", {})[key] = value
+
+    return f
+
+
+def _hostile_cases():
+    """(name, mutation, fragment of the expected message)."""
+
+    def redefine_input(meta, tensors):
+        meta["nodes"][2]["outputs"] = ["input"]
+
+    def redefine_value(meta, tensors):
+        meta["nodes"][3]["outputs"] = ["x2"]
+
+    def read_before_define(meta, tensors):
+        meta["nodes"][1]["inputs"] = ["x4"]
+
+    def huge_input(meta, tensors):
+        meta["inputs"][0]["shape"] = [1, 3, 10**9, 10**9]
+
+    def channel_mismatch(meta, tensors):
+        _node(meta, "bconv2d")["attrs"]["in_channels"] = 5
+
+    def wrong_weight_bytes(meta, tensors):
+        tensors["w"] = tensors["w"][:4]
+
+    def padding_bits(meta, tensors):
+        tensors["w"] = tensors["w"] | np.uint64(1 << 40)
+
+    def unknown_op(meta, tensors):
+        meta["nodes"][3]["op"] = "gelu"
+
+    def bad_threshold_len(meta, tensors):
+        tensors["t"] = np.zeros(7, np.float32)
+
+    def string_for_int(meta, tensors):
+        _node(meta, "bconv2d")["attrs"]["stride"] = ["1", "1"]
+
+    def float_for_int(meta, tensors):
+        _node(meta, "bconv2d")["attrs"]["stride"] = [1.5, 1]
+
+    def nested_junk(meta, tensors):
+        _node(meta, "bconv2d")["attrs"]["kernel"] = [[3], {"a": 3}]
+
+    def missing_param(meta, tensors):
+        del _node(meta, "affine")["params"]["shift"]
+
+    def unknown_attr(meta, tensors):
+        _node(meta, "relu")["attrs"] = {"inplace": True}
+
+    def binary_output(meta, tensors):
+        meta["outputs"][0]["name"] = "x1"
+
+    def bad_output_shape(meta, tensors):
+        meta["outputs"][0]["shape"] = [1, 6]
+
+    def two_inputs(meta, tensors):
+        meta["inputs"].append(dict(meta["inputs"][0], name="other"))
+
+    def add_shape_mismatch(meta, tensors):
+        meta["nodes"][3] = {
+            "op": "add",
+            "inputs": ["x3", "input"],
+            "outputs": ["x4"],
+            "attrs": {},
+            "params": {},
+        }
+
+    def float_into_binary(meta, tensors):
+        _node(meta, "bconv2d")["inputs"] = ["input"]
+
+    return [
+        ("int32 padded geometry", _set_attr("bconv2d", "padding", [2**31 - 1] * 4), "padding"),
+        ("huge dilation", _set_attr("bconv2d", "dilation", [2**29, 2**29]), "dilation"),
+        ("negative dilation", _set_attr("bconv2d", "dilation", [-1, 1]), "dilation"),
+        (
+            "padding 12000 stride 1e6",
+            lambda m, t: (
+                _set_attr("bconv2d", "padding", [12000] * 4)(m, t),
+                _set_attr("bconv2d", "stride", [10**6] * 2)(m, t),
+            ),
+            "padding|stride",
+        ),
+        ("padding 1e5", _set_attr("bconv2d", "padding", [10**5] * 4), "padding"),
+        ("stride 0", _set_attr("bconv2d", "stride", [0, 1]), "stride"),
+        ("kernel 0", _set_attr("bconv2d", "kernel", [0, 3]), "kernel"),
+        ("bad groups", _set_attr("bconv2d", "groups", 2), "groups"),
+        ("pad_value 2", _set_attr("bconv2d", "pad_value", 2.0), "pad_value"),
+        ("output enum", _set_attr("bconv2d", "output", "ternary"), "output"),
+        ("redefine input", redefine_input, "redefines"),
+        ("redefine value", redefine_value, "redefines"),
+        ("read before define", read_before_define, "before it is defined"),
+        ("huge input", huge_input, "shape"),
+        ("channel mismatch", channel_mismatch, "channels"),
+        ("weight bytes", wrong_weight_bytes, "multiplier|weight"),
+        ("padding bits", padding_bits, "padding bits"),
+        ("unknown op", unknown_op, "unknown op 'gelu'"),
+        ("threshold length", bad_threshold_len, "threshold"),
+        ("string for int", string_for_int, "stride"),
+        ("float for int", float_for_int, "stride"),
+        ("nested junk", nested_junk, "kernel"),
+        ("missing param", missing_param, "shift"),
+        ("unknown attribute", unknown_attr, "unknown attribute 'inplace'"),
+        ("binary output", binary_output, "binary"),
+        ("output shape", bad_output_shape, "output shape"),
+        ("two inputs", two_inputs, "one input"),
+        ("add shape mismatch", add_shape_mismatch, "shape"),
+        ("float into binary conv", float_into_binary, "binary"),
+    ]
+
+
+@pytest.mark.parametrize("name,mutate,message", _hostile_cases(), ids=[c[0] for c in _hostile_cases()])
+def test_hostile_file_is_refused(tmp_path, name, mutate, message):
+    meta, tensors = small_model()
+    meta = copy.deepcopy(meta)
+    mutate(meta, tensors)
+    path = _write(tmp_path, meta, tensors)
+    t0 = time.perf_counter()
+    with pytest.raises(ModelFormatError, match=message):
+        load(path)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_avgpool_ceil_mode_large_padding_is_refused_fast(tmp_path):
+    meta, tensors = small_model()
+    meta["nodes"][4] = {
+        "op": "avgpool",
+        "inputs": ["x4"],
+        "outputs": ["x5"],
+        "attrs": {"kernel": [2, 2], "stride": [2, 2], "padding": [600] * 4, "ceil_mode": True},
+    }
+    t0 = time.perf_counter()
+    with pytest.raises(ModelFormatError, match="half the kernel"):
+        load(_write(tmp_path, meta, tensors))
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_xnor_k_negative_dilation_is_refused(tmp_path):
+    meta, tensors = small_model()
+    meta["nodes"].insert(
+        1,
+        {
+            "op": "xnor_k",
+            "inputs": ["input"],
+            "outputs": ["k"],
+            "attrs": {"kernel": [3, 3], "stride": [1, 1], "padding": [1, 1, 1, 1], "dilation": [-5, 1]},
+        },
+    )
+    with pytest.raises(ModelFormatError, match="dilation"):
+        load(_write(tmp_path, meta, tensors))
+
+
+def test_memory_cap(tmp_path):
+    meta, tensors = small_model(size=64)
+    path = _write(tmp_path, meta, tensors)
+    m = load(path, memory_cap=1 << 20)
+    assert m.memory_bytes(1) < 1 << 20
+    x = np.zeros((64, 3, 64, 64), np.float32)
+    with pytest.raises(
+        MemoryError, match=r"batch 64 needs \d+ bytes .* at node \d+ \(\w+ .*memory cap of 1048576 bytes"
+    ):
+        m.run(x)
+    with pytest.raises(MemoryError, match="memory cap"):
+        load(path, memory_cap=4096)
+
+
+def test_truncated_and_bitflipped_files(tmp_path):
+    meta, tensors = small_model()
+    raw = _write(tmp_path, meta, tensors).read_bytes()
+    rng = np.random.default_rng(0)
+    for i in range(200):
+        data = bytearray(raw)
+        if i % 2:
+            data = data[: rng.integers(0, len(raw))]
+        else:
+            data[rng.integers(0, len(raw))] ^= 1 << int(rng.integers(0, 8))
+        p = tmp_path / f"bad{i}.onebit"
+        p.write_bytes(bytes(data))
+        with pytest.raises(ModelFormatError):
+            load(p)
+
+
+def test_registry_is_visible():
+    table = ops()
+    assert {"sign", "bconv2d", "bdense", "conv2d", "dense", "concat", "xnor_k"} <= set(table)
+    bconv = table["bconv2d"]
+    assert bconv["attrs"]["stride"] == {
+        "kind": "ints",
+        "required": True,
+        "min": 1,
+        "max": 64,
+        "count": 2,
+        "doc": "stride along height and width",
+    }
+    assert bconv["params"]["weight"]["required"]
+
+
+def test_concurrent_calls_match_single_threaded(tmp_path):
+    meta, tensors = small_model(c_in=16, c_mid=96, size=16)
+    m = load(_write(tmp_path, meta, tensors), num_threads=1)
+    rng = np.random.default_rng(3)
+    inputs = [rng.standard_normal((1 + i % 3, 16, 16, 16)).astype(np.float32) for i in range(40)]
+    expected = [m.run(x) for x in inputs]
+    failures: list[str] = []
+
+    def worker(t: int) -> None:
+        for k in range(200):
+            j = (t * 7 + k) % len(inputs)
+            y = m.run(inputs[j])
+            if not np.array_equal(y.view(np.uint32), expected[j].view(np.uint32)):
+                failures.append(f"thread {t} call {k}")
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not failures, failures[:5]
+
+
+def test_engine_errors_name_the_node(tmp_path):
+    meta, tensors = small_model()
+    _node(meta, "bconv2d")["source"] = "features.3.conv"
+    _node(meta, "bconv2d")["attrs"]["stride"] = [0, 1]
+    with pytest.raises(ModelFormatError, match=r"node 1 \(bconv2d 'x2' from module 'features.3.conv'\)"):
+        load(_write(tmp_path, meta, tensors))
+    with pytest.raises(_C.EngineFormatError):
+        _C.Engine.load(str(tmp_path / "m.onebit"))
