@@ -1,0 +1,292 @@
+"""Every op of the engine's registry against its numpy definition (runtime/reference.py).
+
+Each case is a small graph around one op, written to a file and run by the C++
+engine under every instruction set the CPU has; binary results must be exact,
+float results equal up to float rounding. A new op without a case here fails
+``test_every_registered_op_is_covered``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onebit.runtime import load, ops
+from onebit.runtime.format import write_model_file
+from onebit.runtime.reference import run_reference
+
+RNG = np.random.default_rng(7)
+
+
+def _signs(shape):
+    return np.where(RNG.standard_normal(shape) < 0, -1.0, 1.0).astype(np.float32)
+
+
+def _packed(signs: np.ndarray) -> np.ndarray:
+    c = signs.shape[-1]
+    out = np.zeros((*signs.shape[:-1], (c + 63) // 64), np.uint64)
+    for ch in range(c):
+        out[..., ch // 64] |= (signs[..., ch] < 0).astype(np.uint64) << np.uint64(ch % 64)
+    return out
+
+
+class G:
+    """A graph under construction: nodes in order, float tensors for the reference, file tensors."""
+
+    def __init__(self, shape):
+        self.shape = list(shape)
+        self.nodes, self.ref, self.file, self.enc, self.n = [], {}, {}, {}, 0
+
+    def t(self, arr, packed=False):
+        name = f"t{len(self.ref)}"
+        self.ref[name] = arr
+        if packed:
+            self.file[name] = _packed(arr)
+            self.enc[name] = {"encoding": "packed_sign", "channels": int(arr.shape[-1])}
+        else:
+            self.file[name] = arr
+        return name
+
+    def op(self, op, *inputs, attrs=None, **params):
+        self.n += 1
+        out = f"v{self.n}"
+        self.nodes.append(
+            {"op": op, "inputs": list(inputs), "outputs": [out], "attrs": attrs or {}, "params": params}
+        )
+        return out
+
+    def write(self, path, out, out_shape):
+        meta = {
+            "inputs": [{"name": "input", "shape": self.shape, "dtype": "float32"}],
+            "outputs": [{"name": out, "shape": out_shape, "dtype": "float32"}],
+            "nodes": self.nodes,
+            "encodings": self.enc,
+        }
+        write_model_file(path, meta, self.file)
+        return meta
+
+
+def conv_attrs(k=3, s=1, p=1, d=1, **extra):
+    return {"kernel": [k, k], "stride": [s, s], "padding": [p, p, p, p], "dilation": [d, d], **extra}
+
+
+def pool_attrs(k=3, s=2, p=1, ceil=False, **extra):
+    return {"kernel": [k, k], "stride": [s, s], "padding": [p, p, p, p], "ceil_mode": ceil, **extra}
+
+
+def case_sign(g, c):
+    flip = (RNG.random(c) < 0.5).astype(np.float32)
+    b = g.op("sign", "input", threshold=g.t(RNG.standard_normal(c).astype(np.float32) * 0.3), flip=g.t(flip))
+    return g.op("unpack", b)
+
+
+def case_bnot(g, c):
+    b = g.op("sign", "input", threshold=g.t(np.zeros(c, np.float32)))
+    return g.op("unpack", g.op("bnot", b, mask=g.t((RNG.random(c) < 0.5).astype(np.float32))))
+
+
+def _bconv(g, c, oc, out, **geo):
+    b = g.op("sign", "input", threshold=g.t(np.zeros(c, np.float32)))
+    k = geo["k"]
+    attrs = conv_attrs(**geo, in_channels=c, pad_value=-1.0, output=out)
+    params = {"weight": g.t(_signs((oc, k, k, c)), packed=True)}
+    if out == "binary":
+        params["threshold"] = g.t(RNG.integers(-20, 20, oc).astype(np.int32))
+        params["direction"] = g.t(np.where(RNG.random(oc) < 0.3, -1, 1).astype(np.int32))
+        return g.op("unpack", g.op("bconv2d", b, attrs=attrs, **params))
+    params["multiplier"] = g.t(RNG.uniform(0.5, 1.5, oc).astype(np.float32))
+    params["bias"] = g.t(RNG.standard_normal(oc).astype(np.float32))
+    return g.op("bconv2d", b, attrs=attrs, **params)
+
+
+def case_bconv2d(g, c):
+    return _bconv(g, c, 40, "float", k=3, s=2, p=2, d=2)
+
+
+def case_bconv2d_bits(g, c):
+    return _bconv(g, c, 70, "binary", k=3, s=1, p=1, d=1)
+
+
+def case_bconv2d_zero_pad(g, c):
+    b = g.op("sign", "input", threshold=g.t(np.zeros(c, np.float32)))
+    attrs = conv_attrs(k=3, s=1, p=1, in_channels=c, pad_value=0.0, output="float")
+    return g.op(
+        "bconv2d",
+        b,
+        attrs=attrs,
+        weight=g.t(_signs((33, 3, 3, c)), packed=True),
+        multiplier=g.t(np.ones(33, np.float32)),
+        bias=g.t(np.zeros(33, np.float32)),
+    )
+
+
+def case_bdense(g, c):
+    f = g.op("flatten", "input")
+    b = g.op("sign", f, threshold=g.t(np.zeros(c * 36, np.float32)))
+    return g.op(
+        "bdense",
+        b,
+        attrs={"in_channels": c * 36, "output": "float"},
+        weight=g.t(_signs((10, c * 36)), packed=True),
+        multiplier=g.t(np.full(10, 0.1, np.float32)),
+        bias=g.t(np.zeros(10, np.float32)),
+    )
+
+
+def _conv(g, c, oc, groups, k=3):
+    return g.op(
+        "conv2d",
+        "input",
+        attrs=conv_attrs(k=k, groups=groups),
+        weight=g.t(RNG.standard_normal((oc, k, k, c // groups)).astype(np.float32)),
+        multiplier=g.t(RNG.uniform(0.5, 1.5, oc).astype(np.float32)),
+        bias=g.t(RNG.standard_normal(oc).astype(np.float32)),
+    )
+
+
+def case_conv2d(g, c):
+    return _conv(g, c, 12, 1)
+
+
+def case_conv2d_depthwise(g, c):
+    return _conv(g, c, c, c)
+
+
+def case_conv2d_grouped(g, c):
+    return _conv(g, c, 10, 5)
+
+
+def case_dense(g, c):
+    f = g.op("flatten", "input")
+    return g.op(
+        "dense",
+        f,
+        weight=g.t(RNG.standard_normal((7, c * 36)).astype(np.float32)),
+        multiplier=g.t(np.ones(7, np.float32)),
+        bias=g.t(RNG.standard_normal(7).astype(np.float32)),
+    )
+
+
+def case_affine(g, c):
+    return g.op(
+        "affine",
+        "input",
+        scale=g.t(RNG.standard_normal(c).astype(np.float32)),
+        shift=g.t(RNG.standard_normal(c).astype(np.float32)),
+    )
+
+
+def case_relu(g, c):
+    return g.op("relu", "input")
+
+
+def case_prelu(g, c):
+    return g.op("prelu", "input", slope=g.t(RNG.uniform(0, 0.5, c).astype(np.float32)))
+
+
+def case_clip(g, c):
+    return g.op("clip", "input", attrs={"min": -0.5, "max": 0.75})
+
+
+def case_scale(g, c):
+    return g.op("scale", "input", attrs={"value": 0.37})
+
+
+def case_add(g, c):
+    return g.op("add", g.op("relu", "input"), "input")
+
+
+def case_mul_map(g, c):
+    return g.op("mul_map", "input", g.op("mean_abs", "input"))
+
+
+def case_mean_abs(g, c):
+    return g.op("mean_abs", "input")
+
+
+def case_xnor_k(g, c):
+    return g.op("xnor_k", "input", attrs=conv_attrs(k=3, s=2, p=1))
+
+
+def case_concat(g, c):
+    return g.op("concat", "input", g.op("relu", "input"))
+
+
+def case_concat_bits(g, c):
+    b1 = g.op("sign", "input", threshold=g.t(np.zeros(c, np.float32)))
+    b2 = g.op("sign", "input", threshold=g.t(np.full(c, 0.3, np.float32)))
+    return g.op("unpack", g.op("concat", b1, b2, b1))
+
+
+def case_concat_mixed(g, c):
+    b = g.op("sign", "input", threshold=g.t(np.zeros(c, np.float32)))
+    return g.op("concat", b, "input")
+
+
+def case_flatten_bits(g, c):
+    b = g.op("sign", "input", threshold=g.t(np.zeros(c, np.float32)))
+    return g.op("unpack", g.op("flatten", b))
+
+
+def case_maxpool(g, c):
+    return g.op("maxpool", "input", attrs=pool_attrs(3, 2, 1))
+
+
+def case_maxpool_ceil(g, c):
+    return g.op("maxpool", "input", attrs=pool_attrs(2, 2, 0, ceil=True))
+
+
+def case_bmaxpool(g, c):
+    b = g.op("sign", "input", threshold=g.t(np.zeros(c, np.float32)))
+    return g.op("unpack", g.op("bmaxpool", b, attrs=pool_attrs(3, 2, 1, ceil=True)))
+
+
+def case_avgpool(g, c):
+    return g.op("avgpool", "input", attrs=pool_attrs(3, 2, 1, count_include_pad=True))
+
+
+def case_avgpool_ceil_pad(g, c):
+    return g.op("avgpool", "input", attrs=pool_attrs(3, 2, 1, ceil=True, count_include_pad=True))
+
+
+def case_avgpool_no_pad_count(g, c):
+    return g.op("avgpool", "input", attrs=pool_attrs(3, 2, 1, ceil=True, count_include_pad=False))
+
+
+def case_global_avgpool(g, c):
+    return g.op("global_avgpool", "input")
+
+
+def case_softmax(g, c):
+    return g.op("softmax", g.op("flatten", "input"))
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def test_every_registered_op_is_covered():
+    covered = {n["op"] for fn in CASES.values() for n in _build(fn)[0].nodes}
+    assert set(ops()) <= covered, sorted(set(ops()) - covered)
+
+
+def _build(fn, c=5, hw=(6, 6), batch=2):
+    g = G([1, c, *hw])
+    out = fn(g, c)
+    x = RNG.standard_normal((batch, c, *hw)).astype(np.float32)
+    return g, out, x
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_op_matches_reference(case, isa, tmp_path):
+    g, out, x = _build(CASES[case])
+    ref_meta = {"inputs": [{"name": "input"}], "outputs": [{"name": out}], "nodes": g.nodes}
+    want = run_reference(ref_meta, g.ref, x)
+    meta = g.write(tmp_path / "m.onebit", out, [1, *want.shape[1:]])
+    got = load(tmp_path / "m.onebit", num_threads=2).run(x)
+    assert got.shape == want.shape
+    binary = g.nodes[-1]["op"] == "unpack"
+    if binary:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    assert meta["nodes"]
