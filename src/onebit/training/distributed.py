@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_reduce_sum", "barrier", "cleanup", "setup"]
+__all__ = ["DistInfo", "all_reduce_sum", "barrier", "broadcast_object", "cleanup", "setup"]
 
 
 @dataclass
@@ -47,18 +48,52 @@ def setup(device_pref: str = "auto") -> DistInfo:
     backend = os.environ.get("ONEBIT_DIST_BACKEND") or ("nccl" if use_cuda else "gloo")
     if use_cuda:
         torch.cuda.set_device(local)
+    _import_group_defaults()
     dist.init_process_group(backend=backend, rank=rank, world_size=world)
     return DistInfo(rank, world, local, True)
 
 
-def cleanup(info: DistInfo) -> None:
+def _import_group_defaults() -> None:
+    """Import ``torch.distributed.nn`` while no process group exists. Call before ``init_process_group``.
+
+    Its functions take ``group=group.WORLD`` as default arguments, evaluated at import. DDP imports
+    it lazily, i.e. after ``init_process_group``, so those defaults would hold the live world group
+    for good: ``destroy_process_group`` then cannot free it and gloo's worker threads outlive it.
+    At interpreter exit a worker still releasing the last collective's tensors needs the GIL,
+    gets ``pthread_exit`` inside a C++ destructor instead, and the rank dies with SIGABRT
+    ("terminate called without an active exception"), at random, more often on busy cores.
+    Imported first, the defaults are ``None`` and ``destroy_process_group`` joins the workers.
+    """
+    import importlib
+
+    importlib.import_module("torch.distributed.nn")
+
+
+def cleanup(info: DistInfo, *, finished: bool = False) -> None:
+    """Leave and destroy the process group this process joined in :func:`setup`.
+
+    ``finished``: every rank got here normally, so wait for all of them first (no rank tears
+    down its side while rank 0 is still writing the checkpoint). After an error, no barrier: the
+    other ranks may never arrive, and leaving lets their next collective fail instead of hang.
+    """
     if info.initialized_here and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 
 def barrier(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.barrier()
+
+
+def broadcast_object(obj: Any, info: DistInfo) -> Any:
+    """Rank 0's ``obj`` on every rank (picklable; a no-op without a process group)."""
+    if info.enabled and dist.is_initialized():
+        box = [obj if info.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    return obj
 
 
 def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
