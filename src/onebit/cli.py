@@ -49,10 +49,26 @@ def _summary(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("--input-size", type=int, default=None, help="image side (default: model's)")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--in-chans", type=int, default=None)
+    from onebit.training.cli import add_trust_code_flag
+
+    add_trust_code_flag(p)
 
     def run(args: argparse.Namespace) -> int:
-        from onebit._summary import summary_for
+        import os
 
+        from onebit._summary import summary, summary_for
+
+        if os.path.exists(args.model):  # a checkpoint: rebuilt here so that --trust-code reaches the loader
+            from onebit.training.checkpoint import load_model
+
+            model, meta = load_model(args.model, trust_code=args.trust_code)
+            size = meta.get("input_size")
+            if args.input_size is not None:
+                size = (size[0] if size else 3, args.input_size, args.input_size)
+            if size is None:
+                raise ValueError(f"{args.model}: checkpoint does not record an input size; pass --input-size")
+            summary(model, size, model_name=meta.get("model_name") or args.model)
+            return 0
         summary_for(
             args.model,
             input_size=args.input_size,
@@ -99,6 +115,9 @@ def _export(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("--input-size", type=int, default=None, help="image side (default: model's)")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--fp16", action="store_true", help="store float weights as fp16")
+    from onebit.training.cli import add_trust_code_flag
+
+    add_trust_code_flag(p)
 
     def run(args: argparse.Namespace) -> int:
         import os
@@ -111,7 +130,7 @@ def _export(p: argparse.ArgumentParser) -> Callable:
         if os.path.exists(args.model):
             from onebit.training.checkpoint import load_model
 
-            model, meta = load_model(args.model)
+            model, meta = load_model(args.model, trust_code=args.trust_code)
             size = tuple(meta.get("input_size") or ())
             name = meta.get("model_name", args.model)
         else:

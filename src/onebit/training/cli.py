@@ -10,9 +10,11 @@ Overrides: ``--set optim.lr=1e-3 data.batch_size=64`` (several after one
 from __future__ import annotations
 
 import argparse
+import errno
+import sys
 from collections.abc import Callable
 
-__all__ = ["configure_eval", "configure_train", "split_dotted_flags"]
+__all__ = ["add_trust_code_flag", "configure_eval", "configure_train", "split_dotted_flags"]
 
 
 def split_dotted_flags(extra: list[str]) -> list[str]:
@@ -53,6 +55,17 @@ def configure_train(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("--data-dir", help="data root (default: $ONEBIT_DATA)")
     p.add_argument("--out-dir", help="runs folder (default: runs/)")
     p.add_argument("--resume", nargs="?", const="auto", help="resume from CHECKPOINT (default: RUN/last.pt)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in runs/NAME (default: refuse; shortcut for train.if_exists=overwrite)",
+    )
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="let a distillation teacher checkpoint that names a 'module:callable' model import it "
+        "(only for files you trust; shortcut for distill.trust_code=true)",
+    )
     p.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
     p.add_argument("--device", help="auto | cpu | cuda (shortcut for train.device)")
     p.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
@@ -100,13 +113,23 @@ def _run_train(args: argparse.Namespace) -> int:
         v = getattr(args, flag, None)
         if v is not None:
             overrides.append(f"{key}={json.dumps(v) if isinstance(v, str) else v}")
+    if getattr(args, "overwrite", False):
+        overrides.append('train.if_exists="overwrite"')
+    if getattr(args, "trust_code", False):
+        overrides.append("distill.trust_code=true")
     cfg = load_config(args.config, overrides)
     if args.print_config:
         print(json.dumps(cfg, indent=2))
         return 0
     from onebit.training.loop import train
 
-    res = train(cfg)
+    try:
+        res = train(cfg)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"onebit train: error: {e}", file=sys.stderr)  # disk full: one line, no traceback
+        return 1
     m = res["metrics"]
     if "test_acc" in m:
         print(
@@ -119,6 +142,16 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_trust_code_flag(p: argparse.ArgumentParser) -> None:
+    """``--trust-code``: the one way a checkpoint's ``module:callable`` model name gets imported."""
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="rebuild a checkpoint whose model is a 'module:callable' import (runs that code; "
+        "only for files you trust). Without it only registered models are rebuilt",
+    )
+
+
 def configure_eval(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("checkpoint", help="a onebit training checkpoint (last.pt / best.pt)")
     p.add_argument(
@@ -129,6 +162,7 @@ def configure_eval(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("--batch-size", type=int, default=0)
     p.add_argument("--subset", type=int, default=0, help="evaluate on the first N test images only")
     p.add_argument("--device", default="auto")
+    add_trust_code_flag(p)
     return _run_eval
 
 
@@ -143,6 +177,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         subset=args.subset,
         device=args.device,
+        trust_code=args.trust_code,
     )
     print(
         f"{args.checkpoint}: {r['data']} {r['n']} images: top-1 {100 * r['top1']:.2f}%  "

@@ -36,7 +36,7 @@ __all__ = ["DEFAULTS", "apply_overrides", "load_config", "merge", "parse_value",
 #: Every recognized key and its default. Dict-valued keys ("kwargs") are free-form.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {
-        "name": "",  # registered name (onebit.models), tiny_* test models, or "module:callable"
+        "name": "",  # registered name (onebit.models), tiny_* test models, or "module:callable" (imported)
         "kwargs": {},  # passed to the model constructor (num_classes is added from the data)
     },
     "data": {
@@ -100,6 +100,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "out_dir": "runs",
         "run_name": "",  # default: recipe name
         "resume": "",  # "" | "auto" (last.pt in the run dir if any) | path to a checkpoint
+        "if_exists": "refuse",  # run dir holds a run, no resume: refuse | overwrite | new (NAME-2)
         "ckpt_every_steps": 0,  # also checkpoint every N steps inside an epoch; 0 = per epoch
         "eval_every": 1,  # evaluate every N epochs (and always at the end)
         "max_steps": 0,  # stop after N optimizer steps in total (tests, smoke runs)
@@ -116,6 +117,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "temperature": 4.0,
         "soft_only_epochs": 0,  # Wu et al.: soft-only pre-training for N epochs, then soft + hard
         "cache_logits": False,  # cache teacher logits per sample (needs augment = false)
+        "trust_code": False,  # teacher checkpoint named "module:callable" may import it (trusted files)
     },
     "diagnostics": {
         "flips": True,  # flip ratio per binary layer per epoch
@@ -194,6 +196,7 @@ _CHOICES = {
     ("schedule", "monitor"): ("train_loss", "test_loss"),
     ("train", "amp"): ("auto", "off", "bf16", "fp16"),
     ("train", "progress"): ("auto", True, False, "true", "false"),
+    ("train", "if_exists"): ("refuse", "overwrite", "new"),
 }
 
 

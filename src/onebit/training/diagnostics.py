@@ -116,8 +116,14 @@ class MetricsLogger:
             return
         with open(self.path) as f:
             keep = [ln for ln in f if ln.strip() and json.loads(ln).get("epoch", -1) < epoch]
-        with open(self.path, "w") as f:
-            f.writelines(keep)
+        tmp = f"{self.path}.tmp{os.getpid()}"  # replaced whole: a kill here keeps the old records
+        try:
+            with open(tmp, "w") as f:
+                f.writelines(keep)
+            os.replace(tmp, self.path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     def log(self, record: dict[str, Any], step: int, histograms: dict[str, Any] | None = None) -> None:
         if not self.enabled:

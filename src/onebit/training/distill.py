@@ -47,8 +47,15 @@ def alpha_for_epoch(alpha: float, soft_only_epochs: int, epoch: int) -> float:
     return 1.0 if epoch < soft_only_epochs else alpha
 
 
-def load_teacher(spec: str, num_classes: int, weights: str = "DEFAULT", device: Any = "cpu") -> nn.Module:
-    """A frozen teacher in eval mode: a onebit checkpoint path or ``torchvision:NAME``."""
+def load_teacher(
+    spec: str, num_classes: int, weights: str = "DEFAULT", device: Any = "cpu", *, trust_code: bool = False
+) -> nn.Module:
+    """A frozen teacher in eval mode: a onebit checkpoint path or ``torchvision:NAME``.
+
+    A checkpoint is read like any other (:func:`onebit.training.checkpoint.load_model`): no code
+    from it runs, and a ``"module:callable"`` model name is imported only with ``trust_code``
+    (``distill.trust_code = true``).
+    """
     if spec.startswith("torchvision:"):
         import torchvision
 
@@ -62,7 +69,7 @@ def load_teacher(spec: str, num_classes: int, weights: str = "DEFAULT", device: 
     else:
         from onebit.training.checkpoint import load_model
 
-        model, meta = load_model(spec)
+        model, meta = load_model(spec, trust_code=trust_code)
         if meta.get("num_classes") not in (None, num_classes):
             raise ValueError(f"teacher {spec} has {meta['num_classes']} classes, the data set {num_classes}")
     model.eval().to(device)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from onebit.training.checkpoint import load_checkpoint, load_model
+from onebit.training.checkpoint import load_model
 
 __all__ = ["evaluate_checkpoint"]
 
@@ -21,14 +21,25 @@ def evaluate_checkpoint(
     batch_size: int = 0,
     subset: int = 0,
     device: str = "auto",
+    *,
+    trust_code: bool = False,
 ) -> dict[str, Any]:
+    """Top-1/top-5/loss of checkpoint ``path`` on the test split of its data set (or ``data``).
+
+    ``trust_code`` lets a ``"module:callable"`` model name recorded in the file be imported
+    (see :func:`onebit.training.checkpoint.build_model`); without it only registered models load.
+    """
     from onebit.data import build_loaders
     from onebit.data.datasets import DATASETS
     from onebit.training.config import DEFAULTS, merge
     from onebit.training.loop import evaluate, pick_device
 
-    ck = load_checkpoint(path)
-    cfg = merge(DEFAULTS, ck.get("config") or {})
+    # the model first: a file that is refused or does not fit fails before any data is read
+    model, meta = load_model(path, trust_code=trust_code)
+    recorded = meta.get("config") or {}
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("data", {}), dict):
+        raise ValueError(f"{path}: the recorded recipe is not a table; pass --data")
+    cfg = merge(DEFAULTS, {"data": recorded.get("data", {})})
     dc = dict(cfg["data"])
     if data:
         if data not in DATASETS:
@@ -47,7 +58,6 @@ def evaluate_checkpoint(
     dc["train_subset"] = 1 if dc["name"] != "imagenet" else dc.get("train_subset", 0)
     dev = pick_device(device)
     _, test_loader, info = build_loaders(dc, 0, 0, 1, dev)
-    model, meta = load_model(path)
     if meta["num_classes"] != info["num_classes"]:
         raise ValueError(
             f"{path}: model has {meta['num_classes']} classes, {dc['name']} {info['num_classes']}"

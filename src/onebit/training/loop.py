@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import shutil
 import signal
 import sys
 import time
@@ -33,12 +32,16 @@ from onebit.training import distributed as D
 from onebit.training.checkpoint import (
     build_model,
     capture_rng,
+    copy_checkpoint,
     load_checkpoint,
+    require_keys,
     restore_rng,
     save_checkpoint,
+    sweep_temp_files,
 )
 from onebit.training.diagnostics import FlipTracker, MetricsLogger, latent_histograms, plot_run
 from onebit.training.distill import LogitCache, alpha_for_epoch, distillation_loss, load_teacher
+from onebit.training.rundir import RunDir, resolve_run_dir
 from onebit.training.schedule import LRSchedule
 
 __all__ = ["build_optimizer", "evaluate", "pick_device", "train"]
@@ -171,6 +174,36 @@ def _log(msg: str, info: D.DistInfo, quiet: bool) -> None:
         print(msg, flush=True)
 
 
+_RESUME_KEYS = (
+    "model",
+    "model_name",
+    "optimizer",
+    "scheduler",
+    "rng",
+    "epoch",
+    "step_in_epoch",
+    "global_step",
+)
+
+
+def _run_dir(run_dir: str, tc: dict[str, Any], info: D.DistInfo) -> RunDir:
+    """Rank 0 decides (:func:`resolve_run_dir`) and sweeps stale temporary files; every rank gets
+    the same answer or the same error, so no rank is left waiting in a collective."""
+    res: RunDir | str
+    if info.is_main:
+        try:
+            res = resolve_run_dir(run_dir, tc["resume"], tc["if_exists"])
+            res.notes += [f"removed a stale temporary file {p}" for p in sweep_temp_files(res.path)]
+        except (ValueError, FileNotFoundError) as e:
+            res = str(e)
+    else:
+        res = ""
+    res = D.broadcast_object(res, info)
+    if isinstance(res, str):
+        raise ValueError(res)
+    return res
+
+
 def train(cfg: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
     """Train from a validated recipe (see :func:`onebit.training.config.load_config`).
 
@@ -179,9 +212,12 @@ def train(cfg: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
     """
     info = D.setup(cfg["train"]["device"])
     try:
-        return _train(cfg, info, quiet)
-    finally:
+        res = _train(cfg, info, quiet)
+    except BaseException:
         D.cleanup(info)
+        raise
+    D.cleanup(info, finished=True)
+    return res
 
 
 def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]:
@@ -194,6 +230,11 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
         torch.use_deterministic_algorithms(True, warn_only=True)
     seed = int(tc["seed"])
     _seed_all(seed)
+    run_name = tc["run_name"] or cfg.get("name") or "run"
+    rd = _run_dir(os.path.join(tc["out_dir"], run_name), tc, info)
+    run_dir, resume = rd.path, rd.resume
+    for note in rd.notes:
+        _log(f"note: {note}", info, quiet)
 
     from onebit.data import build_loaders
 
@@ -202,7 +243,8 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
         raise ValueError(f"data.batch_size={dc['batch_size']} is larger than the training set")
     num_classes = int(dinfo["num_classes"])
     mkw = dict(cfg["model"]["kwargs"])
-    model = build_model(cfg["model"]["name"], num_classes, mkw).to(device)
+    # the recipe's own model name: the user wrote it, so "module:callable" is honoured
+    model = build_model(cfg["model"]["name"], num_classes, mkw, trust_code=True).to(device)
     cl = tc["channels_last"]
     channels_last = (device.type == "cuda") if cl in ("auto", None) else bool(cl in (True, "true"))
     if channels_last:
@@ -224,27 +266,29 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
     sched = LRSchedule(optimizer, cfg["schedule"], len(train_loader), epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
-    run_name = tc["run_name"] or cfg.get("name") or "run"
-    run_dir = os.path.join(tc["out_dir"], run_name)
     last_path, best_path = os.path.join(run_dir, "last.pt"), os.path.join(run_dir, "best.pt")
     flips = FlipTracker(inner) if xc["flips"] else None
 
     start_epoch, start_step, global_step, best_acc = 0, 0, 0, -1.0
     acc_state = torch.zeros(3, dtype=torch.float64)  # loss_sum, correct, seen (this epoch, this rank)
-    resume = tc["resume"]
-    if resume == "auto":
-        resume = last_path if os.path.exists(last_path) else ""
     if resume:
         ck = load_checkpoint(resume, map_location=device)
+        require_keys(ck, _RESUME_KEYS, resume)
         if ck["model_name"] != cfg["model"]["name"]:
             raise ValueError(
-                f"--resume {resume}: checkpoint is a {ck['model_name']}, recipe a {cfg['model']['name']}"
+                f"--resume {resume}: checkpoint is a {ck['model_name']!r}, recipe a {cfg['model']['name']!r}"
             )
-        inner.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        if ck.get("scaler"):
-            scaler.load_state_dict(ck["scaler"])
+        try:
+            inner.load_state_dict(ck["model"])
+            optimizer.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            if ck.get("scaler"):
+                scaler.load_state_dict(ck["scaler"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(
+                f"--resume {resume}: does not fit this recipe's model/optimizer: {first}"
+            ) from None
         start_epoch, start_step, global_step = ck["epoch"], ck["step_in_epoch"], ck["global_step"]
         best_acc = ck.get("extra", {}).get("best_acc", -1.0)
         t_start -= float(ck.get("extra", {}).get("elapsed_s", 0.0))  # the time budget spans restarts
@@ -268,7 +312,9 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
 
     teacher, cache = None, None
     if kc["teacher"]:
-        teacher = load_teacher(kc["teacher"], num_classes, kc["teacher_weights"], device)
+        teacher = load_teacher(
+            kc["teacher"], num_classes, kc["teacher_weights"], device, trust_code=bool(kc["trust_code"])
+        )
         if channels_last:
             teacher = teacher.to(memory_format=torch.channels_last)
         if kc["cache_logits"]:
@@ -279,7 +325,7 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
             cache = LogitCache(train_loader.n, num_classes)
 
     logger = MetricsLogger(run_dir, enabled=info.is_main, tensorboard=xc["tensorboard"], csv=xc["csv"])
-    if resume:
+    if tc["resume"]:  # also when "auto" found nothing: drop records of epochs that never checkpointed
         logger.truncate_after(start_epoch)
     show = _progress_enabled(tc["progress"], info)
     ctx = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else nullcontext
@@ -442,9 +488,7 @@ def _train(cfg: dict[str, Any], info: D.DistInfo, quiet: bool) -> dict[str, Any]
             acc_state.zero_()
         checkpoint(ck_epoch, ck_step, last_rec, last_path)
         if improved and info.is_main:
-            tmp = best_path + ".tmp"
-            shutil.copyfile(last_path, tmp)
-            os.replace(tmp, best_path)
+            copy_checkpoint(last_path, best_path)
         msg = f"epoch {epoch + 1}/{epochs}: loss {rec['train_loss']:.4f} train {100 * rec['train_acc']:.2f}%"
         if "test_acc" in rec:
             msg += f" test {100 * rec['test_acc']:.2f}% (top-5 {100 * rec['test_top5']:.2f}%)"
