@@ -147,8 +147,32 @@ int onebit_model_run(onebit_model* m, const float* input, int64_t batch, float* 
   });
 }
 
+int onebit_model_step_count(const onebit_model* m) {
+  return m ? static_cast<int>(m->impl->steps().size()) : 0;
+}
+
+const char* onebit_model_step_op(const onebit_model* m, int step) {
+  if (!m || step < 0 || step >= static_cast<int>(m->impl->steps().size())) return "";
+  return m->impl->steps()[step].op.c_str();
+}
+
+int onebit_model_run_profiled(onebit_model* m, const float* input, int64_t batch, float* output,
+                              double* step_seconds) {
+  return guarded([&] {
+    if (!m || !step_seconds) throw onebit::InputError("model or step_seconds is NULL");
+    m->impl->run(input, batch, output, step_seconds);
+  });
+}
+
 void onebit_model_free(onebit_model* m) { delete m; }
 
-const char* onebit_active_isa(void) { return onebit::isa_name(onebit::active_isa()); }
+const char* onebit_active_isa(void) {
+  try {
+    return onebit::isa_name(onebit::active_isa());
+  } catch (const std::exception& e) {  // an invalid ONEBIT_ISA
+    set_error(ONEBIT_ERROR_INVALID_ARGUMENT, e.what());
+    return "invalid";
+  }
+}
 
 }  // extern "C"

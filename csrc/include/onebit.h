@@ -71,6 +71,13 @@ int onebit_model_output_shape(const onebit_model* m, int64_t batch, int* rank, i
 /* input: batch x C x H x W floats (NCHW, as PyTorch); output: onebit_model_output_size floats. */
 int onebit_model_run(onebit_model* m, const float* input, int64_t batch, float* output);
 
+/* Profiling: the model's steps (engine ops, in execution order), each step's op
+ * name, and a run that adds each step's seconds to step_seconds[0 .. steps-1]. */
+int onebit_model_step_count(const onebit_model* m);
+const char* onebit_model_step_op(const onebit_model* m, int step);
+int onebit_model_run_profiled(onebit_model* m, const float* input, int64_t batch, float* output,
+                              double* step_seconds);
+
 void onebit_model_free(onebit_model* m);
 
 /* The instruction set the kernels use ("avx512", "avx2", "portable", "reference"). */

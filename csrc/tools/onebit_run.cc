@@ -111,6 +111,25 @@ int main(int argc, char** argv) {
               threads);
   std::printf("latency ms over %lld runs: p50 %.4f  p90 %.4f  p99 %.4f  min %.4f\n", runs, pct(0.5), pct(0.9),
               pct(0.99), ms.front());
+  // Where the time goes: a profiled pass per op type, and what the call costs beyond its ops.
+  const int steps = onebit_model_step_count(m);
+  std::vector<double> sec(static_cast<size_t>(steps), 0.0);
+  const long long prof_runs = std::max<long long>(5, runs / 5);
+  for (long long r = 0; r < prof_runs; ++r) onebit_model_run_profiled(m, x.data(), batch, y.data(), sec.data());
+  std::vector<std::pair<std::string, double>> by_op;
+  double op_total = 0;
+  for (int i = 0; i < steps; ++i) {
+    const std::string op = onebit_model_step_op(m, i);
+    auto it = std::find_if(by_op.begin(), by_op.end(), [&](const auto& kv) { return kv.first == op; });
+    if (it == by_op.end()) by_op.emplace_back(op, sec[i]);
+    else it->second += sec[i];
+    op_total += sec[i];
+  }
+  std::sort(by_op.begin(), by_op.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  const double op_ms = op_total / prof_runs * 1e3;
+  std::printf("ops %.4f ms per call; engine overhead outside the ops %.2f us per call\n", op_ms,
+              std::max(0.0, pct(0.5) - op_ms) * 1e3);
+  for (const auto& [op, t] : by_op) std::printf("  %-16s %5.1f%%\n", op.c_str(), op_total > 0 ? 100 * t / op_total : 0.0);
   std::printf("output:");
   for (long long i = 0; i < std::min<long long>(print, n_out); ++i) std::printf(" %.9g", y[i]);
   std::printf("\n");
