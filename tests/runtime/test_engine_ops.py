@@ -290,3 +290,14 @@ def test_op_matches_reference(case, isa, tmp_path):
     else:
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
     assert meta["nodes"]
+
+
+def test_docs_list_exactly_the_registered_ops():
+    import os
+    import re
+
+    doc = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "deployment.md")
+    text = open(doc, encoding="utf-8").read()
+    para = text[text.index("Engine ops:") : text.index("Their exact")]
+    listed = set(re.findall(r"`([a-z_0-9]+)`", para))
+    assert listed == set(ops()), (sorted(listed - set(ops())), sorted(set(ops()) - listed))
