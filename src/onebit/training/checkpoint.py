@@ -66,15 +66,31 @@ _TMP_RE = re.compile(r"^(.+\.pt|metrics\.jsonl)\.tmp\d*$")  # what our atomic wr
 def _numpy_rng_types() -> list[Any]:
     """The NumPy objects a pickled ``np.random.get_state()`` needs: a uint32 array, nothing callable
     beyond ``_reconstruct`` (which allocates an empty array). Object arrays stay refused."""
-    from numpy._core.multiarray import _reconstruct
-
-    return [
+    try:
+        from numpy._core.multiarray import _reconstruct  # NumPy >= 2
+    except ImportError:  # pragma: no cover - NumPy 1.x
+        from numpy.core.multiarray import _reconstruct
+    other = "numpy.core" if _reconstruct.__module__.startswith("numpy._core") else "numpy._core"
+    types: list[Any] = [
         _reconstruct,
-        (_reconstruct, "numpy.core.multiarray._reconstruct"),  # name in NumPy 1.x pickles
+        (_reconstruct, f"{other}.multiarray._reconstruct"),
         np.ndarray,
         np.dtype,
-        np.dtypes.UInt32DType,
     ]
+    if hasattr(np, "dtypes"):  # NumPy >= 1.25: the dtype's class is checked when it is rebuilt
+        types.append(np.dtypes.UInt32DType)
+    return types
+
+
+@contextmanager
+def _allow(types: list[Any]) -> Iterator[None]:
+    """``torch.serialization.safe_globals`` where torch has it (>= 2.5); otherwise allow nothing more."""
+    ctx = getattr(torch.serialization, "safe_globals", None)
+    if ctx is None:  # pragma: no cover - old torch: version-1 files are refused, never run
+        yield
+        return
+    with ctx(types):
+        yield
 
 
 def capture_rng() -> dict[str, Any]:
@@ -237,7 +253,7 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> dict[str, Any]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        with torch.serialization.safe_globals(_numpy_rng_types()):
+        with _allow(_numpy_rng_types()):
             ck = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         refused, why = _unpickler_reason(e)
