@@ -3,6 +3,9 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 namespace onebit {
 namespace {
@@ -30,6 +33,16 @@ CpuFeatures detect() {
   f.avx512bitalg = os_avx512 && ((ecx >> 12) & 1);
   f.avx512vnni = os_avx512 && ((ecx >> 11) & 1);
 #endif
+#if defined(__aarch64__)
+  f.neon = true;  // Advanced SIMD is mandatory in AArch64 (and the ABI passes vectors in it)
+#if defined(__linux__)
+  // Bit numbers from the Linux uapi <asm/hwcap.h> (spelled out: older headers lack them).
+  const unsigned long hwcap = getauxval(AT_HWCAP);
+  const unsigned long hwcap2 = getauxval(AT_HWCAP2);
+  f.dotprod = (hwcap >> 20) & 1;  // HWCAP_ASIMDDP
+  f.i8mm = (hwcap2 >> 13) & 1;    // HWCAP2_I8MM
+#endif
+#endif
   return f;
 }
 
@@ -56,6 +69,9 @@ std::string cpu_features_string() {
   add(f.avx512vpopcntdq, "avx512vpopcntdq");
   add(f.avx512bitalg, "avx512bitalg");
   add(f.avx512vnni, "avx512vnni");
+  add(f.neon, "neon");
+  add(f.dotprod, "dotprod");
+  add(f.i8mm, "i8mm");
   return s.empty() ? std::string("none") : s;
 }
 

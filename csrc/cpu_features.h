@@ -1,4 +1,5 @@
-// CPU feature detection, read once from cpuid (x86) at first use.
+// CPU feature detection, read once at first use: cpuid (x86), getauxval(AT_HWCAP*)
+// (aarch64 Linux).
 #pragma once
 
 #include <string>
@@ -14,6 +15,12 @@ struct CpuFeatures {
   bool avx512vpopcntdq = false;
   bool avx512bitalg = false;
   bool avx512vnni = false;
+  // aarch64: Advanced SIMD is architectural (always true there); dot product
+  // (ARMv8.2 UDOT/SDOT) and i8mm (ARMv8.6 USMMLA) are detected, not used
+  // (docs/performance.md, "aarch64": they would not shorten the binary kernel).
+  bool neon = false;
+  bool dotprod = false;
+  bool i8mm = false;
 };
 
 // Features of the CPU this process runs on (OS support for the wide registers

@@ -19,6 +19,7 @@ const char* isa_name(Isa isa) {
     case Isa::kPortable: return "portable";
     case Isa::kAvx2: return "avx2";
     case Isa::kAvx512: return "avx512";
+    case Isa::kNeon: return "neon";
   }
   return "unknown";
 }
@@ -28,8 +29,9 @@ Isa parse_isa(const std::string& name) {
   if (name == "portable") return Isa::kPortable;
   if (name == "avx2") return Isa::kAvx2;
   if (name == "avx512") return Isa::kAvx512;
+  if (name == "neon") return Isa::kNeon;
   throw std::invalid_argument("unknown instruction set '" + name +
-                              "': expected one of reference, portable, avx2, avx512");
+                              "': expected one of reference, portable, avx2, avx512, neon");
 }
 
 bool isa_supported(Isa isa) {
@@ -39,11 +41,13 @@ bool isa_supported(Isa isa) {
     case Isa::kPortable: return true;
     case Isa::kAvx2: return f.avx2 && f.fma;
     case Isa::kAvx512: return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vpopcntdq;
+    case Isa::kNeon: return f.neon;
   }
   return false;
 }
 
 Isa best_isa() {
+  if (isa_supported(Isa::kNeon)) return Isa::kNeon;
   if (isa_supported(Isa::kAvx512)) return Isa::kAvx512;
   if (isa_supported(Isa::kAvx2)) return Isa::kAvx2;
   return Isa::kPortable;

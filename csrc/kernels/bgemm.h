@@ -85,6 +85,7 @@ struct BgemmConfig {
 const BgemmConfig& bgemm_config_portable();
 const BgemmConfig& bgemm_config_avx2();
 const BgemmConfig& bgemm_config_avx512();
+const BgemmConfig& bgemm_config_neon();
 
 // Where block b of a row's output starts.
 static inline void* block_out(void* row, OutKind kind, int b) {
@@ -96,5 +97,8 @@ static inline void* block_out(void* row, OutKind kind, int b) {
 // (ops/epilogue.cc, compiled for baseline x86-64). dot: n values for channels
 // [0, n) of one block; out as in the micro-kernel contract.
 void bgemm_epilogue_scalar(const int32_t* dot, const BgemmEpilogue& ep, void* out);
+// The NEON output stage the aarch64 kernel inlines, callable (tests); dot and
+// the stage arrays hold 32 entries.
+void bgemm_epilogue_neon(const int32_t* dot, const BgemmEpilogue& ep, void* out);
 
 }  // namespace onebit

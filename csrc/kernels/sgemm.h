@@ -26,5 +26,6 @@ struct SgemmConfig {
 const SgemmConfig& sgemm_config_portable();
 const SgemmConfig& sgemm_config_avx2();
 const SgemmConfig& sgemm_config_avx512();
+const SgemmConfig& sgemm_config_neon();
 
 }  // namespace onebit

@@ -36,6 +36,7 @@ const BgemmConfig& config_for(Isa isa) {
   switch (isa) {
     case Isa::kAvx512: return bgemm_config_avx512();
     case Isa::kAvx2: return bgemm_config_avx2();
+    case Isa::kNeon: return bgemm_config_neon();
     default: return bgemm_config_portable();
   }
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "kernels/bmaxpool.h"
 #include "kernels/sgemm.h"
 #include "pack/pack.h"
 #include "runtime/threadpool.h"
@@ -17,6 +18,7 @@ const SgemmConfig& sgemm_cfg() {
   switch (active_isa()) {
     case Isa::kAvx512: return sgemm_config_avx512();
     case Isa::kAvx2: return sgemm_config_avx2();
+    case Isa::kNeon: return sgemm_config_neon();
     default: return sgemm_config_portable();
   }
 }
@@ -232,6 +234,13 @@ void depthwise_conv2d_f32(const float* x, const float* w, const float* bias, con
 
 void maxpool_packed(const uint64_t* x, const PoolParams& p, uint64_t* out, int nthreads) {
   const int W = words_for(p.c);
+  if (active_isa() == Isa::kNeon) {
+    pool_loop(p, nthreads, [&](int n, int, int, int y0, int y1, int x0, int x1, long o) {
+      bmaxpool_window_neon(x + static_cast<long>(n) * p.h * p.w * W, p.w, W, y0, y1, x0, x1,
+                           out + o * W);
+    });
+    return;
+  }
   pool_loop(p, nthreads, [&](int n, int, int, int y0, int y1, int x0, int x1, long o) {
     uint64_t* d = out + o * W;
     for (int c = 0; c < W; ++c) d[c] = ~uint64_t{0};

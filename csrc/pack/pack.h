@@ -41,7 +41,7 @@ template <class T>
 using avector = std::vector<T, AlignedAlloc<T>>;
 
 // rows x channels float/int8 -> rows x words_for(channels) words.
-// Bit set iff x < thr[c] (thr may be null: 0). Uses AVX-512 when active.
+// Bit set iff x < thr[c] (thr may be null: 0). Uses AVX-512 or NEON when active.
 void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
                    int nthreads);
 void pack_rows_i8(const int8_t* x, size_t rows, int channels, uint64_t* out, int nthreads);
@@ -50,6 +50,8 @@ void pack_rows_f32_portable(const float* x, size_t rows, int channels, const flo
                             uint64_t* out);
 void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
                           uint64_t* out);
+void pack_rows_f32_neon(const float* x, size_t rows, int channels, const float* thr,
+                        uint64_t* out);
 // rows x words -> rows x channels of +-1.
 void unpack_rows_f32(const uint64_t* p, size_t rows, int channels, float* out);
 void unpack_rows_i8(const uint64_t* p, size_t rows, int channels, int8_t* out);

@@ -44,11 +44,13 @@ void split_rows(size_t rows, int nthreads, size_t min_rows, F&& f) {
 
 void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
                    int nthreads) {
-  const bool wide = active_isa() == Isa::kAvx512;
+  const Isa isa = active_isa();
   const int W = words_for(channels);
   split_rows(rows, nthreads, 4096 / (channels + 1) + 1, [&](size_t r0, size_t r1) {
-    if (wide) {
+    if (isa == Isa::kAvx512) {
       pack_rows_f32_avx512(x + r0 * channels, r1 - r0, channels, thr, out + r0 * W);
+    } else if (isa == Isa::kNeon) {
+      pack_rows_f32_neon(x + r0 * channels, r1 - r0, channels, thr, out + r0 * W);
     } else {
       pack_rows_f32_portable(x + r0 * channels, r1 - r0, channels, thr, out + r0 * W);
     }
