@@ -1,0 +1,572 @@
+// Kernel tests: every instruction-set path this build has (portable, AVX2,
+// AVX-512 on x86; portable and NEON on aarch64) bit for bit against a
+// reference, over randomized shapes. A plain program (no framework), built by
+// csrc/CMakeLists.txt with -DONEBIT_BUILD_TESTS=ON and run natively by
+// tests/csrc/test_kernels.py and under qemu by scripts/test-aarch64.
+//
+//   test_kernels [--cases N] [--seed S] [--quick] [--verbose]
+//
+// What is compared with what:
+// * bconv2d (binary convolution; a binary GEMM is its M x 1 case): each fast
+//   path against the naive bit-by-bit kernel (kernels/ref/bconv2d_ref.cc):
+//   odd channel counts, 1x1 spatial, every padding (asymmetric, +1 / -1 /
+//   zero), strides, dilations, groups, batch > 1, float output (scale, bias,
+//   ReLU / PReLU) and packed-bit output (thresholds, flipped channels), 1 and
+//   2 threads, and K past the NEON kernel's 1,023-word u16 chunk.
+// * the output stage alone: bgemm_epilogue_neon against bgemm_epilogue_scalar
+//   (random dot products, INT_MIN / INT_MAX thresholds, all activations).
+// * sign packing (pack_rows_f32) and binary max-pool (maxpool_packed) against
+//   plain loops written here (NaN, -0.0, +-inf, values equal to thresholds).
+// * the float GEMM (sgemm: packed GEMM and the small-batch GEMV) and
+//   conv2d_f32: against a scalar model of the summation order each ISA
+//   documents: FMA kernels (AVX2, AVX-512, NEON) sum k in order with one
+//   fused multiply-add per term in blocks of 256, the portable kernel
+//   multiplies and adds separately; the GEMVs fold their partial sums in
+//   their own fixed orders (AVX-512 and NEON share one). Bit for bit, plus a
+//   float64 sanity bound.
+//
+// The last line is "N passed, N failed"; the exit status is 1 on a failure.
+#include <algorithm>
+#include <cfloat>
+#include <climits>
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dispatch.h"
+#include "kernels/bgemm.h"
+#include "ops/bconv2d.h"
+#include "ops/float_ops.h"
+#include "pack/pack.h"
+
+using namespace onebit;
+
+namespace {
+
+int g_passed = 0, g_failed = 0, g_fail_lines = 0;
+bool g_verbose = false;
+
+void report(bool ok, const std::string& what) {
+  if (ok) {
+    ++g_passed;
+    if (g_verbose) std::printf("ok   %s\n", what.c_str());
+  } else {
+    ++g_failed;
+    if (++g_fail_lines <= 60) std::printf("FAIL %s\n", what.c_str());
+  }
+}
+
+std::mt19937_64 g_rng;
+int rint(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(g_rng); }
+float rfloat(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(g_rng); }
+template <class T>
+T pick(std::initializer_list<T> v) {
+  return *(v.begin() + rint(0, static_cast<int>(v.size()) - 1));
+}
+
+std::vector<Isa> fast_isas() {
+  std::vector<Isa> v;
+  for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512, Isa::kNeon})
+    if (isa_supported(i)) v.push_back(i);
+  return v;
+}
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* f, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return buf;
+}
+
+// Random packed activations: bits past the channel count stay 0 (the format's rule).
+std::vector<uint64_t> random_bits(size_t pixels, int channels) {
+  const int W = words_for(channels);
+  std::vector<uint64_t> v(pixels * W);
+  for (size_t p = 0; p < pixels; ++p)
+    for (int c = 0; c < W; ++c) {
+      uint64_t x = g_rng();
+      const int n = std::min(64, channels - 64 * c);
+      if (n < 64) x &= (uint64_t{1} << n) - 1;
+      v[p * W + c] = x;
+    }
+  return v;
+}
+
+// ---------------------------------------------------------------------------
+// Binary convolution.
+
+struct ConvCase {
+  ConvParams p;
+  OutputStage os;
+  std::vector<float> w, mult, bias, slope;
+  std::vector<int32_t> thr;
+  std::vector<uint8_t> flip;
+  std::string desc;
+};
+
+int out_size(int in, int pa, int pb, int k, int s, int d) { return (in + pa + pb - d * (k - 1) - 1) / s + 1; }
+
+// A random valid convolution; `big` asks for K past 1,023 words.
+ConvCase random_conv(bool big) {
+  ConvCase c;
+  ConvParams& p = c.p;
+  for (;;) {
+    p = ConvParams{};
+    p.n = pick({1, 1, 2, 3});
+    p.groups = pick({1, 1, 1, 1, 2, 3});
+    const int cing = big ? pick({65600, 8192 + 64 * 3}) : pick({1, 2, 3, 7, 31, 32, 63, 64, 65, 100, 127, 128, 130, 200});
+    p.cin = cing * p.groups;
+    const int ocg = big ? pick({3, 5}) : pick({1, 2, 5, 16, 31, 32, 33, 47, 64, 65, 96});
+    p.oc = ocg * p.groups;
+    if (big) {
+      p.groups = 1;
+      p.cin = cing;
+      p.oc = ocg;
+      p.n = 1;
+      p.kh = p.kw = cing > 10000 ? 1 : 3;
+      p.h = p.w = 2;
+    } else {
+      p.kh = pick({1, 1, 2, 3, 3, 3, 5});
+      p.kw = rint(0, 3) == 0 ? pick({1, 2, 3, 5}) : p.kh;
+      p.h = pick({1, 1, 2, 3, 4, 5, 7, 9});
+      p.w = rint(0, 3) == 0 ? pick({1, 2, 3, 6, 8}) : p.h;
+    }
+    p.sh = pick({1, 1, 1, 2, 3});
+    p.sw = rint(0, 2) == 0 ? pick({1, 2, 3}) : p.sh;
+    p.dh = pick({1, 1, 1, 2, 3});
+    p.dw = rint(0, 2) == 0 ? pick({1, 2}) : p.dh;
+    p.pt = rint(0, p.kh - 1 + (p.dh - 1));
+    p.pb = rint(0, 3) == 0 ? rint(0, p.kh) : p.pt;
+    p.pl = rint(0, p.kw - 1 + (p.dw - 1));
+    p.pr = rint(0, 3) == 0 ? rint(0, p.kw) : p.pl;
+    if (rint(0, 4) == 0) p.pt = p.pb = p.pl = p.pr = 0;
+    p.pad = pick({PadValue::kZero, PadValue::kPlusOne, PadValue::kMinusOne});
+    // The dilated kernel must fit the padded input (the API refuses anything else).
+    if (p.h + p.pt + p.pb < p.dh * (p.kh - 1) + 1 || p.w + p.pl + p.pr < p.dw * (p.kw - 1) + 1) continue;
+    p.oh = out_size(p.h, p.pt, p.pb, p.kh, p.sh, p.dh);
+    p.ow = out_size(p.w, p.pl, p.pr, p.kw, p.sw, p.dw);
+    break;
+  }
+  const int T = p.kh * p.kw, cing = p.cin / p.groups, K = T * cing;
+  c.w.resize(static_cast<size_t>(p.oc) * T * cing);
+  for (float& v : c.w) v = rint(0, 1) ? 1.0f : -1.0f;
+  c.os.kind = rint(0, 1) ? OutKind::kBits : OutKind::kFloat;
+  if (c.os.kind == OutKind::kFloat) {
+    c.os.act = pick({Act::kNone, Act::kRelu, Act::kPrelu});
+    c.mult.resize(p.oc);
+    c.bias.resize(p.oc);
+    c.slope.resize(p.oc);
+    for (int o = 0; o < p.oc; ++o) {
+      c.mult[o] = rint(0, 9) == 0 ? 0.0f : rfloat(-2.0f, 2.0f);
+      c.bias[o] = rfloat(-5.0f, 5.0f);
+      c.slope[o] = rfloat(-1.0f, 1.0f);
+    }
+    c.os.mult = rint(0, 5) ? c.mult.data() : nullptr;
+    c.os.bias = rint(0, 5) ? c.bias.data() : nullptr;
+    c.os.slope = c.slope.data();
+  } else {
+    c.thr.resize(p.oc);
+    c.flip.resize(p.oc);
+    for (int o = 0; o < p.oc; ++o) {
+      const int r = rint(0, 19);
+      c.thr[o] = r == 0 ? INT_MIN : r == 1 ? INT_MAX : r == 2 ? INT_MAX - 1 : rint(-K - 3, K + 3);
+      c.flip[o] = rint(0, 2) == 0;
+    }
+    c.os.thr = rint(0, 7) ? c.thr.data() : nullptr;
+    c.os.flip = rint(0, 3) ? c.flip.data() : nullptr;
+  }
+  c.desc = fmt("n%d %dx%dx%d -> %d k%dx%d s%d,%d d%d,%d pad t%d b%d l%d r%d (%s) g%d %s",
+               p.n, p.h, p.w, p.cin, p.oc, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.pt, p.pb, p.pl,
+               p.pr, p.pad == PadValue::kZero ? "0" : p.pad == PadValue::kPlusOne ? "+1" : "-1",
+               p.groups,
+               c.os.kind == OutKind::kBits ? "bits"
+               : c.os.act == Act::kRelu    ? "float relu"
+               : c.os.act == Act::kPrelu   ? "float prelu"
+                                           : "float");
+  return c;
+}
+
+void test_bconv(int cases) {
+  const std::vector<Isa> isas = fast_isas();
+  for (int t = 0; t < cases; ++t) {
+    const bool big = t < 2;  // the first two cases: K past one u16 chunk (1x1 and 3x3)
+    ConvCase c = random_conv(big);
+    const ConvParams& p = c.p;
+    const PackedWeights w =
+        pack_weights_ohwi(c.w.data(), p.oc, p.kh, p.kw, p.cin / p.groups, p.groups);
+    const std::vector<uint64_t> x = random_bits(static_cast<size_t>(p.n) * p.h * p.w, p.cin);
+    const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
+    const size_t bytes = c.os.kind == OutKind::kFloat ? M * p.oc * sizeof(float)
+                                                      : M * words_for(p.oc) * sizeof(uint64_t);
+    std::vector<unsigned char> ref(bytes, 0xAB);
+    set_active_isa(Isa::kReference);
+    bconv2d(x.data(), w, p, c.os, ref.data(), 1);
+    for (Isa isa : isas) {
+      set_active_isa(isa);
+      for (int threads : {1, 2}) {
+        if (threads == 2 && t % 4) continue;
+        std::vector<unsigned char> got(bytes, 0xCD);
+        bconv2d(x.data(), w, p, c.os, got.data(), threads);
+        size_t bad = 0;
+        while (bad < bytes && got[bad] == ref[bad]) ++bad;
+        report(bad == bytes, fmt("bconv2d %s [%s] %d thr%s", isa_name(isa), c.desc.c_str(), threads,
+                                 bad == bytes ? "" : fmt(": first differing byte %zu of %zu", bad, bytes).c_str()));
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The output stage alone (the NEON one inlined in the micro-kernel).
+
+void test_epilogue(int cases) {
+  if (!isa_supported(Isa::kNeon)) return;
+  int bad = 0;
+  for (int t = 0; t < cases; ++t) {
+    alignas(16) int32_t dot[kNR], thr[kNR];
+    alignas(16) float mult[kNR], bias[kNR], slope[kNR];
+    const int K = pick({1, 64, 576, 4608, 1 << 20});
+    for (int j = 0; j < kNR; ++j) {
+      dot[j] = rint(0, 15) == 0 ? pick({0, K, -K, INT_MAX / 2, -(INT_MAX / 2)}) : rint(-K, K);
+      const int r = rint(0, 15);
+      thr[j] = r == 0 ? INT_MIN : r == 1 ? INT_MAX : r == 2 ? dot[j] : r == 3 ? dot[j] + 1 : rint(-K, K);
+      mult[j] = rint(0, 9) == 0 ? pick({0.0f, -0.0f, 1.0f, 1e-30f, 3e38f}) : rfloat(-3.0f, 3.0f);
+      bias[j] = rint(0, 9) == 0 ? pick({0.0f, -0.0f, -1e30f}) : rfloat(-10.0f, 10.0f);
+      slope[j] = rfloat(-2.0f, 2.0f);
+    }
+    BgemmEpilogue ep{rint(0, 1) ? OutKind::kBits : OutKind::kFloat,
+                     pick({Act::kNone, Act::kRelu, Act::kPrelu}),
+                     K,
+                     rint(0, 3) == 0 ? rint(1, kNR) : kNR,
+                     mult,
+                     bias,
+                     slope,
+                     thr,
+                     static_cast<uint32_t>(g_rng())};
+    float a[kNR], b[kNR];
+    std::memset(a, 0x5A, sizeof a);
+    std::memset(b, 0x5A, sizeof b);
+    bgemm_epilogue_scalar(dot, ep, a);
+    bgemm_epilogue_neon(dot, ep, b);
+    bad += std::memcmp(a, b, sizeof a) != 0;
+  }
+  report(bad == 0, fmt("epilogue_32_neon vs scalar output stage: %d random blocks, %d differ", cases, bad));
+}
+
+// ---------------------------------------------------------------------------
+// Sign packing.
+
+void test_pack(int cases) {
+  const std::vector<Isa> isas = fast_isas();
+  const float specials[] = {0.0f, -0.0f, NAN, -NAN, INFINITY, -INFINITY, FLT_MIN, -FLT_MIN, 1e-45f, -1e-45f};
+  for (int t = 0; t < cases; ++t) {
+    const int channels = t < 8 ? pick({1, 63, 64, 65, 128, 129}) : rint(1, 300);
+    const size_t rows = rint(1, 9);
+    const bool with_thr = rint(0, 1);
+    std::vector<float> x(rows * channels), thr(channels);
+    for (int c = 0; c < channels; ++c) thr[c] = rint(0, 4) == 0 ? specials[rint(0, 9)] : rfloat(-1.0f, 1.0f);
+    for (size_t i = 0; i < x.size(); ++i) {
+      const int r = rint(0, 7);
+      x[i] = r == 0 ? specials[rint(0, 9)] : (r == 1 && with_thr) ? thr[i % channels] : rfloat(-2.0f, 2.0f);
+    }
+    const int W = words_for(channels);
+    std::vector<uint64_t> ref(rows * W, 0);
+    for (size_t r = 0; r < rows; ++r)
+      for (int c = 0; c < channels; ++c)
+        if (x[r * channels + c] < (with_thr ? thr[c] : 0.0f)) ref[r * W + c / 64] |= uint64_t{1} << (c % 64);
+    for (Isa isa : isas) {
+      set_active_isa(isa);
+      std::vector<uint64_t> got(rows * W, 0xDEADBEEFULL);
+      pack_rows_f32(x.data(), rows, channels, with_thr ? thr.data() : nullptr, got.data(), 1);
+      report(got == ref, fmt("pack_rows_f32 %s: %zu rows x %d channels%s", isa_name(isa), rows, channels,
+                             with_thr ? ", thresholds" : ""));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Binary max-pool.
+
+void test_maxpool(int cases) {
+  const std::vector<Isa> isas = fast_isas();
+  for (int t = 0; t < cases; ++t) {
+    PoolParams p{};
+    p.n = pick({1, 2, 3});
+    p.c = t < 6 ? pick({1, 64, 65, 128, 512, 600}) : rint(1, 700);
+    p.h = rint(1, 9);
+    p.w = rint(1, 9);
+    p.kh = rint(1, std::min(4, p.h + 1));
+    p.kw = rint(1, std::min(4, p.w + 1));
+    p.sh = rint(1, 3);
+    p.sw = rint(1, 3);
+    p.pt = rint(0, p.kh / 2);
+    p.pb = rint(0, p.kh / 2);
+    p.pl = rint(0, p.kw / 2);
+    p.pr = rint(0, p.kw / 2);
+    if (p.h + p.pt + p.pb < p.kh || p.w + p.pl + p.pr < p.kw) continue;
+    p.oh = (p.h + p.pt + p.pb - p.kh) / p.sh + 1;
+    p.ow = (p.w + p.pl + p.pr - p.kw) / p.sw + 1;
+    const int W = words_for(p.c);
+    std::vector<uint64_t> x = random_bits(static_cast<size_t>(p.n) * p.h * p.w, p.c);
+    for (uint64_t& v : x)  // more -1s, so that ANDs over a window are not all +1
+      if (rint(0, 1)) v |= g_rng();
+    for (size_t q = 0; q < x.size(); ++q) {  // clear the padding bits again
+      const int c = static_cast<int>(q % W);
+      const int n = std::min(64, p.c - 64 * c);
+      if (n < 64) x[q] &= (uint64_t{1} << n) - 1;
+    }
+    const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
+    std::vector<uint64_t> ref(M * W);
+    for (int n = 0; n < p.n; ++n)
+      for (int oy = 0; oy < p.oh; ++oy)
+        for (int ox = 0; ox < p.ow; ++ox) {
+          uint64_t* d = ref.data() + ((static_cast<size_t>(n) * p.oh + oy) * p.ow + ox) * W;
+          bool any = false;
+          for (int c = 0; c < W; ++c) d[c] = ~uint64_t{0};
+          for (int ky = 0; ky < p.kh; ++ky)
+            for (int kx = 0; kx < p.kw; ++kx) {
+              const int iy = oy * p.sh - p.pt + ky, ix = ox * p.sw - p.pl + kx;
+              if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w) continue;
+              any = true;
+              for (int c = 0; c < W; ++c) d[c] &= x[((static_cast<size_t>(n) * p.h + iy) * p.w + ix) * W + c];
+            }
+          if (!any)
+            for (int c = 0; c < W; ++c) d[c] = 0;
+        }
+    for (Isa isa : isas) {
+      set_active_isa(isa);
+      std::vector<uint64_t> got(M * W, 0x1234);
+      maxpool_packed(x.data(), p, got.data(), 1 + (t & 1));
+      report(got == ref, fmt("maxpool_packed %s: n%d %dx%dx%d k%dx%d s%d,%d pad %d,%d,%d,%d", isa_name(isa),
+                             p.n, p.h, p.w, p.c, p.kh, p.kw, p.sh, p.sw, p.pt, p.pb, p.pl, p.pr));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Float GEMM: scalar models of each ISA's summation order.
+
+constexpr int kKC = 256;  // ops/float_ops.cc's K block
+
+float mul_add(float acc, float a, float b) {  // acc + a * b, two roundings, never contracted
+  volatile float prod = a * b;
+  return acc + prod;
+}
+
+bool fused(Isa isa) { return isa != Isa::kPortable; }
+
+// sum over k of a[k] * b[k * bs] as the packed-GEMM micro-kernels compute it.
+float gemm_dot(Isa isa, const float* a, const float* b, long bs, int K) {
+  float c = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += kKC) {
+    float acc = 0.0f;
+    for (int k = k0; k < std::min(K, k0 + kKC); ++k)
+      acc = fused(isa) ? std::fmaf(a[k], b[k * bs], acc) : mul_add(acc, a[k], b[k * bs]);
+    c = k0 == 0 ? acc : c + acc;
+  }
+  return c;
+}
+
+// The same sum as each GEMV (batch <= 4 dense layers) computes it.
+float gemv_dot(Isa isa, const float* a, const float* w, int K) {
+  if (isa == Isa::kAvx512 || isa == Isa::kNeon) {
+    float s[16] = {};
+    int k = 0;
+    for (; k + 16 <= K; k += 16)
+      for (int l = 0; l < 16; ++l) s[l] = std::fmaf(a[k + l], w[k + l], s[l]);
+    float t[8], u[4];
+    for (int l = 0; l < 8; ++l) t[l] = s[l + 8] + s[l];
+    for (int l = 0; l < 4; ++l) u[l] = t[l + 4] + t[l];
+    float r = (u[0] + u[2]) + (u[1] + u[3]);
+    for (; k < K; ++k) r = mul_add(r, a[k], w[k]);
+    return r;
+  }
+  if (isa == Isa::kAvx2) {
+    float s[8] = {};
+    int k = 0;
+    for (; k + 8 <= K; k += 8)
+      for (int l = 0; l < 8; ++l) s[l] = std::fmaf(a[k + l], w[k + l], s[l]);
+    float x[4];
+    for (int l = 0; l < 4; ++l) x[l] = s[l] + s[l + 4];
+    float r = (x[0] + x[2]) + (x[1] + x[3]);
+    for (; k < K; ++k) r = mul_add(r, a[k], w[k]);
+    return r;
+  }
+  float acc[8] = {};
+  int k = 0;
+  for (; k + 8 <= K; k += 8)
+    for (int q = 0; q < 8; ++q) acc[q] = mul_add(acc[q], a[k + q], w[k + q]);
+  float sum = 0.0f;
+  for (; k < K; ++k) sum = mul_add(sum, a[k], w[k]);
+  for (int q = 0; q < 8; ++q) sum = sum + acc[q];
+  return sum;
+}
+
+float finish(float y, const float* bias, int j, Act act, const float* slope) {
+  if (!bias && act == Act::kNone) return y;
+  y = y + (bias ? bias[j] : 0.0f);
+  if (act == Act::kRelu) y = y < 0.0f ? 0.0f : y;
+  else if (act == Act::kPrelu) y = y < 0.0f ? y * slope[j] : y;
+  return y;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b, size_t* where) {
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) {
+      *where = i;
+      return false;
+    }
+  return true;
+}
+
+void test_sgemm(int cases) {
+  const std::vector<Isa> isas = fast_isas();
+  for (int t = 0; t < cases; ++t) {
+    const int M = t % 3 == 0 ? rint(1, 4) : pick({5, 6, 7, 13, 96, 97, 200});
+    const int N = pick({1, 3, 15, 16, 17, 31, 32, 33, 64, 100});
+    const int K = pick({1, 2, 3, 4, 5, 15, 16, 17, 27, 147, 255, 256, 257, 600});
+    const bool wt = rint(0, 1);  // B given as (N, K) weights (b_rs = 1) or (K, N)
+    const long b_rs = wt ? 1 : N, b_cs = wt ? K : 1;
+    std::vector<float> a(static_cast<size_t>(M) * K), b(static_cast<size_t>(K) * N), bias(N), slope(N);
+    for (float& v : a) v = rint(0, 9) == 0 ? 0.0f : rfloat(-1.0f, 1.0f);
+    for (float& v : b) v = rfloat(-1.0f, 1.0f);
+    for (float& v : bias) v = rfloat(-0.5f, 0.5f);
+    for (float& v : slope) v = rfloat(-1.0f, 1.0f);
+    const Act act = pick({Act::kNone, Act::kRelu, Act::kPrelu});
+    const float* bp = rint(0, 2) ? bias.data() : nullptr;
+    const bool gemv = M <= 4 && b_rs == 1;
+    for (Isa isa : isas) {
+      set_active_isa(isa);
+      std::vector<float> got(static_cast<size_t>(M) * N, -7.0f), want(got.size());
+      sgemm(M, N, K, a.data(), K, b.data(), b_rs, b_cs, got.data(), N, bp, act, slope.data(), 1 + (t & 1));
+      double worst = 0.0;
+      for (int m = 0; m < M; ++m)
+        for (int n = 0; n < N; ++n) {
+          const float* am = a.data() + static_cast<size_t>(m) * K;
+          const float* bn = b.data() + n * b_cs;
+          const float y = gemv ? gemv_dot(isa, am, bn, K) : gemm_dot(isa, am, bn, b_rs, K);
+          want[static_cast<size_t>(m) * N + n] = finish(y, bp, n, act, slope.data());
+          double exact = 0.0;
+          for (int k = 0; k < K; ++k) exact += static_cast<double>(am[k]) * bn[k * b_rs];
+          worst = std::max(worst, std::fabs(exact - (gemv ? gemv_dot(isa, am, bn, K) : gemm_dot(isa, am, bn, b_rs, K))));
+        }
+      size_t where = 0;
+      const bool ok = same_bits(got, want, &where);
+      report(ok && worst < 1e-4 * K,
+             fmt("sgemm %s %s: %dx%dx%d%s%s%s", isa_name(isa), gemv ? "gemv" : "gemm", M, N, K,
+                 wt ? " weights(N,K)" : " B(K,N)", bp ? " bias" : "",
+                 ok ? "" : fmt(": element %zu is %.9g, expected %.9g", where, got[where], want[where]).c_str()));
+    }
+  }
+}
+
+void test_conv2d_f32(int cases) {
+  const std::vector<Isa> isas = fast_isas();
+  for (int t = 0; t < cases; ++t) {
+    PoolParams p{};
+    p.n = pick({1, 2});
+    p.c = pick({1, 3, 4, 8, 17});
+    p.h = rint(1, 12);
+    p.w = rint(1, 12);
+    p.kh = pick({1, 3, 5, 7});
+    p.kw = rint(0, 3) ? p.kh : pick({1, 3});
+    p.sh = pick({1, 2});
+    p.sw = p.sh;
+    const int dh = pick({1, 1, 2}), dw = dh;
+    p.pt = rint(0, p.kh / 2);
+    p.pb = p.pt;
+    p.pl = rint(0, p.kw / 2);
+    p.pr = p.pl;
+    if (p.h + p.pt + p.pb < dh * (p.kh - 1) + 1 || p.w + p.pl + p.pr < dw * (p.kw - 1) + 1) continue;
+    p.oh = (p.h + p.pt + p.pb - dh * (p.kh - 1) - 1) / p.sh + 1;
+    p.ow = (p.w + p.pl + p.pr - dw * (p.kw - 1) - 1) / p.sw + 1;
+    const int oc = pick({1, 8, 16, 24, 33, 64});
+    const int K = p.kh * p.kw * p.c;
+    std::vector<float> x(static_cast<size_t>(p.n) * p.h * p.w * p.c), w(static_cast<size_t>(oc) * K),
+        bias(oc), slope(oc);
+    for (float& v : x) v = rfloat(-1.0f, 1.0f);
+    for (float& v : w) v = rfloat(-1.0f, 1.0f);
+    for (float& v : bias) v = rfloat(-0.5f, 0.5f);
+    for (float& v : slope) v = rfloat(0.0f, 0.5f);
+    const Act act = pick({Act::kNone, Act::kRelu, Act::kPrelu});
+    const float* bp = rint(0, 3) ? bias.data() : nullptr;
+    const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
+    for (Isa isa : isas) {
+      set_active_isa(isa);
+      std::vector<float> got(M * oc, -7.0f), want(M * oc), col(K);
+      conv2d_f32(x.data(), w.data(), bp, p, oc, dh, dw, act, slope.data(), got.data(), 1);
+      for (size_t m = 0; m < M; ++m) {
+        const int ox = static_cast<int>(m % p.ow), oy = static_cast<int>((m / p.ow) % p.oh);
+        const int n = static_cast<int>(m / (static_cast<size_t>(p.ow) * p.oh));
+        for (int ky = 0; ky < p.kh; ++ky)
+          for (int kx = 0; kx < p.kw; ++kx)
+            for (int c = 0; c < p.c; ++c) {
+              const int iy = oy * p.sh - p.pt + ky * dh, ix = ox * p.sw - p.pl + kx * dw;
+              const bool in = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+              col[(ky * p.kw + kx) * p.c + c] =
+                  in ? x[((static_cast<size_t>(n) * p.h + iy) * p.w + ix) * p.c + c] : 0.0f;
+            }
+        for (int o = 0; o < oc; ++o) {
+          // 1x1 stride-1 unpadded convolutions go straight to sgemm (its GEMV for <= 4 pixels).
+          const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 && p.pl == 0;
+          const float y = direct && M <= 4 ? gemv_dot(isa, col.data(), w.data() + static_cast<size_t>(o) * K, K)
+                                           : gemm_dot(isa, col.data(), w.data() + static_cast<size_t>(o) * K, 1, K);
+          want[m * oc + o] = finish(y, bp, o, act, slope.data());
+        }
+      }
+      size_t where = 0;
+      const bool ok = same_bits(got, want, &where);
+      report(ok, fmt("conv2d_f32 %s: n%d %dx%dx%d -> %d k%dx%d s%d d%d pad %d,%d%s", isa_name(isa), p.n, p.h,
+                     p.w, p.c, oc, p.kh, p.kw, p.sh, dh, p.pt, p.pl,
+                     ok ? "" : fmt(": element %zu is %.9g, expected %.9g", where, got[where], want[where]).c_str()));
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int cases = 120;
+  uint64_t seed = 20240601;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--cases" && i + 1 < argc) cases = std::atoi(argv[++i]);
+    else if (a == "--seed" && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--quick") cases = 40;
+    else if (a == "--verbose") g_verbose = true;
+    else {
+      std::printf("usage: %s [--cases N] [--seed S] [--quick] [--verbose]\n", argv[0]);
+      return 2;
+    }
+  }
+  g_rng.seed(seed);
+  std::string names;
+  for (Isa i : fast_isas()) names += std::string(names.empty() ? "" : ", ") + isa_name(i);
+  std::printf("test_kernels: seed %llu, %d cases per kernel; paths: reference, %s (best: %s)\n",
+              static_cast<unsigned long long>(seed), cases, names.c_str(), isa_name(best_isa()));
+  const int before = g_passed + g_failed;
+  test_bconv(cases);
+  std::printf("bconv2d: %d checks\n", g_passed + g_failed - before);
+  int mark = g_passed + g_failed;
+  test_epilogue(cases * 50);
+  test_pack(cases);
+  std::printf("pack_rows_f32 + epilogue: %d checks\n", g_passed + g_failed - mark);
+  mark = g_passed + g_failed;
+  test_maxpool(cases);
+  std::printf("maxpool_packed: %d checks\n", g_passed + g_failed - mark);
+  mark = g_passed + g_failed;
+  test_sgemm(cases);
+  test_conv2d_f32(cases / 2);
+  std::printf("sgemm + conv2d_f32: %d checks\n", g_passed + g_failed - mark);
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed ? 1 : 0;
+}
