@@ -3,8 +3,12 @@
 // the example of linking libonebit from a C++ application with no Python.
 //
 //   onebit-run model.onebit [--input FILE.f32] [--batch N] [--threads T] [--runs R] [--warmup W]
+//                           [--print K] [--output OUT.f32] [--profile P]
 //
-// FILE.f32 holds raw little-endian float32 NCHW input (batch x C x H x W).
+// FILE.f32 holds raw little-endian float32 NCHW input (batch x C x H x W);
+// --output writes every output value the same way (raw float32, the layout
+// onebit_model_run writes); --profile sets the number of profiled passes
+// (default max(5, R / 5); 0 skips the per-op table).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,7 +26,7 @@ namespace {
 int usage() {
   std::fprintf(stderr,
                "usage: onebit-run MODEL.onebit [--input FILE.f32] [--batch N] [--threads T] "
-               "[--runs R] [--warmup W] [--print K]\n");
+               "[--runs R] [--warmup W] [--print K] [--output OUT.f32] [--profile P]\n");
   return 2;
 }
 
@@ -39,8 +43,8 @@ bool parse_int(const char* s, long long lo, long long hi, long long* out) {
 int main(int argc, char** argv) {
   if (argc < 2) return usage();
   const char* path = argv[1];
-  std::string input_path;
-  long long batch = 1, threads = 1, runs = 50, warmup = 5, print = 10;
+  std::string input_path, output_path;
+  long long batch = 1, threads = 1, runs = 50, warmup = 5, print = 10, profile = -1;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) return usage();
@@ -52,6 +56,8 @@ int main(int argc, char** argv) {
     else if (a == "--runs") ok = parse_int(v, 1, 1000000, &runs);
     else if (a == "--warmup") ok = parse_int(v, 0, 1000000, &warmup);
     else if (a == "--print") ok = parse_int(v, 0, 1 << 30, &print);
+    else if (a == "--output") output_path = v;
+    else if (a == "--profile") ok = parse_int(v, 0, 1000000, &profile);
     else return usage();
     if (!ok) {
       std::fprintf(stderr, "onebit-run: bad value for %s: %s\n", a.c_str(), v);
@@ -114,7 +120,7 @@ int main(int argc, char** argv) {
   // Where the time goes: a profiled pass per op type, and what the call costs beyond its ops.
   const int steps = onebit_model_step_count(m);
   std::vector<double> sec(static_cast<size_t>(steps), 0.0);
-  const long long prof_runs = std::max<long long>(5, runs / 5);
+  const long long prof_runs = profile >= 0 ? profile : std::max<long long>(5, runs / 5);
   for (long long r = 0; r < prof_runs; ++r) onebit_model_run_profiled(m, x.data(), batch, y.data(), sec.data());
   std::vector<std::pair<std::string, double>> by_op;
   double op_total = 0;
@@ -126,13 +132,23 @@ int main(int argc, char** argv) {
     op_total += sec[i];
   }
   std::sort(by_op.begin(), by_op.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
-  const double op_ms = op_total / prof_runs * 1e3;
-  std::printf("ops %.4f ms per call; engine overhead outside the ops %.2f us per call\n", op_ms,
-              std::max(0.0, pct(0.5) - op_ms) * 1e3);
-  for (const auto& [op, t] : by_op) std::printf("  %-16s %5.1f%%\n", op.c_str(), op_total > 0 ? 100 * t / op_total : 0.0);
+  if (prof_runs > 0) {
+    const double op_ms = op_total / prof_runs * 1e3;
+    std::printf("ops %.4f ms per call; engine overhead outside the ops %.2f us per call\n", op_ms,
+                std::max(0.0, pct(0.5) - op_ms) * 1e3);
+    for (const auto& [op, t] : by_op) std::printf("  %-16s %5.1f%%\n", op.c_str(), op_total > 0 ? 100 * t / op_total : 0.0);
+  }
   std::printf("output:");
   for (long long i = 0; i < std::min<long long>(print, n_out); ++i) std::printf(" %.9g", y[i]);
   std::printf("\n");
   onebit_model_free(m);
+  if (!output_path.empty()) {
+    std::ofstream f(output_path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(y.data()), static_cast<std::streamsize>(y.size() * sizeof(float)));
+    if (!f) {
+      std::fprintf(stderr, "onebit-run: cannot write %s\n", output_path.c_str());
+      return 1;
+    }
+  }
   return 0;
 }
