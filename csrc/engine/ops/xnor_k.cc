@@ -1,5 +1,7 @@
 // xnor_k: XNOR-Net's K: the mean of |x| over channels (float32, as numpy), then
-// its average over each conv window with zero padding (float64, rounded once)
+// its average over each conv window with zero padding: the window's float32
+// values summed in float64 (exact for any realistic window) and divided once, so
+// the result is the correctly rounded mean
 // -> (N, OH, OW, 1) (reference.py _op_xnor_k).
 #include <cmath>
 #include <vector>
@@ -17,7 +19,7 @@ class XnorKKernel final : public OpKernel {
     const auto* x = static_cast<const float*>(a.in[0]);
     auto* y = static_cast<float*>(a.out);
     std::vector<float> abs_row(static_cast<size_t>(c)), amap(static_cast<size_t>(h * w));
-    const double box = 1.0 / static_cast<double>(g_.kh * g_.kw);
+    const double taps = static_cast<double>(g_.kh * g_.kw);
     for (int64_t s = 0; s < a.n; ++s) {
       for (int64_t p = 0; p < h * w; ++p) {
         const float* px = x + (s * h * w + p) * c;
@@ -30,9 +32,9 @@ class XnorKKernel final : public OpKernel {
           for (int64_t i = 0; i < g_.kh; ++i)
             for (int64_t j = 0; j < g_.kw; ++j) {
               const int64_t iy = oy * g_.sh - g_.pt + i * g_.dh, ix = ox * g_.sw - g_.pl + j * g_.dw;
-              if (iy >= 0 && iy < h && ix >= 0 && ix < w) acc += static_cast<double>(amap[iy * w + ix]) * box;
+              if (iy >= 0 && iy < h && ix >= 0 && ix < w) acc += static_cast<double>(amap[iy * w + ix]);
             }
-          y[(s * g_.oh + oy) * g_.ow + ox] = static_cast<float>(acc);
+          y[(s * g_.oh + oy) * g_.ow + ox] = static_cast<float>(acc / taps);
         }
     }
   }
