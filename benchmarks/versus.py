@@ -1,0 +1,778 @@
+"""onebit against other CPU runtimes: the binary zoo models in the engine, float networks elsewhere.
+
+    python benchmarks/versus.py --setup              # pip-install requirements/bench.txt, nothing else
+    python benchmarks/versus.py                      # the table of docs/performance.md (~10-15 min)
+    python benchmarks/versus.py --quick              # one model, few runs (development)
+    python benchmarks/versus.py --isa-class avx512   # every engine capped to a hardware class
+    python benchmarks/versus.py --isa-class all      # one table per class this CPU can emulate
+
+Rows, at 224x224, batch 1, on 1 and 2 threads:
+
+* each binary model (binary_resnet_e18, birealnet18, quicknet, binary_densenet28) in the
+  onebit engine;
+* its **float twin** (``onebit.nn.float_twin``: the same architecture with every binary
+  layer made a float Conv2d/Linear, each sign replaced by a ReLU) and torchvision's **resnet18** in
+  PyTorch fp32 and bf16 (channels_last), ONNX Runtime fp32 and int8 (static QDQ,
+  per-channel weights, calibrated on the real photos of imagenet-sample) and
+  OpenVINO fp32, bf16 and int8 (NNCF post-training quantization on the same photos).
+
+Weights are random (nothing pretrained can be downloaded here): BatchNorm statistics
+are calibrated on the real photos, as benchmarks/end_to_end.py does, so activations
+and int8 ranges have realistic scales. Latency does not depend on the weight values;
+the accuracy column is each model's *published* ImageNet top-1, never measured here.
+The binary model run in PyTorch (fake quantization: signs computed in fp32) is not
+a baseline anyone deploys and is left out; end_to_end.py reports it, labelled.
+
+Every runtime is timed in this one process, pinned to the first CPUs, with its
+thread count set explicitly, interleaved call by call (round-robin, a short pause
+between calls so no runtime's spinning workers eat into the next one's time);
+the table gives medians and each row's ratio to the onebit model it is compared
+with (row ms / onebit ms: above 1, onebit is faster).
+
+``--isa-class`` caps every engine to a hardware class, in a fresh process (the caps are
+environment variables read once): oneDNN's ``ONEDNN_MAX_CPU_ISA`` for OpenVINO and
+PyTorch, ``ATEN_CPU_CAPABILITY`` for PyTorch's own kernels, ``ONEBIT_ISA`` for onebit.
+ONNX Runtime's kernels (MLAS) dispatch on cpuid with no cap, so its rows appear only
+in uncapped tables. A class this CPU lacks is skipped with a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_REQUIREMENTS = os.path.join(ROOT, "requirements", "bench.txt")
+CONSTRAINTS = os.path.join(ROOT, "requirements", "constraints.txt")
+DEFAULT_MODELS = ["binary_resnet_e18", "birealnet18", "quicknet", "binary_densenet28"]
+REFERENCE_MODEL = "binary_resnet_e18"  # resnet18's rows are compared with it: the same topology
+CHILD_ENV = "ONEBIT_VERSUS_CLASS"  # set in the re-executed process that carries the caps
+
+#: Published ImageNet top-1 (%) and where it was published. Not measured here.
+PUBLISHED_TOP1 = {
+    "binary_resnet_e18": (58.32, "larq zoo"),
+    "birealnet18": (57.47, "larq zoo"),
+    "binary_densenet28": (60.91, "larq zoo"),
+    "quicknet": (63.3, "larq zoo (sota)"),
+    "resnet18": (69.758, "torchvision IMAGENET1K_V1"),
+    # torchvision's own int8 resnet18 (FBGEMM post-training quantization): what int8 costs a
+    # ResNet-18 in accuracy; our int8 rows use other quantizers, so this is indicative.
+    "resnet18 int8": (69.494, "torchvision quantized FBGEMM_V1"),
+}
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+@dataclasses.dataclass(frozen=True)
+class IsaClass:
+    """A hardware class and how each engine is capped to it."""
+
+    name: str
+    description: str
+    needs: tuple[str, ...]  # lscpu flags a CPU of the class has
+    onednn: str | None  # ONEDNN_MAX_CPU_ISA (OpenVINO, PyTorch); None: no cap
+    aten: str | None  # ATEN_CPU_CAPABILITY (PyTorch's own vectorized kernels)
+    onebit: str | None  # ONEBIT_ISA
+    bf16: bool  # the class computes bf16 natively
+
+    @property
+    def capped(self) -> bool:
+        return self.onednn is not None
+
+
+_AVX512 = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
+#: From most to least capable. onebit has no VNNI or AMX kernels (its binary layers are
+#: XNOR-popcount), so the AVX-512 classes all run its avx512 path.
+ISA_CLASSES = {
+    c.name: c
+    for c in (
+        IsaClass("amx", "AMX (full: AMX-INT8/BF16 + AVX-512 VNNI/BF16), e.g. Xeon Sapphire Rapids",
+                 _AVX512 + ("avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"),
+                 None, None, None, True),
+        IsaClass("avx512_bf16", "AVX-512 with VNNI and BF16, no AMX, e.g. AMD Zen 4, Xeon Cooper Lake",
+                 _AVX512 + ("avx512_vnni", "avx512_bf16"), "AVX512_CORE_BF16", "avx512", "avx512", True),
+        IsaClass("avx512_vnni", "AVX-512 VNNI without AMX or BF16, e.g. Xeon Cascade/Ice Lake",
+                 _AVX512 + ("avx512_vnni",), "AVX512_CORE_VNNI", "avx512", "avx512", False),
+        IsaClass("avx512", "AVX-512 without VNNI, e.g. Xeon Skylake-SP",
+                 _AVX512, "AVX512_CORE", "avx512", "avx512", False),
+        IsaClass("avx2", "AVX2 + FMA, no AVX-512, e.g. most desktop CPUs before 2022",
+                 ("avx2", "fma"), "AVX2", "avx2", "avx2", False),
+    )
+}
+
+
+def lscpu() -> tuple[str, set[str]]:
+    """(model name, flags) from lscpu, else /proc/cpuinfo."""
+    text = ""
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    if "Flags" not in text:
+        with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+            text = f.read()
+    return parse_cpu_info(text)
+
+
+def parse_cpu_info(text: str) -> tuple[str, set[str]]:
+    """Model name and flags from lscpu's or /proc/cpuinfo's text."""
+    name, flags = "unknown CPU", set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "model name" and name == "unknown CPU":
+            name = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    return name, flags
+
+
+def class_of(flags: set[str]) -> IsaClass | None:
+    """The most capable class whose features this CPU has (None: below AVX2)."""
+    return next((c for c in ISA_CLASSES.values() if set(c.needs) <= flags), None)
+
+
+def available_classes(flags: set[str]) -> dict[str, str | None]:
+    """Each class name -> None when this CPU can run it, else why not."""
+    out: dict[str, str | None] = {}
+    for c in ISA_CLASSES.values():
+        missing = sorted(set(c.needs) - flags)
+        out[c.name] = None if not missing else "this CPU lacks " + ", ".join(missing)
+    return out
+
+
+def pin_to(cpus: Sequence[int]) -> None:
+    """Pin every thread of this process (and so the threads it creates later) to ``cpus``."""
+    tids = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
+    for tid in tids:
+        with contextlib.suppress(OSError):  # a thread that has just exited
+            os.sched_setaffinity(tid, cpus)
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def bench_requirements(path: str = BENCH_REQUIREMENTS) -> list[str]:
+    """Requirement lines of requirements/bench.txt (comments and blanks dropped)."""
+    with open(path) as f:
+        lines = [ln.split("#", 1)[0].strip() for ln in f]
+    return [ln for ln in lines if ln]
+
+
+def pip_commands(requirements: list[str], python: str = sys.executable) -> list[list[str]]:
+    """One pip command per package, so that one that cannot be installed spoils no other."""
+    return [[python, "-m", "pip", "install", "-q", "-c", CONSTRAINTS, req] for req in requirements]
+
+
+def setup(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> dict[str, str | None]:
+    """pip-install requirements/bench.txt into this environment: package -> None or the error."""
+    result: dict[str, str | None] = {}
+    for req, cmd in zip(bench_requirements(), pip_commands(bench_requirements()), strict=True):
+        log(f"set-up: {' '.join(cmd[1:])}")
+        try:
+            p = run(cmd, capture_output=True, text=True, timeout=900)
+            err = (p.stderr or p.stdout).strip().splitlines()[-1:] if p.returncode else None
+            result[req] = None if err is None else (err[0] if err else f"pip exited {p.returncode}")
+        except (OSError, subprocess.TimeoutExpired) as e:
+            result[req] = str(e)
+        if result[req]:
+            log(f"set-up: {req} could not be installed: {result[req]}")
+    importlib.invalidate_caches()
+    return result
+
+
+def import_runtimes(auto_setup: bool) -> dict[str, object]:
+    """The optional runtimes' modules by name; missing ones are installed once if allowed."""
+    names = {"onnx": "onnx", "onnxruntime": "onnxruntime", "openvino": "openvino", "nncf": "nncf"}
+
+    def attempt() -> tuple[dict[str, object], dict[str, str]]:
+        mods, errors = {}, {}
+        for key, mod in names.items():
+            try:
+                mods[key] = importlib.import_module(mod)
+            except Exception as e:  # ImportError, or a broken wheel's OSError
+                errors[key] = f"{type(e).__name__}: {e}"
+        return mods, errors
+
+    mods, errors = attempt()
+    if errors and auto_setup:
+        log(f"optional runtimes missing ({', '.join(errors)}): running the set-up once")
+        setup()
+        mods, errors = attempt()
+    for key, err in errors.items():
+        log(f"SKIP {key}: not importable ({err}); its rows are skipped")
+    return mods
+
+
+# --------------------------------------------------------------------------- networks
+
+
+@dataclasses.dataclass
+class Network:
+    """A float network and the files the other runtimes run."""
+
+    name: str  # "quicknet float twin", "resnet18"
+    family: str  # the binary model its rows are compared with
+    top1: str  # published top-1 as printed ("-": none published)
+    top1_int8: str
+    module: object  # torch fp32, eval
+    onnx_path: str | None = None
+    ort_int8_path: str | None = None
+    ov_fp32: object = None
+    ov_int8: object = None
+    problems: dict = dataclasses.field(default_factory=dict)  # row key -> why it is skipped
+
+
+def top1_text(key: str) -> str:
+    if key not in PUBLISHED_TOP1:
+        return "-"
+    value, source = PUBLISHED_TOP1[key]
+    return f"{value:.2f}% ({source})"
+
+
+def export_onnx(module, x, path: str) -> None:
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), path, dynamo=False, opset_version=17,
+                          input_names=["input"], output_names=["logits"])
+
+
+def cache_key(onnx_path: str, calib: np.ndarray, mods: dict) -> str:
+    h = hashlib.sha256()
+    with open(onnx_path, "rb") as f:
+        h.update(f.read())
+    h.update(np.ascontiguousarray(calib).tobytes())
+    for key in ("onnxruntime", "openvino", "nncf"):
+        h.update(str(getattr(mods.get(key), "__version__", None)).encode())
+    return h.hexdigest()[:16]
+
+
+def quantize_ort(src: str, dst: str, calib: np.ndarray, work: str) -> None:
+    """Static QDQ int8: per-channel int8 weights, uint8 activations, min-max ranges on ``calib``."""
+    from onnxruntime import quantization as oq
+
+    class Reader(oq.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.i = 0
+
+        def get_next(self):
+            if self.i >= len(calib):
+                return None
+            self.i += 1
+            return {"input": calib[self.i - 1 : self.i]}
+
+    pre = os.path.join(work, "pre.onnx")
+    oq.quant_pre_process(src, pre)
+    oq.quantize_static(pre, dst, Reader(), quant_format=oq.QuantFormat.QDQ, per_channel=True,
+                       activation_type=oq.QuantType.QUInt8, weight_type=oq.QuantType.QInt8)
+
+
+def quantize_ov(ov_model, calib: np.ndarray, mods: dict):
+    nncf = mods["nncf"]
+    data = nncf.Dataset([calib[i : i + 1] for i in range(len(calib))])
+    with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars
+        return nncf.quantize(ov_model, data, subset_size=len(calib))
+
+
+def prepare(net: Network, x, calib: np.ndarray, mods: dict, work: str, cache: str | None,
+            want: set[str]) -> None:
+    """Export ``net`` to ONNX and OpenVINO and quantize it; failures become skip reasons."""
+    t0 = time.perf_counter()
+    slug = net.name.replace(" ", "_")
+    need_onnx = want & {"ort", "openvino"}
+    if need_onnx and "onnx" in mods:
+        path = os.path.join(work, f"{slug}.onnx")
+        try:
+            export_onnx(net.module, x, path)
+            net.onnx_path = path
+        except Exception as e:
+            net.problems["onnx"] = f"ONNX export failed: {type(e).__name__}: {e}"
+    elif need_onnx:
+        net.problems["onnx"] = "onnx is not installed"
+    key = cache_key(net.onnx_path, calib, mods) if net.onnx_path else None
+    store = os.path.join(cache, slug, key) if cache and key else None
+    if store:
+        os.makedirs(store, exist_ok=True)
+    if "ort" in want and net.onnx_path and "onnxruntime" in mods:
+        dst = os.path.join(store or work, "ort_int8.onnx")
+        try:
+            if not os.path.exists(dst):
+                with tempfile.TemporaryDirectory(dir=work) as scratch:
+                    quantize_ort(net.onnx_path, dst + ".part", calib, scratch)
+                os.replace(dst + ".part", dst)
+            net.ort_int8_path = dst
+        except Exception as e:
+            net.problems["ort int8"] = f"ONNX Runtime quantization failed: {type(e).__name__}: {e}"
+    if "openvino" in want and "openvino" in mods:
+        ov = mods["openvino"]
+        try:
+            src = net.onnx_path if net.onnx_path else net.module
+            kwargs = {} if net.onnx_path else {"example_input": x}
+            net.ov_fp32 = ov.convert_model(src, **kwargs)
+        except Exception as e:
+            net.problems["openvino"] = f"OpenVINO conversion failed: {type(e).__name__}: {e}"
+        if net.ov_fp32 is not None and "nncf" in mods:
+            xml = os.path.join(store or work, "ov_int8.xml")
+            try:
+                if os.path.exists(xml):
+                    net.ov_int8 = ov.Core().read_model(xml)
+                else:
+                    net.ov_int8 = quantize_ov(net.ov_fp32, calib, mods)
+                    if store:
+                        ov.save_model(net.ov_int8, xml, compress_to_fp16=False)
+            except Exception as e:
+                net.problems["openvino int8"] = f"NNCF quantization failed: {type(e).__name__}: {e}"
+        elif net.ov_fp32 is not None:
+            net.problems["openvino int8"] = "nncf is not installed"
+    log(f"prepared {net.name} in {time.perf_counter() - t0:.0f} s")
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclasses.dataclass
+class Row:
+    network: str
+    family: str
+    runtime: str
+    precision: str
+    top1: str
+    ms: dict = dataclasses.field(default_factory=dict)  # threads -> median ms
+    iqr: dict = dataclasses.field(default_factory=dict)  # threads -> (p75 - p25) / median
+    note: str = ""
+
+
+def interleaved(fns: Sequence[Callable[[], object]], runs: int, warmup: int = 2,
+                gap_s: float = 0.002, clock: Callable[[], float] = time.perf_counter,
+                sleep: Callable[[float], None] = time.sleep) -> list[list[float]]:
+    """Seconds of every call of each fn: round-robin, the starting fn rotating each round."""
+    n = len(fns)
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(warmup + runs):
+        for k in range(n):
+            i = (r + k) % n
+            sleep(gap_s)
+            t0 = clock()
+            fns[i]()
+            dt = clock() - t0
+            if r >= warmup:
+                times[i].append(dt)
+    return times
+
+
+def median_and_iqr_ms(ts: Sequence[float]) -> tuple[float, float]:
+    """Median in ms and the interquartile range relative to it."""
+    med = statistics.median(ts)
+    if len(ts) < 4:
+        return 1e3 * med, 0.0
+    q = statistics.quantiles(ts, n=4)
+    return 1e3 * med, (q[2] - q[0]) / med
+
+
+def ov_kernels(compiled) -> str:
+    """The most common primitive OpenVINO chose for the convolutions, with its precision."""
+    count: Counter = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "layerType" in info and info["layerType"].astype(str) == "Convolution":
+            count[f"{info['primitiveType'].astype(str)} {info['runtimePrecision'].astype(str)}"] += 1
+    return count.most_common(1)[0][0] if count else "?"
+
+
+class Candidates:
+    """The callables of one thread count, with their rows; skips are logged once."""
+
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+        self.fns: list[Callable[[], object]] = []
+        self.skipped: dict[tuple[str, str, str], str] = {}
+
+    def add(self, row: Row, fn: Callable[[], object]) -> None:
+        self.rows.append(row)
+        self.fns.append(fn)
+
+    def skip(self, network: str, runtime: str, precision: str, why: str) -> None:
+        self.skipped[(network, runtime, precision)] = why
+
+
+def build_candidates(threads: int, engines: dict, nets: list[Network], x: np.ndarray,
+                     isa: IsaClass | None, mods: dict, want: set[str]) -> Candidates:
+    """Every (network, runtime, precision) at ``threads`` threads, ready to call."""
+    import torch
+
+    from onebit.runtime import load
+
+    torch.set_num_threads(threads)
+    xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+    c = Candidates()
+    for name, path in engines.items():
+        rt = load(path, num_threads=threads)
+        c.add(Row(name, name, "onebit", "1-bit", top1_text(name)), lambda rt=rt: rt.run(x))
+    bf16_native = isa.bf16 if isa else True
+    for net in nets:
+        if "torch" in want:
+            m32 = net.module.to(memory_format=torch.channels_last)
+            c.add(Row(net.name, net.family, "PyTorch", "fp32", net.top1),
+                  lambda m=m32: _torch_call(m, xt))
+            m16 = copy.deepcopy(net.module).to(memory_format=torch.channels_last, dtype=torch.bfloat16)
+            x16 = xt.to(torch.bfloat16)
+            note = "" if bf16_native else "emulated: no native bf16 in this class"
+            c.add(Row(net.name, net.family, "PyTorch", "bf16", net.top1, note=note),
+                  lambda m=m16, x16=x16: _torch_call(m, x16))
+        if "ort" in want:
+            _add_ort(c, net, threads, x, isa, mods)
+        if "openvino" in want:
+            _add_openvino(c, net, threads, x, isa, mods, bf16_native)
+    return c
+
+
+def _torch_call(module, x):
+    import torch
+
+    with torch.inference_mode():
+        return module(x)
+
+
+def _add_ort(c: Candidates, net: Network, threads: int, x: np.ndarray, isa: IsaClass | None,
+             mods: dict) -> None:
+    for prec in ("fp32", "int8"):
+        path = net.onnx_path if prec == "fp32" else net.ort_int8_path
+        if isa is not None and isa.capped:
+            c.skip(net.name, "ONNX Runtime", prec, "MLAS dispatches on cpuid and cannot be capped")
+        elif "onnxruntime" not in mods:
+            c.skip(net.name, "ONNX Runtime", prec, "onnxruntime is not installed")
+        elif path is None:
+            why = net.problems.get("onnx") or net.problems.get("ort int8", "no model")
+            c.skip(net.name, "ONNX Runtime", prec, why)
+        else:
+            ort = mods["onnxruntime"]
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+            note = "static QDQ, per-channel weights" if prec == "int8" else ""
+            top1 = net.top1_int8 if prec == "int8" else net.top1
+            c.add(Row(net.name, net.family, "ONNX Runtime", prec, top1, note=note),
+                  lambda s=sess: s.run(None, {"input": x}))
+
+
+def _add_openvino(c: Candidates, net: Network, threads: int, x: np.ndarray, isa: IsaClass | None,
+                  mods: dict, bf16_native: bool) -> None:
+    if "openvino" not in mods:
+        for prec in ("fp32", "bf16", "int8"):
+            c.skip(net.name, "OpenVINO", prec, "openvino is not installed")
+        return
+    ov = mods["openvino"]
+    core = ov.Core()
+    base = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+            "ENABLE_CPU_PINNING": True}
+    # OpenVINO decides bf16 from cpuid, not from the oneDNN cap: on a class without bf16 it
+    # would emulate it, which a CPU of that class never does (it runs fp32 instead).
+    int8_rest = None if bf16_native else "f32"
+    plans = [("fp32", net.ov_fp32, "f32"), ("bf16", net.ov_fp32, "bf16"), ("int8", net.ov_int8, int8_rest)]
+    for prec, model, hint in plans:
+        if model is None:
+            why = net.problems.get("openvino int8" if prec == "int8" else "openvino", "no model")
+            c.skip(net.name, "OpenVINO", prec, why)
+            continue
+        if prec == "bf16" and not bf16_native:
+            c.skip(net.name, "OpenVINO", prec, "no native bf16 in this class (OpenVINO would run fp32)")
+            continue
+        cfg = dict(base, **({"INFERENCE_PRECISION_HINT": hint} if hint else {}))
+        compiled = core.compile_model(model, "CPU", cfg)
+        req = compiled.create_infer_request()
+        note = ov_kernels(compiled)
+        if prec == "int8":
+            rest = str(compiled.get_property("INFERENCE_PRECISION_HINT")).replace("<Type: '", "").rstrip("'>")
+            note = f"NNCF PTQ; {note}; other layers {rest}"
+        top1 = net.top1_int8 if prec == "int8" else net.top1
+        c.add(Row(net.name, net.family, "OpenVINO", prec, top1, note=note),
+              lambda r=req: r.infer({0: x}, share_inputs=True, share_outputs=True))
+
+
+def as_array(out) -> np.ndarray:
+    """The logits of any runtime's result as a float32 numpy array."""
+    if hasattr(out, "detach"):  # torch
+        return out.detach().float().numpy()
+    if hasattr(out, "to_tuple"):  # OpenVINO's OVDict
+        out = out.to_tuple()
+    if isinstance(out, (list, tuple)):  # ONNX Runtime
+        out = out[0]
+    return np.asarray(out, dtype=np.float32)
+
+
+def relative_error(y: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.abs(y - ref).max() / (np.abs(ref).max() + 1e-12))
+
+
+def check_fp32(c: Candidates, tolerance: float = 1e-3) -> None:
+    """ONNX Runtime's and OpenVINO's fp32 logits against PyTorch's: the same network ran."""
+    ref = {r.network: as_array(f()) for r, f in zip(c.rows, c.fns, strict=True)
+           if r.runtime == "PyTorch" and r.precision == "fp32"}
+    for r, f in zip(c.rows, c.fns, strict=True):
+        if r.precision == "fp32" and r.runtime != "PyTorch" and r.network in ref:
+            err = relative_error(as_array(f()), ref[r.network])
+            if err > tolerance:
+                r.note = f"fp32 logits differ from PyTorch's by {err:.1e} (relative)" + (
+                    f"; {r.note}" if r.note else "")
+                log(f"WARNING {r.network}, {r.runtime}: {r.note}")
+
+
+# --------------------------------------------------------------------------- output
+
+
+def ratio_text(ms: float | None, ref: float | None) -> str:
+    """Row ms over onebit ms: '6.03x' (onebit faster above 1)."""
+    if ms is None or not ref:
+        return "-"
+    return f"{ms / ref:.2f}x"
+
+
+def ms_text(ms: float | None) -> str:
+    return "-" if ms is None else (f"{ms:.2f}" if ms < 100 else f"{ms:.0f}")
+
+
+def table(rows: list[Row], threads: list[int], ref_of: Callable[[Row], Row | None]) -> list[str]:
+    head = "| network | published top-1 | runtime | precision |"
+    rule = "|---|---|---|---|"
+    for t in threads:
+        head += f" {t} thr ms | vs onebit |"
+        rule += "---:|---:|"
+    out = [head + " notes |", rule + "---|"]
+    for r in rows:
+        ref = ref_of(r)
+        line = f"| {r.network} | {r.top1} | {r.runtime} | {r.precision} |"
+        for t in threads:
+            line += f" {ms_text(r.ms.get(t))} | {ratio_text(r.ms.get(t), ref.ms.get(t) if ref else None)} |"
+        out.append(line + f" {r.note} |")
+    return out
+
+
+def log(msg: str) -> None:
+    print(f"[versus] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--setup", action="store_true", help="pip-install requirements/bench.txt and exit")
+    ap.add_argument("--no-setup", action="store_true", help="never pip-install missing runtimes")
+    ap.add_argument("--quick", action="store_true",
+                    help="binary_resnet_e18 only, 5 runs, 16 calibration photos")
+    ap.add_argument("--models", nargs="+", default=None, help=f"binary zoo models (default {DEFAULT_MODELS})")
+    ap.add_argument("--no-resnet18", action="store_true", help="leave torchvision's resnet18 out")
+    ap.add_argument("--runtimes", nargs="+", default=["onebit", "torch", "ort", "openvino"],
+                    choices=["onebit", "torch", "ort", "openvino"])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--runs", type=int, default=None, help="timed rounds (default 20, --quick 5)")
+    ap.add_argument("--calib-images", type=int, default=None,
+                    help="photos for BatchNorm and int8 calibration (default all 103, --quick 16)")
+    ap.add_argument("--gap-ms", type=float, default=2.0, help="pause before each timed call")
+    ap.add_argument("--isa-class", default=None, choices=[*ISA_CLASSES, "all"],
+                    help="cap every engine to a hardware class ('all': each class this CPU has)")
+    ap.add_argument("--cache-dir", default=os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser(
+        "~/.cache")), "onebit", "versus"), help="where quantized models are kept between runs")
+    ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--json", default=None, help="write the rows here")
+    args = ap.parse_args(argv)
+    args.models = args.models or (["binary_resnet_e18"] if args.quick else DEFAULT_MODELS)
+    args.runs = args.runs or (5 if args.quick else 20)
+    args.calib_images = args.calib_images or (16 if args.quick else None)
+    return args
+
+
+def without_option(argv: Sequence[str], option: str) -> list[str]:
+    """``argv`` less ``option VALUE`` and ``option=VALUE``."""
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == option:
+            skip = True
+        elif not a.startswith(option + "="):
+            rest.append(a)
+    return rest
+
+
+def run_all_classes(argv: list[str], flags: set[str]) -> None:
+    """``--isa-class all``: one child process per class this CPU has."""
+    rest = without_option(argv, "--isa-class")
+    for name, why in available_classes(flags).items():
+        if why:
+            print(f"\n## class {name}: skipped ({why})\n", flush=True)
+            continue
+        print(f"\n## class {name}\n", flush=True)
+        subprocess.run([sys.executable, os.path.abspath(__file__), *rest, "--isa-class", name], check=False)
+
+
+def cap_environment(c: IsaClass) -> dict[str, str]:
+    env = {CHILD_ENV: c.name}
+    if c.onednn:
+        env["ONEDNN_MAX_CPU_ISA"] = c.onednn
+    if c.aten:
+        env["ATEN_CPU_CAPABILITY"] = c.aten
+    if c.onebit:
+        env["ONEBIT_ISA"] = c.onebit
+    return env
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.setup:
+        failed = {k: v for k, v in setup().items() if v}
+        print("set-up done" + (f"; not installed: {', '.join(failed)}" if failed else ""))
+        return
+    model_name, flags = lscpu()
+    avail = available_classes(flags)
+    isa = ISA_CLASSES.get(args.isa_class or "")
+    if isa is not None and not avail[isa.name] and os.environ.get(CHILD_ENV) != isa.name:
+        # the caps must be in the environment before any library reads them: start afresh
+        cmd = [sys.executable, os.path.abspath(__file__), *argv]
+        os.execve(sys.executable, cmd, {**os.environ, **cap_environment(isa)})
+    print(f"Model name: {model_name}\nFlags: {' '.join(sorted(flags))}", flush=True)
+    native = class_of(flags)
+    print(f"this CPU's class: {native.name if native else 'below AVX2'}; classes available: "
+          + ", ".join(f"{k}" + (f" (no: {v})" if v else " (yes)") for k, v in avail.items()), flush=True)
+    if args.isa_class == "all":
+        run_all_classes(argv, flags)
+        return
+    if isa is not None and avail[isa.name]:
+        print(f"class {isa.name} skipped: {avail[isa.name]}")
+        return
+    run_table(args, isa, native)
+
+
+def run_table(args: argparse.Namespace, isa: IsaClass | None, native: IsaClass | None) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    threads = [t for t in args.threads if t <= len(cpus)]
+    for t in sorted(set(args.threads) - set(threads)):
+        log(f"SKIP {t} threads: only {len(cpus)} CPUs available")
+    cpus = cpus[: max(threads)]
+    pin_to(cpus)
+    import torch
+
+    import onebit
+    from end_to_end import real_images
+    from onebit.export.verify import calibrate_batchnorm
+
+    torch.set_num_interop_threads(1)
+    want = set(args.runtimes)
+    mods = import_runtimes(auto_setup=not args.no_setup) if want & {"ort", "openvino"} else {}
+    if isa is not None and isa.onebit:
+        onebit.runtime.kernels.set_isa(isa.onebit)
+    images = real_images(224, args.calib_images)
+    x = np.ascontiguousarray(images[:1])
+    xt = torch.from_numpy(x)
+    print(f"pinned to CPUs {cpus}; class {isa.name if isa else 'uncapped'}"
+          + (f" ({isa.description})" if isa else f" (this CPU: {native.description if native else '?'})"))
+    print(f"onebit isa {onebit.runtime.kernels.active_isa()} (no VNNI/AMX kernels: binary layers are "
+          f"XNOR-popcount); torch {torch.__version__} ATen {torch.backends.cpu.get_cpu_capability()}; "
+          + ", ".join(f"{k} {getattr(m, '__version__', '?')}" for k, m in mods.items())
+          + (f"; ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA')}" if isa and isa.capped else ""))
+    print(f"batch 1, 224x224; {len(images)} real photos for BatchNorm and int8 calibration; "
+          f"medians of {args.runs} interleaved rounds; load average at start "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}\n", flush=True)
+
+    calib = torch.from_numpy(images)
+    cache = None if args.no_cache else args.cache_dir
+    engines: dict[str, str] = {}
+    nets: list[Network] = []
+    with tempfile.TemporaryDirectory() as work:
+        for name in args.models:
+            torch.manual_seed(0)
+            model = onebit.models.create(name)
+            calibrate_batchnorm(model, calib)
+            if "onebit" in want:
+                engines[name] = os.path.join(work, f"{name}.onebit")
+                onebit.export(model, xt, engines[name], model_name=name)
+            if want & {"torch", "ort", "openvino"}:
+                twin = onebit.nn.float_twin(model)  # float layers, a ReLU for each sign
+                calibrate_batchnorm(twin, calib)
+                nets.append(Network(f"{name} float twin", name, "-", "-", twin))
+        if not args.no_resnet18 and want & {"torch", "ort", "openvino"}:
+            import torchvision
+
+            torch.manual_seed(0)
+            r18 = torchvision.models.resnet18()
+            calibrate_batchnorm(r18, calib)
+            ref = REFERENCE_MODEL if REFERENCE_MODEL in args.models else args.models[0]
+            nets.append(Network("resnet18", ref, top1_text("resnet18"), top1_text("resnet18 int8"), r18))
+        for net in nets:
+            prepare(net, xt, images, mods, work, cache, want)
+
+        results: dict[tuple[str, str, str], Row] = {}
+        skipped: dict[tuple[str, str, str], str] = {}
+        for t in threads:
+            cands = build_candidates(t, engines, nets, x, isa, mods, want)
+            skipped.update(cands.skipped)
+            if t == threads[0]:
+                check_fp32(cands)
+            pin_to(cpus)  # threads the runtimes created inherit it; this catches any that did not
+            log(f"{t} thread(s): timing {len(cands.fns)} rows x {args.runs} rounds")
+            t0 = time.perf_counter()
+            times = interleaved(cands.fns, args.runs, gap_s=args.gap_ms / 1e3)
+            log(f"{t} thread(s): {time.perf_counter() - t0:.0f} s")
+            for row, ts in zip(cands.rows, times, strict=True):
+                key = (row.network, row.runtime, row.precision)
+                kept = results.setdefault(key, row)
+                kept.ms[t], kept.iqr[t] = median_and_iqr_ms(ts)
+            del cands
+    rows = list(results.values())
+    by_engine = {r.network: r for r in rows if r.runtime == "onebit"}
+    print_tables(rows, by_engine, threads, skipped, args, isa)
+
+
+def print_tables(rows: list[Row], by_engine: dict[str, Row], threads: list[int],
+                 skipped: dict, args: argparse.Namespace, isa: IsaClass | None) -> None:
+    def ref_of(r: Row) -> Row | None:
+        return by_engine.get(r.family)
+
+    summary = [r for r in rows if r.runtime == "onebit" or r.network == "resnet18"]
+    twins = [r for r in rows if r.network.endswith("float twin")]
+    print("### onebit against resnet18 (ratio: row ms / onebit "
+          f"{REFERENCE_MODEL if REFERENCE_MODEL in by_engine else next(iter(by_engine), '-')} ms)\n")
+    print("\n".join(table(summary, threads, ref_of)))
+    if twins:
+        print("\n### each binary model against its float twin (ratio: row ms / that model's onebit ms)\n")
+        print("\n".join(table(twins, threads, ref_of)))
+    if skipped:
+        print("\nskipped:")
+        for (net, rt, prec), why in sorted(skipped.items()):
+            print(f"* {net}, {rt} {prec}: {why}")
+    spreads = [(v, r, t) for r in rows for t, v in r.iqr.items()]
+    if spreads:
+        v, r, t = max(spreads, key=lambda s: s[0])
+        print(f"\nnoise: median relative IQR {100 * statistics.median(s[0] for s in spreads):.0f}% "
+              f"(worst {100 * v:.0f}%: {r.network}, {r.runtime} {r.precision}, {t} thr); load average "
+              f"at end {' '.join(f'{a:.1f}' for a in os.getloadavg())}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"class": isa.name if isa else None, "threads": threads,
+                       "rows": [dataclasses.asdict(r) for r in rows],
+                       "skipped": [[*k, v] for k, v in skipped.items()]}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
