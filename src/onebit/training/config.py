@@ -12,7 +12,10 @@ A recipe is a TOML file with the tables below (every key optional, defaults in
     [diagnostics] flips = true, histograms = true, ...
 
 ``base = "other.toml"`` at the top level inherits another recipe (relative
-paths resolve against the recipe's folder); the small CPU variants use it.
+paths resolve against the recipe's folder, else among the recipes shipped with
+onebit, :mod:`onebit.training.recipes`); the small CPU variants use it. A base
+chain that loops back to a recipe is an error. A recipe argument is a file or
+the name of a shipped recipe (``binarynet_mnist_cpu``).
 Overrides are ``section.key=value`` strings whose value is parsed as a TOML
 value (``1e-3``, ``true``, ``[30, 60]``, ``"text"``) or, failing that, kept as
 a bare string: ``optim.lr=1e-3 data.batch_size=64 model.kwargs.width=0.5``.
@@ -242,9 +245,21 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str] | None) -> dict[st
     return cfg
 
 
-def _read_toml(path: str) -> dict[str, Any]:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"recipe not found: {path}")
+def _read_toml(path: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read one recipe file and, first, the ``base`` chain it inherits (``_chain``: files above it).
+
+    ``path`` is a file or the name of a shipped recipe (:func:`onebit.training.recipes.find_recipe`).
+    A ``base`` resolves against the recipe's folder, else among the shipped recipes. A recipe
+    that includes itself, directly or through other bases, is refused with the loop spelled out
+    instead of recursing until Python gives up.
+    """
+    from onebit.training.recipes import find_recipe
+
+    path = find_recipe(path)
+    real = os.path.realpath(path)
+    if real in _chain:
+        loop = " -> ".join(os.path.basename(p) for p in (*_chain[_chain.index(real) :], real))
+        raise ValueError(f"{path}: the recipe includes itself through `base` ({loop})")
     if path.endswith((".yaml", ".yml")):
         try:
             import yaml  # type: ignore[import-untyped]
@@ -258,10 +273,20 @@ def _read_toml(path: str) -> dict[str, Any]:
                 raw = tomllib.load(f)
             except tomllib.TOMLDecodeError as e:
                 raise ValueError(f"{path}: invalid TOML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a recipe is a table of sections, got {type(raw).__name__}")
     base = raw.pop("base", None)
+    if base is not None and not (isinstance(base, str) and base):
+        raise ValueError(f"{path}: base = {base!r}; expected the file name of another recipe")
     if base:
         bpath = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
-        raw = merge(_read_toml(bpath), raw)
+        if not os.path.isfile(bpath):  # not beside the recipe: a shipped recipe of that name
+            try:
+                bpath = find_recipe(base, files=False)
+            except FileNotFoundError as e:
+                msg = f"{path}: base {base!r} is neither beside it nor a shipped recipe ({e})"
+                raise FileNotFoundError(msg) from None
+        raw = merge(_read_toml(bpath, (*_chain, real)), raw)
     return raw
 
 
