@@ -34,8 +34,12 @@ def test_kernels() -> Path:
     r = subprocess.run(configure, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     jobs = str(min(2, os.cpu_count() or 1))
-    r = subprocess.run([CMAKE, "--build", str(BUILD), "-j", jobs, "--target", "test_kernels"],
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [CMAKE, "--build", str(BUILD), "-j", jobs, "--target", "test_kernels"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     exe = BUILD / "csrc" / "test_kernels"
     assert exe.is_file()
