@@ -125,7 +125,11 @@ constexpr double kHangSeconds = 1.0, kHangWallSeconds = 10.0;
 constexpr int64_t kMaxRunFloats = int64_t{1} << 20;
 // Likewise for the estimated work of one sample (computed_output_shape): above kReferenceWork
 // the naive reference kernel is swapped for the best one, above kMaxWork nothing runs.
+// Calibrated on the -O1 ASan + UBSan build (about 3e-8 s per unit on the reference kernel, 3e-9 on
+// the others); libFuzzer's coverage instrumentation makes the engine about 3x slower, so its
+// build scales them by g_work_scale = 0.3 (--work-scale sets it in the standalone driver).
 constexpr double kReferenceWork = 1.5e7, kMaxWork = 1e8;
+double g_work_scale = 1.0;
 
 // ---------------------------------------------------------------------------------------------
 // Random numbers (splitmix64).
@@ -1069,7 +1073,7 @@ bool m_padding_bits(Doc& d, Rng& r) {  // set a padding bit in a packed weight
     int64_t ch;
     J* c = e.find("channels");
     J* t = g.tensors->find(name);
-    if (c && t && c->int64(ch) && ch % 64) cand.emplace_back(t, ch);
+    if (c && t && c->int64(ch) && ch > 0 && ch % 64) cand.emplace_back(t, ch);
   }
   if (cand.empty()) return false;
   auto [t, ch] = r.pick(cand);
@@ -1179,9 +1183,10 @@ std::string mutate(Doc d, Rng& r, std::string* applied, std::vector<uint64_t>* h
     file[at] = static_cast<char>(r.next());
     if (r.chance(80)) file = add_digest(file.substr(0, file.size() - 32));
     if (applied) *applied += "+header";
-  } else if (r.chance(1)) {
-    file[r.below(file.size())] ^= 1;  // checksum mismatch
-    if (applied) *applied += "+checksum";
+  } else if (r.chance(4)) {  // raw damage anywhere, checksum left wrong (run_case then loads it
+    for (int k = static_cast<int>(r.range(1, 8)); k > 0; --k)  // again with verify_checksum = 0)
+      file[r.below(file.size())] ^= static_cast<char>(1u << r.below(8));
+    if (applied) *applied += "+raw";
   }
   if (file.size() > kMaxFile) file = lay_out("{}", "");
   return file;
@@ -1328,7 +1333,7 @@ int g_fixed_isa = -1;  // --isa: every case under this instruction set
 
 struct Stats {
   uint64_t cases = 0, loaded = 0, ran = 0, run_mem = 0, failures = 0, hangs = 0, alloc_fail = 0,
-           batch_mismatch = 0, oracle = 0, not_run_big = 0;
+           batch_mismatch = 0, oracle = 0, not_run_big = 0, unverified = 0, odd_batch = 0;
   uint64_t load_code[8] = {};
   int64_t peak_alloc = 0;
   double max_secs = 0, total_secs = 0, max_wall = 0;
@@ -1398,7 +1403,7 @@ bool same_floats(const float* a, const float* b, size_t n) {
 }
 
 // Loads (and runs) one file; every rule of the file comment is checked here.
-CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracle) {
+CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracle, bool verify = true) {
   CaseResult res;
   g_cur_data = file.data();
   g_cur_size = file.size();
@@ -1417,7 +1422,7 @@ CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracl
   onebit_load_options o = onebit_default_load_options();
   o.memory_cap = kMemoryCap;
   o.num_threads = r.chance(12) ? 2 : 1;
-  o.verify_checksum = 1;
+  o.verify_checksum = verify ? 1 : 0;
 
   const int64_t base = g_live.load();
   g_peak.store(base);
@@ -1453,9 +1458,9 @@ CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracl
     excluded_ns += now_ns() - te;
     excluded_cpu += cpu_ns() - tc;
     res.work = work;
-    if (g_fixed_isa < 0 && onebit::active_isa() == onebit::Isa::kReference && work > kReferenceWork)
+    if (g_fixed_isa < 0 && onebit::active_isa() == onebit::Isa::kReference && work > kReferenceWork * g_work_scale)
       onebit::set_active_isa(onebit::best_isa());
-    const bool run = per <= kMaxRunFloats && (!known || work <= kMaxWork);
+    const bool run = per <= kMaxRunFloats && (!known || work <= kMaxWork * g_work_scale);
     if (fail_kind.empty() && !run) st.not_run_big++;
     if (fail_kind.empty() && run) {
       std::vector<float> x(static_cast<size_t>(2 * per)), y1(static_cast<size_t>(n1)), y2(static_cast<size_t>(n2));
@@ -1475,6 +1480,17 @@ CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracl
           continue;
         }
         if (fail_kind.empty()) fail_kind = "run", fail_detail = "run failed with code " + std::to_string(rc) + ": '" + e + "'";
+      }
+      if (rc1 == ONEBIT_OK && rc2 == ONEBIT_OK && work * 7 <= kMaxWork * g_work_scale && r.chance(10)) {
+        // an odd batch: the kernels' row tiles end mid-sample
+        const int64_t b = r.range(3, 7);
+        std::vector<float> xb(static_cast<size_t>(b * per)), yb(static_cast<size_t>(b * n1));
+        fill_input(xb, r);
+        const int rc = onebit_model_run(m, xb.data(), b, yb.data());
+        st.odd_batch++;
+        if (rc != ONEBIT_OK && !(rc == ONEBIT_ERROR_MEMORY && *onebit_last_error()) && fail_kind.empty())
+          fail_kind = "run", fail_detail = "batch " + std::to_string(b) + " failed with code " + std::to_string(rc) +
+                                           ": '" + onebit_last_error() + "'";
       }
       if (rc1 == ONEBIT_OK && rc2 == ONEBIT_OK) {
         st.ran++;
@@ -1513,6 +1529,10 @@ CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracl
                                         std::to_string(limit >> 20) + " MiB";
   }
   if (!fail_kind.empty()) fail(st, fail_kind, fail_detail, file);
+  if (fail_kind.empty() && verify && res.message.rfind("checksum mismatch", 0) == 0) {
+    st.unverified++;  // the damaged bytes themselves, past the checksum
+    return run_case(file, st, r, false, false);
+  }
   if (fail_kind.empty() && allow_oracle && !m && res.message.find("recorded output shape") != std::string::npos) {
     std::string fixed = file;
     if (patch_output_shape(fixed)) {
@@ -1545,6 +1565,7 @@ void install_guards() {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_abort_on_failure = true;
+  g_work_scale = 0.3;
   install_guards();
   return 0;
 }
@@ -1633,9 +1654,10 @@ std::string basename_of(const std::string& p) {
 void print_stats(const Stats& st, double wall, bool histogram) {
   std::printf("cases %" PRIu64 " in %.1f s (%.0f/s): loaded %" PRIu64 ", ran %" PRIu64
               " (batch 1 and 2), run over the memory cap %" PRIu64 ", loads with a fixed output shape %" PRIu64
-              ", too big to run %" PRIu64 "\n",
+              ", too big to run %" PRIu64 ", also run at batch 3-7 %" PRIu64 ", damaged files loaded unverified %" PRIu64
+              "\n",
               st.cases, wall, st.cases / std::max(wall, 1e-9), st.loaded, st.ran, st.run_mem, st.oracle,
-              st.not_run_big);
+              st.not_run_big, st.odd_batch, st.unverified);
   std::printf("load errors: format %" PRIu64 ", memory %" PRIu64 ", other %" PRIu64 "\n",
               st.load_code[ONEBIT_ERROR_FORMAT], st.load_code[ONEBIT_ERROR_MEMORY],
               st.load_code[1] + st.load_code[4] + st.load_code[5] + st.load_code[6] + st.load_code[7]);
@@ -1855,6 +1877,7 @@ int main(int argc, char** argv) {
     else if (a == "--sweep-limit") sweep_limit = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--strict-batch") g_strict_batch = true;
     else if (a == "--quiet") g_quiet = true;
+    else if (a == "--work-scale") g_work_scale = std::atof(next().c_str());
     else if (a == "--isa") g_fixed_isa = static_cast<int>(onebit::parse_isa(next()));
     else if (a == "-h" || a == "--help") {
       std::printf("see the comment at the top of tests/csrc/fuzz_engine.cc\n");
