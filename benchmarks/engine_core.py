@@ -107,7 +107,8 @@ def main() -> None:
         one_op_model(one)
         new1, old1 = load(one, num_threads=1), before.load(one, num_threads=1)
         x8 = np.ones((1, 8), np.float32)
-        n_us, o_us = (1e3 * v for v in interleaved_ms([lambda: new1.run(x8), lambda: old1.run(x8)], 20000, 1000))
+        calls = [lambda: new1.run(x8), lambda: old1.run(x8)]
+        n_us, o_us = (1e3 * v for v in interleaved_ms(calls, 20000, 1000))
         print("| one-op model (relu, 8 floats) | previous engine (Python) | C++ engine, Python binding "
               "| C++ engine, C API (onebit-run) |")
         print("|---|---:|---:|---:|")
@@ -129,7 +130,7 @@ def main() -> None:
             for nt in args.threads:
                 new, old = load(path, num_threads=nt), before.load(path, num_threads=nt)
                 same = np.array_equal(new.run(x).view(np.uint32), old.run(x).view(np.uint32))
-                t_old, t_new = interleaved_ms([lambda o=old: o.run(x), lambda n=new: n.run(x)], args.runs)
+                t_old, t_new = interleaved_ms([lambda o=old, x=x: o.run(x), lambda n=new, x=x: n.run(x)], args.runs)
                 new.layer_times.clear()
                 for _ in range(10):
                     new.run(x, profile=True)
