@@ -130,7 +130,8 @@ def main() -> None:
             for nt in args.threads:
                 new, old = load(path, num_threads=nt), before.load(path, num_threads=nt)
                 same = np.array_equal(new.run(x).view(np.uint32), old.run(x).view(np.uint32))
-                t_old, t_new = interleaved_ms([lambda o=old, x=x: o.run(x), lambda n=new, x=x: n.run(x)], args.runs)
+                pair = [lambda o=old, x=x: o.run(x), lambda n=new, x=x: n.run(x)]
+                t_old, t_new = interleaved_ms(pair, args.runs)
                 new.layer_times.clear()
                 for _ in range(10):
                     new.run(x, profile=True)
