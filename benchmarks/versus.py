@@ -254,14 +254,19 @@ def export_onnx(module, x, path: str) -> None:
                           input_names=["input"], output_names=["logits"])
 
 
-def cache_key(onnx_path: str, calib: np.ndarray, mods: dict) -> str:
+def cache_dir_for(cache: str | None, slug: str, onnx_path: str | None, calib: np.ndarray,
+                  versions: Sequence[object]) -> str | None:
+    """Where a quantized model of this exact float network, calibration set and tools is kept."""
+    if not cache or not onnx_path:
+        return None
     h = hashlib.sha256()
     with open(onnx_path, "rb") as f:
         h.update(f.read())
     h.update(np.ascontiguousarray(calib).tobytes())
-    for key in ("onnxruntime", "openvino", "nncf"):
-        h.update(str(getattr(mods.get(key), "__version__", None)).encode())
-    return h.hexdigest()[:16]
+    h.update(repr([str(v) for v in versions]).encode())
+    path = os.path.join(cache, slug, h.hexdigest()[:16])
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def quantize_ort(src: str, dst: str, calib: np.ndarray, work: str) -> None:
@@ -306,11 +311,12 @@ def prepare(net: Network, x, calib: np.ndarray, mods: dict, work: str, cache: st
             net.problems["onnx"] = f"ONNX export failed: {type(e).__name__}: {e}"
     elif need_onnx:
         net.problems["onnx"] = "onnx is not installed"
-    key = cache_key(net.onnx_path, calib, mods) if net.onnx_path else None
-    store = os.path.join(cache, slug, key) if cache and key else None
-    if store:
-        os.makedirs(store, exist_ok=True)
+
+    def version(key: str) -> object:
+        return getattr(mods.get(key), "__version__", None)
+
     if "ort" in want and net.onnx_path and "onnxruntime" in mods:
+        store = cache_dir_for(cache, slug, net.onnx_path, calib, ["ort", version("onnxruntime")])
         dst = os.path.join(store or work, "ort_int8.onnx")
         try:
             if not os.path.exists(dst):
@@ -329,6 +335,8 @@ def prepare(net: Network, x, calib: np.ndarray, mods: dict, work: str, cache: st
         except Exception as e:
             net.problems["openvino"] = f"OpenVINO conversion failed: {type(e).__name__}: {e}"
         if net.ov_fp32 is not None and "nncf" in mods:
+            store = cache_dir_for(cache, slug, net.onnx_path, calib,
+                                  ["ov", version("openvino"), version("nncf")])
             xml = os.path.join(store or work, "ov_int8.xml")
             try:
                 if os.path.exists(xml):
@@ -354,27 +362,33 @@ class Row:
     runtime: str
     precision: str
     top1: str
-    ms: dict = dataclasses.field(default_factory=dict)  # threads -> median ms
+    ms: dict = dataclasses.field(default_factory=dict)  # threads -> median wall ms
     iqr: dict = dataclasses.field(default_factory=dict)  # threads -> (p75 - p25) / median
+    # threads -> median CPU ms of the whole process per call: at 1 thread the work itself,
+    # without the time other jobs held the core (the robust measure on a shared machine)
+    cpu_ms: dict = dataclasses.field(default_factory=dict)
     note: str = ""
 
 
 def interleaved(fns: Sequence[Callable[[], object]], runs: int, warmup: int = 2,
                 gap_s: float = 0.002, clock: Callable[[], float] = time.perf_counter,
-                sleep: Callable[[float], None] = time.sleep) -> list[list[float]]:
-    """Seconds of every call of each fn: round-robin, the starting fn rotating each round."""
+                cpu_clock: Callable[[], float] = time.process_time,
+                sleep: Callable[[float], None] = time.sleep) -> tuple[list[list[float]], list[list[float]]]:
+    """Wall and process-CPU seconds of every call of each fn, round-robin, the first fn rotating."""
     n = len(fns)
-    times: list[list[float]] = [[] for _ in fns]
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
     for r in range(warmup + runs):
         for k in range(n):
             i = (r + k) % n
             sleep(gap_s)
-            t0 = clock()
+            t0, c0 = clock(), cpu_clock()
             fns[i]()
-            dt = clock() - t0
+            t1, c1 = clock(), cpu_clock()
             if r >= warmup:
-                times[i].append(dt)
-    return times
+                wall[i].append(t1 - t0)
+                cpu[i].append(c1 - c0)
+    return wall, cpu
 
 
 def median_and_iqr_ms(ts: Sequence[float]) -> tuple[float, float]:
@@ -567,6 +581,39 @@ def table(rows: list[Row], threads: list[int], ref_of: Callable[[Row], Row | Non
     return out
 
 
+#: The columns of :func:`matrix`: runtime and precision.
+COLUMNS = [("onebit", "1-bit"), ("PyTorch", "fp32"), ("PyTorch", "bf16"), ("ONNX Runtime", "fp32"),
+           ("ONNX Runtime", "int8"), ("OpenVINO", "fp32"), ("OpenVINO", "bf16"), ("OpenVINO", "int8")]
+
+
+def matrix(rows: list[Row], t: int, ref_of: Callable[[Row], Row | None], field: str = "ms") -> list[str]:
+    """One line per binary model (its onebit time, then its float twin's) and one for resnet18.
+
+    Cells are "ms (row ms / onebit ms)" of ``field`` ("ms": wall, "cpu_ms": process CPU time);
+    columns no row has are left out.
+    """
+    cell = {("resnet18" if r.network == "resnet18" else r.family, r.runtime, r.precision): r
+            for r in rows if t in getattr(r, field)}
+    cols = [c for c in COLUMNS if any((k[1], k[2]) == c for k in cell)]
+    what = "CPU ms" if field == "cpu_ms" else "ms"
+    lines = ["| " + f"{t} thread{'s' if t > 1 else ''}, {what} | published top-1 | "
+             + " | ".join(f"{rt} {prec}" for rt, prec in cols) + " |",
+             "|---|---|" + "---:|" * len(cols)]
+    families = list(dict.fromkeys(r.family for r in rows if r.runtime == "onebit"))
+    has_r18 = any(r.network == "resnet18" for r in rows)
+    for fam in families + (["resnet18"] if has_r18 else []):
+        texts = []
+        for rt, prec in cols:
+            r = cell.get((fam, rt, prec))
+            ref = ref_of(r) if r else None
+            ms = getattr(r, field).get(t) if r else None
+            ref_ms = getattr(ref, field).get(t) if ref else None
+            texts.append("-" if ms is None else f"{ms_text(ms)} ({ratio_text(ms, ref_ms)})")
+        label = fam if fam == "resnet18" else f"{fam} (onebit) / its float twin"
+        lines.append(f"| {label} | {top1_text(fam)} | " + " | ".join(texts) + " |")
+    return lines
+
+
 def log(msg: str) -> None:
     print(f"[versus] {msg}", file=sys.stderr, flush=True)
 
@@ -595,6 +642,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "~/.cache")), "onebit", "versus"), help="where quantized models are kept between runs")
     ap.add_argument("--no-cache", action="store_true")
     ap.add_argument("--json", default=None, help="write the rows here")
+    ap.add_argument("--from-json", default=None, help="print the tables of an earlier --json, run nothing")
     args = ap.parse_args(argv)
     args.models = args.models or (["binary_resnet_e18"] if args.quick else DEFAULT_MODELS)
     args.runs = args.runs or (5 if args.quick else 20)
@@ -640,6 +688,9 @@ def cap_environment(c: IsaClass) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.from_json:
+        reprint(args.from_json)
+        return
     if args.setup:
         failed = {k: v for k, v in setup().items() if v}
         print("set-up done" + (f"; not installed: {', '.join(failed)}" if failed else ""))
@@ -732,20 +783,41 @@ def run_table(args: argparse.Namespace, isa: IsaClass | None, native: IsaClass |
             pin_to(cpus)  # threads the runtimes created inherit it; this catches any that did not
             log(f"{t} thread(s): timing {len(cands.fns)} rows x {args.runs} rounds")
             t0 = time.perf_counter()
-            times = interleaved(cands.fns, args.runs, gap_s=args.gap_ms / 1e3)
+            wall, cpu = interleaved(cands.fns, args.runs, gap_s=args.gap_ms / 1e3)
             log(f"{t} thread(s): {time.perf_counter() - t0:.0f} s")
-            for row, ts in zip(cands.rows, times, strict=True):
+            for row, ts, cs in zip(cands.rows, wall, cpu, strict=True):
                 key = (row.network, row.runtime, row.precision)
                 kept = results.setdefault(key, row)
                 kept.ms[t], kept.iqr[t] = median_and_iqr_ms(ts)
+                kept.cpu_ms[t] = 1e3 * statistics.median(cs)
             del cands
     rows = list(results.values())
+    print_tables(rows, threads, skipped)
+    print(f"load average at end {' '.join(f'{a:.1f}' for a in os.getloadavg())}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"class": isa.name if isa else None, "threads": threads,
+                       "rows": [dataclasses.asdict(r) for r in rows],
+                       "skipped": [[*k, v] for k, v in skipped.items()]}, f, indent=1)
+
+
+def reprint(path: str) -> None:
+    """The tables of a --json file."""
+    with open(path) as f:
+        data = json.load(f)
+    rows = []
+    for d in data["rows"]:
+        d["ms"] = {int(k): v for k, v in d["ms"].items()}
+        d["iqr"] = {int(k): v for k, v in d["iqr"].items()}
+        d["cpu_ms"] = {int(k): v for k, v in d.get("cpu_ms", {}).items()}
+        rows.append(Row(**d))
+    print(f"class {data['class'] or 'uncapped'}\n")
+    print_tables(rows, data["threads"], {tuple(s[:3]): s[3] for s in data["skipped"]})
+
+
+def print_tables(rows: list[Row], threads: list[int], skipped: dict) -> None:
     by_engine = {r.network: r for r in rows if r.runtime == "onebit"}
-    print_tables(rows, by_engine, threads, skipped, args, isa)
 
-
-def print_tables(rows: list[Row], by_engine: dict[str, Row], threads: list[int],
-                 skipped: dict, args: argparse.Namespace, isa: IsaClass | None) -> None:
     def ref_of(r: Row) -> Row | None:
         return by_engine.get(r.family)
 
@@ -757,6 +829,15 @@ def print_tables(rows: list[Row], by_engine: dict[str, Row], threads: list[int],
     if twins:
         print("\n### each binary model against its float twin (ratio: row ms / that model's onebit ms)\n")
         print("\n".join(table(twins, threads, ref_of)))
+    ref_name = REFERENCE_MODEL if REFERENCE_MODEL in by_engine else next(iter(by_engine), "-")
+    for t in threads:
+        print(f"\n### in one table, {t} thread{'s' if t > 1 else ''}, wall-clock medians "
+              f"(resnet18's ratios: to onebit {ref_name})\n")
+        print("\n".join(matrix(rows, t, ref_of)))
+    if 1 in threads and any(r.cpu_ms for r in rows):
+        print(f"\n### 1 thread, CPU time of the process per call (medians; resnet18's ratios: to onebit "
+              f"{ref_name}): the work alone, without the time other jobs held the core\n")
+        print("\n".join(matrix(rows, 1, ref_of, "cpu_ms")))
     if skipped:
         print("\nskipped:")
         for (net, rt, prec), why in sorted(skipped.items()):
@@ -765,13 +846,7 @@ def print_tables(rows: list[Row], by_engine: dict[str, Row], threads: list[int],
     if spreads:
         v, r, t = max(spreads, key=lambda s: s[0])
         print(f"\nnoise: median relative IQR {100 * statistics.median(s[0] for s in spreads):.0f}% "
-              f"(worst {100 * v:.0f}%: {r.network}, {r.runtime} {r.precision}, {t} thr); load average "
-              f"at end {' '.join(f'{a:.1f}' for a in os.getloadavg())}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"class": isa.name if isa else None, "threads": threads,
-                       "rows": [dataclasses.asdict(r) for r in rows],
-                       "skipped": [[*k, v] for k, v in skipped.items()]}, f, indent=1)
+              f"(worst {100 * v:.0f}%: {r.network}, {r.runtime} {r.precision}, {t} thr)")
 
 
 if __name__ == "__main__":

@@ -131,9 +131,11 @@ def test_setup_keeps_going_past_a_package_that_fails(vs):
 def test_interleaved_calls_round_robin_and_keeps_timed_rounds(vs):
     order = []
     fns = [lambda i=i: order.append(i) for i in range(3)]
-    ticks = iter(range(10_000))
-    times = vs.interleaved(fns, runs=4, warmup=2, gap_s=0.0, clock=lambda: next(ticks), sleep=lambda s: None)
-    assert [len(t) for t in times] == [4, 4, 4]
+    ticks, cpu_ticks = iter(range(10_000)), iter(range(0, 30_000, 3))
+    times, cpu = vs.interleaved(fns, runs=4, warmup=2, gap_s=0.0, clock=lambda: next(ticks),
+                                cpu_clock=lambda: next(cpu_ticks), sleep=lambda s: None)
+    assert [len(t) for t in times] == [len(c) for c in cpu] == [4, 4, 4]
+    assert all(c == 3 for cs in cpu for c in cs)
     assert order.count(0) == order.count(1) == order.count(2) == 6
     rounds = [order[i : i + 3] for i in range(0, len(order), 3)]
     assert [r[0] for r in rounds] == [0, 1, 2, 0, 1, 2]  # the first fn rotates
@@ -205,3 +207,19 @@ def test_as_array_and_relative_error(vs):
 def test_without_option(vs):
     argv = ["--quick", "--isa-class", "all", "--runs", "3", "--isa-class=all"]
     assert vs.without_option(argv, "--isa-class") == ["--quick", "--runs", "3"]
+
+
+def test_matrix_puts_each_twin_beside_its_binary_model(vs):
+    rows = [
+        vs.Row("quicknet", "quicknet", "onebit", "1-bit", "x", ms={1: 5.0}, cpu_ms={1: 4.0}),
+        vs.Row("quicknet float twin", "quicknet", "OpenVINO", "int8", "-", ms={1: 10.0}, cpu_ms={1: 2.0}),
+        vs.Row("resnet18", "quicknet", "OpenVINO", "int8", "y", ms={1: 2.5}, cpu_ms={1: 1.0}),
+    ]
+    by = {"quicknet": rows[0]}
+    lines = vs.matrix(rows, 1, lambda r: by.get(r.family))
+    assert lines[0] == "| 1 thread, ms | published top-1 | onebit 1-bit | OpenVINO int8 |"
+    assert lines[2].startswith("| quicknet (onebit) / its float twin | 63.30% (larq zoo (sota)) |")
+    assert lines[2].endswith("| 5.00 (1.00x) | 10.00 (2.00x) |")
+    assert lines[3].startswith("| resnet18 | 69.76% ") and lines[3].endswith("| - | 2.50 (0.50x) |")
+    cpu = vs.matrix(rows, 1, lambda r: by.get(r.family), "cpu_ms")
+    assert "CPU ms" in cpu[0] and cpu[2].endswith("| 4.00 (1.00x) | 2.00 (0.50x) |")
