@@ -8,7 +8,7 @@ Cases (DIR/cases.json lists them with the instruction sets to run under emulatio
 * the zoo's binary_resnet_e18, birealnet18, quicknet and binary_densenet28 at 224x224, batch 1, once
   (NEON: emulated 224 models are slow);
 * the same four at 64x64, batch 2, under NEON and the portable kernels;
-* the README demo's model (BinaryNet MLP 784-512-512-512-10) trained on MNIST for a few seconds,
+* the README demo's model (BinaryNet MLP 784-512-512-512-10) trained on MNIST for about 20 seconds,
   on 1,000 test images (batch 1000), under NEON and portable.
 
 Zoo weights are random (seed 0) with BatchNorm statistics calibrated on the real photos of
