@@ -12,6 +12,31 @@ from collections.abc import Callable, Sequence
 
 _COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable]] = {}
 
+#: Modules of the ``[train]`` extra: without them, only info/inspect/run/bench work.
+_TRAIN_EXTRA = ("torch", "torchvision", "matplotlib", "tensorboard", "rich", "tqdm", "tomli")
+
+
+def _int_at_least(least: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``least``, else a usage error naming the value."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < least:
+            raise argparse.ArgumentTypeError(f"must be >= {least}, got {v}")
+        return v
+
+    parse.__name__ = "int"  # what argparse names in "invalid int value"
+    return parse
+
+
+_positive = _int_at_least(1)
+
+#: Commands whose OSError/MemoryError is the user's file or machine, reported in one line.
+_FILE_COMMANDS = ("export", "inspect", "run", "bench")
+
 
 def command(name: str, help: str):
     """Register a sub-command: the decorated function configures its parser."""
@@ -112,9 +137,16 @@ def _eval(p: argparse.ArgumentParser) -> Callable:
 def _export(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("model", help="checkpoint path, or a registered name (random weights, for benchmarks)")
     p.add_argument("-o", "--output", required=True, help="destination .onebit file")
-    p.add_argument("--input-size", type=int, default=None, help="image side (default: model's)")
-    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--input-size", type=_positive, default=None, help="image side (default: model's)")
+    p.add_argument(
+        "--num-classes", type=_positive, default=None, help="classes of a registered model (not a checkpoint)"
+    )
     p.add_argument("--fp16", action="store_true", help="store float weights as fp16")
+    p.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="class names to record, one per line in output order (default: the recipe's data set's)",
+    )
     from onebit.training.cli import add_trust_code_flag
 
     add_trust_code_flag(p)
@@ -122,17 +154,29 @@ def _export(p: argparse.ArgumentParser) -> Callable:
     def run(args: argparse.Namespace) -> int:
         import os
 
+        labels_file = _read_labels(args.labels) if args.labels else None
         import torch
 
         from onebit import models
-        from onebit.export import export
+        from onebit.export import (
+            DATASET_CLASSES,
+            export,
+            model_cfg_preprocess,
+            recipe_labels,
+            recipe_preprocess,
+        )
+        from onebit.runtime.tools import describe_preprocess
 
         if os.path.exists(args.model):
+            if args.num_classes is not None:
+                raise ValueError("--num-classes is for registered names; a checkpoint records its classes")
             from onebit.training.checkpoint import load_model
 
             model, meta = load_model(args.model, trust_code=args.trust_code)
             size = tuple(meta.get("input_size") or ())
             name = meta.get("model_name", args.model)
+            recipe = meta.get("config") or {}
+            num_classes = meta.get("num_classes")
         else:
             cfg = models.get_cfg(args.model)
             kwargs = {"num_classes": args.num_classes}
@@ -141,29 +185,61 @@ def _export(p: argparse.ArgumentParser) -> Callable:
                 kwargs["input_size"] = args.input_size
             model = models.create(args.model, **kwargs)
             name = args.model
+            recipe = None
+            num_classes = args.num_classes or cfg["num_classes"]
             print(f"note: {args.model} has random weights (pass a checkpoint to export a trained model)")
         if args.input_size is not None and len(size) == 3:
             size = (size[0], args.input_size, args.input_size)
         if not size:
             raise ValueError("unknown input size; pass --input-size")
-        preprocess = None
-        if len(size) == 3 and size[1] >= 64:
-            preprocess = {
-                "resize": round(size[1] * 256 / 224),
-                "crop": size[1],
-                "mean": [0.485, 0.456, 0.406],
-                "std": [0.229, 0.224, 0.225],
-            }
+        if recipe is None:  # a registered model: its default config's data set
+            preprocess, labels = model_cfg_preprocess(cfg, size), DATASET_CLASSES.get(cfg.get("dataset", ""))
+        else:
+            preprocess, labels = recipe_preprocess(recipe, size), recipe_labels(recipe)
+            if not recipe:
+                print(f"note: {args.model} records no recipe: no preprocessing or labels to record")
+        if labels is not None and num_classes is not None and len(labels) != num_classes:
+            print(f"note: {len(labels)} classes in the data set, {num_classes} in the model: no labels")
+            labels = None
+        if labels_file is not None:
+            labels = labels_file
         nbytes = export(
-            model, torch.randn(1, *size), args.output, fp16=args.fp16, model_name=name, preprocess=preprocess
+            model,
+            torch.randn(1, *size),
+            args.output,
+            fp16=args.fp16,
+            model_name=name,
+            preprocess=preprocess,
+            labels=labels,
         )
         print(f"wrote {args.output}: {nbytes:,} bytes")
+        if preprocess is not None:
+            print(f"preprocessing: {describe_preprocess(preprocess)}")
+        if labels:
+            print(f"labels: {len(labels)} ({', '.join(labels[:5])}{', ...' if len(labels) > 5 else ''})")
+        else:
+            print("labels: none recorded (`onebit run` prints class numbers; --labels FILE records names)")
         return 0
 
     return run
 
 
-@command("inspect", "print a .onebit file's layers, sizes and provenance")
+def _read_labels(path: str) -> list[str]:
+    """Class names from a text file, one per line (blank lines and surrounding spaces dropped)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = [line.strip() for line in f]
+    except UnicodeDecodeError:
+        raise ValueError(f"--labels {path}: not a UTF-8 text file") from None
+    except OSError as e:
+        raise ValueError(f"--labels {path}: cannot read it ({e.strerror or e})") from None
+    names = [n for n in names if n]
+    if not names:
+        raise ValueError(f"--labels {path}: no class names in it")
+    return names
+
+
+@command("inspect", "print a .onebit file's layers, sizes, preprocessing, labels and provenance")
 def _inspect(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("file")
 
@@ -176,12 +252,12 @@ def _inspect(p: argparse.ArgumentParser) -> Callable:
     return run
 
 
-@command("run", "classify images with a .onebit model (top-5)")
+@command("run", "classify images with a .onebit model (top-5, with the recorded preprocessing and labels)")
 def _run(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("file")
     p.add_argument("images", nargs="+")
-    p.add_argument("--top", type=int, default=5)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--top", type=_positive, default=5, help="classes to print per image (default 5)")
+    p.add_argument("--threads", type=_positive, default=None, help="engine threads (default: all CPUs)")
 
     def run(args: argparse.Namespace) -> int:
         from onebit.runtime.tools import run_images
@@ -195,14 +271,15 @@ def _run(p: argparse.ArgumentParser) -> Callable:
 @command("bench", "latency percentiles and per-op time of a .onebit model")
 def _bench(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("file")
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--runs", type=_positive, default=50, help="timed calls (default 50)")
+    p.add_argument("--warmup", type=_int_at_least(0), default=5, help="untimed calls first (default 5)")
+    p.add_argument("--batch", type=_positive, default=1, help="images per call (default 1)")
+    p.add_argument("--threads", type=_positive, default=None, help="engine threads (default: all CPUs)")
 
     def run(args: argparse.Namespace) -> int:
         from onebit.runtime.tools import bench
 
-        bench(args.file, runs=args.runs, batch=args.batch, num_threads=args.threads)
+        bench(args.file, runs=args.runs, warmup=args.warmup, batch=args.batch, num_threads=args.threads)
         return 0
 
     return run
@@ -230,6 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _missing_train_extra(e: ModuleNotFoundError) -> str | None:
+    """The one-line hint for a command that needs the ``[train]`` extra, or None for other modules."""
+    top = (e.name or "").split(".")[0]
+    if top not in _TRAIN_EXTRA:
+        return None
+    return (
+        f"this command needs {top}, which is not installed: pip install 'onebit[train]' "
+        "(the plain install runs only `onebit info`, `inspect`, `run` and `bench`)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -238,9 +326,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args._run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as e:
-        # User errors: one clear line, no traceback.
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+    except ModuleNotFoundError as e:
+        hint = _missing_train_extra(e)
+        if hint is None:
+            raise
+        print(f"onebit {args.command}: error: {hint}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, KeyError, OSError, MemoryError) as e:
+        # User errors (bad arguments or files; for the file commands also an unwritable output or
+        # a model over the memory cap): one clear line, no traceback.
+        if isinstance(e, (OSError, MemoryError)) and not isinstance(e, FileNotFoundError):
+            if args.command not in _FILE_COMMANDS:
+                raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else (str(e) or type(e).__name__)
         print(f"onebit {args.command}: error: {msg}", file=sys.stderr)
         return 2
 
