@@ -154,6 +154,11 @@ def _export(p: argparse.ArgumentParser) -> Callable:
     def run(args: argparse.Namespace) -> int:
         import os
 
+        folder = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(folder):
+            raise ValueError(f"cannot write {args.output}: folder {folder} does not exist")
+        if os.path.isdir(args.output):
+            raise ValueError(f"cannot write {args.output}: it is a folder; give a file name")
         labels_file = _read_labels(args.labels) if args.labels else None
         import torch
 
