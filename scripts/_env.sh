@@ -17,7 +17,8 @@ if [ ! -f "$stamp" ]; then
   echo "[onebit] installing dependencies (torch from requirements/constraints.txt)"
   "${PIP[@]}" install --upgrade pip
   "${PIP[@]}" install -c "$CONSTRAINTS" torch torchvision -r "$ROOT/requirements/dev.txt"
-  "${PIP[@]}" install -c "$CONSTRAINTS" numpy rich tqdm matplotlib tensorboard
+  # The core dependencies and the [train] extra of pyproject.toml (onebit itself goes in with --no-deps).
+  "${PIP[@]}" install -c "$CONSTRAINTS" numpy pillow rich tqdm matplotlib tensorboard "tomli>=2.0; python_version < '3.11'"
   touch "$stamp"
 fi
 # onebit itself: editable, rebuilt incrementally (build/ keeps the CMake tree).
