@@ -634,7 +634,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--runs", type=int, default=None, help="timed rounds (default 20, --quick 5)")
     ap.add_argument("--calib-images", type=int, default=None,
-                    help="photos for BatchNorm and int8 calibration (default all 103, --quick 16)")
+                    help="photos for int8 calibration (default all 103, --quick 16)")
+    ap.add_argument("--bn-images", type=int, default=None,
+                    help="photos for BatchNorm statistics (default 32, --quick 16; latency does not "
+                         "depend on them, and the binary models in PyTorch take ~1 s per photo here)")
     ap.add_argument("--gap-ms", type=float, default=2.0, help="pause before each timed call")
     ap.add_argument("--isa-class", default=None, choices=[*ISA_CLASSES, "all"],
                     help="cap every engine to a hardware class ('all': each class this CPU has)")
@@ -647,6 +650,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.models = args.models or (["binary_resnet_e18"] if args.quick else DEFAULT_MODELS)
     args.runs = args.runs or (5 if args.quick else 20)
     args.calib_images = args.calib_images or (16 if args.quick else None)
+    args.bn_images = args.bn_images or (16 if args.quick else 32)
     return args
 
 
@@ -665,13 +669,19 @@ def without_option(argv: Sequence[str], option: str) -> list[str]:
 
 def run_all_classes(argv: list[str], flags: set[str]) -> None:
     """``--isa-class all``: one child process per class this CPU has."""
-    rest = without_option(argv, "--isa-class")
+    args = parse_args(argv)
+    rest = without_option(without_option(argv, "--isa-class"), "--json")
     for name, why in available_classes(flags).items():
         if why:
             print(f"\n## class {name}: skipped ({why})\n", flush=True)
             continue
         print(f"\n## class {name}\n", flush=True)
-        subprocess.run([sys.executable, os.path.abspath(__file__), *rest, "--isa-class", name], check=False)
+        out = []
+        if args.json:  # one file per class: FILE.json -> FILE.CLASS.json
+            stem, ext = os.path.splitext(args.json)
+            out = ["--json", f"{stem}.{name}{ext}"]
+        subprocess.run([sys.executable, os.path.abspath(__file__), *rest, *out, "--isa-class", name],
+                       check=False)
 
 
 def cap_environment(c: IsaClass) -> dict[str, str]:
@@ -742,11 +752,12 @@ def run_table(args: argparse.Namespace, isa: IsaClass | None, native: IsaClass |
           f"XNOR-popcount); torch {torch.__version__} ATen {torch.backends.cpu.get_cpu_capability()}; "
           + ", ".join(f"{k} {getattr(m, '__version__', '?')}" for k, m in mods.items())
           + (f"; ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA')}" if isa and isa.capped else ""))
-    print(f"batch 1, 224x224; {len(images)} real photos for BatchNorm and int8 calibration; "
+    bn = torch.from_numpy(images[: args.bn_images])
+    print(f"batch 1, 224x224; real photos for BatchNorm statistics {len(bn)}, for int8 calibration "
+          f"{len(images)}; "
           f"medians of {args.runs} interleaved rounds; load average at start "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}\n", flush=True)
 
-    calib = torch.from_numpy(images)
     cache = None if args.no_cache else args.cache_dir
     engines: dict[str, str] = {}
     nets: list[Network] = []
@@ -754,20 +765,20 @@ def run_table(args: argparse.Namespace, isa: IsaClass | None, native: IsaClass |
         for name in args.models:
             torch.manual_seed(0)
             model = onebit.models.create(name)
-            calibrate_batchnorm(model, calib)
+            calibrate_batchnorm(model, bn)
             if "onebit" in want:
                 engines[name] = os.path.join(work, f"{name}.onebit")
                 onebit.export(model, xt, engines[name], model_name=name)
             if want & {"torch", "ort", "openvino"}:
                 twin = onebit.nn.float_twin(model)  # float layers, a ReLU for each sign
-                calibrate_batchnorm(twin, calib)
+                calibrate_batchnorm(twin, bn)
                 nets.append(Network(f"{name} float twin", name, "-", "-", twin))
         if not args.no_resnet18 and want & {"torch", "ort", "openvino"}:
             import torchvision
 
             torch.manual_seed(0)
             r18 = torchvision.models.resnet18()
-            calibrate_batchnorm(r18, calib)
+            calibrate_batchnorm(r18, bn)
             ref = REFERENCE_MODEL if REFERENCE_MODEL in args.models else args.models[0]
             nets.append(Network("resnet18", ref, top1_text("resnet18"), top1_text("resnet18 int8"), r18))
         for net in nets:
