@@ -138,6 +138,8 @@ def main() -> int:
         f"train.time_limit_min={minutes}",
         f'train.out_dir="{out}"',
         'train.run_name="demo"',
+        # a second demo writes runs/demo-2, ...: it never replaces an earlier run's files
+        'train.if_exists="new"',
     ]
     cfg = load_config(None, sets)
     print(
