@@ -11,10 +11,13 @@
 #      work there, the recipes must be inside the wheel and found by name, and the training
 #      commands must name the [train] extra;
 #   4. with --train, the [train] extra is installed too (torch from
-#      requirements/constraints.txt) and `onebit train -c binarynet_mnist_cpu.toml` runs for
-#      a few steps from a directory outside any checkout.
+#      requirements/constraints.txt; a large download) and `onebit train -c
+#      binarynet_mnist_cpu.toml` runs for a few steps from a directory outside any checkout,
+#      then the checkpoint is exported and run. ONEBIT_TRAIN_SITE=DIR reuses the [train]
+#      packages of an existing site-packages instead (read-only, through a .pth file), e.g.
+#      ONEBIT_TRAIN_SITE=.venv/lib/python3.11/site-packages.
 #
-# Usage: scripts/check_wheel.sh [--train] [--keep]   (about 5 minutes on 2 cores; --train adds
+# Usage: scripts/check_wheel.sh [--train] [--keep]   (about 6 minutes on 2 cores; --train adds
 # the torch install). PYTHON picks the interpreter (default python3).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -86,7 +89,7 @@ Image.fromarray(img, "L").save("digit.png")
 Image.fromarray(np.stack([img] * 3, -1), "RGB").resize((300, 200)).save("photo.jpg")
 EOF
 "$U/onebit" info
-"$U/onebit" inspect model.onebit | head -12
+"$U/onebit" inspect model.onebit | sed -n 1,12p
 "$U/onebit" bench model.onebit --runs 20 --threads 1
 "$U/onebit" run model.onebit digit.png photo.jpg --top 3
 "$U/python" -c "
@@ -96,8 +99,8 @@ y = m.run(np.zeros(m.input_shape, np.float32))
 assert y.shape == (1, 10) and 'torch' not in sys.modules
 print('onebit.runtime without torch: ok', y.shape)
 "
-"$U/onebit" train -c binarynet_mnist_cpu.toml --print-config | grep -q '"binarynet_mlp"' \
-  || fail "recipe by name not found in the installed package"
+resolved="$("$U/onebit" train -c binarynet_mnist_cpu.toml --print-config)"
+grep -q '"binarynet_mlp"' <<<"$resolved" || fail "recipe by name not found in the installed package"
 echo "recipe binarynet_mnist_cpu.toml found inside the wheel: $("$U/python" -c 'from onebit.training.recipes import find_recipe; print(find_recipe("binarynet_mnist_cpu"))')"
 set +e
 out="$("$U/onebit" train -c binarynet_mnist_cpu.toml 2>&1)"
@@ -108,7 +111,13 @@ echo "$out"
 
 if [ "$TRAIN" = 1 ]; then
   step "the [train] extra (torch from requirements/constraints.txt), then a short training run"
-  "$U/python" "${PIPQ[@]}" install -c "$ROOT/requirements/constraints.txt" "$WHEEL[train]"
+  if [ -n "${ONEBIT_TRAIN_SITE:-}" ]; then
+    site="$("$U/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    echo "$(cd "$ONEBIT_TRAIN_SITE" && pwd)" > "$site/zz_onebit_train_site.pth"  # after the wheel's onebit
+    "$U/python" -c "import onebit, torch; assert onebit.__file__.startswith('$WORK/user'), onebit.__file__"
+  else
+    "$U/python" "${PIPQ[@]}" install -c "$ROOT/requirements/constraints.txt" "$WHEEL[train]"
+  fi
   ONEBIT_DATA="${ONEBIT_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}" ONEBIT_CACHE="$WORK/cache" \
     "$U/onebit" train -c binarynet_mnist_cpu.toml --out-dir "$WORK/runs" \
     --set train.max_steps=30 data.train_subset=3000 data.test_subset=500 train.threads=1 \

@@ -222,6 +222,14 @@ def test_installed_layout_finds_packaged_recipes(tmp_path):
     assert r.stdout.split()[:2] == ["binarynet_cifar10_cpu60", "binarynet_cifar"]
 
 
+def test_recipes_command_lists_shipped_recipes(capsys):
+    from onebit.cli import main
+
+    assert main(["recipes", "*mnist_cpu*"]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.split() == ["binarynet_mnist_cpu"] and "1 recipes in" in cap.err
+
+
 # --------------------------------------------------------------------------- #
 # build trees
 # --------------------------------------------------------------------------- #

@@ -126,6 +126,24 @@ def _train(p: argparse.ArgumentParser) -> Callable:
     return configure_train(p)
 
 
+@command("recipes", "list the recipes shipped with onebit (`onebit train -c NAME` runs one)")
+def _recipes(p: argparse.ArgumentParser) -> Callable:
+    p.add_argument("filter", nargs="?", default="*", help="wildcard, e.g. '*cifar*'")
+
+    def run(args: argparse.Namespace) -> int:
+        import fnmatch
+
+        from onebit.training.recipes import list_recipes, recipes_dir
+
+        names = [n for n in list_recipes() if fnmatch.fnmatch(n, args.filter)]
+        for name in names:
+            print(name)
+        print(f"({len(names)} recipes in {recipes_dir()})", file=sys.stderr)
+        return 0
+
+    return run
+
+
 @command("eval", "evaluate a checkpoint: top-1 and top-5 accuracy")
 def _eval(p: argparse.ArgumentParser) -> Callable:
     from onebit.training.cli import configure_eval
