@@ -614,6 +614,19 @@ def matrix(rows: list[Row], t: int, ref_of: Callable[[Row], Row | None], field: 
     return lines
 
 
+def skip_lines(skipped: dict[tuple[str, str, str], str], networks: set[str]) -> list[str]:
+    """One line per runtime and reason: '* ONNX Runtime fp32, int8 (every network): why'."""
+    groups: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for (net, rt, prec), why in skipped.items():
+        groups.setdefault((rt, why), {}).setdefault(prec, set()).add(net)
+    out = []
+    for (rt, why), precs in sorted(groups.items()):
+        nets = set().union(*precs.values())
+        where = "every network" if nets >= networks else ", ".join(sorted(nets))
+        out.append(f"* {rt} {', '.join(sorted(precs))} ({where}): {why}")
+    return out
+
+
 def log(msg: str) -> None:
     print(f"[versus] {msg}", file=sys.stderr, flush=True)
 
@@ -851,8 +864,8 @@ def print_tables(rows: list[Row], threads: list[int], skipped: dict) -> None:
         print("\n".join(matrix(rows, 1, ref_of, "cpu_ms")))
     if skipped:
         print("\nskipped:")
-        for (net, rt, prec), why in sorted(skipped.items()):
-            print(f"* {net}, {rt} {prec}: {why}")
+        floats = {r.network for r in rows if r.runtime != "onebit"} | {k[0] for k in skipped}
+        print("\n".join(skip_lines(skipped, floats)))
     spreads = [(v, r, t) for r in rows for t, v in r.iqr.items()]
     if spreads:
         v, r, t = max(spreads, key=lambda s: s[0])

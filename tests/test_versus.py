@@ -223,3 +223,13 @@ def test_matrix_puts_each_twin_beside_its_binary_model(vs):
     assert lines[3].startswith("| resnet18 | 69.76% ") and lines[3].endswith("| - | 2.50 (0.50x) |")
     cpu = vs.matrix(rows, 1, lambda r: by.get(r.family), "cpu_ms")
     assert "CPU ms" in cpu[0] and cpu[2].endswith("| 4.00 (1.00x) | 2.00 (0.50x) |")
+
+
+def test_skip_lines_group_by_runtime_and_reason(vs):
+    why = "MLAS dispatches on cpuid and cannot be capped"
+    skipped = {(n, "ONNX Runtime", p): why for n in ("a", "b") for p in ("fp32", "int8")}
+    skipped[("b", "OpenVINO", "bf16")] = "no bf16"
+    assert vs.skip_lines(skipped, {"a", "b"}) == [
+        f"* ONNX Runtime fp32, int8 (every network): {why}",
+        "* OpenVINO bf16 (b): no bf16",
+    ]
