@@ -176,7 +176,7 @@ std::shared_ptr<const Model::Plan> Model::plan_for(int64_t batch) const {
     }
     block_of[s.output] = b;
     plan->offset[s.output] = blocks[b].off;
-    scratch = std::max<uint64_t>(scratch, static_cast<uint64_t>(s.kernel->transient_bytes(batch)));
+    scratch = std::max<uint64_t>(scratch, static_cast<uint64_t>(s.kernel->transient_bytes(batch, num_threads_)));
     if (total + scratch > memory_cap_)
       throw MemoryCapError("batch " + std::to_string(batch) + " needs " + mib(total + scratch) +
                            " of activation memory at node " + std::to_string(i) + " (" + s.def->name + " '" +

@@ -83,9 +83,10 @@ class OpKernel {
  public:
   virtual ~OpKernel() = default;
   virtual void run(const RunArgs& a) const = 0;
-  // Bytes the kernel allocates for itself during a call of batch n (counted
-  // against the memory cap together with the planned values).
-  virtual int64_t transient_bytes(int64_t n) const { (void)n; return 0; }
+  // Bytes the kernel allocates for itself during a call of batch n on up to
+  // nthreads threads (counted against the memory cap together with the planned
+  // values): per-thread scratch counts once per thread that can hold it.
+  virtual int64_t transient_bytes(int64_t n, int nthreads) const { (void)n, (void)nthreads; return 0; }
 };
 
 class BuildCtx;

@@ -14,7 +14,7 @@ class Bconv2dKernel final : public OpKernel {
     p.n = static_cast<int>(a.n);
     bconv2d(static_cast<const uint64_t*>(a.in[0]), L_.w, p, L_.stage(), a.out, a.nthreads);
   }
-  int64_t transient_bytes(int64_t n) const override {
+  int64_t transient_bytes(int64_t n, int) const override {
     // the driver's physically padded copy of the input (and per-group copies)
     const int64_t cw = words_for(p_.cin);
     int64_t b = n * (p_.h + p_.pt + p_.pb) * (p_.w + p_.pl + p_.pr) * cw * 8;

@@ -15,7 +15,7 @@ class BdenseKernel final : public OpKernel {
     p.oh = p.h, p.ow = 1, p.pad = PadValue::kPlusOne, p.oc = L_.w.oc;
     bconv2d(static_cast<const uint64_t*>(a.in[0]), L_.w, p, L_.stage(), a.out, a.nthreads);
   }
-  int64_t transient_bytes(int64_t n) const override { return n * words_for(in_ch_) * 8; }
+  int64_t transient_bytes(int64_t n, int) const override { return n * words_for(in_ch_) * 8; }
 
  private:
   BinaryLayer L_;

@@ -1,6 +1,7 @@
 // conv2d: float convolution (stems, shortcuts, BlurPool), NHWC, zero padding,
 // any groups; the multiplier is folded into the weights at load
 // (reference.py _op_conv2d).
+#include <algorithm>
 #include <cstring>
 
 #include "engine/ops/common.h"
@@ -48,10 +49,16 @@ class Conv2dKernel final : public OpKernel {
       }
     }
   }
-  int64_t transient_bytes(int64_t n) const override {
-    int64_t b = 64 * int64_t{p_.kh} * p_.kw * p_.c * 4 * 2;  // im2col row chunks
-    if (groups_ != 1 && w_hwc_.empty())
-      b += n * (int64_t{p_.h} * p_.w * p_.c / groups_ + int64_t{p_.oh} * p_.ow * oc_ / groups_) * 4;
+  int64_t transient_bytes(int64_t n, int nthreads) const override {
+    if (!w_hwc_.empty()) return 0;  // depthwise: a direct loop
+    // conv2d_f32 (per group): each thread running a task holds an im2col chunk of 96 rows
+    // (kRowChunk in ops/float_ops.cc) x K floats, and each call packs the weights for the
+    // GEMM, K x N rounded up to 32 columns. (This counted 2 x 64 rows and no packing: with
+    // 2 threads a 64 KB file with a 64 x 64 x 120 kernel held 432 MiB under a 256 MiB cap.)
+    const int64_t cg = p_.c / groups_, og = oc_ / groups_, k = int64_t{p_.kh} * p_.kw * cg;
+    const int64_t chunks = (n * p_.oh * p_.ow + 95) / 96;
+    int64_t b = std::min<int64_t>(chunks, std::max(nthreads, 1)) * 96 * k * 4 + k * ((og + 31) / 32 * 32) * 4;
+    if (groups_ != 1) b += n * (int64_t{p_.h} * p_.w * cg + int64_t{p_.oh} * p_.ow * og) * 4;
     return b;
   }
 

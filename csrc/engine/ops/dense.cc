@@ -14,6 +14,12 @@ class DenseKernel final : public OpKernel {
     sgemm(static_cast<int>(a.n), oc_, k_, static_cast<const float*>(a.in[0]), k_, w_.data(), 1, k_,
           static_cast<float*>(a.out), oc_, bias_.data(), Act::kNone, nullptr, a.nthreads);
   }
+  int64_t transient_bytes(int64_t n, int) const override {
+    // sgemm packs the weights, K x N rounded up to 32 columns, for batches above 4 (its
+    // small-batch path reads them in place). Uncounted, a 513 KB file (one output, 2^22
+    // binary weights) allocated 512 MiB at batch 5 under a 256 MiB cap.
+    return n > 4 ? int64_t{k_} * ((oc_ + 31) / 32 * 32) * 4 : 0;
+  }
 
  private:
   std::vector<float> w_, bias_;

@@ -38,7 +38,7 @@ class XnorKKernel final : public OpKernel {
         }
     }
   }
-  int64_t transient_bytes(int64_t) const override { return (in_.h * in_.w + in_.c) * 4; }
+  int64_t transient_bytes(int64_t, int) const override { return (in_.h * in_.w + in_.c) * 4; }
 
  private:
   ValueInfo in_;
