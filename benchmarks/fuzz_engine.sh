@@ -42,7 +42,7 @@ status=0
 peak_rss() { awk '/Maximum resident set size/ {print $NF / 1024 " MiB"}' "$1"; }
 timed() {  # timed LOG CMD...: runs CMD with /usr/bin/time -v when there is one
   local log="$1"; shift
-  if [[ -x /usr/bin/time ]]; then /usr/bin/time -v "$@" 2>"$log.time"; else "$@"; fi
+  if [[ -x /usr/bin/time ]]; then /usr/bin/time -v -o "$log.time" "$@"; else "$@"; fi
 }
 
 echo "== standalone driver ($CXX_BIN): $CASES mutants"

@@ -28,8 +28,10 @@
 //     fuzz_engine --check [--expect expected.json] FILES/DIRS...
 //         each file as a regression case: listed in expected.json as
 //         {"expect": "format", "match": "..."} (a FormatError whose message
-//         contains match) or {"expect": "clean"}; an unlisted file must load
-//         and run.
+//         contains match), {"expect": "memory"} (the memory cap refuses it, at
+//         load or at the run of "batch"), or {"expect": "clean"}; optional
+//         "threads", "cap_mib", "batch" (an extra run). An unlisted file must
+//         load and run.
 //     fuzz_engine --type-sweep [--sweep-limit N] FILES...
 //         every value of each file's JSON tree replaced by junk of each type.
 //   Prints "N passed, M failed" last; exit status 1 on any failure. Failing
@@ -114,6 +116,8 @@ extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
 namespace {
 
 constexpr uint64_t kMemoryCap = uint64_t{256} << 20;
+uint64_t g_cap = kMemoryCap;  // per regression case: expected.json "cap_mib"
+int64_t g_extra_batch = 0;    // per regression case: "batch", a run at this batch too
 constexpr size_t kMaxFile = size_t{2} << 20;  // the mutator makes no larger files
 // A hang: a case (load + two runs) over 1 s of CPU time (the process's, so two threads count
 // twice), or over 10 s of wall time (the machine is shared: wall time alone measures the
@@ -128,7 +132,7 @@ constexpr int64_t kMaxRunFloats = int64_t{1} << 20;
 // Calibrated on the -O1 ASan + UBSan build (about 3e-8 s per unit on the reference kernel, 3e-9 on
 // the others); libFuzzer's coverage instrumentation makes the engine about 3x slower, so its
 // build scales them by g_work_scale = 0.3 (--work-scale sets it in the standalone driver).
-constexpr double kReferenceWork = 1.5e7, kMaxWork = 1e8;
+constexpr double kReferenceWork = 1.5e7, kMaxWork = 6e7;
 double g_work_scale = 1.0;
 
 // ---------------------------------------------------------------------------------------------
@@ -1202,9 +1206,11 @@ std::string mutate(Doc d, Rng& r, std::string* applied, std::vector<uint64_t>* h
 // feeding each (kernel taps x input channels per group for convs, the input features for dense
 // layers, the window for pools), in multiply-adds (binary ones counted like float ones: the
 // reference kernel goes bit by bit).
-bool computed_output_shape(const std::string& file, std::vector<int64_t>& shape, double* work = nullptr) {
+bool computed_output_shape(const std::string& file, std::vector<int64_t>& shape, double* work = nullptr,
+                           bool verify = true) {
   try {
     onebit::ReadOptions ro;
+    ro.verify_checksum = verify;
     auto mf = onebit::read_model_buffer(file.data(), file.size(), ro);
     const auto& in = mf->input.shape;
     onebit::ValueInfo vi;
@@ -1228,6 +1234,11 @@ bool computed_output_shape(const std::string& file, std::vector<int64_t>& shape,
       if (ctx.has_param("weight")) {
         const auto& t = ctx.param("weight");
         per = static_cast<double>(t.logical_count()) / std::max<int64_t>(ctx.out.c, 1);
+        if (node.op == "conv2d" || node.op == "dense") {  // the float GEMM computes 16 columns at a time
+          const int64_t groups = node.op == "conv2d" ? std::max<int64_t>(ctx.attr_int("groups"), 1) : 1;
+          const double og = static_cast<double>(std::max<int64_t>(ctx.out.c / groups, 1));
+          per *= std::ceil(og / 16) * 16 / og;
+        }
       } else if (node.attrs && node.attrs->find("kernel")) {
         const auto k = ctx.attr_ints("kernel");
         per = static_cast<double>(k[0] * k[1]);
@@ -1327,6 +1338,7 @@ bool g_abort_on_failure = false;  // libFuzzer: a failure must be a crash it rec
 bool g_strict_batch = false;
 bool g_quiet = false;
 int g_fixed_isa = -1;  // --isa: every case under this instruction set
+int g_threads = 0;     // --threads: every case with this many threads (else 1, or 2 in 12%)
 
 // ---------------------------------------------------------------------------------------------
 // Running one case.
@@ -1381,6 +1393,8 @@ struct CaseResult {
   double secs = 0;  // CPU
   double wall = 0;
   double work = 0;  // estimated multiply-adds of one sample (loaded models)
+  int64_t peak = 0;  // heap bytes at the peak, above the case's start (AddressSanitizer builds)
+  int extra_rc = -1;  // the run at g_extra_batch
 };
 
 void fill_input(std::vector<float>& x, Rng& r) {
@@ -1420,8 +1434,8 @@ CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracl
   onebit::set_active_isa(g_fixed_isa >= 0 ? static_cast<onebit::Isa>(g_fixed_isa)
                          : r.chance(40) ? onebit::best_isa() : isas[r.below(isas.size())]);
   onebit_load_options o = onebit_default_load_options();
-  o.memory_cap = kMemoryCap;
-  o.num_threads = r.chance(12) ? 2 : 1;
+  o.memory_cap = g_cap;
+  o.num_threads = g_threads > 0 ? g_threads : r.chance(12) ? 2 : 1;
   o.verify_checksum = verify ? 1 : 0;
 
   const int64_t base = g_live.load();
@@ -1454,7 +1468,7 @@ CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracl
     const int64_t te = now_ns(), tc = cpu_ns();
     std::vector<int64_t> shape;
     double work = 0;
-    const bool known = computed_output_shape(file, shape, &work);
+    const bool known = computed_output_shape(file, shape, &work, verify);
     excluded_ns += now_ns() - te;
     excluded_cpu += cpu_ns() - tc;
     res.work = work;
@@ -1492,6 +1506,16 @@ CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracl
           fail_kind = "run", fail_detail = "batch " + std::to_string(b) + " failed with code " + std::to_string(rc) +
                                            ": '" + onebit_last_error() + "'";
       }
+      if (g_extra_batch > 0) {
+        std::vector<float> xb(static_cast<size_t>(g_extra_batch * per)), yb(static_cast<size_t>(g_extra_batch * n1));
+        fill_input(xb, r);
+        res.extra_rc = onebit_model_run(m, xb.data(), g_extra_batch, yb.data());
+        const std::string e = onebit_last_error();
+        if (res.extra_rc != ONEBIT_OK && !(res.extra_rc == ONEBIT_ERROR_MEMORY && !e.empty()) && fail_kind.empty())
+          fail_kind = "run", fail_detail = "batch " + std::to_string(g_extra_batch) + " failed with code " +
+                                           std::to_string(res.extra_rc) + ": '" + e + "'";
+        if (res.extra_rc == ONEBIT_ERROR_MEMORY) res.message = e;
+      }
       if (rc1 == ONEBIT_OK && rc2 == ONEBIT_OK) {
         st.ran++;
         res.ran = true;
@@ -1517,7 +1541,8 @@ CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracl
   st.max_secs = std::max(st.max_secs, res.secs);
   const int64_t peak = g_peak.load() - base;
   st.peak_alloc = std::max(st.peak_alloc, peak);
-  const int64_t limit = static_cast<int64_t>(kMemoryCap) + 64 * static_cast<int64_t>(file.size()) + (int64_t{64} << 20);
+  res.peak = peak;
+  const int64_t limit = static_cast<int64_t>(g_cap) + 64 * static_cast<int64_t>(file.size()) + (int64_t{64} << 20);
   if (fail_kind.empty() && (res.secs > kHangSeconds || res.wall > kHangWallSeconds)) {
     st.hangs++;
     fail_kind = "hang", fail_detail = "case took " + std::to_string(res.secs) + " s of CPU time, " +
@@ -1685,7 +1710,13 @@ void print_stats(const Stats& st, double wall, bool histogram) {
 }
 
 int check_mode(const std::vector<std::string>& files, const std::string& expect_path) {
-  std::map<std::string, std::pair<std::string, std::string>> expect;  // basename -> (expect, match)
+  struct Expect {
+    std::string want, match;
+    int threads = 0;
+    uint64_t cap = kMemoryCap;
+    int64_t batch = 0;
+  };
+  std::map<std::string, Expect> expect;  // basename -> what the engine must answer
   if (!expect_path.empty()) {
     std::string text;
     if (!read_file(expect_path, text)) {
@@ -1696,7 +1727,11 @@ int check_mode(const std::vector<std::string>& files, const std::string& expect_
     for (const auto& [name, e] : doc.as_object()) {
       const auto* x = e.find("expect");
       const auto* mt = e.find("match");
-      expect[name] = {x ? x->as_string() : "format", mt ? mt->as_string() : ""};
+      Expect ex{x ? x->as_string() : "format", mt ? mt->as_string() : ""};
+      if (const auto* t = e.find("threads")) ex.threads = static_cast<int>(t->as_int());
+      if (const auto* c = e.find("cap_mib")) ex.cap = static_cast<uint64_t>(c->as_int()) << 20;
+      if (const auto* b = e.find("batch")) ex.batch = b->as_int();
+      expect[name] = ex;
     }
   }
   Stats st;
@@ -1710,20 +1745,34 @@ int check_mode(const std::vector<std::string>& files, const std::string& expect_
       continue;
     }
     const auto it = expect.find(basename_of(path));
-    const std::string want = it == expect.end() ? "ok" : it->second.first;
-    const std::string match = it == expect.end() ? "" : it->second.second;
+    const Expect ex = it == expect.end() ? Expect{"ok", ""} : it->second;
+    const std::string& want = ex.want;
+    const std::string& match = ex.match;
     const uint64_t f0 = st.failures;
+    const int threads = g_threads;
+    g_threads = ex.threads ? ex.threads : threads;
+    g_cap = ex.cap;
+    g_extra_batch = ex.batch;
     const CaseResult res = run_case(file, st, r, false);
+    g_threads = threads;
+    g_cap = kMemoryCap;
+    g_extra_batch = 0;
     std::string why;
     if (st.failures != f0) why = "fuzz rule broken (see FAIL above)";
     else if (want == "format" && res.load_code != ONEBIT_ERROR_FORMAT)
       why = "expected a FormatError, got code " + std::to_string(res.load_code);
     else if (want == "format" && res.message.find(match) == std::string::npos)
       why = "message lacks '" + match + "'";
+    else if (want == "memory" && res.load_code != ONEBIT_ERROR_MEMORY && res.extra_rc != ONEBIT_ERROR_MEMORY)
+      why = "expected the memory cap to refuse it, got load code " + std::to_string(res.load_code) +
+            (ex.batch ? ", batch " + std::to_string(ex.batch) + " run code " + std::to_string(res.extra_rc) : "");
+    else if (want == "memory" && res.message.find(match) == std::string::npos)
+      why = "message lacks '" + match + "'";
     else if (want == "ok" && !(res.load_code == ONEBIT_OK && res.ran))
       why = "expected to load and run, got code " + std::to_string(res.load_code) + " " + res.message;
-    std::printf("%s %s: %s %.3f s (%.3f s wall, work %.3g, %s)%s%s\n", why.empty() ? "ok  " : "FAIL",
-                basename_of(path).c_str(), want.c_str(), res.secs, res.wall, res.work, onebit_active_isa(), res.message.empty() ? "" : ": ", res.message.substr(0, 160).c_str());
+    std::printf("%s %s: %s %.3f s (%.3f s wall, work %.3g, peak heap %.1f MiB, %s)%s%s\n",
+                why.empty() ? "ok  " : "FAIL", basename_of(path).c_str(), want.c_str(), res.secs, res.wall,
+                res.work, res.peak / 1048576.0, onebit_active_isa(), res.message.empty() ? "" : ": ", res.message.substr(0, 160).c_str());
     if (!why.empty()) std::printf("     -> %s\n", why.c_str());
     (why.empty() ? passed : failed)++;
   }
@@ -1877,6 +1926,7 @@ int main(int argc, char** argv) {
     else if (a == "--sweep-limit") sweep_limit = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--strict-batch") g_strict_batch = true;
     else if (a == "--quiet") g_quiet = true;
+    else if (a == "--threads") g_threads = std::atoi(next().c_str());
     else if (a == "--work-scale") g_work_scale = std::atof(next().c_str());
     else if (a == "--isa") g_fixed_isa = static_cast<int>(onebit::parse_isa(next()));
     else if (a == "-h" || a == "--help") {

@@ -367,6 +367,46 @@ class Seed:
         return [n for n in meta["nodes"] if n["op"] == op][k]
 
 
+def _binary_weight_layer(
+    op: str, channels: int, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
+) -> bytes:
+    """One float layer with packed +-1 weights (binary_weight): a 64 x 64 conv2d with one filter, or a
+    dense layer with one output."""
+    rng = np.random.default_rng(3)
+    rows = 64 * 64 if op == "conv2d" else 1
+    weight = _packed(rng, rows, channels).reshape((1, 64, 64, -1) if op == "conv2d" else (1, -1))
+    tensors = {"w": weight, "m": np.ones(1, np.float32), "b": np.zeros(1, np.float32)}
+    attrs: dict[str, Any] = {"binary_weight": True}
+    if op == "conv2d":
+        attrs.update(kernel=[64, 64], stride=[1, 1], padding=[0, 0, 0, 0], dilation=[1, 1], groups=1)
+    meta = {
+        "inputs": [{"name": "x", "shape": list(in_shape)}],
+        "outputs": [{"name": "y", "shape": list(out_shape)}],
+        "nodes": [
+            {
+                "op": op,
+                "inputs": ["x"],
+                "outputs": ["y"],
+                "attrs": attrs,
+                "params": {"weight": "w", "multiplier": "m", "bias": "b"},
+            }  # fmt: skip
+        ],
+        "encodings": {"w": {"encoding": "packed_sign", "channels": channels}},
+    }
+    table, data = {}, b""
+    for name, arr in tensors.items():
+        raw = np.ascontiguousarray(arr).tobytes()
+        table[name] = {
+            "dtype": arr.dtype.name,
+            "shape": list(arr.shape),
+            "offset": len(data),
+            "nbytes": len(raw),
+        }
+        data += raw + b"\0" * (-len(raw) % 64)
+    meta["tensors"] = table
+    return lay_out(meta, data)
+
+
 def regressions(seeds: dict[str, Seed]) -> dict[str, tuple[bytes, dict[str, Any]]]:
     """name -> (file bytes, expectation). Built on the smallest seeds so the corpus stays small."""
     cases: dict[str, tuple[bytes, dict[str, Any]]] = {}
@@ -635,6 +675,18 @@ def regressions(seeds: dict[str, Seed]) -> dict[str, tuple[bytes, dict[str, Any]
     m = grp.copy()
     m["encodings"]["c1.threshold"] = {"encoding": "packed_sign", "channels": 6}
     add("packed_wrong_dtype", m, grp.data, match="packed_sign")
+    # scratch the memory cap did not count (engine bugs the fuzzer found): conv2d's im2col chunk per
+    # thread (64 x 64 x 16 binary-weight kernel, 10 x 10 output: two chunks, two threads: 56 MiB,
+    # counted as 32), and the GEMM's packed weights at batch > 4 (one output, 2^19 binary weights:
+    # 64 MiB, counted as 0)
+    cases["conv2d_scratch_two_threads"] = (
+        _binary_weight_layer("conv2d", 16, (1, 16, 73, 73), (1, 1, 10, 10)),
+        {"expect": "memory", "match": "memory cap", "threads": 2, "cap_mib": 40},
+    )
+    cases["dense_packed_weights_batch5"] = (
+        _binary_weight_layer("dense", 1 << 19, (1, 1 << 19), (1, 1)),
+        {"expect": "memory", "match": "memory cap", "batch": 5, "cap_mib": 16},
+    )
     # header damage with a correct checksum
     good = lay_out(grp.meta, grp.data)
     for tag, off, val in (
