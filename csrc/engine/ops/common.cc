@@ -113,8 +113,7 @@ float pairwise_sum_f32(const float* a, int64_t n) {
 
 namespace onebit::ops {
 
-PoolParams pool_params(const BuildCtx& ctx, const ValueInfo& in, bool ceil_mode, Window* window) {
-  const Window g = read_window(ctx, in, PadRule::kPool, false, ceil_mode);
+PoolParams window_params(const ValueInfo& in, const Window& g) {
   PoolParams p{};
   p.n = 1, p.h = static_cast<int>(in.h), p.w = static_cast<int>(in.w), p.c = static_cast<int>(in.c);
   p.kh = static_cast<int>(g.kh), p.kw = static_cast<int>(g.kw);
@@ -122,6 +121,12 @@ PoolParams pool_params(const BuildCtx& ctx, const ValueInfo& in, bool ceil_mode,
   p.pt = static_cast<int>(g.pt), p.pl = static_cast<int>(g.pl);
   p.pb = static_cast<int>(g.pb), p.pr = static_cast<int>(g.pr);
   p.oh = static_cast<int>(g.oh), p.ow = static_cast<int>(g.ow);
+  return p;
+}
+
+PoolParams pool_params(const BuildCtx& ctx, const ValueInfo& in, bool ceil_mode, Window* window) {
+  const Window g = read_window(ctx, in, PadRule::kPool, false, ceil_mode);
+  PoolParams p = window_params(in, g);
   if (ceil_mode) {
     const int64_t extra_b = (g.oh - 1) * g.sh + g.kh - (in.h + g.pt + g.pb);
     const int64_t extra_r = (g.ow - 1) * g.sw + g.kw - (in.w + g.pl + g.pr);

@@ -45,6 +45,8 @@ namespace onebit::ops {
 // A pooling window as the kernels take it: ceil_mode's overhang past the
 // bottom/right edge becomes extra padding there (the kernels ignore padded
 // positions for max, and for averages that do not count padding).
+// The kernels' geometry struct for batch 1 of `in` (the caller sets n per call).
+PoolParams window_params(const ValueInfo& in, const Window& g);
 PoolParams pool_params(const BuildCtx& ctx, const ValueInfo& in, bool ceil_mode, Window* window = nullptr);
 std::vector<AttrSpec> pool_attrs(bool average);
 }  // namespace onebit::ops

@@ -90,13 +90,7 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
     if (mult[o] != 1.0f)
       for (size_t i = 0; i < per; ++i) w[o * per + i] *= mult[o];
   std::vector<float> bias = ctx.param_f32("bias", oc);
-  PoolParams p{};
-  p.n = 1, p.h = static_cast<int>(in.h), p.w = static_cast<int>(in.w), p.c = static_cast<int>(in.c);
-  p.kh = static_cast<int>(g.kh), p.kw = static_cast<int>(g.kw);
-  p.sh = static_cast<int>(g.sh), p.sw = static_cast<int>(g.sw);
-  p.pt = static_cast<int>(g.pt), p.pl = static_cast<int>(g.pl);
-  p.pb = static_cast<int>(g.pb), p.pr = static_cast<int>(g.pr);
-  p.oh = static_cast<int>(g.oh), p.ow = static_cast<int>(g.ow);
+  const PoolParams p = window_params(in, g);
   ctx.out = ValueInfo{DType::kF32, 4, g.oh, g.ow, oc};
   return std::make_unique<Conv2dKernel>(std::move(w), std::move(bias), p, static_cast<int>(oc),
                                         static_cast<int>(g.dh), static_cast<int>(g.dw),
