@@ -1,7 +1,7 @@
 """onebit against other CPU runtimes: the binary zoo models in the engine, float networks elsewhere.
 
     python benchmarks/versus.py --setup              # pip-install requirements/bench.txt, nothing else
-    python benchmarks/versus.py                      # the table of docs/performance.md (~10-15 min)
+    python benchmarks/versus.py                      # the tables of docs/performance.md (~8 min)
     python benchmarks/versus.py --quick              # one model, few runs (development)
     python benchmarks/versus.py --isa-class avx512   # every engine capped to a hardware class
     python benchmarks/versus.py --isa-class all      # one table per class this CPU can emulate

@@ -233,3 +233,22 @@ def test_skip_lines_group_by_runtime_and_reason(vs):
         f"* ONNX Runtime fp32, int8 (every network): {why}",
         "* OpenVINO bf16 (b): no bf16",
     ]
+
+
+def test_missing_runtime_runs_setup_once_then_is_skipped(vs, monkeypatch):
+    real_import = vs.importlib.import_module
+    calls = []
+
+    def fake_import(name):
+        if name == "openvino":
+            raise ImportError("no openvino here")
+        if name in ("onnx", "onnxruntime", "nncf"):
+            return object()
+        return real_import(name)
+
+    monkeypatch.setattr(vs.importlib, "import_module", fake_import)
+    monkeypatch.setattr(vs, "setup", lambda: calls.append("setup") or {})
+    mods = vs.import_runtimes(auto_setup=True)
+    assert calls == ["setup"] and set(mods) == {"onnx", "onnxruntime", "nncf"}
+    assert set(vs.import_runtimes(auto_setup=False)) == {"onnx", "onnxruntime", "nncf"}
+    assert calls == ["setup"]
