@@ -45,3 +45,22 @@ def tiny_cfg(tmp_path, **over):
     }
     sets.update({k: v for k, v in over.items()})
     return load_config(None, [f"{k}={v}" for k, v in sets.items()])
+
+
+def tiny_train_args(out_dir, *extra: str, epochs: int = 1) -> list[str]:
+    """`onebit train` arguments for the tiny synthetic run the CLI tests use."""
+    return [
+        "train",
+        "--set",
+        "model.name=tiny_mlp",
+        "data.name=synthetic",
+        "data.train_subset=256",
+        "data.test_subset=128",
+        "data.batch_size=64",
+        f"train.epochs={epochs}",
+        "train.progress=false",
+        "diagnostics.tensorboard=false",
+        "diagnostics.plots=false",
+        f"train.out_dir={out_dir}",
+        *extra,
+    ]

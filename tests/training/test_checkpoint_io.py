@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_cfg
+from conftest import tiny_cfg, tiny_train_args
 
 import onebit.training.checkpoint as C
 from onebit.training.loop import train
@@ -121,20 +121,7 @@ def test_real_tmpfs_fills_up(tmp_path):
 def test_train_on_a_full_disk_fails_in_one_line_then_resumes(tmp_path, monkeypatch, capsys):
     from onebit.cli import main
 
-    args = [
-        "train",
-        "--set",
-        "model.name=tiny_mlp",
-        "data.name=synthetic",
-        "data.train_subset=256",
-        "data.test_subset=128",
-        "data.batch_size=64",
-        "train.epochs=2",
-        "train.progress=false",
-        "diagnostics.tensorboard=false",
-        "diagnostics.plots=false",
-        f"train.out_dir={tmp_path}",
-    ]
+    args = tiny_train_args(tmp_path, epochs=2)
     monkeypatch.setattr(C, "open", _full_disk_open(fail_from_call=2), raising=False)  # epoch 2's last.pt
     rc = main(args)
     err = capsys.readouterr().err

@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-from conftest import tiny_cfg
+from conftest import tiny_cfg, tiny_train_args
 
 from onebit.training.loop import train
 from onebit.training.rundir import resolve_run_dir
@@ -55,20 +55,7 @@ def test_new_picks_a_fresh_suffixed_directory(tmp_path, capsys):
 def test_cli_refusal_is_one_line_and_overwrite_flag_works(tmp_path, capsys):
     from onebit.cli import main
 
-    args = [
-        "train",
-        "--set",
-        "model.name=tiny_mlp",
-        "data.name=synthetic",
-        "data.train_subset=256",
-        "data.test_subset=128",
-        "data.batch_size=64",
-        "train.epochs=1",
-        "train.progress=false",
-        "diagnostics.tensorboard=false",
-        "diagnostics.plots=false",
-        f"train.out_dir={tmp_path}",
-    ]
+    args = tiny_train_args(tmp_path)
     assert main(args) == 0
     capsys.readouterr()
     assert main(args) == 2

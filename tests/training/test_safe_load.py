@@ -18,7 +18,7 @@ import pickle
 
 import pytest
 import torch
-from conftest import tiny_cfg
+from conftest import tiny_cfg, tiny_train_args
 
 from onebit.training.checkpoint import FORMAT, load_checkpoint, load_model
 from onebit.training.loop import train
@@ -72,21 +72,7 @@ def _craft(kind: str, honest: dict, d) -> tuple[str, str]:
 
 
 def _train_args(tmp_path, *extra: str) -> list[str]:
-    return [
-        "train",
-        "--set",
-        "model.name=tiny_mlp",
-        "data.name=synthetic",
-        "data.train_subset=256",
-        "data.test_subset=128",
-        "data.batch_size=64",
-        "train.epochs=1",
-        "train.progress=false",
-        "diagnostics.tensorboard=false",
-        "diagnostics.plots=false",
-        f"train.out_dir={tmp_path / 'runs'}",
-        *extra,
-    ]
+    return tiny_train_args(tmp_path / "runs", *extra)
 
 
 ENTRY_POINTS = {
