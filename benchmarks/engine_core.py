@@ -20,20 +20,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import types
 
 import numpy as np
 import torch
 
 import onebit
-from onebit.export.verify import calibrate_batchnorm
+from onebit.export.verify import calibrate_batchnorm, interleaved_median_ms
 from onebit.runtime import load, native
-from onebit.runtime.format import read_model_file, write_model_file
+from onebit.runtime.format import write_model_file
 
 BASELINE = "33f86b9"
 DEFAULT_MODELS = ["binary_resnet_e18", "birealnet18", "quicknet", "binary_densenet28"]
@@ -59,19 +57,6 @@ def old_engine() -> types.ModuleType:
     sys.modules[mod.__name__] = mod  # dataclasses look their module up
     exec(compile(src, f"{BASELINE}:src/onebit/runtime/model.py", "exec"), mod.__dict__)
     return mod
-
-
-def interleaved_ms(fns: list, runs: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        for f in fns:
-            f()
-    ts: list[list[float]] = [[] for _ in fns]
-    for _ in range(runs):
-        for t, f in zip(ts, fns, strict=True):
-            t0 = time.perf_counter()
-            f()
-            t.append(time.perf_counter() - t0)
-    return [1e3 * statistics.median(t) for t in ts]
 
 
 def one_op_model(path: str) -> None:
@@ -107,8 +92,8 @@ def main() -> None:
         one_op_model(one)
         new1, old1 = load(one, num_threads=1), before.load(one, num_threads=1)
         x8 = np.ones((1, 8), np.float32)
-        calls = [lambda: new1.run(x8), lambda: old1.run(x8)]
-        n_us, o_us = (1e3 * v for v in interleaved_ms(calls, 20000, 1000))
+        t = interleaved_median_ms({"new": lambda: new1.run(x8), "old": lambda: old1.run(x8)}, 20000, 1000)
+        n_us, o_us = 1e3 * t["new"], 1e3 * t["old"]
         print("| one-op model (relu, 8 floats) | previous engine (Python) | C++ engine, Python binding "
               "| C++ engine, C API (onebit-run) |")
         print("|---|---:|---:|---:|")
@@ -125,13 +110,13 @@ def main() -> None:
             calibrate_batchnorm(model, calib, batch=8)
             path = os.path.join(tmp, f"{name}.onebit")
             onebit.export(model, calib[:1], path)
-            read_model_file(path)
             x = calib[:1].numpy()
             for nt in args.threads:
                 new, old = load(path, num_threads=nt), before.load(path, num_threads=nt)
                 same = np.array_equal(new.run(x).view(np.uint32), old.run(x).view(np.uint32))
-                pair = [lambda o=old, x=x: o.run(x), lambda n=new, x=x: n.run(x)]
-                t_old, t_new = interleaved_ms(pair, args.runs)
+                calls = {"old": lambda o=old, x=x: o.run(x), "new": lambda n=new, x=x: n.run(x)}
+                t = interleaved_median_ms(calls, args.runs)
+                t_old, t_new = t["old"], t["new"]
                 new.layer_times.clear()
                 for _ in range(10):
                     new.run(x, profile=True)
