@@ -102,15 +102,33 @@ const char* dtype_name(TensorDType t) {
   }
 }
 
-std::unique_ptr<ModelFile> read_model_buffer(const void* data, size_t size, const ReadOptions& opts) {
-  if (!data && size) fail("no data");
+namespace {
+
+void check_size(uint64_t size, const ReadOptions& opts) {
   if (size < kHeader + kDigest)
     fail("file is truncated (" + std::to_string(size) + " bytes, smaller than any .onebit file)");
   if (size > opts.max_file_bytes)
     fail("file is " + std::to_string(size) + " bytes, above the limit of " +
          std::to_string(opts.max_file_bytes) + " (raise max_file_bytes to load it)");
+}
+
+// Validates mf->bytes (the whole file, already in place) and fills in the rest.
+std::unique_ptr<ModelFile> parse(std::unique_ptr<ModelFile> mf, const ReadOptions& opts);
+
+}  // namespace
+
+std::unique_ptr<ModelFile> read_model_buffer(const void* data, size_t size, const ReadOptions& opts) {
+  if (!data && size) fail("no data");
+  check_size(size, opts);
   auto mf = std::make_unique<ModelFile>();
   mf->bytes.assign(static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + size);
+  return parse(std::move(mf), opts);
+}
+
+namespace {
+
+std::unique_ptr<ModelFile> parse(std::unique_ptr<ModelFile> mf, const ReadOptions& opts) {
+  const size_t size = mf->bytes.size();
   const uint8_t* b = mf->bytes.data();
   if (std::memcmp(b, kMagic, 8) != 0) fail("not a .onebit file (bad magic bytes)");
   const uint32_t version = u32(b + 8);
@@ -246,18 +264,20 @@ std::unique_ptr<ModelFile> read_model_buffer(const void* data, size_t size, cons
   return mf;
 }
 
+}  // namespace
+
 std::unique_ptr<ModelFile> read_model_path(const std::string& path, const ReadOptions& opts) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw std::runtime_error("model file not found or unreadable: " + path);
   const std::streamoff size = f.tellg();
   if (size < 0) throw std::runtime_error("cannot read " + path);
-  if (static_cast<uint64_t>(size) > opts.max_file_bytes)
-    fail("file is " + std::to_string(size) + " bytes, above the limit of " +
-         std::to_string(opts.max_file_bytes) + " (raise max_file_bytes to load it)");
-  std::vector<char> buf(static_cast<size_t>(size));
+  check_size(static_cast<uint64_t>(size), opts);
+  // Read straight into the aligned buffer the tensors are used from (no second copy).
+  auto mf = std::make_unique<ModelFile>();
+  mf->bytes.resize(static_cast<size_t>(size));
   f.seekg(0);
-  if (!f.read(buf.data(), size)) throw std::runtime_error("cannot read " + path);
-  return read_model_buffer(buf.data(), buf.size(), opts);
+  if (!f.read(reinterpret_cast<char*>(mf->bytes.data()), size)) throw std::runtime_error("cannot read " + path);
+  return parse(std::move(mf), opts);
 }
 
 }  // namespace onebit

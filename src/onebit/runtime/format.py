@@ -21,10 +21,13 @@ The JSON holds ``producer`` (onebit and torch versions, date, source model),
 (names, shapes, dtypes), ``tensors`` (name -> dtype, shape, offset, nbytes)
 and ``nodes`` (the engine ops in execution order).
 
-Reading validates everything before any kernel sees a byte: magic, version,
-section bounds, checksum, JSON schema, tensor bounds and sizes, and that every
-node reads only values defined before it. Any violation raises
-:class:`ModelFormatError` naming the problem. This module needs only numpy.
+:func:`read_model_file` is the numpy-side reader for tools and tests (the
+reference runs of ``reference.py``): it checks the container (magic, version,
+section bounds, checksum, tensor bounds and sizes, values defined before use)
+and raises :class:`ModelFormatError`. The authority on whether a file may run
+is the C++ engine's loader (``csrc/engine``, used by :func:`onebit.runtime.load`),
+which also checks every op's attributes, shapes and the memory cap; see
+docs/deployment.md. This module needs only numpy.
 """
 
 from __future__ import annotations
