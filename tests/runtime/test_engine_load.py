@@ -212,6 +212,115 @@ def _hostile_cases():
     ]
 
 
+def _replace_relu(op, attrs=None, **params):
+    """A mutation putting `op` where the small model's relu is (x3 -> x4, 8 channels, 8 x 8)."""
+
+    def f(meta, tensors):
+        for role, arr in params.items():
+            tensors[f"p_{role}"] = arr
+        meta["nodes"][3] = {
+            "op": op,
+            "inputs": ["x3"],
+            "outputs": ["x4"],
+            "attrs": dict(attrs or {}),
+            "params": {role: f"p_{role}" for role in params},
+        }
+
+    return f
+
+
+def _norm(op, c=8, **attrs):
+    return _replace_relu(op, attrs, scale=np.ones(c, np.float32), shift=np.zeros(c, np.float32))
+
+
+def _up(**attrs):
+    base = {"mode": "bilinear", "size": [16, 16], "scale_h": 0.5, "scale_w": 0.5}
+    return _replace_relu("upsample", {**base, **attrs})
+
+
+def _float_op_hostile_cases():
+    """The float ops of issue 16 (activation, layer/group norm, upsample): bad attributes and params."""
+
+    def upsample_binary(meta, tensors):
+        _up()(meta, tensors)
+        meta["nodes"][3]["inputs"] = ["x1"]
+
+    return [
+        (
+            "activation kind",
+            _replace_relu("activation", {"kind": "swish"}),
+            "attribute 'kind' must be one of",
+        ),
+        ("activation no kind", _replace_relu("activation"), "lacks required attribute 'kind'"),
+        ("group_norm groups 3 of 8", _norm("group_norm", groups=3), r"'groups' \(3\) must divide the 8"),
+        ("group_norm groups 0", _norm("group_norm", groups=0), "attribute 'groups' must be integers"),
+        ("group_norm groups huge", _norm("group_norm", groups=2**40), "attribute 'groups' must be integers"),
+        ("group_norm no groups", _norm("group_norm"), "lacks required attribute 'groups'"),
+        ("group_norm eps 0", _norm("group_norm", groups=2, eps=0.0), "'eps' must be a positive float32"),
+        ("group_norm eps < 0", _norm("group_norm", groups=2, eps=-1e-5), "'eps' must be a positive float32"),
+        ("layer_norm eps 1e-50", _norm("layer_norm", eps=1e-50), "'eps' must be a positive float32"),
+        ("layer_norm eps 1e300", _norm("layer_norm", eps=1e300), "'eps' must be a positive float32"),
+        ("layer_norm eps NaN", _norm("layer_norm", eps=float("nan")), "JSON|NaN|number"),
+        ("layer_norm eps string", _norm("layer_norm", eps="1e-5"), "'eps' must be a finite number"),
+        (
+            "layer_norm scale length",
+            _replace_relu("layer_norm", scale=np.ones(7, np.float32), shift=np.zeros(8, np.float32)),
+            "'scale' tensor has 7 values, needs 8",
+        ),
+        ("layer_norm no shift", _replace_relu("layer_norm", scale=np.ones(8, np.float32)), "shift"),
+        ("upsample size 0", _up(size=[0, 16]), "attribute 'size' must be integers in \\[1, 16384\\]"),
+        ("upsample size 20000", _up(size=[20000, 16]), "attribute 'size' must be integers"),
+        ("upsample size 16384^2", _up(size=[16384, 16384]), "bytes per sample"),
+        ("upsample one size", _up(size=[16]), "attribute 'size' must be a list of 2"),
+        ("upsample scale 0", _up(scale_h=0.0), "'scale_h' must be in \\(0, 16384\\]"),
+        ("upsample scale < 0", _up(scale_w=-2.0), "'scale_w' must be in"),
+        ("upsample scale 1e30", _up(scale_w=1e30), "'scale_w' must be in"),
+        ("upsample scale 1e-50", _up(scale_h=1e-50), "'scale_h' must be in"),
+        ("upsample mode", _up(mode="bicubic"), "attribute 'mode' must be one of nearest|bilinear"),
+        ("upsample nearest align", _up(mode="nearest", align_corners=True), "'align_corners' applies"),
+        ("upsample binary input", upsample_binary, "input 0 must be float, is binary"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "name,mutate,message", _float_op_hostile_cases(), ids=[c[0] for c in _float_op_hostile_cases()]
+)
+def test_hostile_float_op_is_refused(tmp_path, name, mutate, message):
+    meta, tensors = small_model()
+    mutate(meta, tensors)
+    t0 = time.perf_counter()
+    with pytest.raises(ModelFormatError, match=message):
+        load(_write(tmp_path, meta, tensors))
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_float_ops_valid_variants_load_and_match_reference(tmp_path):
+    """The same mutations with valid values load and agree with the reference (the cases above are not
+    refused for some unrelated reason)."""
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    for mutate in (
+        _replace_relu("activation", {"kind": "gelu"}),
+        _norm("group_norm", groups=2, eps=1e-5),
+        _norm("layer_norm", eps=1e-6),
+        _up(),
+        _up(mode="nearest", size=[5, 24], scale_h=1.6, scale_w=float(np.float32(1 / 3))),
+    ):
+        meta, tensors = small_model()
+        mutate(meta, tensors)
+        ref_tensors = dict(
+            tensors, w=np.where(np.random.default_rng(0).standard_normal((8, 3, 3, 3)) < 0, -1.0, 1.0)
+        )
+        got = load(_write(tmp_path, meta, tensors), num_threads=2).run(x)
+        np.testing.assert_allclose(got, run_reference(meta, ref_tensors, x), rtol=1e-5, atol=1e-5)
+
+
+def test_upsample_within_limits_but_over_the_memory_cap(tmp_path):
+    meta, tensors = small_model()
+    _up(size=[4096, 4096], scale_h=1 / 512, scale_w=1 / 512)(meta, tensors)  # 512 MiB per sample
+    with pytest.raises(MemoryError, match="memory cap"):
+        load(_write(tmp_path, meta, tensors), memory_cap=64 << 20)
+
+
 @pytest.mark.parametrize("name,mutate,message", _hostile_cases(), ids=[c[0] for c in _hostile_cases()])
 def test_hostile_file_is_refused(tmp_path, name, mutate, message):
     meta, tensors = small_model()

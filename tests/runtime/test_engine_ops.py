@@ -261,6 +261,83 @@ def case_softmax(g, c):
     return g.op("softmax", g.op("flatten", "input"))
 
 
+def _activation_case(kind):
+    def case(g, c):  # x * 4: the tails (|x| up to ~15) as well as the middle
+        return g.op("activation", g.op("scale", "input", attrs={"value": 4.0}), attrs={"kind": kind})
+
+    return case
+
+
+for _kind in ("gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh"):
+    globals()[f"case_activation_{_kind}"] = _activation_case(_kind)
+
+
+def _norm_params(g, c):
+    return {
+        "scale": g.t(RNG.uniform(0.5, 1.5, c).astype(np.float32)),
+        "shift": g.t(RNG.standard_normal(c).astype(np.float32)),
+    }
+
+
+def case_layer_norm(g, c):
+    return g.op("layer_norm", "input", attrs={"eps": 1e-5}, **_norm_params(g, c))
+
+
+def case_layer_norm_2d(g, c):
+    return g.op("layer_norm", g.op("flatten", "input"), attrs={"eps": 1e-3}, **_norm_params(g, c * 36))
+
+
+def case_group_norm(g, c):  # 12 channels in 3 groups, mean far from 0 (the moments must not cancel)
+    x = g.op(
+        "affine",
+        _conv(g, c, 12, 1),
+        scale=g.t(np.ones(12, np.float32)),
+        shift=g.t(np.full(12, 50, np.float32)),
+    )
+    return g.op("group_norm", x, attrs={"groups": 3, "eps": 1e-5}, **_norm_params(g, 12))
+
+
+def case_group_norm_instance(g, c):
+    return g.op("group_norm", "input", attrs={"groups": c, "eps": 1e-2}, **_norm_params(g, c))
+
+
+def case_group_norm_2d(g, c):
+    return g.op(
+        "group_norm", g.op("flatten", "input"), attrs={"groups": 4, "eps": 1e-5}, **_norm_params(g, c * 36)
+    )
+
+
+def _upsample(g, mode, size, scale, align=False):
+    attrs = {"mode": mode, "size": list(size), "scale_h": scale[0], "scale_w": scale[1]}
+    if align:
+        attrs["align_corners"] = True
+    return g.op("upsample", "input", attrs=attrs)
+
+
+def case_upsample_nearest_x2(g, c):
+    return _upsample(g, "nearest", (12, 12), (0.5, 0.5))
+
+
+def case_upsample_nearest_fraction(g, c):  # scale_factor 1.5 (rows) and size 8 (columns)
+    return _upsample(g, "nearest", (9, 8), (float(np.float32(1 / 1.5)), float(np.float32(6) / np.float32(8))))
+
+
+def case_upsample_nearest_down(g, c):
+    return _upsample(g, "nearest", (4, 3), (1.5, 2.0))
+
+
+def case_upsample_bilinear(g, c):
+    return _upsample(g, "bilinear", (11, 13), (float(np.float32(6 / 11)), float(np.float32(6 / 13))))
+
+
+def case_upsample_bilinear_align(g, c):
+    return _upsample(g, "bilinear", (11, 6), (float(np.float32(5) / np.float32(10)), 1.0), align=True)
+
+
+def case_upsample_bilinear_down(g, c):
+    return _upsample(g, "bilinear", (4, 1), (1.5, 6.0))
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

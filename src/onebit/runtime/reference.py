@@ -8,6 +8,7 @@ which represents them exactly. Needs only numpy.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -194,6 +195,82 @@ def _op_flatten(x, node, P):
 def _op_softmax(x, node, P):
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+_ERFC = np.vectorize(math.erfc, otypes=[np.float64])
+_K_TANH = math.sqrt(2.0 / math.pi)
+
+# In float64, and in forms without cancellation in the tails: x/2 (1 + erf(x/sqrt 2))
+# = x/2 erfc(-x/sqrt 2), and x/2 (1 + tanh u) = x / (1 + exp(-2u)).
+_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "gelu": lambda x: 0.5 * x * _ERFC(-x / math.sqrt(2.0)),
+    "gelu_tanh": lambda x: x / (1.0 + np.exp(-2.0 * _K_TANH * (x + 0.044715 * x**3))),
+    "silu": lambda x: x / (1.0 + np.exp(-x)),
+    "hardswish": lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+    "hardsigmoid": lambda x: np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "tanh": np.tanh,
+}
+
+
+def _op_activation(x, node, P):
+    with np.errstate(over="ignore"):
+        return _ACTIVATIONS[node["attrs"]["kind"]](x.astype(np.float64)).astype(np.float32)
+
+
+def _normalize(x: np.ndarray, axes: tuple[int, ...], eps: float) -> np.ndarray:
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps)
+
+
+def _op_layer_norm(x, node, P):
+    y = _normalize(x.astype(np.float64), (-1,), node["attrs"].get("eps", 1e-5))
+    return (y * P["scale"] + P["shift"]).astype(np.float32)
+
+
+def _op_group_norm(x, node, P):
+    g = node["attrs"]["groups"]
+    x64 = x.astype(np.float64)
+    shape = x64.shape  # (N, H, W, C) or (N, C)
+    grouped = x64.reshape(shape[0], -1, g, shape[-1] // g)
+    y = _normalize(grouped, (1, 3), node["attrs"].get("eps", 1e-5)).reshape(shape)
+    return (y * P["scale"] + P["shift"]).astype(np.float32)
+
+
+def _source_index(n_in: int, n_out: int, scale: float, mode: str, align: bool) -> tuple[np.ndarray, ...]:
+    """Per output index: (i0, i1, l0, l1) as torch's CPU upsampling computes them in float32."""
+    d = np.arange(n_out)
+    s = np.float32(scale)
+    if mode == "nearest":
+        if n_out == n_in:
+            i0 = d
+        elif n_out == 2 * n_in:
+            i0 = d // 2
+        else:
+            i0 = np.minimum(np.floor(d.astype(np.float32) * s).astype(np.int64), n_in - 1)
+        return i0, i0, np.ones(n_out, np.float32), np.zeros(n_out, np.float32)
+    if n_out == n_in:
+        return d, d, np.ones(n_out, np.float32), np.zeros(n_out, np.float32)
+    df = d.astype(np.float32)
+    r = s * df if align else np.maximum(s * (df + np.float32(0.5)) - np.float32(0.5), np.float32(0))
+    i0 = np.minimum(np.floor(r).astype(np.int64), n_in - 1)
+    l1 = np.clip(r - i0.astype(np.float32), 0, 1).astype(np.float32)
+    i1 = np.where(i0 < n_in - 1, i0 + 1, i0)
+    return i0, i1, (np.float32(1) - l1), l1
+
+
+def _op_upsample(x, node, P):
+    a = node["attrs"]
+    mode, align = a["mode"], a.get("align_corners", False)
+    (oh, ow), (_, h, w, _) = a["size"], x.shape
+    h0, h1, lh0, lh1 = _source_index(h, oh, a["scale_h"], mode, align)
+    w0, w1, lw0, lw1 = _source_index(w, ow, a["scale_w"], mode, align)
+    x64 = x.astype(np.float64)
+    lw0, lw1 = lw0[None, None, :, None], lw1[None, None, :, None]
+    top = x64[:, h0][:, :, w0] * lw0 + x64[:, h0][:, :, w1] * lw1
+    bot = x64[:, h1][:, :, w0] * lw0 + x64[:, h1][:, :, w1] * lw1
+    return (top * lh0[None, :, None, None] + bot * lh1[None, :, None, None]).astype(np.float32)
 
 
 OPS: dict[str, Callable[..., np.ndarray]] = {
