@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 import onebit
+from onebit.export import _float_ops  # noqa: F401  (registers its lowerings)
 from onebit.export._lower import ExportError, Graph, lower, register_module_lowering
 from onebit.runtime.format import write_model_file
 from onebit.runtime.kernels import pack_bits

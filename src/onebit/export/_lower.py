@@ -156,6 +156,47 @@ def register_module_lowering(cls: type) -> Callable[[Callable[..., Value]], Call
     return wrap
 
 
+_FUNCTION_LOWERINGS: dict[Any, Callable[..., Any]] = {}
+_METHOD_LOWERINGS: dict[str, Callable[..., Any]] = {}
+
+
+def register_function_lowering(*targets: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Teach the exporter functions (``F.gelu``, ``torch.sigmoid``): ``fn(ctx, node, args, kwargs)``.
+
+    ``args``/``kwargs`` hold engine values (:class:`Value`) for computed tensors.
+    """
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for t in targets:
+            _FUNCTION_LOWERINGS[t] = fn
+        return fn
+
+    return wrap
+
+
+def register_method_lowering(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Teach the exporter tensor methods (``x.sigmoid()``): ``fn(ctx, node, args, kwargs)``.
+
+    ``args[0]`` is the tensor the method is called on.
+    """
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for n in names:
+            _METHOD_LOWERINGS[n] = fn
+        return fn
+
+    return wrap
+
+
+def call_site(node: fx.Node) -> str:
+    """Where a function or method call comes from: the module whose forward makes it, for errors."""
+    stack = node.meta.get("nn_module_stack")
+    if stack:
+        path, cls = list(stack.values())[-1]
+        return f"module {path!r} ({getattr(cls, '__name__', cls)})"
+    return "the model's forward"
+
+
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if isinstance(m, _LEAF_TYPES) or type(m) in _MODULE_LOWERINGS:
@@ -468,12 +509,12 @@ def _pool_attrs(m: Any, name: str) -> dict[str, Any]:
 def _lower_module(ctx: _Ctx, name: str, m: nn.Module, args: list[Any], node: fx.Node) -> Value | None:
     g = ctx.g
     x = args[0] if args else None
-    if not isinstance(x, Value):
-        raise ExportError(f"{name} ({type(m).__name__}): expected a tensor input")
     shape = _engine_shape(_shape_of(node))
     fn = _MODULE_LOWERINGS.get(type(m))
-    if fn is not None:
+    if fn is not None:  # it checks its own inputs (they may be other than engine values)
         return fn(ctx, name, m, args, shape)
+    if not isinstance(x, Value):
+        raise ExportError(f"{name} ({type(m).__name__}): expected a tensor input")
     if isinstance(m, nn.Conv2d):
         return _lower_conv(ctx, name, m, x, shape)
     if isinstance(m, nn.Linear):
@@ -560,6 +601,8 @@ def _lower_function(ctx: _Ctx, node: fx.Node, args: list[Any], kwargs: dict[str,
         return args[0][args[1]]
     if t in (getattr,):
         return getattr(args[0], args[1])
+    if t in _FUNCTION_LOWERINGS:
+        return _FUNCTION_LOWERINGS[t](ctx, node, args, kwargs)
     shape = (
         _engine_shape(_shape_of(node))
         if "tensor_meta" in node.meta and hasattr(node.meta["tensor_meta"], "shape")
@@ -620,7 +663,10 @@ def _lower_function(ctx: _Ctx, node: fx.Node, args: list[Any], kwargs: dict[str,
         return g.add("relu", [args[0]], "float", shape, name, torch_order=args[0].torch_order)
     if t in (F.avg_pool2d, F.max_pool2d, F.adaptive_avg_pool2d):
         raise ExportError(f"{name}: use the nn.Module form of {t.__name__} for export")
-    raise ExportError(f"cannot export function {getattr(t, '__name__', t)!r} (node {name})")
+    raise ExportError(
+        f"cannot export function {getattr(t, '__name__', t)!r} called in {call_site(node)} (node {name}): "
+        "no engine op for it"
+    )
 
 
 def _lower_method(ctx: _Ctx, node: fx.Node, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -628,6 +674,8 @@ def _lower_method(ctx: _Ctx, node: fx.Node, args: list[Any], kwargs: dict[str, A
     m = node.target
     if m == "size":
         return _torch_shape_of_value(node.args[0], args[1] if len(args) > 1 else None)
+    if m in _METHOD_LOWERINGS:
+        return _METHOD_LOWERINGS[m](ctx, node, args, kwargs)
     if not isinstance(self_, Value):
         if m in ("view", "reshape") or m == "__getitem__":
             raise ExportError(f"cannot export method {m!r} on a parameter")
@@ -644,7 +692,10 @@ def _lower_method(ctx: _Ctx, node: fx.Node, args: list[Any], kwargs: dict[str, A
         if len(self_.shape) != 4 or reps[0] != 1 or reps[2:] != [1, 1]:
             raise ExportError(f"{node.name}: only x.repeat(1, r, 1, 1) (channel repetition) is supported")
         return ctx.g.add("concat", [self_] * reps[1], self_.kind, shape, node.name)
-    raise ExportError(f"cannot export tensor method {m!r} (node {node.name})")
+    raise ExportError(
+        f"cannot export tensor method {m!r} called in {call_site(node)} (node {node.name}): "
+        "no engine op for it"
+    )
 
 
 def _torch_shape_of_value(fx_node: Any, dim: int | None) -> Any:
