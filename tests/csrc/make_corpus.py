@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import onebit
@@ -172,6 +173,30 @@ class SlimXnorResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+class FloatOps(nn.Module):
+    """Every kind of the activation op, group_norm, layer_norm (channels and rows), both upsamplings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.gn = nn.GroupNorm(2, 8)
+        self.ln = nn.LayerNorm(11)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Linear(11, 16)
+        self.ln1 = nn.LayerNorm(16)
+        self.fc2 = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.silu(self.gn(self.stem(x)))
+        y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+        y = torch.cat([F.gelu(y), x], dim=1).permute(0, 2, 3, 1)
+        y = F.hardswish(self.ln(y).permute(0, 3, 1, 2))
+        y = F.interpolate(F.gelu(y, approximate="tanh"), size=(5, 7), mode="nearest")
+        y = F.interpolate(torch.sigmoid(y), size=(3, 3), mode="bilinear", align_corners=True)
+        z = torch.flatten(self.pool(F.hardsigmoid(y)), 1)
+        return self.fc2(torch.tanh(self.ln1(self.fc1(z))))
+
+
 def seed_models() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
     torch.manual_seed(0)  # the initial weights
     m = onebit.models
@@ -203,6 +228,7 @@ def seed_models() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
         "geometry": (Geometry(), (1, 3, 15, 13)),
         "scaled": (Scaled(), (1, 1, 16, 16)),
         "mixed": (Mixed(), (1, 3, 8, 8)),
+        "float_ops": (FloatOps(), (1, 3, 8, 8)),
     }
 
 
