@@ -1,5 +1,6 @@
 // Non-x86 builds: the AVX entry points fall back to portable code (never
 // selected at run time, since dispatch reports those ISAs unsupported).
+#include "kernels/activation.h"
 #include "kernels/bgemm.h"
 #include "kernels/peak.h"
 #include "kernels/sgemm.h"
@@ -13,6 +14,12 @@ const SgemmConfig& sgemm_config_avx512() { return sgemm_config_portable(); }
 void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
                           uint64_t* out) {
   pack_rows_f32_portable(x, rows, channels, thr, out);
+}
+void activation_f32_avx2(ActKind kind, const float* x, float* y, size_t n) {
+  activation_f32_portable(kind, x, y, n);
+}
+void activation_f32_avx512(ActKind kind, const float* x, float* y, size_t n) {
+  activation_f32_portable(kind, x, y, n);
 }
 double peak_binary_macs_avx512(double) { return 0.0; }
 double peak_fp32_fmas_avx512(double) { return 0.0; }

@@ -378,3 +378,37 @@ def test_docs_list_exactly_the_registered_ops():
     para = text[text.index("Engine ops:") : text.index("Their exact")]
     listed = set(re.findall(r"`([a-z_0-9]+)`", para))
     assert listed == set(ops()), (sorted(listed - set(ops())), sorted(set(ops()) - listed))
+
+
+@pytest.mark.parametrize("kind", ["gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh"])
+def test_activation_is_bit_identical_on_every_isa(kind, tmp_path):
+    """The activation kernels are compiled once per ISA from one source (kernels/activation_impl.h)
+    with IEEE operations only: every ISA gives the same bits, NaN and the extremes included."""
+    from onebit import _C
+
+    x = np.concatenate(
+        [
+            RNG.standard_normal(4000) * 6,
+            [np.nan, np.inf, -np.inf, 0.0, -0.0, 88.0, -88.0, 1e30, -1e30, 1e-40, -3.0, 3.0],
+        ]
+    ).astype(np.float32)[None]
+    g = G(list(x.shape))
+    out = g.op("activation", "input", attrs={"kind": kind})
+    g.write(tmp_path / "m.onebit", out, list(x.shape))
+    before, results = _C.active_isa(), {}
+    try:
+        for name in ("portable", "avx2", "avx512"):
+            if _C.isa_supported(name):
+                _C.set_isa(name)
+                results[name] = load(tmp_path / "m.onebit").run(x).view(np.uint32)
+    finally:
+        _C.set_isa(before)
+    for name, bits in results.items():
+        np.testing.assert_array_equal(bits, results["portable"], err_msg=name)
+    y = results["portable"].view(np.float32)[0]
+    assert np.isnan(y[4000]) and np.all(np.isfinite(y[4003:]))
+    want = run_reference({"inputs": [{"name": "input"}], "outputs": [{"name": out}], "nodes": g.nodes}, {}, x)
+    # accuracy (kernels/activation_impl.h): 1.5e-5 relative down to |y| = 1e-30, 3e-7 but for the GELUs
+    ok = np.isfinite(x[0])
+    rtol = 1.5e-5 if kind.startswith("gelu") else 3e-7
+    np.testing.assert_allclose(y[ok], want[0][ok], rtol=rtol, atol=1e-30)
