@@ -33,6 +33,8 @@ Ops (``attrs`` in brackets, ``params`` in braces):
 * ``relu``, ``prelu`` {slope}, ``scale`` [value], ``add``, ``concat``,
   ``maxpool`` / ``avgpool`` [kernel, stride, padding, ceil_mode, count_include_pad],
   ``bmaxpool`` (binary), ``global_avgpool``, ``flatten``.
+* ``activation`` [kind], ``layer_norm``, ``group_norm``, ``upsample``: the float ops of
+  :mod:`onebit.export._float_ops` (GELU, SiLU, ..., GroupNorm, LayerNorm, interpolation).
 """
 
 from __future__ import annotations
