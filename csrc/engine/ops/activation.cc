@@ -30,7 +30,8 @@ class ActivationKernel final : public OpKernel {
     auto fn = activation_f32_portable;
     if (active_isa() == Isa::kAvx512) fn = activation_f32_avx512;
     else if (active_isa() == Isa::kAvx2) fn = activation_f32_avx2;
-    const size_t per_task = size_t{1} << 14;
+    // 16K floats per task (more for values above 2^34 floats: at most 2^20 tasks)
+    const size_t per_task = std::max(size_t{1} << 14, (total + (size_t{1} << 20) - 1) >> 20);
     const int tasks = static_cast<int>((total + per_task - 1) / per_task);
     if (tasks <= 1) {
       fn(kind_, x, y, total);

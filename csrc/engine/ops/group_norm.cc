@@ -26,9 +26,14 @@ class GroupNormKernel final : public OpKernel {
     const auto* xs = static_cast<const float*>(a.in[0]);
     auto* ys = static_cast<float*>(a.out);
     const size_t per_sample = static_cast<size_t>(v_.h * v_.w * v_.c);
-    auto work = [&](int s) { sample(xs + s * per_sample, ys + s * per_sample); };
-    if (a.n == 1) work(0);
-    else parallel_for(static_cast<int>(a.n), a.nthreads, work);
+    const int64_t per_task = (a.n + 4095) / 4096;  // at most 4096 tasks of whole samples
+    const int tasks = static_cast<int>((a.n + per_task - 1) / per_task);
+    auto work = [&](int t) {
+      for (int64_t s = t * per_task; s < std::min(a.n, (t + 1) * per_task); ++s)
+        sample(xs + s * per_sample, ys + s * per_sample);
+    };
+    if (tasks == 1) work(0);
+    else parallel_for(tasks, a.nthreads, work);
   }
 
   int64_t transient_bytes(int64_t n, int nthreads) const override {

@@ -25,7 +25,9 @@ class LayerNormKernel final : public OpKernel {
     const size_t rows = rows_of(a.n, v_), c = static_cast<size_t>(v_.c);
     const auto* xs = static_cast<const float*>(a.in[0]);
     auto* ys = static_cast<float*>(a.out);
-    const size_t per_task = std::max<size_t>(1, (size_t{1} << 14) / c);
+    // about 16K floats per task, and never more than 2^20 tasks
+    size_t per_task = std::max<size_t>(1, (size_t{1} << 14) / c);
+    per_task = std::max(per_task, (rows + (size_t{1} << 20) - 1) >> 20);
     const int tasks = static_cast<int>((rows + per_task - 1) / per_task);
     auto work = [&](int t) {
       const size_t end = std::min(rows, (static_cast<size_t>(t) + 1) * per_task);

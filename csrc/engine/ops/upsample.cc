@@ -69,24 +69,25 @@ class UpsampleKernel final : public OpKernel {
   void run(const RunArgs& a) const override {
     const auto* x = static_cast<const float*>(a.in[0]);
     auto* y = static_cast<float*>(a.out);
-    const int rows = static_cast<int>(a.n * out_.h);
-    const size_t row_elems = static_cast<size_t>(out_.w * out_.c);
-    const int per_task = static_cast<int>(std::max<size_t>(1, (size_t{1} << 14) / row_elems));
-    const int tasks = (rows + per_task - 1) / per_task;
+    const int64_t rows = a.n * out_.h, row_elems = out_.w * out_.c;
+    // about 16K output floats per task, and never more than 2^20 tasks
+    int64_t per_task = std::max<int64_t>(1, (int64_t{1} << 14) / row_elems);
+    per_task = std::max(per_task, (rows + (int64_t{1} << 20) - 1) >> 20);
+    const int tasks = static_cast<int>((rows + per_task - 1) / per_task);
     auto work = [&](int t) {
-      const int end = std::min(rows, (t + 1) * per_task);
-      for (int r = t * per_task; r < end; ++r) row(x, y, r);
+      const int64_t end = std::min(rows, (t + 1) * per_task);
+      for (int64_t r = t * per_task; r < end; ++r) row(x, y, r);
     };
     if (tasks == 1) work(0);
     else parallel_for(tasks, a.nthreads, work);
   }
 
  private:
-  void row(const float* x, float* y, int r) const {
+  void row(const float* x, float* y, int64_t r) const {
     const int64_t n = r / out_.h, oy = r % out_.h, c = in_.c;
     const size_t cs = static_cast<size_t>(c);
     const float* src = x + static_cast<size_t>(n * in_.h * in_.w * c);
-    float* dst = y + static_cast<size_t>(r) * static_cast<size_t>(out_.w * c);
+    float* dst = y + static_cast<size_t>(r * out_.w * c);
     if (!bilinear_) {
       const float* line = src + static_cast<size_t>(h_.i0[oy] * in_.w * c);
       for (int64_t ox = 0; ox < out_.w; ++ox)
