@@ -375,3 +375,31 @@ def test_group_norm_groups_on_flattened_value_is_refused():
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Flatten(), nn.GroupNorm(2, 4 * 64))
     with pytest.raises(ExportError, match=r"module '2' \(GroupNorm\).*flattened"):
         lower(model, torch.randn(1, 3, 8, 8))
+
+
+def test_float_ops_are_thread_safe_and_thread_count_independent(tmp_path):
+    """One loaded model run from several threads at once, with 1 and 2 kernel threads: the same bits."""
+    import threading
+
+    torch.manual_seed(6)
+    path = tmp_path / "d.onebit"
+    onebit.export(Decoder().eval(), torch.randn(1, 3, 64, 48), path)  # values above one task of 16K floats
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((1 + i % 3, 3, 64, 48)).astype(np.float32) for i in range(12)]
+    one = load(path, num_threads=1)
+    expected = [one.run(x).view(np.uint32) for x in inputs]
+    shared = load(path, num_threads=2)
+    failures: list[str] = []
+
+    def worker(t: int) -> None:
+        for k in range(30):
+            j = (t * 5 + k) % len(inputs)
+            if not np.array_equal(shared.run(inputs[j]).view(np.uint32), expected[j]):
+                failures.append(f"thread {t} call {k}")
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not failures, failures[:5]
