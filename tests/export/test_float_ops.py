@@ -85,6 +85,30 @@ def test_activation_matches_torch(tmp_path, kind, module, fn, form, shape):
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
+CLIPS = [
+    (nn.ReLU6(), F.relu6, (0.0, 6.0)),
+    (nn.Hardtanh(-2.0, 0.5), lambda x: F.hardtanh(x, -2.0, 0.5), (-2.0, 0.5)),
+    (nn.Hardtanh(), lambda x: torch.clamp(x, -1, 1), (-1.0, 1.0)),
+    (nn.Hardtanh(0.25, 3.0), lambda x: x.clamp(0.25, 3.0), (0.25, 3.0)),
+    (nn.Hardtanh(-3.0, 3.0), lambda x: torch.clip(x, min=-3.0, max=3.0), (-3.0, 3.0)),
+]
+
+
+@pytest.mark.parametrize("module,fn,bounds", CLIPS, ids=[f"clip{i}" for i in range(len(CLIPS))])
+@pytest.mark.parametrize("form", ["module", "function"])
+def test_clip_forms_match_torch(tmp_path, module, fn, bounds, form):
+    model = nn.Sequential(module) if form == "module" else Fn(fn)
+    got, want, meta = _export_run(tmp_path, model, _wide((2, 3, 4, 5)))
+    assert _ops(meta) == ["clip"] and meta["nodes"][0]["attrs"] == {"min": bounds[0], "max": bounds[1]}
+    np.testing.assert_array_equal(got, want)
+
+
+def test_one_sided_clamp(tmp_path):
+    got, want, meta = _export_run(tmp_path, Fn(lambda x: x.clamp(min=0.5)), _wide((2, 9)))
+    assert meta["nodes"][0]["attrs"]["min"] == 0.5 and meta["nodes"][0]["attrs"]["max"] > 1e38
+    np.testing.assert_array_equal(got, want)
+
+
 class ConvAct(nn.Module):
     """conv -> BN -> activation -> conv -> functional activation: the ops between real layers."""
 

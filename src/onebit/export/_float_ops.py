@@ -6,7 +6,9 @@ Each torch form (module, function, tensor method) maps to one engine op of
 * ``activation`` [kind]: ``nn.GELU`` / ``F.gelu`` (kind ``gelu``, or ``gelu_tanh`` for
   ``approximate='tanh'``), ``nn.SiLU`` / ``F.silu``, ``nn.Hardswish`` / ``F.hardswish``,
   ``nn.Hardsigmoid`` / ``F.hardsigmoid``, ``nn.Sigmoid`` / ``torch.sigmoid`` / ``x.sigmoid()``,
-  ``nn.Tanh`` / ``torch.tanh`` / ``x.tanh()``;
+  ``nn.Tanh`` / ``torch.tanh`` / ``x.tanh()`` (and ``torch.special.expit``);
+* ``clip`` [min, max]: the functional forms of nn.Hardtanh / nn.ReLU6 (``F.hardtanh``,
+  ``F.relu6``) and ``torch.clamp`` / ``x.clamp`` with number bounds;
 * ``group_norm`` [groups, eps] {scale, shift}: ``nn.GroupNorm`` / ``F.group_norm``;
 * ``layer_norm`` [eps] {scale, shift}: ``nn.LayerNorm(C)`` / ``F.layer_norm`` over the last dim of
   an ``(N, C)`` value, or over the channels of an ``(N, C, H, W)`` value written as conv nets do
@@ -149,6 +151,7 @@ _FUNCTION_KINDS: dict[Callable[..., Any], str] = {
     F.hardswish: "hardswish",
     F.hardsigmoid: "hardsigmoid",
     torch.sigmoid: "sigmoid",
+    torch.special.expit: "sigmoid",
     torch.tanh: "tanh",
 }
 
@@ -163,6 +166,46 @@ register_function_lowering(*_FUNCTION_KINDS)(_lower_activation_function)
 @register_method_lowering("sigmoid", "sigmoid_", "tanh", "tanh_")
 def _lower_activation_method(ctx: _Ctx, node: fx.Node, args: list[Any], kwargs: dict[str, Any]) -> Any:
     return _activation(ctx, node.name, call_site(node), args[0], str(node.target).rstrip("_"))
+
+
+# --------------------------------------------------------------------------- #
+# clip (the engine op nn.Hardtanh / nn.ReLU6 lower to): the functional forms
+# --------------------------------------------------------------------------- #
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _clip(ctx: _Ctx, node: fx.Node, x: Any, lo: Any, hi: Any) -> Value:
+    where = call_site(node)
+    x = _float_input(x, where, "clip")
+    if not all(b is None or isinstance(b, (int, float)) for b in (lo, hi)):
+        raise ExportError(f"{where}: clamp bounds must be numbers (node {node.name}), not tensors")
+    lo = -_F32_MAX if lo is None else max(float(lo), -_F32_MAX)
+    hi = _F32_MAX if hi is None else min(float(hi), _F32_MAX)
+    if lo > hi:
+        raise ExportError(f"{where}: clamp with min {lo} above max {hi} (node {node.name})")
+    return ctx.g.add(
+        "clip", [x], "float", x.shape, node.name, {"min": lo, "max": hi}, torch_order=x.torch_order
+    )
+
+
+@register_function_lowering(F.hardtanh, F.relu6, torch.clamp, torch.clip)
+def _lower_clip_function(ctx: _Ctx, node: fx.Node, args: list[Any], kwargs: dict[str, Any]) -> Value:
+    if node.target is F.relu6:
+        return _clip(ctx, node, args[0], 0.0, 6.0)
+    if node.target is F.hardtanh:
+        a = _bind(F.hardtanh, args, kwargs)
+        return _clip(ctx, node, a["input"], a["min_val"], a["max_val"])
+    lo = kwargs.get("min", args[1] if len(args) > 1 else None)
+    hi = kwargs.get("max", args[2] if len(args) > 2 else None)
+    return _clip(ctx, node, args[0], lo, hi)
+
+
+@register_method_lowering("clamp", "clip", "clamp_", "clip_")
+def _lower_clip_method(ctx: _Ctx, node: fx.Node, args: list[Any], kwargs: dict[str, Any]) -> Value:
+    lo = kwargs.get("min", args[1] if len(args) > 1 else None)
+    hi = kwargs.get("max", args[2] if len(args) > 2 else None)
+    return _clip(ctx, node, args[0], lo, hi)
 
 
 # --------------------------------------------------------------------------- #
