@@ -9,8 +9,8 @@
 // cancellation in the tails (erfc and expm1, never 1 - erf or 1 - exp of a
 // number near 1). Relative error against float64 (reference.py), all x: silu,
 // sigmoid, tanh, hard* below 3e-7; gelu and gelu_tanh about 1e-6 where
-// |y| >= 1e-3, 2e-6 down to |y| = 1e-6 and 1.5e-5 down to 1e-30 (the rounding of
-// x^2 inside exp(-x^2 / 2) grows with x^2). NaN in gives NaN out. Only
+// |y| >= 1e-3, and below 1e-6 absolute in their negative tails, where they
+// round as PyTorch does (see Gelu). NaN in gives NaN out. Only
 // IEEE operations with -ffp-contract=off, so every ISA gives the same bits;
 // -fno-trapping-math (set for these units) lets GCC if-convert the selects.
 #pragma once
@@ -110,17 +110,22 @@ inline float erfc_pos(float a) {
 
 inline float keep_nan(float x, float y) { return x != x ? x : y; }
 
+// The GELUs follow PyTorch's float32 formulas, x/2 (1 + erf(x / sqrt 2)) and
+// x/2 (1 + tanh(u)), with erf and tanh rounded to float32 before the 1 + ...:
+// for x below about -5.54 (tanh form: -5.06) 1 + erf is exactly 0 there, and so
+// is the result (-0, whose sign is +1), where the true value is a tiny negative
+// number. A sign after a GELU then sees what the model saw in training.
 struct Gelu {
   float operator()(float x) const {
     const float z = x * 0.707106781f, a = z < 0.0f ? -z : z;
-    const float c = erfc_pos(a), c2 = 2.0f - c;  // erfc(|z|), erfc(-|z|) = 2 - erfc(|z|)
-    return keep_nan(x, 0.5f * x * (x < 0.0f ? c : c2));
+    const float e = 1.0f - erfc_pos(a), erf = z < 0.0f ? -e : e;  // erf(z) in float32
+    return keep_nan(x, (x * 0.5f) * (1.0f + erf));
   }
 };
-struct GeluTanh {  // x/2 (1 + tanh u) = x sigmoid(2u)
+struct GeluTanh {
   float operator()(float x) const {
     const float u = 0.797884561f * (x + 0.044715f * (x * x * x));
-    return keep_nan(x, x * sigmoid_f(2.0f * u));
+    return keep_nan(x, (0.5f * x) * (1.0f + tanh_f(u)));
   }
 };
 struct Silu {

@@ -427,3 +427,45 @@ def test_float_ops_are_thread_safe_and_thread_count_independent(tmp_path):
     for th in threads:
         th.join()
     assert not failures, failures[:5]
+
+
+class BinaryWithFloatOps(nn.Module):
+    """Binary convs between the new float ops: stem, GroupNorm, sign, bconv, BN, GELU, upsample,
+    sign, bconv, LayerNorm over channels, Hardswish, pool, dense."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from onebit.nn import QuantConv2d
+
+        from .conftest import BIN
+
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.gn = nn.GroupNorm(4, 16)
+        self.b1 = QuantConv2d(16, 32, 3, stride=2, padding=1, bias=False, pad_value=1.0, **BIN)
+        self.bn1 = nn.BatchNorm2d(32)
+        self.act = nn.GELU()
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.b2 = QuantConv2d(32, 24, 3, padding=1, bias=False, pad_value=-1.0, **BIN)
+        self.ln = LayerNorm2d(24)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.b1(self.gn(self.stem(x)))
+        x = self.b2(self.up(self.act(self.bn1(x))))
+        x = F.hardswish(self.ln(x))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def test_binary_net_with_float_ops_matches_torch(tmp_path):
+    from .conftest import randomize_bn
+
+    torch.manual_seed(7)
+    model = randomize_bn(BinaryWithFloatOps()).eval()
+    x = torch.randn(32, 3, 12, 12)
+    got, want, meta = _export_run(tmp_path, model, x)
+    ops = _ops(meta)
+    assert ops.count("bconv2d") == 2 and {"group_norm", "activation", "upsample", "layer_norm"} <= set(ops)
+    assert "affine" not in ops  # the BN after the first binary conv folded into it
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    assert (got.argmax(1) == want.argmax(1)).all()

@@ -408,7 +408,11 @@ def test_activation_is_bit_identical_on_every_isa(kind, tmp_path):
     y = results["portable"].view(np.float32)[0]
     assert np.isnan(y[4000]) and np.all(np.isfinite(y[4003:]))
     want = run_reference({"inputs": [{"name": "input"}], "outputs": [{"name": out}], "nodes": g.nodes}, {}, x)
-    # accuracy (kernels/activation_impl.h): 1.5e-5 relative down to |y| = 1e-30, 3e-7 but for the GELUs
+    # accuracy (kernels/activation_impl.h): 3e-7 relative; the GELUs 2e-6, and 1e-6 absolute in the
+    # negative tail, where erf / tanh rounded to float32 (as PyTorch) decide the result
     ok = np.isfinite(x[0])
-    rtol = 1.5e-5 if kind.startswith("gelu") else 3e-7
-    np.testing.assert_allclose(y[ok], want[0][ok], rtol=rtol, atol=1e-30)
+    gelu = kind.startswith("gelu")
+    np.testing.assert_allclose(y[ok], want[0][ok], rtol=2e-6 if gelu else 3e-7, atol=1e-6 if gelu else 1e-30)
+    if gelu:  # exactly 0 (sign +1, as the sign op reads -0) from where PyTorch's float32 formula gives 0
+        deep = ok & (x[0] < (-5.6 if kind == "gelu" else -5.1))
+        assert deep.sum() > 10 and np.all(y[deep] == 0)

@@ -197,14 +197,20 @@ def _op_softmax(x, node, P):
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
-_ERFC = np.vectorize(math.erfc, otypes=[np.float64])
+_ERF = np.vectorize(math.erf, otypes=[np.float64])
 _K_TANH = math.sqrt(2.0 / math.pi)
 
-# In float64, and in forms without cancellation in the tails: x/2 (1 + erf(x/sqrt 2))
-# = x/2 erfc(-x/sqrt 2), and x/2 (1 + tanh u) = x / (1 + exp(-2u)).
+
+def _f32(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float32).astype(np.float64)
+
+
+# In float64, but the GELUs as PyTorch's float32 formulas x/2 (1 + erf(x/sqrt 2)) and
+# x/2 (1 + tanh u) round them: erf and tanh rounded to float32 before the 1 + ...,
+# so that far in the negative tail the result is 0 (-0, sign +1), not a tiny negative.
 _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "gelu": lambda x: 0.5 * x * _ERFC(-x / math.sqrt(2.0)),
-    "gelu_tanh": lambda x: x / (1.0 + np.exp(-2.0 * _K_TANH * (x + 0.044715 * x**3))),
+    "gelu": lambda x: 0.5 * x * (1.0 + _f32(_ERF(x / math.sqrt(2.0)))),
+    "gelu_tanh": lambda x: 0.5 * x * (1.0 + _f32(np.tanh(_K_TANH * (x + 0.044715 * x**3)))),
     "silu": lambda x: x / (1.0 + np.exp(-x)),
     "hardswish": lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
     "hardsigmoid": lambda x: np.clip(x + 3.0, 0.0, 6.0) / 6.0,
