@@ -78,10 +78,16 @@ inline float sigmoid_f(float x) {
   return x >= 0.0f ? s : es;
 }
 
+// tanh |x| = -m / (2 + m) with m = e^(-2|x|) - 1 near 0 (no cancellation), and
+// 1 - 2e / (1 + e) with e = e^(-2|x|) from |x| = 0.55 on (t >= 0.5: one rounding
+// of 1 - d, so near +-1 the result is the correctly rounded float, as PyTorch's
+// scalar tanh gives it; m ~ -1 would lose the e^(-2|x|) below 2^-24 there).
 inline float tanh_f(float x) {
   const float ax = x < 0.0f ? -x : x;
   const float m = expm1_neg(-2.0f * ax);  // in [-1, 0]
-  const float t = -m / (2.0f + m), nt = -t;
+  const float e = exp_f(-2.0f * ax);
+  const float small = -m / (2.0f + m), large = 1.0f - (e + e) / (1.0f + e);
+  const float t = ax < 0.55f ? small : large, nt = -t;
   return x < 0.0f ? nt : t;
 }
 
@@ -128,8 +134,11 @@ struct GeluTanh {
     return keep_nan(x, (0.5f * x) * (1.0f + tanh_f(u)));
   }
 };
-struct Silu {
-  float operator()(float x) const { return keep_nan(x, x * sigmoid_f(x)); }
+struct Silu {  // x * sigmoid(x); -0 below -ln(FLT_MAX), where PyTorch's x / (1 + exp(-x)) is x / inf
+  float operator()(float x) const {
+    const float y = x * sigmoid_f(x), zero = x * 0.0f;
+    return keep_nan(x, x < -88.7228394f ? zero : y);
+  }
 };
 struct Hardsigmoid {  // as torch: min(max(x + 3, 0), 6) / 6 (NaN stays NaN)
   float operator()(float x) const {

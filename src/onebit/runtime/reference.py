@@ -207,11 +207,12 @@ def _f32(a: np.ndarray) -> np.ndarray:
 
 # In float64, but the GELUs as PyTorch's float32 formulas x/2 (1 + erf(x/sqrt 2)) and
 # x/2 (1 + tanh u) round them: erf and tanh rounded to float32 before the 1 + ...,
-# so that far in the negative tail the result is 0 (-0, sign +1), not a tiny negative.
+# so that far in the negative tail the result is 0 (-0, sign +1), not a tiny negative;
+# SiLU likewise is -0 where PyTorch's float32 exp(-x) overflows.
 _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "gelu": lambda x: 0.5 * x * (1.0 + _f32(_ERF(x / math.sqrt(2.0)))),
     "gelu_tanh": lambda x: 0.5 * x * (1.0 + _f32(np.tanh(_K_TANH * (x + 0.044715 * x**3)))),
-    "silu": lambda x: x / (1.0 + np.exp(-x)),
+    "silu": lambda x: np.where(x < -88.7228394, x * 0.0, x / (1.0 + np.exp(-x))),  # float32: x / inf
     "hardswish": lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
     "hardsigmoid": lambda x: np.clip(x + 3.0, 0.0, 6.0) / 6.0,
     "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
