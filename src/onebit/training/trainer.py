@@ -178,7 +178,7 @@ class Trainer:
         self.flips = FlipTracker(self.model) if r.diagnostics.flips else None
 
         self.start_epoch, self.start_batch, self.global_step, self.best_acc = 0, 0, 0, -1.0
-        self.epoch = 0
+        self.epoch, self.next_batch, self._epoch_t0, self._epoch_images = 0, 0, time.time(), 0
         self.epoch_sums = torch.zeros(3, dtype=torch.float64)  # loss_sum, correct, seen (epoch, rank)
         self.last_record: dict[str, Any] = {}
         if self.resume_from:
@@ -354,7 +354,8 @@ class Trainer:
     def train_step(self, x: Tensor, y: Tensor, idx: Tensor, batch: int = 0) -> StepResult:
         """One optimizer step on a batch: learning rate, forward, loss, backward, step, epoch sums.
 
-        ``batch`` is the batch's position in the epoch (recorded in the result). Raises
+        ``batch`` is the batch's position in the epoch (the next one is where a checkpoint taken
+        now resumes); call :meth:`begin_epoch` first. Raises
         ``FloatingPointError`` on a non-finite loss (except under fp16, whose scaler skips it).
         """
         self.wrapped.train()
@@ -373,6 +374,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.global_step += 1
+        self.next_batch = batch + 1
+        self._epoch_images += y.numel() * self.info.world
         loss_value = float(loss.detach())
         with torch.no_grad():
             self.epoch_sums[0] += loss_value * y.numel()
@@ -388,13 +391,11 @@ class Trainer:
         """End the run after the current step, as ``train.max_steps`` would (checkpointed, evaluated)."""
         self.stop_requested = True
 
-    def train_epoch(self, epoch: int) -> bool:
-        """Train epoch ``epoch`` from its next batch (after a resume, the one the checkpoint names).
+    def begin_epoch(self, epoch: int) -> int:
+        """Start epoch ``epoch``; returns its first batch (after a resume, the one the checkpoint names).
 
-        Returns True when the run must stop after this epoch (``max_steps``, the time budget, or
-        :meth:`request_stop`).
+        A fresh epoch zeroes the epoch sums and snapshots the signs the flip ratio compares with.
         """
-        t = self.recipe.train
         self.epoch, self._epoch_t0, self._epoch_images = epoch, time.time(), 0
         start = self.start_batch if epoch == self.start_epoch else 0
         if start == 0:
@@ -402,15 +403,24 @@ class Trainer:
             resumed_here = bool(self.resume_from) and epoch == self.start_epoch
             if self.flips is not None and not resumed_here:
                 self.flips.snapshot()
+        self.next_batch = start
+        return start
+
+    def train_epoch(self, epoch: int) -> bool:
+        """Train epoch ``epoch`` from :meth:`begin_epoch`'s batch: :meth:`train_step` per batch, the
+        progress bar, the checkpoint every ``train.ckpt_every_steps``, the callbacks.
+
+        Returns True when the run must stop after this epoch (``max_steps``, the time budget, or
+        :meth:`request_stop`).
+        """
+        t = self.recipe.train
+        start = self.begin_epoch(epoch)
         bar = progress_bar(self.train_loader.num_samples, f"epoch {epoch + 1}/{t.epochs}", self.show_progress)
         if bar is not None and start:
             bar.update(start * self.recipe.data.batch_size)
-        self.next_batch = start
         stop = False
         for s, (x, y, idx) in enumerate(self.train_loader.batches(epoch, start), start):
             step = self.train_step(x, y, idx, s)
-            self.next_batch = s + 1
-            self._epoch_images += y.numel() * self.info.world
             if bar is not None:
                 bar.update(y.numel() * self.info.world)
                 if self.global_step % t.log_every == 0:
@@ -559,7 +569,7 @@ class Trainer:
             for epoch in range(self.start_epoch, t.epochs):
                 stop = self.train_epoch(epoch)
                 self.end_epoch(epoch, last=stop)
-                if stop:
+                if stop or self.stop_requested:
                     break
             result = self.finish()
             for cb in self.callbacks:
