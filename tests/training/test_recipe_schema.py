@@ -229,3 +229,29 @@ def test_schedule_and_optimizer_take_typed_sections_or_tables():
     assert [(g["lr"], g["momentum"]) for g in a.param_groups] == [
         (g["lr"], g["momentum"]) for g in b.param_groups
     ]
+
+
+def test_eval_checks_the_recorded_data_table(tmp_path):
+    """A checkpoint is an untrusted file: its recorded [data] table goes through DataConfig
+    before any loader sees it, and a bad value is named with the file."""
+    from conftest import tiny_cfg
+
+    from onebit.training.evaluate import evaluate_checkpoint
+    from onebit.training.loop import train
+
+    res = train(tiny_cfg(tmp_path, **{"train.epochs": "1"}), quiet=True)
+    good = evaluate_checkpoint(res["checkpoint"], subset=100)
+    assert good["data"] == "synthetic" and good["n"] == 100
+    ck = torch.load(res["checkpoint"], weights_only=True)
+    for key, value, msg in [
+        ("eval_batch_size", -5, "data.eval_batch_size must be > 0, got -5"),
+        ("normalize", "../../etc", "data.normalize = '../../etc'; expected one of"),
+        ("loader", "x", "unknown key data.loader"),
+    ]:
+        bad = {**ck, "config": {**ck["config"], "data": {**ck["config"]["data"], key: value}}}
+        path = str(tmp_path / f"bad_{key}.pt")
+        torch.save(bad, path)
+        with pytest.raises(RecipeError, match=re.escape(f"{path}: recorded recipe: {msg}")):
+            evaluate_checkpoint(path, subset=100)
+    with pytest.raises(RecipeError, match="data.test_subset must be >= 0"):
+        evaluate_checkpoint(res["checkpoint"], subset=-1)

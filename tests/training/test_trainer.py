@@ -119,3 +119,5 @@ def test_an_error_in_a_piece_leaves_nothing_open(tmp_path):
         t.fit()
     assert t.logger is None and t._undo_fast is None  # logger closed, fast_ste undone
     t.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed; make a new one"):
+        t.fit()

@@ -559,6 +559,8 @@ class Trainer:
         Returns ``{"run_dir", "model" (unwrapped, on its device), "metrics" (last epoch record),
         "best_acc", "wall_s", "checkpoint", "plots", "global_step", "input_size"}``.
         """
+        if self._closed:
+            raise RuntimeError("this Trainer has finished (or failed) and is closed; make a new one")
         try:
             if not self.is_setup:
                 self.setup()
