@@ -121,3 +121,19 @@ def test_an_error_in_a_piece_leaves_nothing_open(tmp_path):
     t.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed; make a new one"):
         t.fit()
+
+
+def test_time_budget_stops_checkpointed_and_evaluated(tmp_path):
+    """A budget used up after the first step: the run stops there, evaluates, and its checkpoint
+    resumes at batch 1 with the elapsed time carried over (so a resume stops again at once)."""
+    cfg = tiny_cfg(
+        tmp_path, **{"train.time_limit_min": "1e-9", "schedule.name": '"cosine"', "schedule.by_time": "true"}
+    )
+    res = train(cfg, quiet=True)
+    assert res["global_step"] == 1 and "test_acc" in res["metrics"]
+    ck = load_checkpoint(res["checkpoint"])
+    assert (ck["epoch"], ck["step_in_epoch"], ck["global_step"]) == (0, 1, 1)
+    assert ck["extra"]["elapsed_s"] > 0
+    cfg["train"]["resume"] = "auto"
+    again = train(cfg, quiet=True)
+    assert again["global_step"] == 2  # one more step, then out of time again
