@@ -143,6 +143,7 @@ def test_values_are_typed_once():
         ('schedule.monitor="val_loss"', "schedule.monitor = 'val_loss'; expected one of"),
         ('train.if_exists="append"', "train.if_exists"),
         ("train.seeds=1", "unknown key train.seeds (did you mean 'seed'?)"),
+        ("train.device=gpu", "train.device = 'gpu'; expected auto, cpu, cuda, cuda:N"),
     ],
 )
 def test_bad_values_name_the_key(override, msg):

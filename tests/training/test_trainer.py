@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import need_data, tiny_cfg
 
-from onebit.training import Callback, Trainer
+from onebit.training import Callback, Recipe, Trainer
 from onebit.training.checkpoint import load_checkpoint
 from onebit.training.loop import train
 
@@ -134,6 +134,7 @@ def test_time_budget_stops_checkpointed_and_evaluated(tmp_path):
     ck = load_checkpoint(res["checkpoint"])
     assert (ck["epoch"], ck["step_in_epoch"], ck["global_step"]) == (0, 1, 1)
     assert ck["extra"]["elapsed_s"] > 0
+    assert Recipe.from_dict(ck["config"]) == Recipe.from_dict(cfg)  # the recorded recipe, whole
     cfg["train"]["resume"] = "auto"
     again = train(cfg, quiet=True)
     assert again["global_step"] == 2  # one more step, then out of time again

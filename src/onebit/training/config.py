@@ -47,6 +47,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
@@ -334,6 +335,12 @@ class TrainConfig(_Section):
     progress: Any = _f("auto", "progress bar: auto (on a TTY) | true | false", kind="auto_bool")
     log_every: int = _f(50, "steps between progress-bar metric refreshes", ge=1)
     deterministic: bool = _f(False, "torch.use_deterministic_algorithms")
+
+    def _check(self) -> None:
+        if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", self.device):
+            raise RecipeError(
+                f"train.device = {self.device!r}; expected auto, cpu, cuda, cuda:N, mps, xpu or xpu:N"
+            )
 
 
 @dataclass(frozen=True)
