@@ -138,3 +138,16 @@ def test_time_budget_stops_checkpointed_and_evaluated(tmp_path):
     cfg["train"]["resume"] = "auto"
     again = train(cfg, quiet=True)
     assert again["global_step"] == 2  # one more step, then out of time again
+
+
+def test_a_failed_setup_closes_and_a_trainer_sets_up_once(tmp_path):
+    class NoData(Trainer):
+        def build_data(self):
+            raise FileNotFoundError("no data here")
+
+    t = NoData(tiny_cfg(tmp_path), quiet=True)
+    with pytest.raises(FileNotFoundError, match="no data here"), t:
+        pass
+    assert t._closed  # left the process group, closed the logger
+    with pytest.raises(RuntimeError, match="runs once"):
+        t.setup()

@@ -145,7 +145,20 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         """Everything a run needs before its first step, in the order that makes a resume exact
-        (the model's initialization and the optimizer see the same RNG draws every time)."""
+        (the model's initialization and the optimizer see the same RNG draws every time).
+
+        On an error it leaves the process group it joined (:meth:`close`) and re-raises.
+        """
+        if self.is_setup or self._closed:
+            raise RuntimeError("Trainer.setup() runs once per Trainer")
+        try:
+            self._setup()
+        except BaseException:
+            self.close(finished=False)
+            raise
+        self.is_setup = True
+
+    def _setup(self) -> None:
         r = self.recipe
         self.info = D.setup(r.train.device)
         self.t_start = time.time()
@@ -194,7 +207,6 @@ class Trainer:
         if r.train.resume:  # also when "auto" found nothing: drop records of epochs that never checkpointed
             self.logger.truncate_after(self.start_epoch)
         self.show_progress = self._progress_enabled()
-        self.is_setup = True
 
     def resolve_run_dir(self) -> RunDir:
         """Where the run writes and what it resumes (:func:`onebit.training.rundir.resolve_run_dir`).
