@@ -52,6 +52,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
+from onebit._errors import VersionMismatchError
+
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover
@@ -437,8 +439,6 @@ class Recipe:
         body = {k: v for k, v in d.items() if k != "_version"}
         version = d.get("_version")
         if version is not None and version != cls.VERSION:
-            from onebit.nn.binarize import VersionMismatchError
-
             raise VersionMismatchError(
                 f"{where}: recipe schema version {version!r} cannot be read by version {cls.VERSION}"
             )
