@@ -406,6 +406,18 @@ def test_what_does_not_export_names_module_and_op(model, message):
         lower(model, torch.randn(1, 3, 8, 8))
 
 
+def test_permuted_output_and_other_consumers_of_a_permute_are_refused():
+    with pytest.raises(
+        ExportError, match=r"output is permuted to \(N, H, W, C\) \(module 'blocks\.1' \(Fn\)\)"
+    ):
+        lower(Holder(lambda x: x.permute(0, 2, 3, 1)), torch.randn(1, 3, 8, 8))
+    model = nn.Sequential(Fn(lambda x: x.permute(0, 2, 3, 1)), nn.Conv2d(8, 4, 1))
+    with pytest.raises(ExportError, match=r"module '0' \(Fn\): a tensor permuted to \(N, H, W, C\)"):
+        lower(model, torch.randn(1, 3, 8, 8))
+    with pytest.raises(ExportError, match=r"permute\(0, 1, 3, 2\) of x.permute\(0, 2, 3, 1\)"):
+        lower(Fn(lambda x: x.permute(0, 2, 3, 1).permute(0, 1, 3, 2)), torch.randn(1, 3, 8, 8))
+
+
 def test_group_norm_groups_on_flattened_value_is_refused():
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Flatten(), nn.GroupNorm(2, 4 * 64))
     with pytest.raises(ExportError, match=r"module '2' \(GroupNorm\).*flattened"):

@@ -83,6 +83,11 @@ def lower(model: nn.Module, example_input: torch.Tensor, fold: bool = True) -> G
                 env[node.name] = _lower_method(ctx, node, list(load(node.args)), dict(load(node.kwargs)))
             elif node.op == "output":
                 out = load(node.args[0])
+                if isinstance(out, ChannelsLast):
+                    raise ExportError(
+                        f"the model's output is permuted to (N, H, W, C) ({out.where}); the engine returns "
+                        "(N, C, H, W): permute back with .permute(0, 3, 1, 2) or return the value"
+                    )
                 if not isinstance(out, Value):
                     raise ExportError("the engine runs models with exactly one output tensor")
                 if out.kind != "float":
