@@ -165,16 +165,12 @@ struct Tanh {
 
 template <class F>
 void activation_loop(const float* x, float* y, size_t n) {
-  // Blocks of kBlock: copied to a local buffer, transformed there (no aliasing, so
-  // the loop vectorizes) and copied back, which keeps it correct in place (y == x).
-  constexpr size_t kBlock = 256;
-  float buf[kBlock];
-  for (size_t i = 0; i < n; i += kBlock) {
-    const size_t m = n - i < kBlock ? n - i : kBlock;
-    std::memcpy(buf, x + i, m * sizeof(float));
-    if (m < kBlock) std::memset(buf + m, 0, (kBlock - m) * sizeof(float));
-    for (size_t j = 0; j < kBlock; ++j) buf[j] = F()(buf[j]);  // a full block: no tail loop
-    std::memcpy(y + i, buf, m * sizeof(float));
+  // In place (the executor's usual case) through one pointer, so there is nothing to
+  // alias; otherwise the buffers are disjoint and GCC's run-time alias check passes.
+  if (x == y) {
+    for (size_t i = 0; i < n; ++i) y[i] = F()(y[i]);
+  } else {
+    for (size_t i = 0; i < n; ++i) y[i] = F()(x[i]);
   }
 }
 
