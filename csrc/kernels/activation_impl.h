@@ -1,5 +1,5 @@
 // Element-wise float activations (the engine op `activation`, engine/ops/activation.cc):
-// the math and the block loop, included by one translation unit per instruction
+// the math and the loop, included by one translation unit per instruction
 // set (kernels/<isa>/activation_<isa>.cc), each compiled with its own flags, so
 // the loops are vectorized 4 (SSE2, NEON), 8 (AVX2) or 16 (AVX-512) lanes wide.
 // Everything here has internal linkage (an anonymous namespace): each unit keeps

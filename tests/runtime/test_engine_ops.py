@@ -272,6 +272,11 @@ for _kind in ("gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "sigmoid"
     globals()[f"case_activation_{_kind}"] = _activation_case(_kind)
 
 
+def case_activation_out_of_place(g, c):  # its input is read again afterwards: no in-place run
+    x = g.op("scale", "input", attrs={"value": 4.0})
+    return g.op("concat", g.op("activation", x, attrs={"kind": "gelu"}), x)
+
+
 def _norm_params(g, c):
     return {
         "scale": g.t(RNG.uniform(0.5, 1.5, c).astype(np.float32)),
