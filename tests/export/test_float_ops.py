@@ -282,6 +282,21 @@ UPSAMPLES = [
         lambda x: F.interpolate(x, scale_factor=3, mode="nearest"),
     ),
     (
+        "nearest-exact x1.5",
+        nn.Upsample(scale_factor=1.5, mode="nearest-exact"),
+        lambda x: F.interpolate(x, scale_factor=1.5, mode="nearest-exact"),
+    ),
+    (
+        "nearest-exact size",
+        nn.Upsample(size=(12, 3), mode="nearest-exact"),
+        lambda x: F.interpolate(x, size=(12, 3), mode="nearest-exact"),
+    ),
+    (
+        "nearest-exact x3.3",
+        nn.Upsample(scale_factor=3.3, mode="nearest-exact"),
+        lambda x: F.interpolate(x, scale_factor=3.3, mode="nearest-exact"),
+    ),
+    (
         "bilinear x2",
         nn.Upsample(scale_factor=2, mode="bilinear"),
         lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False),

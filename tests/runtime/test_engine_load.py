@@ -276,7 +276,11 @@ def _float_op_hostile_cases():
         ("upsample scale < 0", _up(scale_w=-2.0), "'scale_w' must be in"),
         ("upsample scale 1e30", _up(scale_w=1e30), "'scale_w' must be in"),
         ("upsample scale 1e-50", _up(scale_h=1e-50), "'scale_h' must be in"),
-        ("upsample mode", _up(mode="bicubic"), "attribute 'mode' must be one of nearest|bilinear"),
+        (
+            "upsample mode",
+            _up(mode="bicubic"),
+            r"attribute 'mode' must be one of nearest\|nearest_exact\|bilinear",
+        ),
         ("upsample nearest align", _up(mode="nearest", align_corners=True), "'align_corners' applies"),
         ("upsample binary input", upsample_binary, "input 0 must be float, is binary"),
     ]

@@ -331,6 +331,12 @@ def case_upsample_nearest_down(g, c):
     return _upsample(g, "nearest", (4, 3), (1.5, 2.0))
 
 
+def case_upsample_nearest_exact(g, c):  # 'nearest-exact' at scale factor 1.5 (rows) and size 11 (columns)
+    return _upsample(
+        g, "nearest_exact", (9, 11), (float(np.float32(1 / 1.5)), float(np.float32(6) / np.float32(11)))
+    )
+
+
 def case_upsample_bilinear(g, c):
     return _upsample(g, "bilinear", (11, 13), (float(np.float32(6 / 11)), float(np.float32(6 / 13))))
 

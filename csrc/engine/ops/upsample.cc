@@ -5,6 +5,8 @@
 // (in - 1) / (out - 1) for bilinear with align_corners. Per output index d:
 //   nearest:  s = min(floor(d * scale), in - 1)       (d itself if out == in,
 //                                                      d / 2 if out == 2 in)
+//   nearest_exact ('nearest-exact'): s = min(floor(float((d + 0.5) * scale)), in - 1)
+//             ((d + 0.5) * scale in double, rounded to float, as torch's floorf call)
 //   bilinear: r = d * scale (align_corners), else max((d + 0.5) * scale - 0.5, 0);
 //             i0 = min(floor(r), in - 1), i1 = min(i0 + 1, in - 1),
 //             l1 = clamp(r - i0, 0, 1), l0 = 1 - l1 (i0 = i1 = d, l1 = 0 if out == in);
@@ -36,6 +38,16 @@ Axis nearest_axis(int64_t in, int64_t out, float scale) {
     else if (out == 2 * in) s = d >> 1;
     else s = std::min(static_cast<int64_t>(std::floor(static_cast<float>(d) * scale)), in - 1);
     a.i0[static_cast<size_t>(d)] = static_cast<int32_t>(s);
+  }
+  return a;
+}
+
+Axis nearest_exact_axis(int64_t in, int64_t out, float scale) {
+  Axis a;
+  a.i0.resize(static_cast<size_t>(out));
+  for (int64_t d = 0; d < out; ++d) {
+    const float r = static_cast<float>((static_cast<double>(d) + 0.5) * static_cast<double>(scale));
+    a.i0[static_cast<size_t>(d)] = static_cast<int32_t>(std::min(static_cast<int64_t>(std::floor(r)), in - 1));
   }
   return a;
 }
@@ -130,13 +142,17 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   ctx.require_input(0, DType::kF32, 4);
   const ValueInfo& in = ctx.input();
   const std::vector<int64_t> size = ctx.attr_ints("size");
-  const bool bilinear = ctx.attr_enum("mode") == "bilinear", align = ctx.attr_bool("align_corners");
+  const std::string mode = ctx.attr_enum("mode");
+  const bool bilinear = mode == "bilinear", align = ctx.attr_bool("align_corners");
   if (align && !bilinear) ctx.fail("attribute 'align_corners' applies to mode 'bilinear' only");
   const float sh = scale_attr(ctx, "scale_h"), sw = scale_attr(ctx, "scale_w");
   ctx.out = ValueInfo{DType::kF32, 4, size.at(0), size.at(1), in.c};
   ctx.check_output();  // before the tables are sized by the output
-  Axis h = bilinear ? linear_axis(in.h, size[0], sh, align) : nearest_axis(in.h, size[0], sh);
-  Axis w = bilinear ? linear_axis(in.w, size[1], sw, align) : nearest_axis(in.w, size[1], sw);
+  auto axis = [&](int64_t n_in, int64_t n_out, float scale) {
+    if (bilinear) return linear_axis(n_in, n_out, scale, align);
+    return mode == "nearest_exact" ? nearest_exact_axis(n_in, n_out, scale) : nearest_axis(n_in, n_out, scale);
+  };
+  Axis h = axis(in.h, size[0], sh), w = axis(in.w, size[1], sw);
   return std::make_unique<UpsampleKernel>(in, ctx.out, bilinear, std::move(h), std::move(w));
 }
 
@@ -144,10 +160,11 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
 
 extern const OpDef kOpUpsample = {
     "upsample",
-    "Nearest or bilinear resize to size (H', W') with torch's source-index rule.",
+    "Nearest (torch's 'nearest' or 'nearest-exact') or bilinear resize to size (H', W') with torch's "
+    "source-index rule.",
     1,
     1,
-    {Enum("mode", "nearest|bilinear", nullptr, "interpolation"),
+    {Enum("mode", "nearest|nearest_exact|bilinear", nullptr, "interpolation"),
      Ints("size", 2, 1, kMaxSpatial, "output height and width"),
      Real("scale_h", "source rows per output row (float32, as torch computes it)"),
      Real("scale_w", "source columns per output column"),

@@ -249,6 +249,9 @@ def _source_index(n_in: int, n_out: int, scale: float, mode: str, align: bool) -
     """Per output index: (i0, i1, l0, l1) as torch's CPU upsampling computes them in float32."""
     d = np.arange(n_out)
     s = np.float32(scale)
+    if mode == "nearest_exact":  # floorf of (d + 0.5) * scale, computed in double
+        i0 = np.minimum(np.floor(((d + 0.5) * np.float64(s)).astype(np.float32)).astype(np.int64), n_in - 1)
+        return i0, i0, np.ones(n_out, np.float32), np.zeros(n_out, np.float32)
     if mode == "nearest":
         if n_out == n_in:
             i0 = d

@@ -1,5 +1,5 @@
 """Resizing: ``nn.Upsample`` (and ``nn.UpsamplingNearest2d`` / ``nn.UpsamplingBilinear2d``) and
-``F.interpolate`` in modes ``nearest`` and ``bilinear`` -> ``upsample``.
+``F.interpolate`` in modes ``nearest``, ``nearest-exact`` and ``bilinear`` -> ``upsample``.
 
 ``size`` or ``scale_factor`` (one or per axis, ``recompute_scale_factor`` either way), and for
 bilinear either ``align_corners``. The op's ``scale_h`` / ``scale_w`` are the float32
@@ -43,8 +43,10 @@ def _upsample(
     antialias: bool,
 ) -> Value:
     where = ctx.call_site()
-    if mode not in ("nearest", "bilinear"):
-        raise ExportError(f"{where}: interpolation mode {mode!r} has no engine op (nearest, bilinear)")
+    if mode not in ("nearest", "nearest-exact", "bilinear"):
+        raise ExportError(
+            f"{where}: interpolation mode {mode!r} has no engine op (nearest, nearest-exact, bilinear)"
+        )
     if antialias:
         raise ExportError(f"{where}: antialiased interpolation has no engine op")
     x = float_input(x, where, "upsample")
@@ -60,7 +62,7 @@ def _upsample(
         sf = (float(scale_factor), float(scale_factor))
     align = bool(align_corners) if mode == "bilinear" else False
     attrs: dict[str, Any] = {
-        "mode": mode,
+        "mode": mode.replace("-", "_"),
         "size": [int(oh), int(ow)],
         "scale_h": _ratio(h, oh, sf[0], mode, align),
         "scale_w": _ratio(w, ow, sf[1], mode, align),
