@@ -174,7 +174,7 @@ class SlimXnorResNet(nn.Module):
 
 
 class FloatOps(nn.Module):
-    """Every kind of the activation op, group_norm, layer_norm (channels and rows), both upsamplings."""
+    """Every kind of the activation op, group_norm, layer_norm (channels and rows), every upsample mode."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -192,6 +192,7 @@ class FloatOps(nn.Module):
         y = torch.cat([F.gelu(y), x], dim=1).permute(0, 2, 3, 1)
         y = F.hardswish(self.ln(y).permute(0, 3, 1, 2))
         y = F.interpolate(F.gelu(y, approximate="tanh"), size=(5, 7), mode="nearest")
+        y = F.interpolate(y, scale_factor=1.5, mode="nearest-exact")
         y = F.interpolate(torch.sigmoid(y), size=(3, 3), mode="bilinear", align_corners=True)
         z = torch.flatten(self.pool(F.hardsigmoid(y)), 1)
         return self.fc2(torch.tanh(self.ln1(self.fc1(z))))
