@@ -165,7 +165,9 @@ def supported() -> dict[str, list[str]]:
 
     ``{"modules": [...], "functions": [...], "methods": [...], "activation_quantizers": [...],
     "weight_quantizers": [...]}``, each sorted; modules include their subclasses that stay
-    whole when captured (onebit's layers and quantizers). Quantizers are the names of
+    whole when captured (onebit's layers and quantizers). The list is the registry's at
+    the time of the call: lowerings defined next to their modules (the zoo's blocks in
+    ``onebit.models._blocks``, a user's own) appear once their module is imported. Quantizers are the names of
     :func:`onebit.quantizers.list_quantizers` whose default instance implements the export
     protocol (``sign_threshold()`` for activations, ``sign_scale(w)`` for weights).
     """
