@@ -3,9 +3,9 @@ smooth activations of the ``activation`` op (GELU, SiLU, Hardswish, Hardsigmoid,
 
 Each in module and functional form: ``nn.GELU`` / ``F.gelu`` (kind ``gelu``, or ``gelu_tanh``
 for ``approximate='tanh'``), ``nn.SiLU`` / ``F.silu``, ``nn.Hardswish`` / ``F.hardswish``,
-``nn.Hardsigmoid`` / ``F.hardsigmoid``, ``nn.Sigmoid`` / ``torch.sigmoid`` / ``x.sigmoid()`` /
-``torch.special.expit``, ``nn.Tanh`` / ``torch.tanh`` / ``x.tanh()``; ``nn.Hardtanh`` /
-``nn.ReLU6`` / ``F.hardtanh`` / ``F.relu6`` / ``torch.clamp`` / ``x.clamp`` (number bounds) -> ``clip``.
+``nn.Hardsigmoid`` / ``F.hardsigmoid``, ``nn.Sigmoid`` / ``torch.sigmoid`` / ``x.sigmoid()``,
+``nn.Tanh`` / ``torch.tanh`` / ``x.tanh()``; ``nn.Hardtanh`` / ``nn.ReLU6`` / ``F.hardtanh`` /
+``F.relu6`` / ``torch.clamp`` / ``x.clamp`` (number bounds) -> ``clip``.
 """
 
 from __future__ import annotations
@@ -119,7 +119,6 @@ _FUNCTION_KINDS: dict[Any, str] = {
     F.hardswish: "hardswish",
     F.hardsigmoid: "hardsigmoid",
     torch.sigmoid: "sigmoid",
-    torch.special.expit: "sigmoid",
     torch.tanh: "tanh",
 }
 
