@@ -71,8 +71,20 @@ struct PackedWeights {
   avector<int32_t> wsum;
   // [oc][T][cw]: plain packed filters, for the reference kernel.
   std::vector<uint64_t> ohwi;
+  // Grouped convs with few channels per group (bgconv_uses_lanes) use the
+  // bit-sliced kernel (kernels/bgconv.h) instead of blocks/wsum, which stay empty:
+  // [T * cin_g][words_for(oc)]: bit o of plane t * cin_g + c = filter o, tap t, channel c.
+  avector<uint64_t> lanes;
+  // [T][oc]: sum of the +-1 weights of a tap (zero padding).
+  std::vector<int32_t> lane_wsum;
   int taps() const { return kh * kw; }
 };
+
+// Grouped convolutions with at most this many input channels per group use the
+// bit-sliced lanes kernel: there the popcount GEMM would spend a 64-bit word
+// per tap and a 32-channel block per group on a few bits.
+constexpr int kBgconvMaxCinPerGroup = 8;
+bool bgconv_uses_lanes(int groups, int cin_g);
 
 // w: float32 OHWI, shape (oc, kh, kw, cin_g); groups divides oc.
 PackedWeights pack_weights_ohwi(const float* w, int oc, int kh, int kw, int cin_g, int groups);
