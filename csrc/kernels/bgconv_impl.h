@@ -1,5 +1,5 @@
 // The bit-sliced grouped-conv kernel (contract in kernels/bgconv.h), written
-// once over a vector of VW 64-bit words and compiled by each ISA's unit with
+// once over vectors of up to VW 64-bit words (NP pixels at a time) and compiled by each ISA's unit with
 // its own flags (kernels/<isa>/bgconv_<VW>w_<isa>.cc): the word loops are
 // plain fixed-size loops the compiler turns into zmm (8 words), ymm (4) or
 // xmm / q registers (2). Include only from those units: everything here has
@@ -11,103 +11,143 @@
 namespace onebit {
 namespace {
 
-// Counts the mismatches of words [w0, w0 + VW) of one pixel into B planes.
-template <int B, int VW>
-inline void bgconv_count(const BgconvRun& r, const uint64_t* p, int w0, uint64_t (&ctr)[B][VW]) {
-  for (int b = 0; b < B; ++b)
-    for (int v = 0; v < VW; ++v) ctr[b][v] = 0;
+// byte j of kSpread[v] = bit j of v: turns 8 lanes of a plane into 8 bytes.
+struct SpreadTable {
+  uint64_t v[256];
+  constexpr SpreadTable() : v() {
+    for (int i = 0; i < 256; ++i) {
+      uint64_t s = 0;
+      for (int j = 0; j < 8; ++j) s |= static_cast<uint64_t>((i >> j) & 1) << (8 * j);
+      v[i] = s;
+    }
+  }
+};
+constexpr SpreadTable kSpread{};
+
+// Vectors of N 64-bit words (GCC/Clang vector extensions: plain operators,
+// kept in registers; N = 1 is a plain word).
+template <int N>
+struct Vec {
+  typedef uint64_t type __attribute__((vector_size(8 * N)));
+};
+template <>
+struct Vec<1> {
+  typedef uint64_t type;
+};
+
+template <int N>
+inline typename Vec<N>::type load_words(const uint64_t* p) {
+  typename Vec<N>::type v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// Counts the mismatches of words [w0, w0 + N) of NP pixels into B planes each.
+// NP independent pixels keep the (latency-bound) ripple-carry chains overlapped.
+template <int B, int N, int NP>
+inline void bgconv_chunk(const BgconvRun& r, const uint64_t* const* p, int w0, int pix0) {
+  using V = typename Vec<N>::type;
+  V ctr[NP][B];
+  for (int i = 0; i < NP; ++i)
+    for (int b = 0; b < B; ++b) ctr[i][b] = V{} ^ V{};
   const uint64_t* wk = r.w + w0;
   for (int k = 0; k < r.terms; ++k, wk += r.words) {
-    const uint64_t* s = p + r.off[k] + w0;
-    uint64_t c[VW];
-    for (int v = 0; v < VW; ++v) c[v] = s[v] ^ wk[v];
+    const ptrdiff_t o = r.off[k] + w0;
+    const V wv = load_words<N>(wk);
+    V c[NP];
+    for (int i = 0; i < NP; ++i) c[i] = load_words<N>(p[i] + o) ^ wv;
     for (int b = 0; b < B; ++b)
-      for (int v = 0; v < VW; ++v) {
-        const uint64_t carry = ctr[b][v] & c[v];
-        ctr[b][v] ^= c[v];
-        c[v] = carry;
+      for (int i = 0; i < NP; ++i) {
+        const V carry = ctr[i][b] & c[i];
+        ctr[i][b] ^= c[i];
+        c[i] = carry;
       }
   }
-}
-
-template <int B, int VW>
-inline void bgconv_chunk(const BgconvRun& r, const uint64_t* p, int w0, int i) {
-  uint64_t ctr[B][VW];
-  bgconv_count<B, VW>(r, p, w0, ctr);
-  if (r.kind == OutKind::kBits) {
-    // pop >= q, most significant plane first.
-    uint64_t gt[VW], eq[VW];
-    for (int v = 0; v < VW; ++v) gt[v] = 0, eq[v] = ~uint64_t{0};
-    for (int b = B - 1; b >= 0; --b) {
-      const uint64_t* qb = r.q + static_cast<size_t>(b) * r.words + w0;
-      for (int v = 0; v < VW; ++v) {
-        gt[v] |= eq[v] & ctr[b][v] & ~qb[v];
-        eq[v] &= ~(ctr[b][v] ^ qb[v]);
+  for (int i = 0; i < NP; ++i) {
+    const int pix = pix0 + i;
+    if (r.kind == OutKind::kBits) {
+      // pop >= q, most significant plane first.
+      V gt = V{} ^ V{}, eq = ~gt;
+      for (int b = B - 1; b >= 0; --b) {
+        const V qb = load_words<N>(r.q + static_cast<size_t>(b) * r.words + w0);
+        gt |= eq & ctr[i][b] & ~qb;
+        eq &= ~(ctr[i][b] ^ qb);
       }
+      const V res = (gt | eq) ^ load_words<N>(r.flip + w0);
+      __builtin_memcpy(r.out_bits + static_cast<size_t>(pix) * r.out_stride + w0, &res, sizeof(res));
+      continue;
     }
-    uint64_t* o = r.out_bits + static_cast<size_t>(i) * r.out_stride + w0;
-    for (int v = 0; v < VW; ++v) o[v] = (gt[v] | eq[v]) ^ r.flip[w0 + v];
-    return;
-  }
-  float* o = r.out_f + static_cast<size_t>(i) * r.out_stride;
-  for (int v = 0; v < VW; ++v) {
-    const int c0 = (w0 + v) * 64;
-    const int n = r.oc - c0 < 64 ? r.oc - c0 : 64;
-    for (int j = 0; j < n; ++j) {
-      int32_t pop = 0;
-      for (int b = 0; b < B; ++b) pop |= static_cast<int32_t>((ctr[b][v] >> j) & 1) << b;
-      const int c = c0 + j;
-      const int32_t dot = r.k_bits - 2 * pop - (r.corr ? r.corr[c] : 0);
-      float y = static_cast<float>(dot) * r.mult[c];
-      y = y + r.bias[c];
-      if (r.act == Act::kRelu) {
-        y = y < 0.0f ? 0.0f : y;
-      } else if (r.act == Act::kPrelu) {
-        y = y < 0.0f ? y * r.slope[c] : y;
+    uint64_t planes[B][N];
+    for (int b = 0; b < B; ++b) __builtin_memcpy(planes[b], &ctr[i][b], sizeof(V));
+    float* o = r.out_f + static_cast<size_t>(pix) * r.out_stride;
+    for (int v = 0; v < N; ++v) {
+      const int c0 = (w0 + v) * 64;
+      const int n = r.oc - c0 < 64 ? r.oc - c0 : 64;
+      for (int j = 0; j < n; ++j) {
+        int32_t pop = 0;
+        for (int b = 0; b < B; ++b) pop |= static_cast<int32_t>((planes[b][v] >> j) & 1) << b;
+        const int c = c0 + j;
+        const int32_t dot = r.k_bits - 2 * pop - (r.corr ? r.corr[c] : 0);
+        float y = static_cast<float>(dot) * r.mult[c];
+        y = y + r.bias[c];
+        if (r.act == Act::kRelu) {
+          y = y < 0.0f ? 0.0f : y;
+        } else if (r.act == Act::kPrelu) {
+          y = y < 0.0f ? y * r.slope[c] : y;
+        }
+        o[c] = y;
       }
-      o[c] = y;
     }
   }
 }
 
-template <int B, int VWMAX>
+template <int B, int NP, int VWMAX>
+inline void bgconv_pixels(const BgconvRun& r, int pix0) {
+  const uint64_t* p[NP];
+  for (int i = 0; i < NP; ++i) p[i] = r.src + (pix0 + i) * r.pix_step;
+  int w0 = 0;
+  if constexpr (VWMAX >= 8)
+    for (; r.words - w0 >= 8; w0 += 8) bgconv_chunk<B, 8, NP>(r, p, w0, pix0);
+  if constexpr (VWMAX >= 4)
+    for (; r.words - w0 >= 4; w0 += 4) bgconv_chunk<B, 4, NP>(r, p, w0, pix0);
+  if constexpr (VWMAX >= 2)
+    for (; r.words - w0 >= 2; w0 += 2) bgconv_chunk<B, 2, NP>(r, p, w0, pix0);
+  for (; w0 < r.words; ++w0) bgconv_chunk<B, 1, NP>(r, p, w0, pix0);
+}
+
+template <int B, int VWMAX, int NP>
 void bgconv_run(const BgconvRun& r) {
-  const int tail = r.oc % 64;
-  const uint64_t last_mask = tail ? (uint64_t{1} << tail) - 1 : ~uint64_t{0};
-  for (int i = 0; i < r.npix; ++i) {
-    const uint64_t* p = r.src + i * r.pix_step;
-    int w0 = 0;
-    if constexpr (VWMAX >= 8)
-      for (; r.words - w0 >= 8; w0 += 8) bgconv_chunk<B, 8>(r, p, w0, i);
-    if constexpr (VWMAX >= 4)
-      for (; r.words - w0 >= 4; w0 += 4) bgconv_chunk<B, 4>(r, p, w0, i);
-    if constexpr (VWMAX >= 2)
-      for (; r.words - w0 >= 2; w0 += 2) bgconv_chunk<B, 2>(r, p, w0, i);
-    for (; w0 < r.words; ++w0) bgconv_chunk<B, 1>(r, p, w0, i);
-    if (r.kind == OutKind::kBits)
-      r.out_bits[static_cast<size_t>(i) * r.out_stride + r.words - 1] &= last_mask;
+  int i = 0;
+  for (; i + NP <= r.npix; i += NP) bgconv_pixels<B, NP, VWMAX>(r, i);
+  for (; i < r.npix; ++i) bgconv_pixels<B, 1, VWMAX>(r, i);
+  if (r.kind == OutKind::kBits) {
+    const int tail = r.oc % 64;
+    if (tail)
+      for (int j = 0; j < r.npix; ++j)
+        r.out_bits[static_cast<size_t>(j) * r.out_stride + r.words - 1] &= (uint64_t{1} << tail) - 1;
   }
 }
 
-// The counter width is a template parameter so the planes live in registers.
-template <int VWMAX>
+// The counter width is a template parameter so the planes live in registers;
+// NP pixels at a time (NP * B vectors of counters).
+template <int VWMAX, int NP>
 void bgconv_dispatch(const BgconvRun& r) {
   switch (r.bits) {
-    case 2: return bgconv_run<2, VWMAX>(r);
-    case 3: return bgconv_run<3, VWMAX>(r);
-    case 4: return bgconv_run<4, VWMAX>(r);
-    case 5: return bgconv_run<5, VWMAX>(r);
-    case 6: return bgconv_run<6, VWMAX>(r);
-    case 7: return bgconv_run<7, VWMAX>(r);
-    case 8: return bgconv_run<8, VWMAX>(r);
-    case 9: return bgconv_run<9, VWMAX>(r);
-    case 10: return bgconv_run<10, VWMAX>(r);
-    case 11: return bgconv_run<11, VWMAX>(r);
-    case 12: return bgconv_run<12, VWMAX>(r);
-    case 13: return bgconv_run<13, VWMAX>(r);
-    case 14: return bgconv_run<14, VWMAX>(r);
-    case 15: return bgconv_run<15, VWMAX>(r);
-    default: return bgconv_run<16, VWMAX>(r);
+    case 2: return bgconv_run<2, VWMAX, NP>(r);
+    case 3: return bgconv_run<3, VWMAX, NP>(r);
+    case 4: return bgconv_run<4, VWMAX, NP>(r);
+    case 5: return bgconv_run<5, VWMAX, NP>(r);
+    case 6: return bgconv_run<6, VWMAX, NP>(r);
+    case 7: return bgconv_run<7, VWMAX, NP>(r);
+    case 8: return bgconv_run<8, VWMAX, NP>(r);
+    case 9: return bgconv_run<9, VWMAX, NP>(r);
+    case 10: return bgconv_run<10, VWMAX, NP>(r);
+    case 11: return bgconv_run<11, VWMAX, NP>(r);
+    case 12: return bgconv_run<12, VWMAX, NP>(r);
+    case 13: return bgconv_run<13, VWMAX, NP>(r);
+    case 14: return bgconv_run<14, VWMAX, NP>(r);
+    case 15: return bgconv_run<15, VWMAX, NP>(r);
+    default: return bgconv_run<16, VWMAX, NP>(r);
   }
 }
 

@@ -307,7 +307,7 @@ int64_t ceil_half(int64_t v) { return -floor_half(-v); }
 // is input channel (o / ocg) * cin_g + c, the c-th input of output channel o
 // (depthwise with one output per channel: the packed input itself). Every
 // output pixel then reads term (tap t, plane c) at a fixed offset from its
-// first tap, as in conv_core. Zero padding: padded taps read +1 planes and the
+// first tap, as in conv_core (the layout is PackedWeights::lane_moves). Zero padding: padded taps read +1 planes and the
 // border pattern's per-channel weight sums are subtracted (float) or folded
 // into the count thresholds (bits).
 void conv_lanes(const BgconvConfig& cfg, const uint64_t* x, const PackedWeights& w,
@@ -346,12 +346,14 @@ void conv_lanes(const BgconvConfig& cfg, const uint64_t* x, const PackedWeights&
           continue;
         }
         std::memset(d, 0, xsz * sizeof(uint64_t));
-        for (int c = 0; c < cing; ++c) {
-          uint64_t* plane = d + static_cast<size_t>(c) * wo;
-          for (int o = 0; o < oc; ++o) {
-            const int ch = (o / ocg) * cing + c;
-            plane[o / 64] |= ((s[ch / 64] >> (ch % 64)) & 1) << (o % 64);
-          }
+        for (const LaneMove& mv : w.lane_moves) {
+          // 64 input bits starting at bit mv.src (words outside the pixel read as 0)
+          const int64_t w0 = mv.src >= 0 ? mv.src / 64 : -((-mv.src + 63) / 64);
+          const int r = static_cast<int>(mv.src - w0 * 64);
+          const uint64_t lo = w0 >= 0 && w0 < win ? s[w0] : 0;
+          const uint64_t hi = w0 + 1 >= 0 && w0 + 1 < win ? s[w0 + 1] : 0;
+          const uint64_t v = r ? (lo >> r) | (hi << (64 - r)) : lo;
+          d[mv.dst] |= v & mv.mask;
         }
       }
     });

@@ -59,6 +59,14 @@ void unpack_rows_i8(const uint64_t* p, size_t rows, int channels, int8_t* out);
 // Copies nbits bits from src (starting at bit src_off) to dst (at dst_off).
 void copy_bits(const uint64_t* src, size_t src_off, uint64_t* dst, size_t dst_off, size_t nbits);
 
+// One step of laying out a pixel for the bit-sliced grouped kernel: the lanes
+// `mask` of word `dst` take the 64 input bits starting at bit `src`.
+struct LaneMove {
+  int dst;
+  int64_t src;
+  uint64_t mask;
+};
+
 // Binary filters in the micro-kernel layout.
 struct PackedWeights {
   int oc = 0, kh = 0, kw = 0, cin_g = 0, groups = 1;
@@ -77,6 +85,12 @@ struct PackedWeights {
   avector<uint64_t> lanes;
   // [T][oc]: sum of the +-1 weights of a tap (zero padding).
   std::vector<int32_t> lane_wsum;
+  // The input layout: lane o of plane c (word c * words_for(oc) + o / 64) is input
+  // channel (o / ocg) * cin_g + c. Lanes of one word at the same distance from
+  // their source move together (one funnel shift and mask): cin_g moves per word for
+  // square groups (ocg == cin_g), up to 64 for a depth multiplier. Empty for depthwise
+  // with one output per channel (the packed input is the layout).
+  std::vector<LaneMove> lane_moves;
   int taps() const { return kh * kw; }
 };
 

@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "dispatch.h"
 #include "kernels/bgemm.h"
@@ -139,6 +141,23 @@ PackedWeights pack_weights_ohwi_words(std::vector<uint64_t> words, int oc, int k
             pw.lane_wsum[static_cast<size_t>(t) * oc + o] -= 2;
           }
       }
+    if (!(cin_g == 1 && pw.ocg == 1)) {
+      std::vector<std::pair<int64_t, int>> delta_lane;
+      for (int c = 0; c < cin_g; ++c)
+        for (int dw = 0; dw < wo; ++dw) {
+          delta_lane.clear();
+          for (int l = 0; l < 64 && dw * 64 + l < oc; ++l) {
+            const int o = dw * 64 + l;
+            delta_lane.emplace_back(int64_t{o / pw.ocg} * cin_g + c - o, l);
+          }
+          std::sort(delta_lane.begin(), delta_lane.end());
+          for (size_t i = 0; i < delta_lane.size(); ++i) {
+            if (i == 0 || delta_lane[i].first != delta_lane[i - 1].first)
+              pw.lane_moves.push_back(LaneMove{c * wo + dw, int64_t{dw} * 64 + delta_lane[i].first, 0});
+            pw.lane_moves.back().mask |= uint64_t{1} << delta_lane[i].second;
+          }
+        }
+    }
     return pw;
   }
   const size_t block_words = static_cast<size_t>(T) * cw * kNR;

@@ -151,7 +151,7 @@ NB_MODULE(_C, m) {
       .def_ro("groups", &PackedWeights::groups)
       .def_prop_ro("nbytes", [](const PackedWeights& w) {
         return w.blocks.size() * 8 + w.wsum.size() * 4 + w.ohwi.size() * 8 + w.lanes.size() * 8 +
-               w.lane_wsum.size() * 4;
+               w.lane_wsum.size() * 4 + w.lane_moves.size() * sizeof(LaneMove);
       })
       .def("__repr__", [](const PackedWeights& w) {
         return "PackedWeights(out_channels=" + std::to_string(w.oc) + ", kernel=(" +

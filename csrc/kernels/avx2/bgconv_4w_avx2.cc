@@ -5,7 +5,7 @@
 namespace onebit {
 
 const BgconvConfig& bgconv_config_avx2() {
-  static const BgconvConfig cfg{"bgconv_4w_avx2", &bgconv_dispatch<4>};
+  static const BgconvConfig cfg{"bgconv_4w_avx2", &bgconv_dispatch<4, 2>};
   return cfg;
 }
 

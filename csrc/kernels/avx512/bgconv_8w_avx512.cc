@@ -5,7 +5,7 @@
 namespace onebit {
 
 const BgconvConfig& bgconv_config_avx512() {
-  static const BgconvConfig cfg{"bgconv_8w_avx512", &bgconv_dispatch<8>};
+  static const BgconvConfig cfg{"bgconv_8w_avx512", &bgconv_dispatch<8, 4>};
   return cfg;
 }
 

@@ -5,7 +5,7 @@
 namespace onebit {
 
 const BgconvConfig& bgconv_config_neon() {
-  static const BgconvConfig cfg{"bgconv_2w_neon", &bgconv_dispatch<2>};
+  static const BgconvConfig cfg{"bgconv_2w_neon", &bgconv_dispatch<2, 4>};
   return cfg;
 }
 

@@ -5,7 +5,7 @@
 namespace onebit {
 
 const BgconvConfig& bgconv_config_portable() {
-  static const BgconvConfig cfg{"bgconv_2w_portable", &bgconv_dispatch<2>};
+  static const BgconvConfig cfg{"bgconv_2w_portable", &bgconv_dispatch<2, 2>};
   return cfg;
 }
 

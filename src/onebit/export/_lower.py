@@ -20,10 +20,10 @@ Ops (``attrs`` in brackets, ``params`` in braces):
 * ``sign`` [threshold given per channel in {threshold}]: binary = +1 where x >= t.
 * ``conv2d`` [stride, padding (l, r, t, b), dilation, groups] {weight OHWI, multiplier?, bias?}:
   float conv; ``y = conv(x, W) * multiplier + bias``.
-* ``bconv2d`` [in_channels, stride, padding, dilation, pad_value, output]
+* ``bconv2d`` [in_channels, stride, padding, dilation, groups, pad_value, output]
   {weight (O, kh, kw, C) ±1 float32 in memory / packed in the file, multiplier, bias}
   or {weight, threshold, direction} when ``output == "binary"``:
-  ``acc = conv(x, W)`` (integers), float out ``acc * multiplier + bias``;
+  ``acc = conv(x, W)`` (integers; W is (O, kh, kw, C / groups)), float out ``acc * multiplier + bias``;
   binary out ``+1 where direction * (acc - threshold) >= 0`` (direction ±1; a
   constant channel has direction 0 and the sign of its threshold).
 * ``dense`` / ``bdense``: as conv2d / bconv2d on ``N, C`` values.
@@ -303,8 +303,6 @@ def _lower_conv(ctx: _Ctx, name: str, m: nn.Conv2d, x: Value, out_shape: tuple[i
     binary = isinstance(m, QuantMixin) and m.is_binary
     x_real = x
     if binary:
-        if m.groups != 1:
-            raise ExportError(f"{name}: grouped binary convolutions are not supported by the engine yet")
         x = _lower_sign(ctx, f"{name}.input_quantizer", m.input_quantizer, x)
         signs, mult = _weight_sign_and_scale(m, name)
         if m.scaling == "channel":
@@ -804,7 +802,7 @@ def fold_affines(g: Graph) -> None:
 def _k_max(node: dict[str, Any]) -> int:
     if node["op"] == "bconv2d":
         kh, kw = node["attrs"]["kernel"]
-        return int(node["attrs"]["in_channels"]) * kh * kw
+        return int(node["attrs"]["in_channels"]) // int(node["attrs"].get("groups", 1)) * kh * kw
     return int(node["attrs"]["in_channels"])
 
 
