@@ -104,7 +104,8 @@ def main() -> None:
                     for name, s in res.items():
                         label = f"{name} C={c} {hw}x{hw}"
                         ratio = s / res["dense"]
-                        print(f"{label:<28}{output:<8}{s * 1e6:>10.1f}{s * 1e9 / outputs:>11.2f}{ratio:>10.3f}")
+                        ns = s * 1e9 / outputs
+                        print(f"{label:<28}{output:<8}{s * 1e6:>10.1f}{ns:>11.2f}{ratio:>10.3f}")
     print(f"uptime: {os.popen('uptime').read().strip()}")
 
 

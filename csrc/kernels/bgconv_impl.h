@@ -83,9 +83,18 @@ inline void bgconv_chunk(const BgconvRun& r, const uint64_t* const* p, int w0, i
     for (int v = 0; v < N; ++v) {
       const int c0 = (w0 + v) * 64;
       const int n = r.oc - c0 < 64 ? r.oc - c0 : 64;
+      uint64_t bytes = 0;  // B <= 8: the counts of 8 lanes, one byte each
       for (int j = 0; j < n; ++j) {
         int32_t pop = 0;
-        for (int b = 0; b < B; ++b) pop |= static_cast<int32_t>((planes[b][v] >> j) & 1) << b;
+        if constexpr (B <= 8) {
+          if (j % 8 == 0) {
+            bytes = 0;
+            for (int b = 0; b < B; ++b) bytes += kSpread.v[(planes[b][v] >> j) & 0xFF] << b;
+          }
+          pop = static_cast<int32_t>((bytes >> (8 * (j % 8))) & 0xFF);
+        } else {
+          for (int b = 0; b < B; ++b) pop |= static_cast<int32_t>((planes[b][v] >> j) & 1) << b;
+        }
         const int c = c0 + j;
         const int32_t dot = r.k_bits - 2 * pop - (r.corr ? r.corr[c] : 0);
         float y = static_cast<float>(dot) * r.mult[c];
