@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import onebit
-from onebit.export._lower import lower
+from onebit.export import lower
 from onebit.nn import QuantConv2d
 from onebit.runtime.model import load
 
