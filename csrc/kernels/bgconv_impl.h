@@ -83,28 +83,36 @@ inline void bgconv_chunk(const BgconvRun& r, const uint64_t* const* p, int w0, i
     for (int v = 0; v < N; ++v) {
       const int c0 = (w0 + v) * 64;
       const int n = r.oc - c0 < 64 ? r.oc - c0 : 64;
-      uint64_t bytes = 0;  // B <= 8: the counts of 8 lanes, one byte each
-      for (int j = 0; j < n; ++j) {
-        int32_t pop = 0;
-        if constexpr (B <= 8) {
-          if (j % 8 == 0) {
-            bytes = 0;
-            for (int b = 0; b < B; ++b) bytes += kSpread.v[(planes[b][v] >> j) & 0xFF] << b;
-          }
-          pop = static_cast<int32_t>((bytes >> (8 * (j % 8))) & 0xFF);
+      int32_t dot[64];
+      for (int j0 = 0; j0 < n; j0 += 8) {
+        if constexpr (B <= 8) {  // the counts of 8 lanes at once, one byte each
+          uint64_t bytes = 0;
+          for (int b = 0; b < B; ++b) bytes += kSpread.v[(planes[b][v] >> j0) & 0xFF] << b;
+          for (int j = 0; j < 8; ++j) dot[j0 + j] = static_cast<int32_t>((bytes >> (8 * j)) & 0xFF);
         } else {
-          for (int b = 0; b < B; ++b) pop |= static_cast<int32_t>((planes[b][v] >> j) & 1) << b;
+          for (int j = j0; j < j0 + 8; ++j) {
+            int32_t pop = 0;
+            for (int b = 0; b < B; ++b) pop |= static_cast<int32_t>((planes[b][v] >> j) & 1) << b;
+            dot[j] = pop;
+          }
         }
-        const int c = c0 + j;
-        const int32_t dot = r.k_bits - 2 * pop - (r.corr ? r.corr[c] : 0);
-        float y = static_cast<float>(dot) * r.mult[c];
-        y = y + r.bias[c];
-        if (r.act == Act::kRelu) {
-          y = y < 0.0f ? 0.0f : y;
-        } else if (r.act == Act::kPrelu) {
-          y = y < 0.0f ? y * r.slope[c] : y;
-        }
-        o[c] = y;
+      }
+      // Plain loops over the lanes from here on (the compiler vectorizes them).
+      for (int j = 0; j < n; ++j) dot[j] = r.k_bits - 2 * dot[j];
+      if (r.corr)
+        for (int j = 0; j < n; ++j) dot[j] -= r.corr[c0 + j];
+      float* dst = o + c0;
+      const float* mult = r.mult + c0;
+      const float* bias = r.bias + c0;
+      for (int j = 0; j < n; ++j) {
+        float y = static_cast<float>(dot[j]) * mult[j];
+        dst[j] = y + bias[j];
+      }
+      if (r.act == Act::kRelu) {
+        for (int j = 0; j < n; ++j) dst[j] = dst[j] < 0.0f ? 0.0f : dst[j];
+      } else if (r.act == Act::kPrelu) {
+        const float* slope = r.slope + c0;
+        for (int j = 0; j < n; ++j) dst[j] = dst[j] < 0.0f ? dst[j] * slope[j] : dst[j];
       }
     }
   }
