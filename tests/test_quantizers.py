@@ -87,6 +87,16 @@ def test_magnitude_aware_sign_per_output_channel():
     np.testing.assert_allclose(w.grad.numpy(), alpha * mask)
 
 
+def test_magnitude_aware_sign_one_dimensional_has_one_channel_per_element():
+    # dim 0 is the channel: each element is its own channel, alpha = |x| (larq: a mean over no axes)
+    x = torch.tensor([0.5, -1.5, 0.0, -0.2, 2.0], dtype=torch.float64, requires_grad=True)
+    y = Q.magnitude_aware_sign(x)
+    np.testing.assert_array_equal(y.detach().numpy(), x.detach().numpy())
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [0.5, 0.0, 0.0, 0.2, 0.0])  # |x| * 1_{|x| <= 1}
+    np.testing.assert_array_equal(Q.xnor_weight_scale(x.detach()).numpy(), np.abs(x.detach().numpy()))
+
+
 def test_magnitude_aware_sign_conv_weight_shape():
     w = torch.randn(4, 3, 3, 3)
     y = Q.magnitude_aware_sign(w)
@@ -102,10 +112,33 @@ def test_ste_heaviside():
 
 
 def test_ste_tern_fixed_threshold():
-    xs = [-1.0, -0.06, -0.05, 0.0, 0.05, 0.06, 2.0]
+    xs = [-1.0, -0.06, -0.05, -0.04, 0.0, 0.04, 0.05, 0.06, 2.0]
     y, g = _grad(Q.ste_tern, xs, threshold_value=0.05)
-    assert y.tolist() == [-1.0, -1.0, 0.0, 0.0, 0.0, 1.0, 1.0]
-    assert g.tolist() == [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+    # larq: sign(sign(x + t) + sign(x - t)); |x| = t itself maps to +-1, only |x| < t to 0
+    assert y.tolist() == [-1.0, -1.0, -1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert g.tolist() == [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def np_larq_tern(x: np.ndarray, t: float) -> np.ndarray:
+    """larq's ternarization, written with numpy's three-valued sign."""
+    return np.sign(np.sign(x + t) + np.sign(x - t))
+
+
+@pytest.mark.parametrize("t", [0.0, 0.05, 0.25, 1.0])
+def test_ste_tern_matches_larq_formula_at_and_around_the_threshold(t):
+    t32 = float(np.float32(t))  # the threshold as the float32 tensor sees it
+    edge = np.float32(t32)
+    xs = np.array(
+        [0.0, edge, -edge, np.nextafter(edge, np.float32(0)), np.nextafter(edge, np.float32(9)),
+         -np.nextafter(edge, np.float32(0)), -np.nextafter(edge, np.float32(9)), 3.0, -3.0],
+        dtype=np.float32,
+    )
+    y = Q.ste_tern(torch.from_numpy(xs), threshold_value=t32).numpy()
+    np.testing.assert_array_equal(y, np_larq_tern(xs, np.float32(t32)))
+    if t > 0:
+        assert y[1] == 1.0 and y[2] == -1.0 and y[0] == 0.0
+    else:
+        assert y[0] == 0.0  # t = 0: torch.sign, 0 stays 0 as in larq
 
 
 def test_ste_tern_twn_threshold():

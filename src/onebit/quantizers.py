@@ -135,7 +135,10 @@ class _SteTernFn(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, threshold: Tensor | float, clip_value: float) -> Tensor:
         ctx.save_for_backward(x)
         ctx.clip_value = clip_value
-        return torch.where(x.abs() > threshold, torch.sign(x), torch.zeros_like(x))
+        # larq's forward, sign(sign(x + t) + sign(x - t)) with sign(0) = 0: +-1 from |x| = t on,
+        # 0 strictly inside (-t, t) and, for t = 0, at x = 0. Both sums are exact at the
+        # boundary (x - t == 0 only when x == t), so this is the comparison it looks like.
+        return torch.sign(torch.sign(x + threshold) + torch.sign(x - threshold))
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None, None]:
@@ -233,7 +236,9 @@ def magnitude_aware_sign(x: Tensor, clip_value: float = 1.0) -> Tensor:
 
     Forward: :math:`\alpha_c \mathrm{sign}(x)` where :math:`\alpha_c = \mathrm{mean}|x|`
     over all dimensions but the first (per output channel / filter for a weight,
-    per sample otherwise); a 1-D input uses one scalar alpha.
+    per sample otherwise). A 1-D (or 0-D) input has one channel per element, so
+    :math:`\alpha = |x|` element by element and the output is ``x`` itself, as in
+    larq (which averages over every axis but its channel axis, none for 1-D).
 
     Gradient: alpha is a constant (detached); through the sign as
     :func:`ste_sign`: :math:`g \cdot \alpha_c \cdot 1_{|x| \le c}`.
@@ -260,9 +265,12 @@ def ste_tern(
 ) -> Tensor:
     r"""Ternarize to {-1, 0, +1} with the straight-through estimator.
 
-    Forward: :math:`\mathrm{sign}(x)` where :math:`|x| > t`, else 0, with
-    ``t = threshold_value``, or :math:`t = 0.7\,\mathrm{mean}|x|` (the TWN rule,
-    computed over the whole tensor) when ``ternary_weight_networks``.
+    Forward (larq's): :math:`q(x) = \mathrm{sign}(\mathrm{sign}(x + t) + \mathrm{sign}(x - t))`
+    with the three-valued sign (``sign(0) = 0``), i.e. +1 for :math:`x \ge t`, -1 for
+    :math:`x \le -t`, 0 for :math:`|x| < t` (the threshold itself maps to ±1, and for
+    ``t = 0`` the output is ``torch.sign(x)``, 0 at 0), with ``t = threshold_value``, or
+    :math:`t = 0.7\,\mathrm{mean}|x|` (the TWN rule, computed over the whole tensor) when
+    ``ternary_weight_networks``.
 
     Gradient: :math:`g \cdot 1_{|x| \le c}` as :func:`ste_sign`.
 
@@ -320,10 +328,11 @@ def residual_sign(x: Tensor, bits: int = 2, clip_value: float = 1.0) -> Tensor:
 def xnor_weight_scale(w: Tensor) -> Tensor:
     r"""XNOR-Net's :math:`\alpha`: ``mean(|W|)`` per output filter (dim 0), broadcastable to W.
 
-    For a 1-D tensor a single scalar is returned.
+    A 1-D (or 0-D) tensor has one output channel per element: its alpha is ``|W|``
+    element by element (larq's rule, whose channel axis is the last one, gives the same).
     """
     if w.dim() <= 1:
-        return w.abs().mean()
+        return w.abs()
     dims = tuple(range(1, w.dim()))
     return w.abs().mean(dim=dims, keepdim=True)
 
