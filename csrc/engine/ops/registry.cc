@@ -7,7 +7,7 @@
   X(kOpSign) X(kOpBnot) X(kOpUnpack) X(kOpBconv2d) X(kOpBdense) X(kOpConv2d) X(kOpDense) \
   X(kOpAffine) X(kOpRelu) X(kOpPrelu) X(kOpClip) X(kOpScale) X(kOpAdd) X(kOpMulMap) \
   X(kOpConcat) X(kOpFlatten) X(kOpMaxpool) X(kOpBmaxpool) X(kOpAvgpool) X(kOpGlobalAvgpool) \
-  X(kOpSoftmax) X(kOpMeanAbs) X(kOpXnorK)
+  X(kOpSoftmax) X(kOpMeanAbs) X(kOpXnorK) X(kOpResidualSign)
 
 namespace onebit {
 namespace ops {
