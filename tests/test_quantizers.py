@@ -129,8 +129,17 @@ def test_ste_tern_matches_larq_formula_at_and_around_the_threshold(t):
     t32 = float(np.float32(t))  # the threshold as the float32 tensor sees it
     edge = np.float32(t32)
     xs = np.array(
-        [0.0, edge, -edge, np.nextafter(edge, np.float32(0)), np.nextafter(edge, np.float32(9)),
-         -np.nextafter(edge, np.float32(0)), -np.nextafter(edge, np.float32(9)), 3.0, -3.0],
+        [
+            0.0,
+            edge,
+            -edge,
+            np.nextafter(edge, np.float32(0)),
+            np.nextafter(edge, np.float32(9)),
+            -np.nextafter(edge, np.float32(0)),
+            -np.nextafter(edge, np.float32(9)),
+            3.0,
+            -3.0,
+        ],
         dtype=np.float32,
     )
     y = Q.ste_tern(torch.from_numpy(xs), threshold_value=t32).numpy()
@@ -178,6 +187,55 @@ def test_residual_sign_per_channel_and_more_bits_approximate_better():
     one = Q.residual_sign(x, bits=1)
     alpha = x.abs().mean(dim=(0, 2, 3), keepdim=True)
     torch.testing.assert_close(one, alpha * Q.sign(x))
+
+
+def test_residual_sign_sample_scale_by_hand():
+    x = torch.tensor([[0.9, -0.3, 0.1], [-1.5, 2.0, 0.5]], dtype=torch.float64)
+    y = Q.residual_sign(x, bits=2, scale="sample").numpy()
+    for n, row in enumerate(x.numpy()):  # each sample its own mean, per plane
+        a1 = np.abs(row).mean()
+        r2 = row - a1 * np_sign(row)
+        a2 = np.abs(r2).mean()
+        np.testing.assert_allclose(y[n], a1 * np_sign(row) + a2 * np_sign(r2))
+
+
+def test_residual_sign_sample_scale_ignores_the_batch_and_channel_scale_does_not():
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 5, 5)
+    alone = torch.cat([Q.residual_sign(x[i : i + 1], bits=3, scale="sample") for i in range(4)])
+    torch.testing.assert_close(Q.residual_sign(x, bits=3, scale="sample"), alone)
+    # the default rule averages over the batch: an image's output depends on its batch mates
+    per_channel = Q.residual_sign(x, bits=3)
+    assert not torch.allclose(per_channel[:1], Q.residual_sign(x[:1], bits=3))
+
+
+def test_residual_sign_scale_is_validated_and_kept_in_the_config():
+    with pytest.raises(ValueError, match="scale"):
+        Q.residual_sign(torch.zeros(2, 3), scale="pixel")
+    with pytest.raises(ValueError, match="batch dim"):
+        Q.residual_sign(torch.zeros(3), scale="sample")
+    with pytest.raises(ValueError, match="scale"):
+        Q.ResidualSign(scale="tensor")
+    q = Q.get({"name": "residual_sign", "bits": 3, "scale": "sample"})
+    assert q.get_config() == {"bits": 3, "clip_value": 1.0, "scale": "sample"}
+    assert Q.get("residual_sign").scale == "channel"  # the default is the rule the recipes train with
+
+
+@pytest.mark.parametrize("scale", ["channel", "sample"])
+@pytest.mark.parametrize("shape", [(3, 5, 4, 4), (6, 7)])
+def test_residual_sign_engine_reference_is_the_quantizer(scale, shape):
+    """runtime/reference.py (numpy, NHWC) defines the engine's residual_sign op: the training forward."""
+    from onebit.runtime.reference import _op_residual_sign
+
+    torch.manual_seed(1)
+    x = torch.randn(*shape)
+    want = Q.residual_sign(x, bits=3, scale=scale).numpy()
+    nhwc = x.numpy().transpose(0, 2, 3, 1) if x.dim() == 4 else x.numpy()
+    got = _op_residual_sign(nhwc, {"attrs": {"bits": 3, "scale": scale}}, {})
+    got = got.transpose(0, 3, 1, 2) if x.dim() == 4 else got
+    # the means differ only in summation order (float64 here, float32 in torch): the same planes,
+    # scales a few ulps apart (a flipped plane would differ by a whole a_i, about 0.1 here)
+    np.testing.assert_allclose(got, want, rtol=5e-6, atol=1e-6)
 
 
 def test_xnor_activation_scale_matches_definition():
