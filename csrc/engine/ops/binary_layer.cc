@@ -55,7 +55,8 @@ int64_t residual_input_bytes(const ResidualInput& r, int64_t oc, int64_t n) {
   const int64_t images = n * r.bits;
   return images * r.rows_in * words_for(static_cast<int>(r.c)) * 8  // planes
          + images * r.rows_out * oc * 4                              // dot products
-         + images * 4;                                               // scales
+         + images * 4                                                // scales
+         + n * r.rows_in * r.c * 4;  // the residual while the planes are made (freed before the dots)
 }
 
 void run_residual_input(const ResidualInput& r, const BinaryLayer& L, const float* x, int64_t n,
@@ -63,10 +64,12 @@ void run_residual_input(const ResidualInput& r, const BinaryLayer& L, const floa
   ResidualShape s;
   s.samples = n, s.rows = r.rows_in, s.c = r.c, s.bits = r.bits, s.scale = ResidualScale::kSample;
   std::vector<float> a(static_cast<size_t>(s.scale_count()));
-  residual_scales(x, s, a.data(), nthreads);
   const int64_t images = n * r.bits, oc = L.w.oc;
   avector<uint64_t> planes(static_cast<size_t>(images * r.rows_in * words_for(static_cast<int>(r.c))));
-  residual_planes(x, s, a.data(), planes.data(), nthreads);
+  {
+    std::vector<float> resid(static_cast<size_t>(n * r.rows_in * r.c));
+    residual_planes(x, s, a.data(), planes.data(), resid.data(), nthreads);
+  }
   std::vector<float> dots(static_cast<size_t>(images * r.rows_out * oc));
   run(planes.data(), images, dots.data());
   const int64_t pixels = n * r.rows_out;

@@ -24,16 +24,15 @@ struct ResidualShape {
   int64_t scale_count() const { return scale == ResidualScale::kSample ? samples * bits : bits * c; }
 };
 
-// The scales a_i (sums in double, in an order that does not depend on nthreads).
-void residual_scales(const float* x, const ResidualShape& s, float* a, int nthreads);
-
-// y = sum_i a_i s_i elementwise (y may be x).
-void residual_reconstruct(const float* x, const ResidualShape& s, const float* a, float* y,
-                          int nthreads);
-
-// The sign planes, packed: [samples][bits][rows][words_for(c)] (bit set = -1),
-// i.e. `samples * bits` images of `rows` pixels, plane i of sample n at index n * bits + i.
-void residual_planes(const float* x, const ResidualShape& s, const float* a, uint64_t* planes,
+// Sample rule only: the scales ([samples][bits]) and the sign planes, packed as
+// [samples][bits][rows][words_for(c)] (bit set = -1), i.e. `samples * bits`
+// images of `rows` pixels, plane i of sample n at image n * bits + i. r is
+// scratch of samples * rows * c floats.
+void residual_planes(const float* x, const ResidualShape& s, float* a, uint64_t* planes, float* r,
                      int nthreads);
+
+// Either rule: y = sum_i a_i s_i, accumulated as training does (y may be x);
+// the scales go to a. r is scratch of samples * rows * c floats.
+void residual_floats(const float* x, const ResidualShape& s, float* a, float* y, float* r, int nthreads);
 
 }  // namespace onebit::ops

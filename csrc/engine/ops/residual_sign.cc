@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -19,101 +20,101 @@
 namespace onebit::ops {
 namespace {
 
-inline float scale_at(const float* a, const ResidualShape& s, int64_t n, int64_t ch, int i) {
-  return s.scale == ResidualScale::kSample ? a[n * s.bits + i] : a[i * s.c + ch];
+constexpr int64_t kChunk = 4096;  // elements per task of the elementwise passes
+constexpr int kChannelBlock = 64;  // channels per task of the per-channel means
+
+// sum |v[0..m)| in double: eight lanes (v[j], v[j + 8], ... each summed in order), then the
+// lanes and the tail in order. The same numbers whatever the ISA or thread count.
+double abs_sum(const float* v, int64_t m) {
+  double lane[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= m; j += 8)
+    for (int l = 0; l < 8; ++l) lane[l] += static_cast<double>(std::fabs(v[j + l]));
+  double sum = 0;
+  for (int l = 0; l < 8; ++l) sum += lane[l];
+  for (; j < m; ++j) sum += static_cast<double>(std::fabs(v[j]));
+  return sum;
 }
 
-// r_{i} of one element, from x and the first i scales. The float32 steps are
-// the training code's: r - a * (+-1), one rounding each.
-inline float residual_at(float x, const float* a, const ResidualShape& s, int64_t n, int64_t ch, int i) {
-  float r = x;
-  for (int j = 0; j < i; ++j) {
-    const float a_j = scale_at(a, s, n, ch, j);
-    r = r >= 0.0f ? r - a_j : r + a_j;
+// a_i from the current residual r: per sample, or per channel over the whole batch.
+void scale_pass(const float* r, const ResidualShape& s, int i, float* a, int nthreads) {
+  const int64_t per_sample = s.rows * s.c;
+  if (s.scale == ResidualScale::kSample) {
+    parallel_for(static_cast<int>(s.samples), nthreads, [&](int n) {
+      const double sum = abs_sum(r + n * per_sample, per_sample);
+      a[n * s.bits + i] = static_cast<float>(sum / static_cast<double>(per_sample));
+    });
+    return;
   }
-  return r;
+  const int64_t pixels = s.samples * s.rows;
+  const int tasks = static_cast<int>((s.c + kChannelBlock - 1) / kChannelBlock);
+  parallel_for(tasks, nthreads, [&](int t) {
+    const int64_t c0 = int64_t{t} * kChannelBlock, nc = std::min<int64_t>(s.c - c0, kChannelBlock);
+    double sum[kChannelBlock] = {};  // each channel's sum over all pixels of the batch, in order
+    for (int64_t p = 0; p < pixels; ++p) {
+      const float* row = r + p * s.c + c0;
+      for (int64_t k = 0; k < nc; ++k) sum[k] += static_cast<double>(std::fabs(row[k]));
+    }
+    for (int64_t k = 0; k < nc; ++k)
+      a[i * s.c + c0 + k] = static_cast<float>(sum[k] / static_cast<double>(pixels));
+  });
 }
 
-constexpr int kChannelBlock = 16;  // channels per task of the per-channel means
-constexpr int64_t kRowBlock = 256;  // pixels per task of the elementwise passes
+// r_{i+1} = r_i - a_i sign(r_i) (and y += a_i sign(r_i) when y is given), in training's
+// float32 steps: a * (+-1) is exact, each sum rounds once.
+void update_pass(float* r, float* y, const ResidualShape& s, int i, const float* a, int nthreads) {
+  const int64_t total = s.samples * s.rows * s.c, per_sample = s.rows * s.c;
+  parallel_for(static_cast<int>((total + kChunk - 1) / kChunk), nthreads, [&](int t) {
+    const int64_t e0 = int64_t{t} * kChunk, e1 = std::min(total, e0 + kChunk);
+    for (int64_t e = e0; e < e1;) {  // runs of one sample's pixel rows
+      const int64_t n = e / per_sample, ch0 = e % s.c;
+      const int64_t run = std::min(e1 - e, s.c - ch0);
+      float* rr = r + e;
+      float* yy = y ? y + e : nullptr;
+      if (s.scale == ResidualScale::kSample) {
+        const float a_i = a[n * s.bits + i];
+        for (int64_t k = 0; k < run; ++k) {
+          const bool pos = rr[k] >= 0.0f;  // sign(0) = +1; NaN -> -1, as torch.where(x >= 0, 1, -1)
+          if (yy) yy[k] = pos ? yy[k] + a_i : yy[k] - a_i;
+          rr[k] = pos ? rr[k] - a_i : rr[k] + a_i;
+        }
+      } else {
+        const float* a_i = a + i * s.c + ch0;
+        for (int64_t k = 0; k < run; ++k) {
+          const bool pos = rr[k] >= 0.0f;
+          if (yy) yy[k] = pos ? yy[k] + a_i[k] : yy[k] - a_i[k];
+          rr[k] = pos ? rr[k] - a_i[k] : rr[k] + a_i[k];
+        }
+      }
+      e += run;
+    }
+  });
+}
 
 }  // namespace
 
-void residual_scales(const float* x, const ResidualShape& s, float* a, int nthreads) {
-  const int64_t per_sample = s.rows * s.c;
+void residual_planes(const float* x, const ResidualShape& s, float* a, uint64_t* planes, float* r,
+                     int nthreads) {
+  const int64_t per_sample = s.rows * s.c, cw = words_for(static_cast<int>(s.c));
+  std::memcpy(r, x, static_cast<size_t>(s.samples * per_sample) * sizeof(float));
   for (int i = 0; i < s.bits; ++i) {
-    if (s.scale == ResidualScale::kSample) {
-      // one task per sample, its sum in pixel order
-      parallel_for(static_cast<int>(s.samples), nthreads, [&](int n) {
-        const float* xs = x + n * per_sample;
-        double sum = 0;
-        for (int64_t r = 0; r < s.rows; ++r)
-          for (int64_t ch = 0; ch < s.c; ++ch)
-            sum += std::fabs(residual_at(xs[r * s.c + ch], a, s, n, ch, i));
-        a[n * s.bits + i] = static_cast<float>(sum / static_cast<double>(per_sample));
-      });
-    } else {
-      // one task per block of channels, each channel's sum over all pixels of the batch in order
-      const int64_t pixels = s.samples * s.rows;
-      const int tasks = static_cast<int>((s.c + kChannelBlock - 1) / kChannelBlock);
-      parallel_for(tasks, nthreads, [&](int t) {
-        const int64_t c0 = int64_t{t} * kChannelBlock, c1 = std::min<int64_t>(s.c, c0 + kChannelBlock);
-        double sum[kChannelBlock] = {};
-        for (int64_t p = 0; p < pixels; ++p)
-          for (int64_t ch = c0; ch < c1; ++ch)
-            sum[ch - c0] += std::fabs(residual_at(x[p * s.c + ch], a, s, 0, ch, i));
-        for (int64_t ch = c0; ch < c1; ++ch)
-          a[i * s.c + ch] = static_cast<float>(sum[ch - c0] / static_cast<double>(pixels));
-      });
-    }
+    // plane i = sign(r_i): bit set where r < 0 (0 and -0.0 are +1), as the sign op packs
+    for (int64_t n = 0; n < s.samples; ++n)
+      pack_rows_f32(r + n * per_sample, static_cast<size_t>(s.rows), static_cast<int>(s.c), nullptr,
+                    planes + (n * s.bits + i) * s.rows * cw, nthreads);
+    scale_pass(r, s, i, a, nthreads);
+    if (i + 1 < s.bits) update_pass(r, nullptr, s, i, a, nthreads);
   }
 }
 
-void residual_reconstruct(const float* x, const ResidualShape& s, const float* a, float* y,
-                          int nthreads) {
-  const int64_t pixels = s.samples * s.rows;
-  const int tasks = static_cast<int>((pixels + kRowBlock - 1) / kRowBlock);
-  parallel_for(tasks, nthreads, [&](int t) {
-    const int64_t p0 = int64_t{t} * kRowBlock, p1 = std::min(pixels, p0 + kRowBlock);
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t n = p / s.rows;
-      for (int64_t ch = 0; ch < s.c; ++ch) {
-        float r = x[p * s.c + ch], out = 0.0f;
-        for (int i = 0; i < s.bits; ++i) {  // out = out + a_i s_i, r = r - a_i s_i (training's order)
-          const float a_i = scale_at(a, s, n, ch, i);
-          const bool pos = r >= 0.0f;
-          out = pos ? out + a_i : out - a_i;
-          r = pos ? r - a_i : r + a_i;
-        }
-        y[p * s.c + ch] = out;
-      }
-    }
-  });
-}
-
-void residual_planes(const float* x, const ResidualShape& s, const float* a, uint64_t* planes,
-                     int nthreads) {
-  const int64_t cw = words_for(static_cast<int>(s.c));
-  const int64_t pixels = s.samples * s.rows;
-  const int tasks = static_cast<int>((pixels + kRowBlock - 1) / kRowBlock);
-  parallel_for(tasks, nthreads, [&](int t) {
-    const int64_t p0 = int64_t{t} * kRowBlock, p1 = std::min(pixels, p0 + kRowBlock);
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t n = p / s.rows, row = p % s.rows;
-      uint64_t* out0 = planes + ((n * s.bits) * s.rows + row) * cw;  // plane 0 of this pixel
-      const int64_t plane_stride = s.rows * cw;
-      for (int i = 0; i < s.bits; ++i) std::fill(out0 + i * plane_stride, out0 + i * plane_stride + cw, 0);
-      for (int64_t ch = 0; ch < s.c; ++ch) {
-        float r = x[p * s.c + ch];
-        for (int i = 0; i < s.bits; ++i) {
-          const float a_i = scale_at(a, s, n, ch, i);
-          const bool pos = r >= 0.0f;  // NaN -> -1, as torch.where(x >= 0, 1, -1)
-          if (!pos) out0[i * plane_stride + ch / 64] |= uint64_t{1} << (ch % 64);
-          r = pos ? r - a_i : r + a_i;
-        }
-      }
-    }
-  });
+void residual_floats(const float* x, const ResidualShape& s, float* a, float* y, float* r, int nthreads) {
+  const size_t total = static_cast<size_t>(s.samples * s.rows * s.c);
+  std::memcpy(r, x, total * sizeof(float));
+  std::fill(y, y + total, 0.0f);  // y may be x: it is read only through r from here on
+  for (int i = 0; i < s.bits; ++i) {
+    scale_pass(r, s, i, a, nthreads);
+    update_pass(r, y, s, i, a, nthreads);
+  }
 }
 
 namespace {
@@ -129,12 +130,12 @@ class ResidualSignKernel final : public OpKernel {
     ResidualShape s;
     s.samples = a.n, s.rows = in_.h * in_.w, s.c = in_.c, s.bits = bits_, s.scale = scale_;
     std::vector<float> scales(static_cast<size_t>(s.scale_count()));
-    const auto* x = static_cast<const float*>(a.in[0]);
-    residual_scales(x, s, scales.data(), a.nthreads);
-    residual_reconstruct(x, s, scales.data(), static_cast<float*>(a.out), a.nthreads);
+    std::vector<float> r(static_cast<size_t>(a.n * in_.sample_elems()));
+    residual_floats(static_cast<const float*>(a.in[0]), s, scales.data(), static_cast<float*>(a.out),
+                    r.data(), a.nthreads);
   }
   int64_t transient_bytes(int64_t n, int) const override {
-    return (scale_ == ResidualScale::kSample ? n * bits_ : bits_ * in_.c) * 4;
+    return (scale_ == ResidualScale::kSample ? n * bits_ : bits_ * in_.c) * 4 + n * in_.sample_bytes();
   }
 
  private:
