@@ -299,6 +299,8 @@ def _lower_conv(ctx: _Ctx, name: str, m: nn.Conv2d, x: Value, out_shape: tuple[i
         "dilation": _pair(m.dilation),
         "groups": int(m.groups),
     }
+    if _is_residual_layer(m):
+        return _lower_residual_layer(ctx, name, m, x, out_shape, attrs)
     bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_channels, np.float32)
     binary = isinstance(m, QuantMixin) and m.is_binary
     x_real = x
@@ -378,6 +380,78 @@ def _binary_input_as_float(ctx: _Ctx, name: str, m: nn.Module, x: Value) -> Valu
     return ctx.g.add("unpack", [b], "float", b.shape, f"{name}.unpack", torch_order=b.torch_order)
 
 
+#: The engine's limit on residual sign planes (its residual_bits and residual_sign's bits).
+_MAX_RESIDUAL_BITS = 8
+
+
+def _lower_residual_sign(ctx: _Ctx, name: str, q: Q.ResidualSign, x: Value) -> Value:
+    """A residual_sign quantizer on its own: the engine's residual_sign op (floats out)."""
+    if q.bits > _MAX_RESIDUAL_BITS:
+        raise ExportError(
+            f"{name}: residual_sign with {q.bits} bits; the engine runs at most {_MAX_RESIDUAL_BITS}"
+        )
+    if x.kind == "binary":
+        return x  # +-1 values: a_1 = 1 leaves no residual, every later plane has a_i = 0
+    attrs = {"bits": int(q.bits), "scale": q.scale}
+    return ctx.g.add("residual_sign", [x], "float", x.shape, name, attrs, torch_order=x.torch_order)
+
+
+def _is_residual_layer(m: nn.Module) -> bool:
+    return (
+        isinstance(m, QuantMixin)
+        and isinstance(m.input_quantizer, Q.ResidualSign)
+        and m.weight_precision == 1
+    )
+
+
+def _lower_residual_layer(
+    ctx: _Ctx, name: str, m: nn.Module, x: Value, out_shape: tuple[int, ...], attrs: dict[str, Any]
+) -> Value:
+    """A binary-weight conv/dense fed by residual_sign(bits=k): Tang's multiple binarizations.
+
+    ``scale="sample"``: one bconv2d/bdense with ``residual_bits = k`` (every plane through the
+    XNOR-popcount kernel, scaled sum in the epilogue). ``scale="channel"``: the per-input-channel
+    scales cannot leave the popcount, so residual_sign (floats) then conv2d/dense with ±1 weights.
+    """
+    q = m.input_quantizer
+    dense = isinstance(m, nn.Linear)
+    if x.kind != "float":
+        raise ExportError(f"{name}: residual_sign input quantizer on an already binary input")
+    if q.bits > _MAX_RESIDUAL_BITS:
+        raise ExportError(
+            f"{name}: residual_sign with {q.bits} bits; the engine runs at most {_MAX_RESIDUAL_BITS}"
+        )
+    if m.scaling == "xnor":
+        raise ExportError(f"{name}: XNOR-Net's K with residual_sign inputs is not supported by the engine")
+    if not dense:
+        if m.groups != 1:
+            raise ExportError(f"{name}: grouped binary convolutions are not supported by the engine yet")
+        if m.pad_value not in (None, 0.0) and any(attrs["padding"]):
+            raise ExportError(
+                f"{name}: residual_sign input with pad_value={m.pad_value}: the planes' sum is padded with "
+                "zeros only (a +-1 border is not a sum of +-1-padded planes); use pad_value=None or 0"
+            )
+    out_ch = int(m.weight.shape[0])
+    bias = _np(m.bias) if m.bias is not None else np.zeros(out_ch, np.float32)
+    signs, mult = _weight_sign_and_scale(m, name)
+    if m.scaling == "channel":
+        mult = mult * _np(m.scale)
+    weight = _dense_weight(signs, x) if dense else signs.transpose(0, 2, 3, 1)
+    params = {"weight": weight, "multiplier": mult, "bias": bias}
+    g = ctx.g
+    if q.scale == "sample":
+        attrs = dict(attrs, output="float", residual_bits=int(q.bits))
+        if dense:
+            attrs["in_channels"] = int(m.in_features)
+        else:
+            attrs.update(in_channels=int(m.in_channels), pad_value=0.0)
+            attrs.pop("groups", None)
+        return g.add("bdense" if dense else "bconv2d", [x], "float", out_shape, name, attrs, params)
+    xq = _lower_residual_sign(ctx, f"{name}.input_quantizer", q, x)
+    attrs = dict(attrs, binary_weight=True)
+    return g.add("dense" if dense else "conv2d", [xq], "float", out_shape, name, attrs, params)
+
+
 def _dense_weight(w: np.ndarray, x: Value) -> np.ndarray:
     if x.torch_order is not None:
         return w[:, x.torch_order]
@@ -388,6 +462,8 @@ def _lower_linear(ctx: _Ctx, name: str, m: nn.Linear, x: Value, out_shape: tuple
     g = ctx.g
     if len(x.shape) != 2:
         raise ExportError(f"{name}: dense input must be 2-D (N, C), got engine shape {x.shape}")
+    if _is_residual_layer(m):
+        return _lower_residual_layer(ctx, name, m, x, out_shape, {})
     bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_features, np.float32)
     if isinstance(m, QuantMixin) and m.is_binary:
         x_real = x
@@ -478,6 +554,8 @@ def _lower_module(ctx: _Ctx, name: str, m: nn.Module, args: list[Any], node: fx.
         return _lower_conv(ctx, name, m, x, shape)
     if isinstance(m, nn.Linear):
         return _lower_linear(ctx, name, m, x, shape)
+    if isinstance(m, Q.ResidualSign):
+        return _lower_residual_sign(ctx, name, m, x)
     if isinstance(m, Q.Quantizer):
         if m.precision != 1:
             raise ExportError(f"{name}: standalone {type(m).__name__} ({m.precision}-bit) cannot be exported")
@@ -845,6 +923,8 @@ def fold_sign_into_bconv(g: Graph) -> None:
     for node in list(g.nodes):
         if node["op"] not in ("bconv2d", "bdense") or node["attrs"].get("output") != "float":
             continue
+        if node["attrs"].get("residual_bits", 1) > 1:
+            continue  # a scaled sum of plane results: no integer threshold
         sign = _sole_consumer(g, node["outputs"][0])
         if sign is None or sign["op"] != "sign":
             continue
@@ -870,6 +950,8 @@ def fold_bconv_pool_affine_sign(g: Graph) -> None:
     for node in list(g.nodes):
         if node["op"] != "bconv2d" or node["attrs"].get("output") != "float":
             continue
+        if node["attrs"].get("residual_bits", 1) > 1:
+            continue  # a scaled sum of plane results: no integer threshold
         pool = _sole_consumer(g, node["outputs"][0])
         if pool is None or pool["op"] != "maxpool":
             continue
