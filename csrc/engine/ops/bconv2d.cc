@@ -20,12 +20,12 @@ class Bconv2dKernel final : public OpKernel {
     }
     conv(static_cast<const uint64_t*>(a.in[0]), a.n, L_.stage(), a.out, a.nthreads);
   }
-  int64_t transient_bytes(int64_t n, int) const override {
+  int64_t transient_bytes(int64_t n, int nthreads) const override {
     // the driver's physically padded copy of the input (and per-group copies), for every plane
     const int64_t cw = words_for(p_.cin), images = n * r_.bits;
     int64_t b = images * (p_.h + p_.pt + p_.pb) * (p_.w + p_.pl + p_.pr) * cw * 8;
     if (p_.groups > 1) b += images * p_.h * p_.w * cw * 8 + images * p_.oh * p_.ow * p_.oc * 4;
-    return b + residual_input_bytes(r_, p_.oc, n);
+    return b + residual_input_bytes(r_, p_.oc, n, nthreads);
   }
 
  private:

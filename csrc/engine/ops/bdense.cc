@@ -20,8 +20,8 @@ class BdenseKernel final : public OpKernel {
     }
     dense(static_cast<const uint64_t*>(a.in[0]), a.n, L_.stage(), a.out, a.nthreads);
   }
-  int64_t transient_bytes(int64_t n, int) const override {
-    return n * r_.bits * words_for(in_ch_) * 8 + residual_input_bytes(r_, L_.w.oc, n);
+  int64_t transient_bytes(int64_t n, int nthreads) const override {
+    return n * r_.bits * words_for(in_ch_) * 8 + residual_input_bytes(r_, L_.w.oc, n, nthreads);
   }
 
  private:

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "engine/ops/residual.h"
@@ -50,13 +51,14 @@ ResidualInput read_residual_input(const BuildCtx& ctx, int rank) {
   return r;
 }
 
-int64_t residual_input_bytes(const ResidualInput& r, int64_t oc, int64_t n) {
+int64_t residual_input_bytes(const ResidualInput& r, int64_t oc, int64_t n, int nthreads) {
   if (r.bits == 1) return 0;
   const int64_t images = n * r.bits;
   return images * r.rows_in * words_for(static_cast<int>(r.c)) * 8  // planes
          + images * r.rows_out * oc * 4                              // dot products
          + images * 4                                                // scales
-         + n * r.rows_in * r.c * 4;  // the residual while the planes are made (freed before the dots)
+         + n * r.rows_in * r.c * 4  // the residual while the planes are made (freed before the dots)
+         + int64_t{std::max(nthreads, 1)} * oc * 8;  // each epilogue task's double sums
 }
 
 void run_residual_input(const ResidualInput& r, const BinaryLayer& L, const float* x, int64_t n,
@@ -70,22 +72,25 @@ void run_residual_input(const ResidualInput& r, const BinaryLayer& L, const floa
     std::vector<float> resid(static_cast<size_t>(n * r.rows_in * r.c));
     residual_planes(x, s, a.data(), planes.data(), resid.data(), nthreads);
   }
-  std::vector<float> dots(static_cast<size_t>(images * r.rows_out * oc));
-  run(planes.data(), images, dots.data());
+  // raw dot products of every plane image, written in full by the kernel (no zero fill)
+  std::unique_ptr<float[]> dots(new float[static_cast<size_t>(images * r.rows_out * oc)]);
+  run(planes.data(), images, dots.get());
   const int64_t pixels = n * r.rows_out;
   const int64_t block = 64;
   parallel_for(static_cast<int>((pixels + block - 1) / block), nthreads, [&](int t) {
     const int64_t p0 = int64_t{t} * block, p1 = std::min(pixels, p0 + block);
+    std::vector<double> acc(static_cast<size_t>(oc));
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t ns = p / r.rows_out, pix = p % r.rows_out;
-      for (int64_t o = 0; o < oc; ++o) {
-        double sum = 0;  // a_i * dot_i is exact in double (24 + 24 bits)
-        for (int i = 0; i < r.bits; ++i)
-          sum += static_cast<double>(a[ns * r.bits + i]) *
-                 static_cast<double>(dots[((ns * r.bits + i) * r.rows_out + pix) * oc + o]);
-        y[p * oc + o] = static_cast<float>(sum * static_cast<double>(L.mult[o]) +
-                                           static_cast<double>(L.bias[o]));
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int i = 0; i < r.bits; ++i) {  // a_i * dot_i is exact in double (24 + 24 bits)
+        const double a_i = static_cast<double>(a[ns * r.bits + i]);
+        const float* d = dots.get() + ((ns * r.bits + i) * r.rows_out + pix) * oc;
+        for (int64_t o = 0; o < oc; ++o) acc[o] += a_i * static_cast<double>(d[o]);
       }
+      float* yp = y + p * oc;
+      for (int64_t o = 0; o < oc; ++o)
+        yp[o] = static_cast<float>(acc[o] * static_cast<double>(L.mult[o]) + static_cast<double>(L.bias[o]));
     }
   });
 }

@@ -45,6 +45,6 @@ using BinaryRun = std::function<void(const uint64_t* planes, int64_t images, flo
 void run_residual_input(const ResidualInput& r, const BinaryLayer& L, const float* x, int64_t n,
                         float* y, int nthreads, const BinaryRun& run);
 // The scratch run_residual_input holds for a batch of n (planes, dots, scales).
-int64_t residual_input_bytes(const ResidualInput& r, int64_t oc, int64_t n);
+int64_t residual_input_bytes(const ResidualInput& r, int64_t oc, int64_t n, int nthreads);
 
 }  // namespace onebit::ops

@@ -60,33 +60,40 @@ void scale_pass(const float* r, const ResidualShape& s, int i, float* a, int nth
   });
 }
 
-// r_{i+1} = r_i - a_i sign(r_i) (and y += a_i sign(r_i) when y is given), in training's
-// float32 steps: a * (+-1) is exact, each sum rounds once.
+// One run of k elements: r -= a s, y += a s with s = sign(r) (+1 at 0; NaN -> -1, as
+// torch.where(x >= 0, 1, -1)), in training's float32 steps: a * (+-1) is exact, each sum
+// rounds once. Branch-free, so the compiler vectorizes it (random signs defeat a branch).
+// a_stride 0: one scale for the run (the sample rule), 1: one per channel.
+inline void update_run(float* __restrict r, float* __restrict y, const float* __restrict a, int a_stride,
+                       int64_t k) {
+  if (y) {
+    for (int64_t j = 0; j < k; ++j) {
+      const float step = a[j * a_stride] * (r[j] >= 0.0f ? 1.0f : -1.0f);
+      y[j] += step;
+      r[j] -= step;
+    }
+  } else {
+    for (int64_t j = 0; j < k; ++j) r[j] -= a[j * a_stride] * (r[j] >= 0.0f ? 1.0f : -1.0f);
+  }
+}
+
+// r_{i+1} = r_i - a_i sign(r_i), and y += a_i sign(r_i) when y is given.
 void update_pass(float* r, float* y, const ResidualShape& s, int i, const float* a, int nthreads) {
   const int64_t total = s.samples * s.rows * s.c, per_sample = s.rows * s.c;
   parallel_for(static_cast<int>((total + kChunk - 1) / kChunk), nthreads, [&](int t) {
     const int64_t e0 = int64_t{t} * kChunk, e1 = std::min(total, e0 + kChunk);
-    for (int64_t e = e0; e < e1;) {  // runs of one sample's pixel rows
-      const int64_t n = e / per_sample, ch0 = e % s.c;
-      const int64_t run = std::min(e1 - e, s.c - ch0);
-      float* rr = r + e;
-      float* yy = y ? y + e : nullptr;
-      if (s.scale == ResidualScale::kSample) {
-        const float a_i = a[n * s.bits + i];
-        for (int64_t k = 0; k < run; ++k) {
-          const bool pos = rr[k] >= 0.0f;  // sign(0) = +1; NaN -> -1, as torch.where(x >= 0, 1, -1)
-          if (yy) yy[k] = pos ? yy[k] + a_i : yy[k] - a_i;
-          rr[k] = pos ? rr[k] - a_i : rr[k] + a_i;
-        }
-      } else {
-        const float* a_i = a + i * s.c + ch0;
-        for (int64_t k = 0; k < run; ++k) {
-          const bool pos = rr[k] >= 0.0f;
-          if (yy) yy[k] = pos ? yy[k] + a_i[k] : yy[k] - a_i[k];
-          rr[k] = pos ? rr[k] - a_i[k] : rr[k] + a_i[k];
-        }
+    if (s.scale == ResidualScale::kSample) {  // runs within one sample
+      for (int64_t e = e0; e < e1;) {
+        const int64_t n = e / per_sample, run = std::min(e1, (n + 1) * per_sample) - e;
+        update_run(r + e, y ? y + e : nullptr, a + n * s.bits + i, 0, run);
+        e += run;
       }
-      e += run;
+    } else {  // runs within one pixel row
+      for (int64_t e = e0; e < e1;) {
+        const int64_t ch0 = e % s.c, run = std::min(e1 - e, s.c - ch0);
+        update_run(r + e, y ? y + e : nullptr, a + i * s.c + ch0, 1, run);
+        e += run;
+      }
     }
   });
 }
