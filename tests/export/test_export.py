@@ -11,8 +11,7 @@ import torch
 from torch import nn
 
 import onebit
-from onebit.export import ExportError
-from onebit.export._lower import lower
+from onebit.export import ExportError, lower
 from onebit.runtime.format import read_model_file
 from onebit.runtime.model import load
 from onebit.runtime.reference import decode_tensors, run_reference

@@ -16,8 +16,7 @@ from torch import nn
 
 import onebit
 from onebit import quantizers as Q
-from onebit.export import ExportError
-from onebit.export._lower import lower
+from onebit.export import ExportError, lower
 from onebit.nn import QuantConv2d, QuantLinear
 from onebit.runtime.format import read_model_file
 from onebit.runtime.model import load

@@ -64,3 +64,37 @@ def tiny_train_args(out_dir, *extra: str, epochs: int = 1) -> list[str]:
         f"train.out_dir={out_dir}",
         *extra,
     ]
+
+
+#: Run in a fresh interpreter by :func:`run_killed_after`: train the recipe in argv[1] and
+#: SIGKILL the process after argv[2] optimizer steps (after that step's periodic checkpoint),
+#: as a preempted job dies. A test-only callback: the hook is in no recipe.
+_KILL_AFTER = """
+import json, os, signal, sys
+from onebit.training import Callback, Trainer
+
+class KillAfterSteps(Callback):
+    def __init__(self, n):
+        self.n = n
+
+    def on_step_end(self, trainer, step):
+        if step.global_step >= self.n:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+Trainer(json.loads(sys.argv[1]), quiet=True, callbacks=[KillAfterSteps(int(sys.argv[2]))]).fit()
+"""
+
+
+def run_killed_after(cfg, steps: int):
+    """Train ``cfg`` (a load_config dict) in a subprocess that SIGKILLs itself after ``steps`` steps."""
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, "-c", _KILL_AFTER, json.dumps(cfg), str(steps)],
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )

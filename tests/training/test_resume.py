@@ -3,11 +3,9 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import torch
-from conftest import tiny_cfg
+from conftest import run_killed_after, tiny_cfg
 
 from onebit.training.checkpoint import load_checkpoint
 from onebit.training.loop import train
@@ -26,22 +24,13 @@ OVER = {
 def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path):
     ref = train(tiny_cfg(tmp_path / "ref", **OVER), quiet=True)
     # 8 steps per epoch: die after step 13 (epoch 2, batch 5 of 8); last checkpoint after step 10.
-    cfg = tiny_cfg(tmp_path / "crash", **OVER, **{"train.crash_after_steps": "13"})
-    code = (
-        "import json, sys\n"
-        "from onebit.training.loop import train\n"
-        "train(json.loads(sys.argv[1]), quiet=True)\n"
-    )
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    p = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(cfg)], env=env, capture_output=True, timeout=300
-    )
+    cfg = tiny_cfg(tmp_path / "crash", **OVER)
+    p = run_killed_after(cfg, 13)
     assert p.returncode == -signal.SIGKILL, p.stderr.decode()[-2000:]
     last = os.path.join(cfg["train"]["out_dir"], "run", "last.pt")
     ck = load_checkpoint(last)
     assert (ck["epoch"], ck["step_in_epoch"], ck["global_step"]) == (1, 2, 10)
 
-    cfg["train"]["crash_after_steps"] = 0
     cfg["train"]["resume"] = "auto"
     res = train(cfg, quiet=True)
     assert res["global_step"] == ref["global_step"] == 24

@@ -16,11 +16,15 @@ Momentum: PyTorch's ``momentum`` is ``1 - keras_momentum`` (Keras 0.9 == 0.1 her
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from onebit import quantizers as Q
+from onebit.export import LoweringContext, Value, register_module_lowering
+from onebit.export.lowerings.common import per_feature, to_numpy
 
 __all__ = [
     "BlurPool",
@@ -76,6 +80,24 @@ class LearnableBias(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.bias.view(1, -1, *([1] * (x.dim() - 2)))
+
+
+@register_module_lowering(LearnableBias)
+def _export_learnable_bias(
+    ctx: LoweringContext, name: str, m: LearnableBias, args: list[Any], out_shape: tuple[int, ...]
+) -> Value:
+    """Export: a per-channel ``affine`` with scale 1 (folded into the producing layer)."""
+    x = args[0]
+    b = per_feature(to_numpy(m.bias).reshape(-1), x)
+    return ctx.graph.add(
+        "affine",
+        [x],
+        "float",
+        out_shape,
+        name,
+        params={"scale": np.ones_like(b), "shift": b},
+        torch_order=x.torch_order,
+    )
 
 
 class RSign(Q.Quantizer):
@@ -155,3 +177,33 @@ class BlurPool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.channels}, kernel_size={self.weight.shape[-1]}, stride={self.stride}"
+
+
+@register_module_lowering(BlurPool)
+def _export_blur_pool(
+    ctx: LoweringContext, name: str, m: BlurPool, args: list[Any], out_shape: tuple[int, ...]
+) -> Value:
+    """Export: a depthwise float ``conv2d`` with the fixed blur kernel."""
+    k = int(m.weight.shape[-1])
+    p = int(m.padding)
+    c = int(m.channels)
+    attrs = {
+        "kernel": [k, k],
+        "stride": [int(m.stride)] * 2,
+        "padding": [p, p, p, p],
+        "dilation": [1, 1],
+        "groups": c,
+    }
+    return ctx.graph.add(
+        "conv2d",
+        [args[0]],
+        "float",
+        out_shape,
+        name,
+        attrs,
+        {
+            "weight": to_numpy(m.weight).transpose(0, 2, 3, 1),
+            "multiplier": np.ones(c, np.float32),
+            "bias": np.zeros(c, np.float32),
+        },
+    )

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from onebit import quantizers as Q
+from onebit._errors import VersionMismatchError
 from onebit.nn.constraints import get_constraint
 from onebit.nn.layers import SCALINGS, QuantConv2d, QuantLinear, QuantMixin, Scale
 
@@ -58,10 +59,6 @@ __all__ = [
 
 #: Values of :attr:`BinarizeConfig.activation`.
 ACTIVATIONS = ("identity", "prelu", "hardtanh", "keep")
-
-
-class VersionMismatchError(ValueError):
-    """A serialized config was written by an incompatible version of its class."""
 
 
 @dataclass

@@ -100,7 +100,7 @@ def _accept_dotted_flags(p: argparse.ArgumentParser) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     import json
 
-    from onebit.training.config import load_config
+    from onebit.training.config import load_recipe
 
     overrides = list(args.overrides or []) + split_dotted_flags(list(getattr(args, "_extra", []) or []))
     for flag, key in (
@@ -117,14 +117,14 @@ def _run_train(args: argparse.Namespace) -> int:
         overrides.append('train.if_exists="overwrite"')
     if getattr(args, "trust_code", False):
         overrides.append("distill.trust_code=true")
-    cfg = load_config(args.config, overrides)
+    recipe = load_recipe(args.config, overrides)  # parsed and checked once, before anything runs
     if args.print_config:
-        print(json.dumps(cfg, indent=2))
+        print(json.dumps(recipe.to_dict(), indent=2))
         return 0
     from onebit.training.loop import train
 
     try:
-        res = train(cfg)
+        res = train(recipe)
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise

@@ -29,9 +29,11 @@ def evaluate_checkpoint(
     ``trust_code`` lets a ``"module:callable"`` model name recorded in the file be imported
     (see :func:`onebit.training.checkpoint.build_model`); without it only registered models load.
     """
+    from dataclasses import replace
+
     from onebit.data import build_loaders
     from onebit.data.datasets import DATASETS
-    from onebit.training.config import DEFAULTS, merge
+    from onebit.training.config import DataConfig
     from onebit.training.loop import evaluate, pick_device
 
     # the model first: a file that is refused or does not fit fails before any data is read
@@ -39,30 +41,26 @@ def evaluate_checkpoint(
     recorded = meta.get("config") or {}
     if not isinstance(recorded, dict) or not isinstance(recorded.get("data", {}), dict):
         raise ValueError(f"{path}: the recorded recipe is not a table; pass --data")
-    cfg = merge(DEFAULTS, {"data": recorded.get("data", {})})
-    dc = dict(cfg["data"])
+    # the file's [data] table is checked like a recipe's (types, ranges) before any loader sees it
+    dc = DataConfig.from_dict(recorded.get("data", {}), f"{path}: recorded recipe")
     if data:
         if data not in DATASETS:
             raise ValueError(f"unknown data set {data!r}; known: {', '.join(DATASETS)}")
-        dc["name"] = data
-    if not dc.get("name"):
+        dc = replace(dc, name=data)
+    if not dc.name:
         raise ValueError(f"{path}: checkpoint does not record its data set; pass --data")
     if data_dir:
-        dc["data_dir"] = data_dir
-    if val_dir:
-        dc["val_dir"] = val_dir
-        dc["train_dir"] = dc.get("train_dir") or val_dir  # the loader wants both trees; only val is read
+        dc = replace(dc, data_dir=data_dir)
+    if val_dir:  # the loader wants both trees; only val is read
+        dc = replace(dc, val_dir=val_dir, train_dir=dc.train_dir or val_dir)
     if batch_size:
-        dc["eval_batch_size"] = batch_size
-    dc["test_subset"] = subset
-    dc["train_subset"] = 1 if dc["name"] != "imagenet" else dc.get("train_subset", 0)
+        dc = replace(dc, eval_batch_size=batch_size)
+    dc = replace(dc, test_subset=subset, train_subset=1 if dc.name != "imagenet" else dc.train_subset)
     dev = pick_device(device)
-    _, test_loader, info = build_loaders(dc, 0, 0, 1, dev)
+    _, test_loader, info = build_loaders(dc.to_dict(), 0, 0, 1, dev)
     if meta["num_classes"] != info["num_classes"]:
-        raise ValueError(
-            f"{path}: model has {meta['num_classes']} classes, {dc['name']} {info['num_classes']}"
-        )
+        raise ValueError(f"{path}: model has {meta['num_classes']} classes, {dc.name} {info['num_classes']}")
     model.to(dev)
     r = evaluate(model, test_loader, dev)
-    r["data"] = dc["name"]
+    r["data"] = dc.name
     return r

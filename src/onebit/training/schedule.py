@@ -10,19 +10,36 @@ stay at 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from torch.optim import Optimizer
+
+from onebit.training.config import ScheduleConfig
 
 __all__ = ["LRSchedule"]
 
 
 class LRSchedule:
-    def __init__(self, optimizer: Optimizer, cfg: dict[str, Any], steps_per_epoch: int, epochs: int) -> None:
+    """Per-group learning rates from the global step (and, with ``by_time``, the time budget used).
+
+    ``cfg`` is the recipe's ``[schedule]`` section, or a table of it (missing keys at their
+    defaults); ``steps_per_epoch`` and ``epochs`` set the length of cosine/linear decays.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        cfg: ScheduleConfig | Mapping[str, Any],
+        steps_per_epoch: int,
+        epochs: int,
+    ) -> None:
+        if not isinstance(cfg, ScheduleConfig):
+            cfg = ScheduleConfig.from_dict(cfg, "schedule")
         self.opt, self.cfg = optimizer, cfg
         self.spe = max(1, steps_per_epoch)
         self.total = max(1, self.spe * max(1, epochs))
-        self.warm = int(round(float(cfg.get("warmup_epochs", 0.0)) * self.spe))
+        self.warm = int(round(cfg.warmup_epochs * self.spe))
         self.base = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
         for g, b in zip(optimizer.param_groups, self.base, strict=True):
             g["initial_lr"] = b
@@ -32,7 +49,7 @@ class LRSchedule:
         self.last_lr = self.base[0] if self.base else 0.0
 
     def factor(self, step: int, time_frac: float | None = None) -> float:
-        name = self.cfg["name"]
+        name = self.cfg.name
         if self.warm and step < self.warm:
             w = (step + 1) / self.warm
         else:
@@ -48,13 +65,13 @@ class LRSchedule:
         elif name == "linear":
             f = 1.0 - t
         elif name == "step":
-            factors = list(self.cfg.get("factors") or [])
+            factors = self.cfg.factors
             f = 1.0
-            for i, m in enumerate(self.cfg["milestones"]):
+            for i, m in enumerate(self.cfg.milestones):
                 if ep >= m:
-                    f *= float(factors[i]) if i < len(factors) else float(self.cfg["gamma"])
+                    f *= factors[i] if i < len(factors) else self.cfg.gamma
         elif name == "exponential":
-            f = float(self.cfg["gamma"]) ** math.floor(ep)
+            f = self.cfg.gamma ** math.floor(ep)
         elif name == "plateau":
             f = self.plateau_mult
         else:
@@ -68,28 +85,28 @@ class LRSchedule:
         advances cosine/linear schedules by time when the budget binds before the epochs.
         """
         f = self.factor(step, time_frac)
-        min_lr = float(self.cfg.get("min_lr", 0.0))
-        cosine_like = self.cfg["name"] in ("cosine", "linear")
+        min_lr = self.cfg.min_lr
+        cosine_like = self.cfg.name in ("cosine", "linear")
         for g, b in zip(self.opt.param_groups, self.base, strict=True):
             if b == 0.0:
                 continue
             if cosine_like and not (self.warm and step < self.warm):
                 g["lr"] = min_lr + (b - min_lr) * f
             else:
-                g["lr"] = max(b * f, min_lr) if self.cfg["name"] == "plateau" else b * f
+                g["lr"] = max(b * f, min_lr) if self.cfg.name == "plateau" else b * f
         self.last_lr = next((g["lr"] for g in self.opt.param_groups if g["lr"] > 0), 0.0)
         return self.last_lr
 
     def epoch_end(self, metric: float | None) -> None:
         """Plateau bookkeeping (call once per epoch with the monitored loss)."""
-        if self.cfg["name"] != "plateau" or metric is None:
+        if self.cfg.name != "plateau" or metric is None:
             return
-        if metric < self.best * (1.0 - float(self.cfg["threshold"])):
+        if metric < self.best * (1.0 - self.cfg.threshold):
             self.best, self.bad = metric, 0
         else:
             self.bad += 1
-            if self.bad > int(self.cfg["patience"]):
-                self.plateau_mult *= float(self.cfg["factor"])
+            if self.bad > self.cfg.patience:
+                self.plateau_mult *= self.cfg.factor
                 self.bad = 0
 
     def state_dict(self) -> dict[str, Any]:
