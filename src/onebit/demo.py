@@ -111,6 +111,24 @@ def _after_training(checkpoint: str, run_dir: str, data: str) -> None:
     print(f"  (`onebit bench {path}` and `onebit inspect {path}` show more; the engine needs no PyTorch)")
 
 
+#: the demo's recipe as ``--set`` overrides (BinaryNet's MLP 784-512-512-512-10 on MNIST);
+#: the run's length, data and output directories are added by :func:`main`
+RECIPE_SETS = (
+    'model.name="binarynet_mlp"',
+    "model.kwargs.hidden=512",
+    "model.kwargs.num_hidden=3",
+    'data.name="mnist"',
+    "data.batch_size=100",
+    "data.augment=false",
+    'data.normalize="pm1"',
+    'optim.name="adam"',
+    "optim.lr=2e-3",
+    'schedule.name="cosine"',
+    "schedule.min_lr=1e-5",
+    "schedule.by_time=true",
+)
+
+
 def main() -> int:
     from onebit import summary_for
     from onebit.training.config import load_config
@@ -121,19 +139,8 @@ def main() -> int:
     out = os.environ.get("ONEBIT_DEMO_OUT", "runs")
     data = _find_data()
     sets = [
-        'model.name="binarynet_mlp"',
-        "model.kwargs.hidden=512",
-        "model.kwargs.num_hidden=3",
-        'data.name="mnist"',
+        *RECIPE_SETS,
         f"data.data_dir={data!r}".replace("'", '"'),
-        "data.batch_size=100",
-        "data.augment=false",
-        'data.normalize="pm1"',
-        'optim.name="adam"',
-        "optim.lr=2e-3",
-        'schedule.name="cosine"',
-        "schedule.min_lr=1e-5",
-        "schedule.by_time=true",
         f"train.epochs={epochs}",
         f"train.time_limit_min={minutes}",
         f'train.out_dir="{out}"',

@@ -424,6 +424,25 @@ class Quantizer(nn.Module):
         """Hyper-parameters as a dict such that ``get({"name": ..., **config})`` rebuilds it."""
         return {}
 
+    # Export protocol: how the engine computes this quantizer (read by onebit.export). A
+    # quantizer of one's own (a Quantizer subclass or any module) exports by defining these.
+
+    def sign_threshold(self) -> Tensor | float | None:
+        """As an activation quantizer: ``t`` with ``forward(x) == sign(x - t)`` (``sign(0) = +1``).
+
+        A scalar or one value per channel (dim 1 of the input); ``None`` when the forward
+        is not such a sign, so the engine cannot binarize activations this way.
+        """
+        return None
+
+    def sign_scale(self, w: Tensor) -> Tensor | float | None:
+        """As a weight quantizer: ``a`` with ``forward(w) == a * sign(w)``, ``a`` constant per output channel.
+
+        A scalar or a tensor broadcastable to ``w`` (one value per ``w[i]``); ``None`` when
+        the forward is not such a scaled sign.
+        """
+        return None
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
 
@@ -433,6 +452,14 @@ class SteSign(Quantizer):
     """Module form of :func:`ste_sign`."""
 
     precision = 1
+
+    def sign_threshold(self) -> float:
+        """Export: ``forward(x) == sign(x - 0)``."""
+        return 0.0
+
+    def sign_scale(self, w: Tensor) -> float:
+        """Export: ``forward(w) == 1 * sign(w)``."""
+        return 1.0
 
     def __init__(self, clip_value: float = 1.0) -> None:
         super().__init__()
@@ -453,6 +480,14 @@ class ApproxSign(Quantizer):
 
     precision = 1
 
+    def sign_threshold(self) -> float:
+        """Export: ``forward(x) == sign(x - 0)``."""
+        return 0.0
+
+    def sign_scale(self, w: Tensor) -> float:
+        """Export: ``forward(w) == 1 * sign(w)``."""
+        return 1.0
+
     def forward(self, x: Tensor) -> Tensor:
         return approx_sign(x)
 
@@ -462,6 +497,14 @@ class SwishSign(Quantizer):
     """Module form of :func:`swish_sign`."""
 
     precision = 1
+
+    def sign_threshold(self) -> float:
+        """Export: ``forward(x) == sign(x - 0)``."""
+        return 0.0
+
+    def sign_scale(self, w: Tensor) -> float:
+        """Export: ``forward(w) == 1 * sign(w)``."""
+        return 1.0
 
     def __init__(self, beta: float = 5.0) -> None:
         super().__init__()
@@ -488,6 +531,10 @@ class MagnitudeAwareSign(Quantizer):
 
     def forward(self, x: Tensor) -> Tensor:
         return magnitude_aware_sign(x, self.clip_value)
+
+    def sign_scale(self, w: Tensor) -> Tensor:
+        """Export: ``forward(w) == alpha * sign(w)``, alpha = mean |w| per output channel."""
+        return xnor_weight_scale(w.detach())
 
     def get_config(self) -> dict[str, Any]:
         return {"clip_value": self.clip_value}
@@ -575,6 +622,14 @@ class ResidualSign(Quantizer):
 
     def forward(self, x: Tensor) -> Tensor:
         return residual_sign(x, self.bits, self.clip_value, self.scale)
+
+    def residual_planes(self) -> tuple[int, str]:
+        """Export protocol: the ``(bits, scale)`` of the :func:`residual_sign` ``forward`` computes.
+
+        onebit.export lowers a binary-weight layer whose input quantizer declares this to
+        Tang's residual planes (docs/deployment.md, "Multi-bit activations").
+        """
+        return self.bits, self.scale
 
     def get_config(self) -> dict[str, Any]:
         return {"bits": self.bits, "clip_value": self.clip_value, "scale": self.scale}

@@ -56,6 +56,8 @@ class ResidualNet(nn.Module):
         self.fc1 = QuantLinear(24 * 2 * 2, 30, **_res(bits, scale, scaling="alpha"))
         self.bn4 = nn.BatchNorm1d(30)
         self.fc2 = QuantLinear(30, 10, bias=False, **_res(bits, scale))
+        with torch.no_grad():  # a learned per-channel scale that is not all ones
+            self.conv2.scale.uniform_(0.5, 1.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn1(self.pool1(self.act1(self.conv1(self.bn0(self.stem(x))))))
@@ -105,6 +107,9 @@ def test_per_channel_residual_layer_runs_like_torch(tmp_path, bits, layer):
     else:
         body = [Q.ResidualSign(bits, scale="channel"), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(20 * 16, 7)]
     m = randomize_bn(nn.Sequential(nn.Conv2d(3, 20, 3, padding=1), *body)).eval()
+    if layer == "conv":
+        with torch.no_grad():
+            body[1].scale.uniform_(0.5, 1.5)
     ops = _export_compare(m, torch.randn(12, 3, 8, 8), tmp_path / "c.onebit")
     assert "residual_sign" in ops and "bconv2d" not in ops and "bdense" not in ops
 

@@ -40,6 +40,7 @@ from onebit.export.registry import (
     register_function_lowering,
     register_method_lowering,
     register_module_lowering,
+    supported,
 )
 from onebit.export.writer import check_against_registry, to_model_file
 
@@ -58,6 +59,7 @@ __all__ = [
     "register_function_lowering",
     "register_method_lowering",
     "register_module_lowering",
+    "supported",
     "to_model_file",
 ]
 

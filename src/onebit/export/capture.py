@@ -41,8 +41,15 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> fx.GraphModule:
             "Data-dependent Python control flow in forward() cannot be exported."
         ) from e
     gm = fx.GraphModule(model, graph)
-    with torch.no_grad():
-        ShapeProp(gm).propagate(example_input)
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(example_input)
+    except Exception as e:
+        cause = e.__cause__ or e  # ShapeProp wraps the model's own error
+        raise ExportError(
+            f"{type(model).__name__} does not run on the example input of shape "
+            f"{tuple(example_input.shape)}: {type(cause).__name__}: {cause}"
+        ) from e
     return gm
 
 

@@ -21,6 +21,8 @@ from onebit.export.graph import ExportError, Graph, Value
 from onebit.export.passes import fold as run_folding_passes
 from onebit.export.registry import (
     LoweringContext,
+    describe_function,
+    describe_method,
     find_function_lowering,
     find_method_lowering,
     find_module_lowering,
@@ -77,16 +79,29 @@ def lower(model: nn.Module, example_input: torch.Tensor, fold: bool = True) -> G
                     raise
                 except Exception as e:
                     raise ExportError(f"{node.target} ({type(m).__name__}): {type(e).__name__}: {e}") from e
-            elif node.op == "call_function":
-                env[node.name] = _lower_function(ctx, node, list(load(node.args)), dict(load(node.kwargs)))
-            elif node.op == "call_method":
-                env[node.name] = _lower_method(ctx, node, list(load(node.args)), dict(load(node.kwargs)))
+            elif node.op in ("call_function", "call_method"):
+                lower_call = _lower_function if node.op == "call_function" else _lower_method
+                try:
+                    env[node.name] = lower_call(ctx, node, list(load(node.args)), dict(load(node.kwargs)))
+                except ExportError as e:
+                    raise ExportError(f"{_called_in(node, model)}: {e}") from e
+                except Exception as e:
+                    raise ExportError(
+                        f"{_called_in(node, model)}: {_describe_call(node)} (node {node.name}): "
+                        f"{type(e).__name__}: {e}"
+                    ) from e
             elif node.op == "output":
                 out = load(node.args[0])
                 if not isinstance(out, Value):
                     raise ExportError("the engine runs models with exactly one output tensor")
                 if out.kind != "float":
                     raise ExportError("the model's output is binary; the engine returns float outputs")
+                if out.torch_order is not None:
+                    raise ExportError(
+                        "the model's output is a flattened (N, C, H, W) tensor with H*W > 1, whose "
+                        "elements the engine holds in (H, W, C) order, not PyTorch's (C, H, W); end the "
+                        "model with a layer after the flatten (e.g. nn.Linear) or pool to 1x1 first"
+                    )
                 g.outputs.append(
                     {"name": out.name, "shape": list(shape_of(node.args[0])), "dtype": "float32"}
                 )
@@ -106,7 +121,10 @@ def _lower_module(
     shape = engine_shape(shape_of(node))
     fn = find_module_lowering(m)
     if fn is None:
-        raise ExportError(f"cannot export module {name!r} of type {type(m).__name__}: no engine op for it")
+        raise ExportError(
+            f"cannot export module {name!r} of type {type(m).__name__}: no engine op for it "
+            "(no lowering is registered for it; see onebit.export.register_module_lowering)"
+        )
     return fn(ctx, name, m, args, shape)
 
 
@@ -116,7 +134,16 @@ def _lower_function(ctx: LoweringContext, node: fx.Node, args: list[Any], kwargs
     if t in (operator.getitem,) and not isinstance(args[0], Value):
         return args[0][args[1]]
     if t in (getattr,):
+        if isinstance(args[0], Value):  # x.shape, x.dtype: the torch tensor's, not the engine value's
+            meta = node.args[0].meta.get("tensor_meta")
+            if args[1] == "shape" and meta is not None:
+                return torch.Size(meta.shape)
+            if args[1] == "dtype" and meta is not None:
+                return meta.dtype
+            raise ExportError(f"cannot export reading {args[1]!r} of a computed tensor (node {name})")
         return getattr(args[0], args[1])
+    if not _has_value((args, kwargs)):  # arithmetic on shapes, constants: evaluated now
+        return t(*args, **kwargs)
     shape = (
         engine_shape(shape_of(node))
         if "tensor_meta" in node.meta and hasattr(node.meta["tensor_meta"], "shape")
@@ -124,7 +151,10 @@ def _lower_function(ctx: LoweringContext, node: fx.Node, args: list[Any], kwargs
     )
     fn = find_function_lowering(t)
     if fn is None:
-        raise ExportError(f"cannot export function {getattr(t, '__name__', t)!r} (node {name})")
+        raise ExportError(
+            f"cannot export {_describe_call(node)} (node {name}): no lowering is registered for it "
+            "(see onebit.export.register_function_lowering)"
+        )
     return fn(ctx, name, args, kwargs, shape)
 
 
@@ -140,10 +170,41 @@ def _lower_method(ctx: LoweringContext, node: fx.Node, args: list[Any], kwargs: 
     shape = engine_shape(shape_of(node))
     fn = find_method_lowering(m)
     if fn is None:
-        raise ExportError(f"cannot export tensor method {m!r} (node {node.name})")
+        raise ExportError(
+            f"cannot export {_describe_call(node)} (node {node.name}): no lowering is registered for it "
+            "(see onebit.export.register_method_lowering)"
+        )
     return fn(ctx, node.name, args, kwargs, shape)
 
 
 def _torch_shape_of_value(fx_node: Any, dim: int | None) -> Any:
     shape = tuple(int(s) for s in fx_node.meta["tensor_meta"].shape)
     return shape if dim is None else shape[dim]
+
+
+def _has_value(a: Any) -> bool:
+    """True when ``a`` (nested tuples, lists, dicts) holds an engine :class:`Value`."""
+    if isinstance(a, Value):
+        return True
+    if isinstance(a, (list, tuple)):
+        return any(_has_value(v) for v in a)
+    if isinstance(a, dict):
+        return any(_has_value(v) for v in a.values())
+    return False
+
+
+def _describe_call(node: fx.Node) -> str:
+    """The op a call node stands for, as the model's source spells it: ``F.gelu``, ``x.gelu()``."""
+    if node.op == "call_method":
+        return f"tensor method {describe_method(node.target)}"
+    return f"function {describe_function(node.target)}"
+
+
+def _called_in(node: fx.Node, model: nn.Module) -> str:
+    """The module whose ``forward`` made the call ``node``: its path in the model and its type."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if stack:
+        path, cls = list(stack.values())[-1]
+        if path:
+            return f"module {path!r} ({getattr(cls, '__name__', cls)})"
+    return f"the model's forward ({type(model).__name__})"

@@ -192,8 +192,10 @@ def _convert(module: nn.Module, config: BinarizeConfig) -> nn.Module:
 # Signs that see only non-negative values
 # --------------------------------------------------------------------------- #
 
-# Quantizers computing sign(x) with threshold 0: a non-negative input makes them constant.
-_SIGN_TYPES = (Q.SteSign, Q.ApproxSign, Q.SwishSign, Q.MagnitudeAwareSign)
+# Quantizers computing sign(x) with threshold 0 (a non-negative input makes them constant):
+# those whose export protocol gives a fixed threshold of 0 (``sign_threshold() == 0``, a
+# number: a learned per-channel threshold such as RSign's can move), the functions below,
+# and MagnitudeAwareSign (alpha * sign(x), alpha >= 0).
 _SIGN_FUNCTIONS = (Q.sign, Q.ste_sign, Q.approx_sign, Q.swish_sign, Q.magnitude_aware_sign)
 # Modules binarize_ may replace (their only job here is to clamp at 0).
 _REPLACEABLE = (nn.ReLU, nn.ReLU6)
@@ -309,9 +311,11 @@ class _Tracer(fx.Tracer):
 
 
 def _is_sign(q: Any) -> bool:
-    if isinstance(q, _SIGN_TYPES):
-        return not hasattr(q, "sign_threshold")
-    return any(q is f for f in _SIGN_FUNCTIONS)
+    if any(q is f for f in _SIGN_FUNCTIONS) or isinstance(q, Q.MagnitudeAwareSign):
+        return True
+    threshold = getattr(q, "sign_threshold", None)
+    t = threshold() if isinstance(q, nn.Module) and callable(threshold) else None
+    return isinstance(t, (int, float)) and t == 0
 
 
 def _node_args(a: Any) -> list[fx.Node]:

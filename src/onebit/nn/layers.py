@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from onebit import quantizers as Q
 from onebit.nn.constraints import get_constraint
 
-__all__ = ["QuantConv2d", "QuantLinear", "Scale", "SCALINGS"]
+__all__ = ["QuantConv2d", "QuantLinear", "Scale", "SCALINGS", "explicit_padding"]
 
 #: Values of the ``scaling`` argument.
 SCALINGS = (None, "xnor", "alpha", "channel")
@@ -40,6 +40,30 @@ SCALINGS = (None, "xnor", "alpha", "channel")
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def explicit_padding(
+    padding: int | tuple[int, int] | str,
+    kernel_size: int | tuple[int, int],
+    dilation: int | tuple[int, int] = 1,
+) -> tuple[int, int, int, int]:
+    """A convolution's padding as (left, right, top, bottom), resolving ``"same"`` and ``"valid"``.
+
+    ``"same"`` puts the odd pixel at the end (right, bottom), as ``nn.Conv2d`` does.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+        pads = []
+        for d, k in zip(_pair(dilation), _pair(kernel_size), strict=True):
+            total = d * (k - 1)
+            pads.append((total // 2, total - total // 2))
+        (top, bottom), (left, right) = pads
+        return (left, right, top, bottom)
+    ph, pw = _pair(padding)
+    return (pw, pw, ph, ph)
 
 
 class QuantMixin:
@@ -107,6 +131,35 @@ class QuantMixin:
         if self.scaling in ("xnor", "alpha"):
             wq = wq * Q.xnor_weight_scale(w)
         return wq
+
+    def weight_sign_and_scale(self) -> tuple[Tensor, Tensor] | None:
+        """Export protocol: the ±1 weights and the per-output-channel factor the layer applies.
+
+        ``(signs, scale)`` such that the layer computes ``op(x_q, signs) * scale`` before K
+        (``scaling="xnor"`` with a quantized input) and the bias: ``scale`` gathers the
+        weight quantizer's own factor (its ``sign_scale``, see
+        :meth:`onebit.quantizers.Quantizer.sign_scale`), alpha under ``"xnor"``/``"alpha"``
+        and the learned scale under ``"channel"`` (float32, one per output channel).
+        ``None`` when the weight quantizer is not a (scaled) sign.
+        """
+        wq = self.weight_quantizer
+        sign_scale = getattr(wq, "sign_scale", None)
+        w = self.weight.detach()
+        a = sign_scale(w) if sign_scale is not None else None
+        if a is None:
+            return None
+        out_ch = w.shape[0]
+        scale = torch.ones(out_ch, dtype=torch.float32)
+        if isinstance(a, Tensor):
+            scale = scale * a.detach().to(torch.float32).cpu().reshape(out_ch)
+        elif float(a) != 1.0:
+            scale = scale * torch.tensor(float(a), dtype=torch.float32)
+        if self.scaling in ("xnor", "alpha"):
+            scale = scale * Q.xnor_weight_scale(w).to(torch.float32).cpu().reshape(out_ch)
+        if self.scaling == "channel":
+            scale = scale * self.scale.detach().to(torch.float32).cpu()
+        signs = torch.where(w >= 0, 1.0, -1.0).to(torch.float32)
+        return signs, scale
 
     def _quant_extra_repr(self) -> str:
         # The quantizers are child modules and print as such; add only the rest.
@@ -182,17 +235,7 @@ class QuantConv2d(QuantMixin, nn.Conv2d):
 
     def explicit_padding(self) -> tuple[int, int, int, int]:
         """Padding as (left, right, top, bottom), resolving ``"same"`` and ``"valid"``."""
-        if isinstance(self.padding, str):
-            if self.padding == "valid":
-                return (0, 0, 0, 0)
-            pads = []
-            for d, k in zip(self.dilation, self.kernel_size, strict=True):
-                total = d * (k - 1)
-                pads.append((total // 2, total - total // 2))
-            (top, bottom), (left, right) = pads
-            return (left, right, top, bottom)
-        ph, pw = _pair(self.padding)
-        return (pw, pw, ph, ph)
+        return explicit_padding(self.padding, self.kernel_size, self.dilation)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4:

@@ -57,6 +57,8 @@ from typing import Any
 
 import numpy as np
 
+from onebit.demo import RECIPE_SETS
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 DATA = os.environ.get("ONEBIT_DATA", os.path.join(ROOT, "..", "shared", "data"))
@@ -284,18 +286,7 @@ _TRAIN_DIR = os.path.join(tempfile.gettempdir(), "onebit-golden-train", "mnist_m
 
 #: the demo's recipe (src/onebit/demo.py), 3 epochs or 1.5 minutes
 TRAIN_SETS = [
-    'model.name="binarynet_mlp"',
-    "model.kwargs.hidden=512",
-    "model.kwargs.num_hidden=3",
-    'data.name="mnist"',
-    "data.batch_size=100",
-    "data.augment=false",
-    'data.normalize="pm1"',
-    'optim.name="adam"',
-    "optim.lr=2e-3",
-    'schedule.name="cosine"',
-    "schedule.min_lr=1e-5",
-    "schedule.by_time=true",
+    *RECIPE_SETS,
     "train.epochs=3",
     "train.time_limit_min=1.5",
     "train.seed=0",

@@ -7,10 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from onebit import quantizers as Q
 from onebit.export.graph import ExportError, Value
 from onebit.export.registry import LoweringContext
-from onebit.nn.layers import QuantMixin
 
 __all__ = [
     "flatten",
@@ -41,33 +39,44 @@ def per_feature(arr: np.ndarray, x: Value) -> np.ndarray:
 
 
 def sign_threshold(q: Any, channels: int, where: str) -> np.ndarray:
-    """Per-channel t such that the quantizer's forward is sign(x - t) (sign(0) = +1)."""
-    if isinstance(q, (Q.SteSign, Q.ApproxSign, Q.SwishSign)):
-        return np.zeros(channels, np.float32)
-    if hasattr(q, "sign_threshold"):
-        return np.asarray(q.sign_threshold(), np.float32).reshape(channels)
-    if type(q).__name__ == "RSign" and hasattr(q, "shift"):
-        return -to_numpy(q.shift).reshape(channels)
-    raise ExportError(
-        f"{where}: input quantizer {type(q).__name__} is not a plain sign; the engine binarizes "
-        "activations with sign(x - t) only (ste_sign, approx_sign, swish_sign, RSign)"
-    )
+    """Per-channel t such that the quantizer's forward is sign(x - t) (sign(0) = +1).
+
+    Read from the quantizer's ``sign_threshold()`` (the export protocol of
+    :class:`onebit.quantizers.Quantizer`); a quantizer without one, or returning ``None``,
+    cannot be exported as an activation quantizer.
+    """
+    fn = getattr(q, "sign_threshold", None)
+    t = fn() if callable(fn) else None
+    if t is None:
+        raise ExportError(
+            f"{where}: input quantizer {type(q).__name__} is not a plain sign; the engine binarizes "
+            "activations with sign(x - t) only (a quantizer says so with sign_threshold(), "
+            "see docs/deployment.md)"
+        )
+    t = to_numpy(t) if isinstance(t, torch.Tensor) else np.asarray(t, np.float32)
+    t = t.astype(np.float32).reshape(-1)
+    if t.size == 1:
+        return np.full(channels, t[0], np.float32)
+    if t.size != channels:
+        raise ExportError(
+            f"{where}: {type(q).__name__}.sign_threshold() has {t.size} values for {channels} channels"
+        )
+    return t
 
 
-def weight_sign_and_scale(layer: QuantMixin, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """±1 weights and the per-output-channel factor the layer multiplies them by."""
-    wq = layer.weight_quantizer
-    w = layer.weight.detach()
-    out_ch = w.shape[0]
-    scale = np.ones(out_ch, np.float32)
-    if isinstance(wq, Q.MagnitudeAwareSign):
-        scale = scale * to_numpy(Q.xnor_weight_scale(w)).reshape(out_ch)
-    elif not isinstance(wq, (Q.SteSign, Q.ApproxSign, Q.SwishSign)):
-        raise ExportError(f"{where}: weight quantizer {type(wq).__name__} is not a sign quantizer")
-    if layer.scaling in ("xnor", "alpha"):
-        scale = scale * to_numpy(Q.xnor_weight_scale(w)).reshape(out_ch)
-    signs = np.where(to_numpy(w) >= 0, 1.0, -1.0).astype(np.float32)
-    return signs, scale
+def weight_sign_and_scale(layer: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """±1 weights and the per-output-channel factor the layer multiplies them by.
+
+    Read from the layer's ``weight_sign_and_scale()`` (see
+    :meth:`onebit.nn.layers.QuantMixin.weight_sign_and_scale`).
+    """
+    got = layer.weight_sign_and_scale()
+    if got is None:
+        raise ExportError(
+            f"{where}: weight quantizer {type(layer.weight_quantizer).__name__} is not a sign quantizer"
+        )
+    signs, scale = got
+    return to_numpy(signs), to_numpy(scale)
 
 
 def lower_sign(ctx: LoweringContext, name: str, q: Any, x: Value) -> Value:

@@ -17,7 +17,7 @@ from onebit.export.graph import ExportError, Value
 from onebit.export.lowerings.common import lower_sign, pair, to_numpy, weight_sign_and_scale
 from onebit.export.lowerings.residual import is_residual_layer, lower_residual_layer
 from onebit.export.registry import LoweringContext, register_module_lowering
-from onebit.nn.layers import QuantConv2d, QuantMixin
+from onebit.nn.layers import QuantMixin, explicit_padding
 
 
 def _xnor_k_scale(
@@ -58,16 +58,7 @@ def lower_conv2d(
         raise ExportError(f"{name}: conv input must be 4-D, got engine shape {x.shape}")
     if m.padding_mode != "zeros":
         raise ExportError(f"{name}: padding_mode={m.padding_mode!r} is not supported (only 'zeros')")
-    if isinstance(m, QuantConv2d):
-        left, right, top, bottom = m.explicit_padding()
-    else:
-        if isinstance(m.padding, str):
-            tmp = QuantConv2d(1, 1, m.kernel_size, padding=m.padding, dilation=m.dilation)
-            left, right, top, bottom = tmp.explicit_padding()
-        else:
-            ph, pw = pair(m.padding)
-            left = right = pw
-            top = bottom = ph
+    left, right, top, bottom = explicit_padding(m.padding, m.kernel_size, m.dilation)
     attrs = {
         "kernel": list(m.kernel_size),
         "stride": pair(m.stride),
@@ -85,8 +76,6 @@ def lower_conv2d(
             raise ExportError(f"{name}: grouped binary convolutions are not supported by the engine yet")
         x = lower_sign(ctx, f"{name}.input_quantizer", m.input_quantizer, x)
         signs, mult = weight_sign_and_scale(m, name)
-        if m.scaling == "channel":
-            mult = mult * to_numpy(m.scale)
         pad_value = 0.0 if m.pad_value is None else m.pad_value
         attrs.update(in_channels=int(m.in_channels), pad_value=pad_value, output="float")
         k_needed = m.scaling == "xnor"
@@ -132,8 +121,6 @@ def _float_layer_weight(m: nn.Module, name: str, attrs: dict[str, Any]) -> tuple
     out_ch = m.weight.shape[0]
     if isinstance(m, QuantMixin) and m.weight_precision == 1:
         signs, mult = weight_sign_and_scale(m, name)
-        if m.scaling == "channel":
-            mult = mult * to_numpy(m.scale)
         attrs["binary_weight"] = True
         return signs, mult
     w = m.quantized_weight() if isinstance(m, QuantMixin) else m.weight
@@ -178,8 +165,6 @@ def lower_linear(
         x_real = x
         x = lower_sign(ctx, f"{name}.input_quantizer", m.input_quantizer, x)
         signs, mult = weight_sign_and_scale(m, name)
-        if m.scaling == "channel":
-            mult = mult * to_numpy(m.scale)
         y = g.add(
             "bdense",
             [x],

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch.nn.functional as F
 from torch import nn
 
 from onebit.export.graph import ExportError, Value
 from onebit.export.lowerings.common import pair
-from onebit.export.registry import LoweringContext, register_function_lowering, register_module_lowering
+from onebit.export.registry import LoweringContext, register_module_lowering
 
 
 def _pool_attrs(m: Any, name: str) -> dict[str, Any]:
@@ -56,15 +55,3 @@ def lower_adaptive_avgpool(
     if tuple(out_shape[1:3]) != (1, 1):
         raise ExportError(f"{name}: only global average pooling (output 1x1) is supported")
     return ctx.graph.add("global_avgpool", [args[0]], "float", out_shape, name)
-
-
-@register_function_lowering(F.avg_pool2d, F.max_pool2d, F.adaptive_avg_pool2d)
-def lower_functional_pool(
-    ctx: LoweringContext,
-    name: str,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    out_shape: tuple[int, ...] | None,
-) -> Value:
-    """Functional pooling is refused with a pointer to the module form."""
-    raise ExportError(f"{name}: use the nn.Module form of {ctx.node.target.__name__} for export")
