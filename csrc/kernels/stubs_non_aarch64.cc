@@ -1,5 +1,6 @@
 // Non-aarch64 builds: the NEON entry points fall back to portable code (never
 // selected at run time, since dispatch reports NEON unsupported there).
+#include "kernels/bgconv.h"
 #include "kernels/bgemm.h"
 #include "kernels/bmaxpool.h"
 #include "kernels/sgemm.h"
@@ -7,6 +8,7 @@
 
 namespace onebit {
 const BgemmConfig& bgemm_config_neon() { return bgemm_config_portable(); }
+const BgconvConfig& bgconv_config_neon() { return bgconv_config_portable(); }
 const SgemmConfig& sgemm_config_neon() { return sgemm_config_portable(); }
 void bgemm_epilogue_neon(const int32_t* dot, const BgemmEpilogue& ep, void* out) {
   bgemm_epilogue_scalar(dot, ep, out);

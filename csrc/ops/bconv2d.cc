@@ -27,10 +27,20 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "kernels/bgconv.h"
 #include "runtime/threadpool.h"
 
 namespace onebit {
 namespace {
+
+const BgconvConfig& lanes_config_for(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return bgconv_config_avx512();
+    case Isa::kAvx2: return bgconv_config_avx2();
+    case Isa::kNeon: return bgconv_config_neon();
+    default: return bgconv_config_portable();
+  }
+}
 
 const BgemmConfig& config_for(Isa isa) {
   switch (isa) {
@@ -286,7 +296,203 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
   parallel_for(ntasks, nthreads, task);
 }
 
+
+// floor(v / 2) and ceil(v / 2) for any sign.
+int64_t floor_half(int64_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
+int64_t ceil_half(int64_t v) { return -floor_half(-v); }
+
+// Grouped convolution with few input channels per group, one output channel
+// per bit lane (kernels/bgconv.h). The input is laid out once, physically
+// padded, as cin_g planes of words_for(oc) words per pixel: bit o of plane c
+// is input channel (o / ocg) * cin_g + c, the c-th input of output channel o
+// (depthwise with one output per channel: the packed input itself). Every
+// output pixel then reads term (tap t, plane c) at a fixed offset from its
+// first tap, as in conv_core (the layout is PackedWeights::lane_moves). Zero padding: padded taps read +1 planes and the
+// border pattern's per-channel weight sums are subtracted (float) or folded
+// into the count thresholds (bits).
+void conv_lanes(const BgconvConfig& cfg, const uint64_t* x, const PackedWeights& w,
+                const ConvParams& p, const OutputStage& os, void* out, int nthreads) {
+  const int G = p.groups, cing = p.cin / G, oc = p.oc, ocg = oc / G;
+  const int T = p.kh * p.kw, terms = T * cing, wo = words_for(oc), win = words_for(p.cin);
+  int B = 2;
+  while ((int64_t{1} << B) <= int64_t{terms} + 1) ++B;  // pop in [0, terms], q up to terms + 1
+  const bool identity = cing == 1 && ocg == 1;           // depthwise, multiplier 1
+  const int xs = cing * wo;                               // words per laid-out pixel
+  const bool has_pad = p.pt || p.pl || p.pb || p.pr;
+  const int Hp = p.h + p.pt + p.pb, Wp = p.w + p.pl + p.pr;
+
+  // Lay out (and pad) the input.
+  avector<uint64_t> buf;
+  const uint64_t* src = x;
+  if (has_pad || !identity) {
+    buf.resize(static_cast<size_t>(p.n) * Hp * Wp * xs);
+    std::vector<uint64_t> pad_px(static_cast<size_t>(xs), 0);
+    if (p.pad == PadValue::kMinusOne)
+      for (int c = 0; c < cing; ++c)
+        for (int o = 0; o < oc; ++o) pad_px[static_cast<size_t>(c) * wo + o / 64] |= uint64_t{1} << (o % 64);
+    const size_t xsz = static_cast<size_t>(xs);
+    parallel_for(p.n * Hp, nthreads, [&](int row) {
+      const int n = row / Hp, y = row % Hp, iy = y - p.pt;
+      uint64_t* d = buf.data() + static_cast<size_t>(row) * Wp * xsz;
+      for (int xq = 0; xq < Wp; ++xq, d += xsz) {
+        const int ix = xq - p.pl;
+        if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w) {
+          std::memcpy(d, pad_px.data(), xsz * sizeof(uint64_t));
+          continue;
+        }
+        const uint64_t* s = x + ((static_cast<size_t>(n) * p.h + iy) * p.w + ix) * win;
+        if (identity) {
+          std::memcpy(d, s, xsz * sizeof(uint64_t));
+          continue;
+        }
+        std::memset(d, 0, xsz * sizeof(uint64_t));
+        for (const LaneMove& mv : w.lane_moves) {
+          // 64 input bits starting at bit mv.src (words outside the pixel read as 0)
+          const int64_t w0 = mv.src >= 0 ? mv.src / 64 : -((-mv.src + 63) / 64);
+          const int r = static_cast<int>(mv.src - w0 * 64);
+          const uint64_t lo = w0 >= 0 && w0 < win ? s[w0] : 0;
+          const uint64_t hi = w0 + 1 >= 0 && w0 + 1 < win ? s[w0 + 1] : 0;
+          const uint64_t v = r ? (lo >> r) | (hi << (64 - r)) : lo;
+          d[mv.dst] |= v & mv.mask;
+        }
+      }
+    });
+    src = buf.data();
+  }
+
+  std::vector<ptrdiff_t> off(static_cast<size_t>(terms));
+  for (int ky = 0; ky < p.kh; ++ky)
+    for (int kx = 0; kx < p.kw; ++kx)
+      for (int c = 0; c < cing; ++c)
+        off[static_cast<size_t>(ky * p.kw + kx) * cing + c] =
+            (static_cast<ptrdiff_t>(ky) * p.dh * Wp + static_cast<ptrdiff_t>(kx) * p.dw) * xs +
+            static_cast<ptrdiff_t>(c) * wo;
+
+  // Border patterns (zero padding only): pattern 0 is the interior (no correction).
+  std::vector<int> pattern_of;  // per (oy, ox)
+  std::vector<std::vector<int32_t>> corr{std::vector<int32_t>(static_cast<size_t>(oc), 0)};
+  if (p.pad == PadValue::kZero && has_pad) {
+    pattern_of.assign(static_cast<size_t>(p.oh) * p.ow, 0);
+    std::map<std::vector<uint8_t>, int> index;
+    std::vector<uint8_t> valid(static_cast<size_t>(T));
+    for (int oy = 0; oy < p.oh; ++oy)
+      for (int ox = 0; ox < p.ow; ++ox) {
+        bool all = true;
+        for (int ky = 0; ky < p.kh; ++ky)
+          for (int kx = 0; kx < p.kw; ++kx) {
+            const int iy = oy * p.sh - p.pt + ky * p.dh, ix = ox * p.sw - p.pl + kx * p.dw;
+            const bool in = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+            valid[static_cast<size_t>(ky * p.kw + kx)] = in;
+            all = all && in;
+          }
+        if (all) continue;
+        auto it = index.find(valid);
+        int id;
+        if (it == index.end()) {
+          id = static_cast<int>(corr.size());
+          index.emplace(valid, id);
+          std::vector<int32_t> cr(static_cast<size_t>(oc), 0);
+          for (int t = 0; t < T; ++t)
+            if (!valid[static_cast<size_t>(t)])
+              for (int o = 0; o < oc; ++o) cr[o] += w.lane_wsum[static_cast<size_t>(t) * oc + o];
+          corr.push_back(std::move(cr));
+        } else {
+          id = it->second;
+        }
+        pattern_of[static_cast<size_t>(oy) * p.ow + ox] = id;
+      }
+  }
+  const int npat = static_cast<int>(corr.size());
+
+  // Output stage per pattern.
+  std::vector<float> mult(static_cast<size_t>(oc), 1.0f), bias(static_cast<size_t>(oc), 0.0f),
+      slope(static_cast<size_t>(oc), 0.25f);
+  for (int o = 0; o < oc; ++o) {
+    if (os.mult) mult[o] = os.mult[o];
+    if (os.bias) bias[o] = os.bias[o];
+    if (os.slope) slope[o] = os.slope[o];
+  }
+  avector<uint64_t> q, flip(static_cast<size_t>(wo), 0);
+  if (os.kind == OutKind::kBits) {
+    // Bit set iff dot < t (dot > t where flipped), dot = terms - 2 pop - corr:
+    //   dot < t <=> pop >= floor((terms - corr - t) / 2) + 1;
+    //   dot > t <=> !(pop >= ceil((terms - corr - t) / 2)).
+    q.assign(static_cast<size_t>(npat) * B * wo, 0);
+    for (int o = 0; o < oc; ++o) {
+      const bool f = os.flip && os.flip[o];
+      if (f) flip[o / 64] |= uint64_t{1} << (o % 64);
+      const int64_t t = os.thr ? os.thr[o] : 0;
+      for (int pt = 0; pt < npat; ++pt) {
+        const int64_t v = int64_t{terms} - corr[pt][o] - t;
+        int64_t qv = f ? ceil_half(v) : floor_half(v) + 1;
+        qv = std::clamp<int64_t>(qv, 0, int64_t{terms} + 1);
+        for (int b = 0; b < B; ++b)
+          if ((qv >> b) & 1) q[(static_cast<size_t>(pt) * B + b) * wo + o / 64] |= uint64_t{1} << (o % 64);
+      }
+    }
+  }
+
+  const size_t out_stride = os.kind == OutKind::kFloat ? static_cast<size_t>(oc) : static_cast<size_t>(wo);
+  const int rows = p.n * p.oh;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  // Tasks of whole output rows, each worth >= ~64K lane-word terms.
+  const double work = static_cast<double>(p.ow) * terms * wo;
+  int per_task = static_cast<int>(65536.0 / (work + 1)) + 1;
+  if (nthreads > 1) per_task = std::min(per_task, std::max(1, rows / (4 * nthreads)));
+  const int ntasks = (rows + per_task - 1) / per_task;
+  parallel_for(ntasks, nthreads, [&](int task) {
+    BgconvRun r{};
+    r.pix_step = static_cast<ptrdiff_t>(p.sw) * xs;
+    r.terms = terms;
+    r.off = off.data();
+    r.w = w.lanes.data();
+    r.words = wo;
+    r.oc = oc;
+    r.bits = B;
+    r.kind = os.kind;
+    r.flip = flip.data();
+    r.k_bits = terms;
+    r.mult = mult.data();
+    r.bias = bias.data();
+    r.slope = slope.data();
+    r.act = os.act;
+    r.out_stride = out_stride;
+    const int r1 = std::min(rows, (task + 1) * per_task);
+    for (int row = task * per_task; row < r1; ++row) {
+      const int n = row / p.oh, oy = row % p.oh;
+      const uint64_t* base =
+          src + ((static_cast<size_t>(n) * Hp + static_cast<size_t>(oy) * p.sh) * Wp) * xs;
+      for (int ox = 0; ox < p.ow;) {
+        const int pt = pattern_of.empty() ? 0 : pattern_of[static_cast<size_t>(oy) * p.ow + ox];
+        int ox1 = ox + 1;
+        if (!pattern_of.empty())
+          while (ox1 < p.ow && pattern_of[static_cast<size_t>(oy) * p.ow + ox1] == pt) ++ox1;
+        else
+          ox1 = p.ow;
+        r.src = base + static_cast<size_t>(ox) * p.sw * xs;
+        r.npix = ox1 - ox;
+        const size_t m0 = static_cast<size_t>(row) * p.ow + ox;
+        if (os.kind == OutKind::kBits) {
+          r.q = q.data() + static_cast<size_t>(pt) * B * wo;
+          r.out_bits = static_cast<uint64_t*>(out) + m0 * out_stride;
+        } else {
+          r.corr = pt ? corr[pt].data() : nullptr;
+          r.out_f = static_cast<float*>(out) + m0 * out_stride;
+        }
+        cfg.fn(r);
+        ox = ox1;
+      }
+    }
+  });
+}
+
 }  // namespace
+
+const char* bgconv_kernel_name() {
+  Isa isa = active_isa();
+  if (isa == Isa::kReference) return "bconv2d_reference";
+  return lanes_config_for(isa).name;
+}
 
 const char* bgemm_kernel_name() {
   Isa isa = active_isa();
@@ -304,6 +510,10 @@ void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
   const BgemmConfig& cfg = config_for(isa);
   const int G = p.groups;
   const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
+  if (bgconv_uses_lanes(G, p.cin / G)) {
+    conv_lanes(lanes_config_for(isa), x, w, p, os, out, nthreads);
+    return;
+  }
   if (G == 1) {
     StageArrays sa(os, 0, p.oc, w.nblocks);
     const size_t stride = os.kind == OutKind::kFloat ? p.oc : words_for(p.oc);

@@ -46,5 +46,8 @@ void bconv2d_reference(const uint64_t* x, const PackedWeights& w, const ConvPara
 
 // Name of the micro-kernel bconv2d/bgemm use under the active ISA.
 const char* bgemm_kernel_name();
+// Name of the bit-sliced kernel grouped convs with few channels per group use
+// (bgconv_uses_lanes) under the active ISA.
+const char* bgconv_kernel_name();
 
 }  // namespace onebit

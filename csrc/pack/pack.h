@@ -59,6 +59,14 @@ void unpack_rows_i8(const uint64_t* p, size_t rows, int channels, int8_t* out);
 // Copies nbits bits from src (starting at bit src_off) to dst (at dst_off).
 void copy_bits(const uint64_t* src, size_t src_off, uint64_t* dst, size_t dst_off, size_t nbits);
 
+// One step of laying out a pixel for the bit-sliced grouped kernel: the lanes
+// `mask` of word `dst` take the 64 input bits starting at bit `src`.
+struct LaneMove {
+  int dst;
+  int64_t src;
+  uint64_t mask;
+};
+
 // Binary filters in the micro-kernel layout.
 struct PackedWeights {
   int oc = 0, kh = 0, kw = 0, cin_g = 0, groups = 1;
@@ -71,8 +79,26 @@ struct PackedWeights {
   avector<int32_t> wsum;
   // [oc][T][cw]: plain packed filters, for the reference kernel.
   std::vector<uint64_t> ohwi;
+  // Grouped convs with few channels per group (bgconv_uses_lanes) use the
+  // bit-sliced kernel (kernels/bgconv.h) instead of blocks/wsum, which stay empty:
+  // [T * cin_g][words_for(oc)]: bit o of plane t * cin_g + c = filter o, tap t, channel c.
+  avector<uint64_t> lanes;
+  // [T][oc]: sum of the +-1 weights of a tap (zero padding).
+  std::vector<int32_t> lane_wsum;
+  // The input layout: lane o of plane c (word c * words_for(oc) + o / 64) is input
+  // channel (o / ocg) * cin_g + c. Lanes of one word at the same distance from
+  // their source move together (one funnel shift and mask): cin_g moves per word for
+  // square groups (ocg == cin_g), up to 64 for a depth multiplier. Empty for depthwise
+  // with one output per channel (the packed input is the layout).
+  std::vector<LaneMove> lane_moves;
   int taps() const { return kh * kw; }
 };
+
+// Grouped convolutions with at most this many input channels per group use the
+// bit-sliced lanes kernel: there the popcount GEMM would spend a 64-bit word
+// per tap and a 32-channel block per group on a few bits.
+constexpr int kBgconvMaxCinPerGroup = 8;
+bool bgconv_uses_lanes(int groups, int cin_g);
 
 // w: float32 OHWI, shape (oc, kh, kw, cin_g); groups divides oc.
 PackedWeights pack_weights_ohwi(const float* w, int oc, int kh, int kw, int cin_g, int groups);

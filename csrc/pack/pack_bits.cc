@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "dispatch.h"
 #include "kernels/bgemm.h"
@@ -103,6 +105,10 @@ void copy_bits(const uint64_t* src, size_t src_off, uint64_t* dst, size_t dst_of
   }
 }
 
+bool bgconv_uses_lanes(int groups, int cin_g) {
+  return groups > 1 && cin_g <= kBgconvMaxCinPerGroup;
+}
+
 PackedWeights pack_weights_ohwi(const float* w, int oc, int kh, int kw, int cin_g, int groups) {
   std::vector<uint64_t> words(static_cast<size_t>(oc) * kh * kw * words_for(cin_g), 0);
   pack_rows_f32_portable(w, static_cast<size_t>(oc) * kh * kw, cin_g, nullptr, words.data());
@@ -122,6 +128,38 @@ PackedWeights pack_weights_ohwi_words(std::vector<uint64_t> words, int oc, int k
   pw.nblocks = (pw.ocg + kNR - 1) / kNR;
   const int T = kh * kw, cw = pw.cw;
   pw.ohwi = std::move(words);
+  if (bgconv_uses_lanes(groups, cin_g)) {
+    const int wo = words_for(oc);
+    pw.lanes.assign(static_cast<size_t>(T) * cin_g * wo, 0);
+    pw.lane_wsum.assign(static_cast<size_t>(T) * oc, cin_g);
+    for (int o = 0; o < oc; ++o)
+      for (int t = 0; t < T; ++t) {
+        const uint64_t* row = pw.ohwi.data() + (static_cast<size_t>(o) * T + t) * cw;
+        for (int c = 0; c < cin_g; ++c)
+          if ((row[c / 64] >> (c % 64)) & 1) {
+            pw.lanes[(static_cast<size_t>(t) * cin_g + c) * wo + o / 64] |= uint64_t{1} << (o % 64);
+            pw.lane_wsum[static_cast<size_t>(t) * oc + o] -= 2;
+          }
+      }
+    if (!(cin_g == 1 && pw.ocg == 1)) {
+      std::vector<std::pair<int64_t, int>> delta_lane;
+      for (int c = 0; c < cin_g; ++c)
+        for (int dw = 0; dw < wo; ++dw) {
+          delta_lane.clear();
+          for (int l = 0; l < 64 && dw * 64 + l < oc; ++l) {
+            const int o = dw * 64 + l;
+            delta_lane.emplace_back(int64_t{o / pw.ocg} * cin_g + c - o, l);
+          }
+          std::sort(delta_lane.begin(), delta_lane.end());
+          for (size_t i = 0; i < delta_lane.size(); ++i) {
+            if (i == 0 || delta_lane[i].first != delta_lane[i - 1].first)
+              pw.lane_moves.push_back(LaneMove{c * wo + dw, int64_t{dw} * 64 + delta_lane[i].first, 0});
+            pw.lane_moves.back().mask |= uint64_t{1} << delta_lane[i].second;
+          }
+        }
+    }
+    return pw;
+  }
   const size_t block_words = static_cast<size_t>(T) * cw * kNR;
   pw.blocks.assign(static_cast<size_t>(groups) * pw.nblocks * block_words, 0);
   pw.wsum.assign(static_cast<size_t>(groups) * pw.nblocks * T * kNR, 0);

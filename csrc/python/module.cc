@@ -85,6 +85,7 @@ NB_MODULE(_C, m) {
     nb::dict d;
     d["isa"] = isa_name(active_isa());
     d["bgemm"] = bgemm_kernel_name();
+    d["bgconv"] = bgconv_kernel_name();
     d["sgemm"] = sgemm_kernel_name();
     d["pack"] = active_isa() == Isa::kAvx512 ? "pack_f32_avx512" : "pack_f32_portable";
     return d;
@@ -149,7 +150,8 @@ NB_MODULE(_C, m) {
       .def_ro("in_channels_per_group", &PackedWeights::cin_g)
       .def_ro("groups", &PackedWeights::groups)
       .def_prop_ro("nbytes", [](const PackedWeights& w) {
-        return w.blocks.size() * 8 + w.wsum.size() * 4 + w.ohwi.size() * 8;
+        return w.blocks.size() * 8 + w.wsum.size() * 4 + w.ohwi.size() * 8 + w.lanes.size() * 8 +
+               w.lane_wsum.size() * 4 + w.lane_moves.size() * sizeof(LaneMove);
       })
       .def("__repr__", [](const PackedWeights& w) {
         return "PackedWeights(out_channels=" + std::to_string(w.oc) + ", kernel=(" +

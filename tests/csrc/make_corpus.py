@@ -216,7 +216,7 @@ def _packed(rng: np.random.Generator, rows: int, channels: int) -> np.ndarray:
 
 
 def grouped_seed(path: Path) -> int:
-    """Hand-made graph (the exporter emits no grouped binary convs): grouped bconv2d with binary and
+    """Hand-made graph: grouped bconv2d (2 and 3 channels per group) with binary and
     float outputs, bnot, bmaxpool with ceil_mode, clip, mean_abs, mul_map, unpack, flatten of bits, bdense."""
     rng = np.random.default_rng(7)
     f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731

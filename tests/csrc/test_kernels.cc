@@ -127,6 +127,12 @@ ConvCase random_conv(bool big) {
     p.cin = cing * p.groups;
     const int ocg = big ? pick({3, 5}) : pick({1, 2, 5, 16, 31, 32, 33, 47, 64, 65, 96});
     p.oc = ocg * p.groups;
+    if (!big && rint(0, 3) == 0) {  // depthwise and few channels per group: the bit-sliced kernel
+      p.groups = pick({8, 16, 64, 96, 130});
+      const int g_in = pick({1, 1, 2, 3, 8});
+      p.cin = g_in * p.groups;
+      p.oc = pick({1, 1, 2, 3}) * p.groups;
+    }
     if (big) {
       p.groups = 1;
       p.cin = cing;

@@ -79,6 +79,42 @@ def test_groups(isa, rng, groups, ci, co):
                                                         .astype(np.float32)))
 
 
+# (groups, cin, cout, k, stride, pad, dilation): depthwise and few channels per group
+# take the bit-sliced kernel (one output channel per bit lane), >8 per group the GEMM.
+GROUPED = [
+    (32, 32, 32, 3, 1, 1, 1),  # depthwise, one word
+    (96, 96, 96, 3, 2, 1, 1),  # depthwise, 96 channels (not a word multiple)
+    (3, 3, 3, 3, 1, 1, 1),
+    (1, 1, 1, 3, 1, 1, 1),  # groups 1: the GEMM path, for comparison
+    (65, 65, 130, 3, 1, 2, 2),  # depth multiplier 2
+    (64, 192, 64, 3, 1, 1, 1),  # 3 in, 1 out per group
+    (16, 128, 32, 5, 2, 2, 1),  # 8 in, 2 out per group
+    (600, 600, 600, 3, 1, 1, 1),  # 10 words: the 8-word vectors and a tail
+    (4, 128, 64, 3, 1, 1, 1),  # 32 per group: GEMM per group
+    (7, 7, 7, 1, 1, 0, 1),  # 1x1, no padding: the packed input is read in place
+]
+
+
+@pytest.mark.parametrize("case", GROUPED, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("pad_value", [1, -1, 0])
+def test_grouped_and_depthwise_match_torch(isa, rng, case, pad_value):
+    groups, ci, co, k, s, p, d = case
+    x, w = signs(rng, (2, 9, 8, ci)), signs(rng, (co, k, k, ci // groups))
+    want = torch_conv(x, w, s, (p, p, p, p), d, pad_value, groups=groups)
+    pw = K.pack_weights(w, groups=groups)
+    xp = K.pack_bits(x)
+    kw = dict(in_channels=ci, stride=s, padding=p, dilation=d, pad_value=pad_value, groups=groups)
+    np.testing.assert_array_equal(K.bconv2d(xp, pw, **kw), want)
+    thr = rng.integers(-(k * k * ci // groups) - 2, k * k * ci // groups + 3, co).astype(np.int32)
+    flip = rng.integers(0, 2, co).astype(bool)
+    bits = K.bconv2d(xp, pw, threshold=thr, flip=flip, **kw)
+    want_bits = np.where(flip, want > thr, want < thr)
+    np.testing.assert_array_equal(K.unpack_bits(bits, co), np.where(want_bits, -1.0, 1.0))
+    words = bits.reshape(-1, bits.shape[-1])[:, -1]
+    if co % 64:  # lanes past the last channel stay clear
+        assert not np.any(words >> np.uint64(co % 64))
+
+
 def _stage(rng, co, kind):
     if kind == "affine":
         return dict(multiplier=rng.standard_normal(co).astype(np.float32),
@@ -121,6 +157,32 @@ def test_fast_paths_equal_reference(fast_isa, n, h, w, ci, co, k, s, d, p, pad_v
         return
     x, wt = signs(r, (n, h, w, ci)), signs(r, (co, k, k, ci))
     xp, pw = K.pack_bits(x), K.pack_weights(wt)
+    kw = dict(in_channels=ci, stride=s, padding=p, dilation=d, pad_value=pad_value,
+              **_stage(r, co, stage))
+    want = _reference(lambda: K.bconv2d(xp, pw, **kw))
+    for threads in (1, 2):
+        got = K.bconv2d(xp, pw, num_threads=threads, **kw)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    groups=st.sampled_from([1, 2, 3, 5, 8, 64]), cin_g=st.sampled_from([1, 2, 3, 8, 9]),
+    mult=st.sampled_from([1, 2, 3]), h=st.integers(1, 8), w=st.integers(1, 8),
+    k=st.sampled_from([1, 2, 3, 5]), s=st.integers(1, 3), d=st.integers(1, 2),
+    p=st.integers(0, 2), pad_value=st.sampled_from([1, -1, 0]),
+    stage=st.sampled_from(["none", "affine", "relu", "prelu", "bits"]),
+    seed=st.integers(0, 2**31),
+)
+def test_grouped_fast_paths_equal_reference(fast_isa, groups, cin_g, mult, h, w, k, s, d, p,
+                                            pad_value, stage, seed):
+    if h + 2 * p < d * (k - 1) + 1 or w + 2 * p < d * (k - 1) + 1 or p > d * (k - 1):
+        return
+    r = np.random.default_rng(seed)
+    ci, co = groups * cin_g, groups * mult
+    x, wt = signs(r, (2, h, w, ci)), signs(r, (co, k, k, cin_g))
+    xp, pw = K.pack_bits(x), K.pack_weights(wt, groups=groups)
     kw = dict(in_channels=ci, stride=s, padding=p, dilation=d, pad_value=pad_value,
               **_stage(r, co, stage))
     want = _reference(lambda: K.bconv2d(xp, pw, **kw))

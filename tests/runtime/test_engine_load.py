@@ -296,6 +296,62 @@ def test_residual_input_runs_like_reference_and_counts_its_planes(tmp_path):
         load(path, memory_cap=cap, num_threads=1).run(xb)
 
 
+def grouped_model(c_in: int = 8, c_out: int = 8, groups: int = 8, seed: int = 0) -> tuple[dict, dict]:
+    """small_model with a grouped (by default depthwise) binary conv: c_in -> c_out channels."""
+    meta, tensors = small_model(c_in=c_in, c_mid=c_out, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    tensors["w"] = _packed(np.where(rng.standard_normal((c_out, 3, 3, c_in // groups)) < 0, -1.0, 1.0))
+    meta["encodings"]["w"]["channels"] = c_in // groups
+    _node(meta, "bconv2d")["attrs"]["groups"] = groups
+    return meta, tensors
+
+
+def test_grouped_model_loads_and_matches_reference(tmp_path):
+    for c_in, c_out, groups in [(8, 8, 8), (8, 16, 8), (12, 8, 4), (96, 96, 96)]:
+        meta, tensors = grouped_model(c_in, c_out, groups)
+        m = load(_write(tmp_path, meta, tensors), num_threads=1)
+        x = np.random.default_rng(2).standard_normal((2, c_in, 8, 8)).astype(np.float32)
+        enc = {"w": tensors["w"]}
+        from onebit.runtime.reference import decode_tensors
+
+        ref = dict(tensors, **decode_tensors(meta, enc))
+        np.testing.assert_allclose(m.run(x), run_reference(meta, ref, x), rtol=1e-5, atol=1e-5)
+
+
+def _grouped_hostile_cases():
+    """(name, groups, weight channels per filter or None, c_out, expected message)."""
+    return [
+        ("groups 0", 0, None, 8, "groups"),
+        ("groups negative", -8, None, 8, "groups"),
+        ("groups not dividing in_channels", 3, None, 8, "groups must divide in_channels"),
+        ("groups above in_channels", 16, None, 16, "groups must divide in_channels"),
+        ("groups huge", 2**40, None, 8, "groups"),
+        ("groups not dividing out channels", 8, None, 12, "groups must divide the output channels"),
+        ("weight channels for another groups", 4, 1, 8, "channels per filter, needs 2"),
+    ]
+
+
+@pytest.mark.parametrize("name,groups,wch,c_out,message", _grouped_hostile_cases(),
+                         ids=[c[0] for c in _grouped_hostile_cases()])
+def test_hostile_groups_are_refused(tmp_path, name, groups, wch, c_out, message):
+    meta, tensors = grouped_model(8, c_out, 8)
+    _node(meta, "bconv2d")["attrs"]["groups"] = groups
+    if wch is not None:
+        meta["encodings"]["w"]["channels"] = wch
+    t0 = time.perf_counter()
+    with pytest.raises(ModelFormatError, match=message):
+        load(_write(tmp_path, meta, tensors))
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_grouped_groups_as_float_or_string_is_refused(tmp_path):
+    for bad in (8.5, "8", [8], True, None):
+        meta, tensors = grouped_model()
+        _node(meta, "bconv2d")["attrs"]["groups"] = bad
+        with pytest.raises(ModelFormatError, match="groups"):
+            load(_write(tmp_path, meta, tensors))
+
+
 def test_avgpool_ceil_mode_large_padding_is_refused_fast(tmp_path):
     meta, tensors = small_model()
     meta["nodes"][4] = {

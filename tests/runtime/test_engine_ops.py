@@ -85,11 +85,11 @@ def case_bnot(g, c):
     return g.op("unpack", g.op("bnot", b, mask=g.t((RNG.random(c) < 0.5).astype(np.float32))))
 
 
-def _bconv(g, c, oc, out, **geo):
+def _bconv(g, c, oc, out, groups=1, pad_value=-1.0, **geo):
     b = g.op("sign", "input", threshold=g.t(np.zeros(c, np.float32)))
     k = geo["k"]
-    attrs = conv_attrs(**geo, in_channels=c, pad_value=-1.0, output=out)
-    params = {"weight": g.t(_signs((oc, k, k, c)), packed=True)}
+    attrs = conv_attrs(**geo, in_channels=c, pad_value=pad_value, output=out, groups=groups)
+    params = {"weight": g.t(_signs((oc, k, k, c // groups)), packed=True)}
     if out == "binary":
         params["threshold"] = g.t(RNG.integers(-20, 20, oc).astype(np.int32))
         params["direction"] = g.t(np.where(RNG.random(oc) < 0.3, -1, 1).astype(np.int32))
@@ -105,6 +105,18 @@ def case_bconv2d(g, c):
 
 def case_bconv2d_bits(g, c):
     return _bconv(g, c, 70, "binary", k=3, s=1, p=1, d=1)
+
+
+def case_bconv2d_depthwise(g, c):
+    return _bconv(g, c, c, "float", groups=c, pad_value=0.0, k=3, s=1, p=1, d=1)
+
+
+def case_bconv2d_depthwise_bits(g, c):
+    return _bconv(g, c, c, "binary", groups=c, k=3, s=2, p=1, d=1)
+
+
+def case_bconv2d_grouped_multiplier_bits(g, c):
+    return _bconv(g, c, 3 * c, "binary", groups=c, pad_value=1.0, k=3, s=1, p=2, d=2)
 
 
 def case_bconv2d_zero_pad(g, c):
@@ -163,6 +175,11 @@ def case_bconv2d_residual3_wide(g, c):
     # 70 channels: two words per pixel in every plane; grouped (the driver's per-group copies)
     wide = _conv(g, c, 70, 1)
     return _residual_bconv(g, wide, 70, 12, 3, groups=2, k=3, s=1, p=2, d=2)
+
+
+def case_bconv2d_residual2_depthwise(g, c):
+    # one input channel per group: the planes go through the bit-sliced grouped kernel
+    return _residual_bconv(g, "input", c, c, 2, groups=c, k=3, s=1, p=1, d=1)
 
 
 def case_bdense_residual3(g, c):

@@ -4,6 +4,8 @@
 #include "engine/ops/binary_layer.h"
 #include "engine/ops/common.h"
 
+#include <algorithm>
+
 namespace onebit::ops {
 namespace {
 
@@ -21,11 +23,30 @@ class Bconv2dKernel final : public OpKernel {
     conv(static_cast<const uint64_t*>(a.in[0]), a.n, L_.stage(), a.out, a.nthreads);
   }
   int64_t transient_bytes(int64_t n, int nthreads) const override {
-    // the driver's physically padded copy of the input (and per-group copies), for every plane
-    const int64_t cw = words_for(p_.cin), images = n * r_.bits;
-    int64_t b = images * (p_.h + p_.pt + p_.pb) * (p_.w + p_.pl + p_.pr) * cw * 8;
-    if (p_.groups > 1) b += images * p_.h * p_.w * cw * 8 + images * p_.oh * p_.ow * p_.oc * 4;
-    return b + residual_input_bytes(r_, p_.oc, n, nthreads);
+    // the binary kernel runs on every residual plane: n * residual_bits images
+    return kernel_bytes(n * r_.bits) + residual_input_bytes(r_, p_.oc, n, nthreads);
+  }
+  // Scratch of one binary-kernel call on n images.
+  int64_t kernel_bytes(int64_t n) const {
+    const int64_t padded_pixels = n * (p_.h + p_.pt + p_.pb) * (p_.w + p_.pl + p_.pr);
+    const int64_t cin_g = p_.cin / p_.groups;
+    if (bgconv_uses_lanes(p_.groups, static_cast<int>(cin_g))) {
+      // The bit-sliced kernel's padded input (cin_g planes of words_for(oc) words a
+      // pixel) and, per border pattern, a correction row and count-threshold planes
+      // (<= 17). As oy grows, both ends of the valid ky range only move one way, so
+      // there are at most 2 kh + 2 row patterns (and 2 kw + 2 column patterns).
+      const int64_t wo = words_for(p_.oc);
+      const bool zero_pad = p_.pad == PadValue::kZero && (p_.pt || p_.pb || p_.pl || p_.pr);
+      const int64_t patterns =
+          zero_pad ? 1 + std::min<int64_t>(p_.oh, 2 * p_.kh + 2) * std::min<int64_t>(p_.ow, 2 * p_.kw + 2) : 1;
+      return padded_pixels * cin_g * wo * 8 + patterns * (int64_t{p_.oc} * 4 + 17 * wo * 8) +
+             int64_t{p_.oh} * p_.ow * 4;
+    }
+    // the driver's physically padded copy of the input (and per-group copies)
+    const int64_t cw = words_for(p_.cin);
+    int64_t b = padded_pixels * cw * 8;
+    if (p_.groups > 1) b += n * p_.h * p_.w * cw * 8 + n * p_.oh * p_.ow * p_.oc * 4;
+    return b;
   }
 
  private:

@@ -180,7 +180,7 @@ def fold_affines(g: Graph) -> None:
 def _k_max(node: dict[str, Any]) -> int:
     if node["op"] == "bconv2d":
         kh, kw = node["attrs"]["kernel"]
-        return int(node["attrs"]["in_channels"]) * kh * kw
+        return int(node["attrs"]["in_channels"]) // int(node["attrs"].get("groups", 1)) * kh * kw
     return int(node["attrs"]["in_channels"])
 
 

@@ -51,7 +51,7 @@ def _xnor_k_scale(
 def lower_conv2d(
     ctx: LoweringContext, name: str, m: nn.Conv2d, args: list[Any], out_shape: tuple[int, ...]
 ) -> Value:
-    """``nn.Conv2d`` / ``QuantConv2d`` -> ``bconv2d`` (binary) or ``conv2d`` (float, BWN)."""
+    """``nn.Conv2d`` / ``QuantConv2d`` -> ``bconv2d`` (binary) or ``conv2d`` (float, BWN); any ``groups``."""
     x = args[0]
     g = ctx.graph
     if len(x.shape) != 4:
@@ -72,8 +72,6 @@ def lower_conv2d(
     binary = isinstance(m, QuantMixin) and m.is_binary
     x_real = x
     if binary:
-        if m.groups != 1:
-            raise ExportError(f"{name}: grouped binary convolutions are not supported by the engine yet")
         x = lower_sign(ctx, f"{name}.input_quantizer", m.input_quantizer, x)
         signs, mult = weight_sign_and_scale(m, name)
         pad_value = 0.0 if m.pad_value is None else m.pad_value
