@@ -114,6 +114,16 @@ def test_per_channel_residual_layer_runs_like_torch(tmp_path, bits, layer):
     assert "residual_sign" in ops and "bconv2d" not in ops and "bdense" not in ops
 
 
+@pytest.mark.parametrize("scale", ["sample", "channel"])
+@pytest.mark.parametrize("groups", [4, 20])
+def test_grouped_and_depthwise_residual_convs_run_like_torch(tmp_path, scale, groups):
+    torch.manual_seed(groups)
+    conv = QuantConv2d(20, 40, 3, padding=1, groups=groups, **_res(3, scale))
+    m = randomize_bn(nn.Sequential(nn.Conv2d(3, 20, 3, padding=1), nn.BatchNorm2d(20), conv)).eval()
+    ops = _export_compare(m, torch.randn(6, 3, 8, 8), tmp_path / "g.onebit")
+    assert ("bconv2d" in ops) == (scale == "sample")
+
+
 def test_residual_layer_before_a_sign_keeps_its_float_sum(tmp_path):
     """A residual conv feeding BN -> sign keeps its float output (a scaled sum has no integer threshold)."""
     torch.manual_seed(0)
@@ -140,7 +150,6 @@ def test_residual_layer_before_a_sign_keeps_its_float_sum(tmp_path):
     [
         (QuantConv2d(4, 4, 3, padding=1, pad_value=1.0, **_res(2, "sample")), "pad_value=1.0"),
         (QuantConv2d(4, 4, 3, padding=1, scaling="xnor", **_res(2, "sample")), "XNOR-Net's K"),
-        (QuantConv2d(4, 4, 3, padding=1, groups=2, **_res(2, "channel")), "grouped"),
         (QuantConv2d(4, 4, 3, padding=1, **_res(9, "sample")), "at most 8"),
     ],
 )

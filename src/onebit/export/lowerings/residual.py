@@ -83,8 +83,6 @@ def lower_residual_layer(
     if m.scaling == "xnor":
         raise ExportError(f"{name}: XNOR-Net's K with residual_sign inputs is not supported by the engine")
     if not dense:
-        if m.groups != 1:
-            raise ExportError(f"{name}: grouped binary convolutions are not supported by the engine yet")
         if m.pad_value not in (None, 0.0) and any(attrs["padding"]):
             raise ExportError(
                 f"{name}: residual_sign input with pad_value={m.pad_value}: the planes' sum is padded with "
@@ -104,8 +102,7 @@ def lower_residual_layer(
         if dense:
             attrs["in_channels"] = int(m.in_features)
         else:
-            attrs.update(in_channels=int(m.in_channels), pad_value=0.0)
-            attrs.pop("groups", None)
+            attrs.update(in_channels=int(m.in_channels), pad_value=0.0)  # groups kept: any that divide
         return g.add("bdense" if dense else "bconv2d", [x], "float", out_shape, name, attrs, params)
     xq = _residual_sign(ctx, f"{name}.input_quantizer", bits, scale, x)
     attrs = dict(attrs, binary_weight=True)
