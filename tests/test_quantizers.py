@@ -87,6 +87,16 @@ def test_magnitude_aware_sign_per_output_channel():
     np.testing.assert_allclose(w.grad.numpy(), alpha * mask)
 
 
+def test_magnitude_aware_sign_one_dimensional_has_one_channel_per_element():
+    # dim 0 is the channel: each element is its own channel, alpha = |x| (larq: a mean over no axes)
+    x = torch.tensor([0.5, -1.5, 0.0, -0.2, 2.0], dtype=torch.float64, requires_grad=True)
+    y = Q.magnitude_aware_sign(x)
+    np.testing.assert_array_equal(y.detach().numpy(), x.detach().numpy())
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [0.5, 0.0, 0.0, 0.2, 0.0])  # |x| * 1_{|x| <= 1}
+    np.testing.assert_array_equal(Q.xnor_weight_scale(x.detach()).numpy(), np.abs(x.detach().numpy()))
+
+
 def test_magnitude_aware_sign_conv_weight_shape():
     w = torch.randn(4, 3, 3, 3)
     y = Q.magnitude_aware_sign(w)
@@ -102,10 +112,42 @@ def test_ste_heaviside():
 
 
 def test_ste_tern_fixed_threshold():
-    xs = [-1.0, -0.06, -0.05, 0.0, 0.05, 0.06, 2.0]
+    xs = [-1.0, -0.06, -0.05, -0.04, 0.0, 0.04, 0.05, 0.06, 2.0]
     y, g = _grad(Q.ste_tern, xs, threshold_value=0.05)
-    assert y.tolist() == [-1.0, -1.0, 0.0, 0.0, 0.0, 1.0, 1.0]
-    assert g.tolist() == [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+    # larq: sign(sign(x + t) + sign(x - t)); |x| = t itself maps to +-1, only |x| < t to 0
+    assert y.tolist() == [-1.0, -1.0, -1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert g.tolist() == [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def np_larq_tern(x: np.ndarray, t: float) -> np.ndarray:
+    """larq's ternarization, written with numpy's three-valued sign."""
+    return np.sign(np.sign(x + t) + np.sign(x - t))
+
+
+@pytest.mark.parametrize("t", [0.0, 0.05, 0.25, 1.0])
+def test_ste_tern_matches_larq_formula_at_and_around_the_threshold(t):
+    t32 = float(np.float32(t))  # the threshold as the float32 tensor sees it
+    edge = np.float32(t32)
+    xs = np.array(
+        [
+            0.0,
+            edge,
+            -edge,
+            np.nextafter(edge, np.float32(0)),
+            np.nextafter(edge, np.float32(9)),
+            -np.nextafter(edge, np.float32(0)),
+            -np.nextafter(edge, np.float32(9)),
+            3.0,
+            -3.0,
+        ],
+        dtype=np.float32,
+    )
+    y = Q.ste_tern(torch.from_numpy(xs), threshold_value=t32).numpy()
+    np.testing.assert_array_equal(y, np_larq_tern(xs, np.float32(t32)))
+    if t > 0:
+        assert y[1] == 1.0 and y[2] == -1.0 and y[0] == 0.0
+    else:
+        assert y[0] == 0.0  # t = 0: torch.sign, 0 stays 0 as in larq
 
 
 def test_ste_tern_twn_threshold():
@@ -145,6 +187,55 @@ def test_residual_sign_per_channel_and_more_bits_approximate_better():
     one = Q.residual_sign(x, bits=1)
     alpha = x.abs().mean(dim=(0, 2, 3), keepdim=True)
     torch.testing.assert_close(one, alpha * Q.sign(x))
+
+
+def test_residual_sign_sample_scale_by_hand():
+    x = torch.tensor([[0.9, -0.3, 0.1], [-1.5, 2.0, 0.5]], dtype=torch.float64)
+    y = Q.residual_sign(x, bits=2, scale="sample").numpy()
+    for n, row in enumerate(x.numpy()):  # each sample its own mean, per plane
+        a1 = np.abs(row).mean()
+        r2 = row - a1 * np_sign(row)
+        a2 = np.abs(r2).mean()
+        np.testing.assert_allclose(y[n], a1 * np_sign(row) + a2 * np_sign(r2))
+
+
+def test_residual_sign_sample_scale_ignores_the_batch_and_channel_scale_does_not():
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 5, 5)
+    alone = torch.cat([Q.residual_sign(x[i : i + 1], bits=3, scale="sample") for i in range(4)])
+    torch.testing.assert_close(Q.residual_sign(x, bits=3, scale="sample"), alone)
+    # the default rule averages over the batch: an image's output depends on its batch mates
+    per_channel = Q.residual_sign(x, bits=3)
+    assert not torch.allclose(per_channel[:1], Q.residual_sign(x[:1], bits=3))
+
+
+def test_residual_sign_scale_is_validated_and_kept_in_the_config():
+    with pytest.raises(ValueError, match="scale"):
+        Q.residual_sign(torch.zeros(2, 3), scale="pixel")
+    with pytest.raises(ValueError, match="batch dim"):
+        Q.residual_sign(torch.zeros(3), scale="sample")
+    with pytest.raises(ValueError, match="scale"):
+        Q.ResidualSign(scale="tensor")
+    q = Q.get({"name": "residual_sign", "bits": 3, "scale": "sample"})
+    assert q.get_config() == {"bits": 3, "clip_value": 1.0, "scale": "sample"}
+    assert Q.get("residual_sign").scale == "channel"  # the default is the rule the recipes train with
+
+
+@pytest.mark.parametrize("scale", ["channel", "sample"])
+@pytest.mark.parametrize("shape", [(3, 5, 4, 4), (6, 7)])
+def test_residual_sign_engine_reference_is_the_quantizer(scale, shape):
+    """runtime/reference.py (numpy, NHWC) defines the engine's residual_sign op: the training forward."""
+    from onebit.runtime.reference import _op_residual_sign
+
+    torch.manual_seed(1)
+    x = torch.randn(*shape)
+    want = Q.residual_sign(x, bits=3, scale=scale).numpy()
+    nhwc = x.numpy().transpose(0, 2, 3, 1) if x.dim() == 4 else x.numpy()
+    got = _op_residual_sign(nhwc, {"attrs": {"bits": 3, "scale": scale}}, {})
+    got = got.transpose(0, 3, 1, 2) if x.dim() == 4 else got
+    # the means differ only in summation order (float64 here, float32 in torch): the same planes,
+    # scales a few ulps apart (a flipped plane would differ by a whole a_i, about 0.1 here)
+    np.testing.assert_allclose(got, want, rtol=5e-6, atol=1e-6)
 
 
 def test_xnor_activation_scale_matches_definition():

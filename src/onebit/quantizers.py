@@ -32,6 +32,7 @@ __all__ = [
     "DoReFa",
     "MagnitudeAwareSign",
     "Quantizer",
+    "RESIDUAL_SCALES",
     "ResidualSign",
     "SteHeaviside",
     "SteSign",
@@ -135,7 +136,10 @@ class _SteTernFn(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, threshold: Tensor | float, clip_value: float) -> Tensor:
         ctx.save_for_backward(x)
         ctx.clip_value = clip_value
-        return torch.where(x.abs() > threshold, torch.sign(x), torch.zeros_like(x))
+        # larq's forward, sign(sign(x + t) + sign(x - t)) with sign(0) = 0: +-1 from |x| = t on,
+        # 0 strictly inside (-t, t) and, for t = 0, at x = 0. Both sums are exact at the
+        # boundary (x - t == 0 only when x == t), so this is the comparison it looks like.
+        return torch.sign(torch.sign(x + threshold) + torch.sign(x - threshold))
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None, None]:
@@ -157,15 +161,26 @@ class _DoReFaFn(torch.autograd.Function):
         return g * inside, None
 
 
+#: Where :func:`residual_sign` takes its means (its ``scale`` argument).
+RESIDUAL_SCALES = ("channel", "sample")
+
+
+def _residual_dims(x: Tensor, scale: str) -> tuple[int, ...] | None:
+    """Dims the means of :func:`residual_sign` run over (None: the whole tensor)."""
+    if scale == "sample":
+        return tuple(range(1, x.dim()))
+    # "channel": per channel for NCHW activations, per feature for (N, C), both over the batch
+    return (0, 2, 3) if x.dim() == 4 else ((0,) if x.dim() == 2 else None)
+
+
 class _ResidualSignFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, bits: int, clip_value: float) -> Tensor:
+    def forward(ctx: Any, x: Tensor, bits: int, clip_value: float, scale: str) -> Tensor:
         ctx.save_for_backward(x)
         ctx.clip_value = clip_value
         r = x
         out = torch.zeros_like(x)
-        # Per-channel means for NCHW activations, per-feature for (N, C); scalar otherwise.
-        dims = (0, 2, 3) if x.dim() == 4 else ((0,) if x.dim() == 2 else None)
+        dims = _residual_dims(x, scale)
         for _ in range(bits):
             a = r.abs().mean(dim=dims, keepdim=True) if dims else r.abs().mean()
             step = a * sign(r)
@@ -174,9 +189,9 @@ class _ResidualSignFn(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None, None]:
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None, None, None]:
         (x,) = ctx.saved_tensors
-        return g * _ste_mask(x, ctx.clip_value), None, None
+        return g * _ste_mask(x, ctx.clip_value), None, None, None
 
 
 # --------------------------------------------------------------------------- #
@@ -233,7 +248,9 @@ def magnitude_aware_sign(x: Tensor, clip_value: float = 1.0) -> Tensor:
 
     Forward: :math:`\alpha_c \mathrm{sign}(x)` where :math:`\alpha_c = \mathrm{mean}|x|`
     over all dimensions but the first (per output channel / filter for a weight,
-    per sample otherwise); a 1-D input uses one scalar alpha.
+    per sample otherwise). A 1-D (or 0-D) input has one channel per element, so
+    :math:`\alpha = |x|` element by element and the output is ``x`` itself, as in
+    larq (which averages over every axis but its channel axis, none for 1-D).
 
     Gradient: alpha is a constant (detached); through the sign as
     :func:`ste_sign`: :math:`g \cdot \alpha_c \cdot 1_{|x| \le c}`.
@@ -260,9 +277,12 @@ def ste_tern(
 ) -> Tensor:
     r"""Ternarize to {-1, 0, +1} with the straight-through estimator.
 
-    Forward: :math:`\mathrm{sign}(x)` where :math:`|x| > t`, else 0, with
-    ``t = threshold_value``, or :math:`t = 0.7\,\mathrm{mean}|x|` (the TWN rule,
-    computed over the whole tensor) when ``ternary_weight_networks``.
+    Forward (larq's): :math:`q(x) = \mathrm{sign}(\mathrm{sign}(x + t) + \mathrm{sign}(x - t))`
+    with the three-valued sign (``sign(0) = 0``), i.e. +1 for :math:`x \ge t`, -1 for
+    :math:`x \le -t`, 0 for :math:`|x| < t` (the threshold itself maps to ±1, and for
+    ``t = 0`` the output is ``torch.sign(x)``, 0 at 0), with ``t = threshold_value``, or
+    :math:`t = 0.7\,\mathrm{mean}|x|` (the TWN rule, computed over the whole tensor) when
+    ``ternary_weight_networks``.
 
     Gradient: :math:`g \cdot 1_{|x| \le c}` as :func:`ste_sign`.
 
@@ -292,14 +312,33 @@ def dorefa(x: Tensor, k_bit: int = 2) -> Tensor:
     return _DoReFaFn.apply(x, k_bit)
 
 
-def residual_sign(x: Tensor, bits: int = 2, clip_value: float = 1.0) -> Tensor:
+def residual_sign(x: Tensor, bits: int = 2, clip_value: float = 1.0, scale: str = "channel") -> Tensor:
     r"""Multiple binarizations of activations (Tang et al. 2017).
 
-    Forward: :math:`r_1 = x`, :math:`a_i = \mathrm{mean}|r_i|` (per channel for a
-    4-D NCHW input, per feature for 2-D, over the whole tensor otherwise),
+    Forward: :math:`r_1 = x`, :math:`a_i = \mathrm{mean}|r_i|`,
     :math:`r_{i+1} = r_i - a_i\,\mathrm{sign}(r_i)`; output
     :math:`\sum_{i=1}^{bits} a_i\,\mathrm{sign}(r_i)`: each extra bit binarizes the
-    residual the previous bits left.
+    residual the previous bits left. The means are computed from the data, in
+    training and at inference alike, over:
+
+    * ``scale="channel"`` (the default, what the zoo's recipes and docs/experiments.md
+      train with): per channel of a 4-D NCHW input over the batch and the pixels
+      (dims 0, 2, 3), per feature of a 2-D input over the batch (dim 0), over the
+      whole tensor otherwise. The scales depend on the whole batch: an image's
+      output changes with the images batched with it (at batch 1 a 2-D input is
+      reproduced exactly, ``a_1 = |x|``).
+    * ``scale="sample"`` (opt-in): one scale per sample, the mean over all its
+      other dims (channels and pixels); needs a batch dim (``x.dim() >= 2``).
+
+    Deployment: a binary conv sums :math:`x_c w_c` over input channels ``c`` with a
+    popcount, so only a scale that is constant over those channels factors out:
+    :math:`\mathrm{conv}(\sum_i a_i s_i, W) = \sum_i a_i\,\mathrm{conv}(s_i, W)` holds
+    for ``"sample"`` (the engine runs every plane through the XNOR-popcount kernel and
+    sums the results scaled, at about ``bits`` times the 1-bit cost), not for
+    ``"channel"``, whose per-input-channel :math:`a_i[c]` leave no popcount: it is
+    exported exactly but as a float convolution with ±1 weights (the ``residual_sign``
+    engine op, then ``conv2d``/``dense`` with binary weights). See docs/deployment.md,
+    "Multi-bit activations".
 
     Gradient: straight-through with the clip of :func:`ste_sign`:
     :math:`g \cdot 1_{|x| \le c}`.
@@ -309,7 +348,11 @@ def residual_sign(x: Tensor, bits: int = 2, clip_value: float = 1.0) -> Tensor:
     """
     if not isinstance(bits, int) or bits < 1:
         raise ValueError(f"residual_sign: bits must be an integer >= 1, got {bits!r}")
-    return _ResidualSignFn.apply(x, bits, float(clip_value))
+    if scale not in RESIDUAL_SCALES:
+        raise ValueError(f"residual_sign: scale must be one of {RESIDUAL_SCALES}, got {scale!r}")
+    if scale == "sample" and x.dim() < 2:
+        raise ValueError(f"residual_sign: scale='sample' needs a batch dim, got shape {tuple(x.shape)}")
+    return _ResidualSignFn.apply(x, bits, float(clip_value), scale)
 
 
 # --------------------------------------------------------------------------- #
@@ -320,10 +363,11 @@ def residual_sign(x: Tensor, bits: int = 2, clip_value: float = 1.0) -> Tensor:
 def xnor_weight_scale(w: Tensor) -> Tensor:
     r"""XNOR-Net's :math:`\alpha`: ``mean(|W|)`` per output filter (dim 0), broadcastable to W.
 
-    For a 1-D tensor a single scalar is returned.
+    A 1-D (or 0-D) tensor has one output channel per element: its alpha is ``|W|``
+    element by element (larq's rule, whose channel axis is the last one, gives the same).
     """
     if w.dim() <= 1:
-        return w.abs().mean()
+        return w.abs()
     dims = tuple(range(1, w.dim()))
     return w.abs().mean(dim=dims, keepdim=True)
 
@@ -563,21 +607,32 @@ class DoReFa(Quantizer):
 
 @register("residual_sign")
 class ResidualSign(Quantizer):
-    """Module form of :func:`residual_sign` (``bits`` binary planes per value)."""
+    """Module form of :func:`residual_sign` (``bits`` binary planes per value, ``scale`` rule)."""
 
-    def __init__(self, bits: int = 2, clip_value: float = 1.0) -> None:
+    def __init__(self, bits: int = 2, clip_value: float = 1.0, scale: str = "channel") -> None:
         super().__init__()
         if not isinstance(bits, int) or bits < 1:
             raise ValueError(f"residual_sign: bits must be an integer >= 1, got {bits!r}")
+        if scale not in RESIDUAL_SCALES:
+            raise ValueError(f"residual_sign: scale must be one of {RESIDUAL_SCALES}, got {scale!r}")
         self.bits = bits
         self.clip_value = float(clip_value)
+        self.scale = scale
         self.precision = bits
 
     def forward(self, x: Tensor) -> Tensor:
-        return residual_sign(x, self.bits, self.clip_value)
+        return residual_sign(x, self.bits, self.clip_value, self.scale)
+
+    def residual_planes(self) -> tuple[int, str]:
+        """Export protocol: the ``(bits, scale)`` of the :func:`residual_sign` ``forward`` computes.
+
+        onebit.export lowers a binary-weight layer whose input quantizer declares this to
+        Tang's residual planes (docs/deployment.md, "Multi-bit activations").
+        """
+        return self.bits, self.scale
 
     def get_config(self) -> dict[str, Any]:
-        return {"bits": self.bits, "clip_value": self.clip_value}
+        return {"bits": self.bits, "clip_value": self.clip_value, "scale": self.scale}
 
 
 # Aliases in larq's spelling, so recipes written for larq read the same.

@@ -1247,8 +1247,16 @@ bool computed_output_shape(const std::string& file, std::vector<int64_t>& shape,
         if (node.op == "xnor_k") per += static_cast<double>(ins[0].c);
       }
       for (const auto& v : ins) per = std::max(per, 1.0 + static_cast<double>(v.c) / std::max<int64_t>(ctx.out.c, 1));
+      // residual sign planes: the binary layer runs once per plane, and making the planes (and
+      // residual_sign's floats) walks the residual chain, up to bits steps per plane and element
+      double chain = 0;
+      if (node.op == "bconv2d" || node.op == "bdense" || node.op == "residual_sign") {
+        const double bits = static_cast<double>(ctx.attr_int(node.op == "residual_sign" ? "bits" : "residual_bits"));
+        if (node.op != "residual_sign") per *= bits;
+        if (bits > 1) chain = static_cast<double>(ins[0].h) * ins[0].w * ins[0].c * bits * (bits + 2);
+      }
       // + memory traffic: writing an element costs several multiply-adds under AddressSanitizer
-      w += out_elems * (per + 8);
+      w += out_elems * (per + 8) + chain;
     }
     if (work) *work = w;
     const onebit::ValueInfo& out = values.at(mf->output.name);

@@ -39,7 +39,10 @@ def test_switches():
     assert sum(isinstance(mod, torch.nn.PReLU) for mod in prelu.modules()) == len(_binary_layers(prelu))
     bits = models.create("ablation_convnet", act_bits=3, **SMALL)
     qs = [layer.input_quantizer for layer in bits.modules() if isinstance(layer, QuantConv2d)]
-    assert all(isinstance(q, Q.ResidualSign) and q.bits == 3 for q in qs)
+    assert all(isinstance(q, Q.ResidualSign) and q.bits == 3 and q.scale == "channel" for q in qs)
+    sample = models.create("ablation_convnet", act_bits=2, act_scale="sample", **SMALL)
+    layers = [mod for mod in sample.modules() if isinstance(mod, QuantConv2d) and mod.input_quantizer]
+    assert layers and {layer.input_quantizer.scale for layer in layers} == {"sample"}
     swish = models.create("ablation_convnet", act_quantizer="swish_sign", **SMALL)
     assert all(isinstance(layer.input_quantizer, Q.SwishSign) for layer in _binary_layers(swish))
     last = models.create("ablation_convnet", last="binary_scale", **SMALL)
@@ -79,6 +82,7 @@ def test_residual_adds_the_identity_and_dense_matches_plain_macs():
     [
         ({"order": "bn_first"}, "unknown order"),
         ({"act_bits": 4}, "act_bits"),
+        ({"act_bits": 2, "act_scale": "tensor"}, "act_scale"),
         ({"shortcut": "residual", "order": "typical"}, "shortcuts need order='xnor'"),
         ({"last": "ternary"}, "unknown last"),
         ({"input_size": 20}, "not divisible"),

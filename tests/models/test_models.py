@@ -99,6 +99,24 @@ def test_tang_multibit_activations_are_documented_exceptions():
             assert any(fnmatch.fnmatchcase(lname, p) for p in m.binary_exceptions)
 
 
+def test_tang_width_and_opt_in_per_sample_activation_scale():
+    m = models.create("tang_alexnet", num_classes=10, input_size=32, activation_bits=3, width=0.125)
+    layers = [mod for mod in m.modules() if isinstance(mod, QuantMixin)]
+    assert [mod.weight.shape[0] for mod in layers] == [32, 48, 48, 32, 512, 512, 10]
+    assert m.conv1.out_channels == 12 and m.scale.scale.item() == pytest.approx(512**-0.5)
+    assert {mod.input_quantizer.scale for mod in layers} == {"channel"}  # the default rule
+    s = models.create(
+        "tang_alexnet", num_classes=10, input_size=32, activation_bits=2, activation_scale="sample"
+    )
+    assert {
+        mod.input_quantizer.get_config()["scale"] for mod in s.modules() if isinstance(mod, QuantMixin)
+    } == {"sample"}
+    with pytest.raises(ValueError, match="activation_scale"):
+        models.create("tang_alexnet", activation_bits=2, activation_scale="pixel")
+    with pytest.raises(ValueError, match="width"):
+        models.create("tang_alexnet", width=0)
+
+
 def test_reactnet_uses_rsign_and_rprelu():
     m = build_small("reactnet_a")
     convs = [mod for mod in m.modules() if isinstance(mod, QuantMixin)]

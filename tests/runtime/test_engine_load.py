@@ -172,6 +172,42 @@ def _hostile_cases():
     def float_into_binary(meta, tensors):
         _node(meta, "bconv2d")["inputs"] = ["input"]
 
+    def residual(**attrs):
+        """bconv2d reads the float input as residual planes, with these attributes."""
+
+        def f(meta, tensors):
+            node = _node(meta, "bconv2d")
+            node["inputs"] = ["input"]
+            node["attrs"].update({"pad_value": 0.0, **attrs})
+
+        return f
+
+    def residual_binary_output(meta, tensors):
+        residual(residual_bits=2, output="binary")(meta, tensors)
+        params = _node(meta, "bconv2d")["params"]
+        params.pop("multiplier"), params.pop("bias")
+        tensors["thr"] = np.zeros(8, np.int32)
+        tensors["dir"] = np.ones(8, np.int32)
+        params.update(threshold="thr", direction="dir")
+
+    def residual_sign_node(**attrs):
+        """a residual_sign between the input and the sign, with these attributes."""
+
+        def f(meta, tensors):
+            meta["nodes"].insert(
+                0,
+                {"op": "residual_sign", "inputs": ["input"], "outputs": ["r"], "attrs": attrs, "params": {}},
+            )
+            _node(meta, "sign")["inputs"] = ["r"]
+
+        return f
+
+    def residual_sign_on_bits(meta, tensors):
+        residual_sign_node(bits=2)(meta, tensors)
+        meta["nodes"][0]["inputs"] = ["x1"]
+        meta["nodes"].insert(2, meta["nodes"].pop(0))  # after the sign that defines x1
+        _node(meta, "sign")["inputs"] = ["input"]
+
     return [
         ("int32 padded geometry", _set_attr("bconv2d", "padding", [2**31 - 1] * 4), "padding"),
         ("huge dilation", _set_attr("bconv2d", "dilation", [2**29, 2**29]), "dilation"),
@@ -209,6 +245,20 @@ def _hostile_cases():
         ("two inputs", two_inputs, "one input"),
         ("add shape mismatch", add_shape_mismatch, "shape"),
         ("float into binary conv", float_into_binary, "binary"),
+        ("residual_bits 0", residual(residual_bits=0), "residual_bits"),
+        ("residual_bits 9", residual(residual_bits=9), "residual_bits"),
+        ("residual_bits 2**40", residual(residual_bits=2**40), "residual_bits"),
+        ("residual_bits string", residual(residual_bits="2"), "residual_bits"),
+        ("residual_bits float", residual(residual_bits=2.5), "residual_bits"),
+        ("residual_bits on bits", _set_attr("bconv2d", "residual_bits", 2), "input 0 must be float"),
+        ("residual_bits pad_value 1", residual(residual_bits=2, pad_value=1.0), "pad_value 0"),
+        ("residual_bits binary output", residual_binary_output, "output must be float"),
+        ("residual_sign bits 0", residual_sign_node(bits=0), "bits"),
+        ("residual_sign bits 9", residual_sign_node(bits=9), "bits"),
+        ("residual_sign no bits", residual_sign_node(scale="sample"), "bits"),
+        ("residual_sign scale enum", residual_sign_node(bits=2, scale="pixel"), "scale"),
+        ("residual_sign scale int", residual_sign_node(bits=2, scale=1), "scale"),
+        ("residual_sign on bits", residual_sign_on_bits, "input 0 must be float"),
     ]
 
 
@@ -335,6 +385,28 @@ def test_hostile_file_is_refused(tmp_path, name, mutate, message):
     with pytest.raises(ModelFormatError, match=message):
         load(path)
     assert time.perf_counter() - t0 < 1.0
+
+
+def test_residual_input_runs_like_reference_and_counts_its_planes(tmp_path):
+    """The valid twin of the residual_bits cases above: it loads, matches the reference, and the
+    planes and per-plane dot products it holds during a call count against the memory cap."""
+    meta, tensors = small_model()
+    plain_path = _write(tmp_path, meta, tensors, "plain.onebit")
+    node = _node(meta, "bconv2d")
+    node["inputs"] = ["input"]
+    node["attrs"].update(pad_value=0.0, residual_bits=3)
+    path = _write(tmp_path, meta, tensors)
+    m = load(path, num_threads=2)
+    x = np.random.default_rng(1).standard_normal((3, 3, 8, 8)).astype(np.float32)
+    w = np.where(np.random.default_rng(0).standard_normal((8, 3, 3, 3)) < 0, -1.0, 1.0)
+    np.testing.assert_allclose(m.run(x), run_reference(meta, dict(tensors, w=w), x), rtol=1e-5, atol=1e-5)
+    # batch 16 holds 48 planes of 64 pixels (24 KiB) and 48 x 64 x 8 float dots (96 KiB) in the
+    # residual bconv2d: a cap 100 KB above the values' own memory stops it, not the plain model
+    cap = m.memory_bytes(16) + 100_000
+    xb = np.zeros((16, 3, 8, 8), np.float32)
+    load(plain_path, memory_cap=cap, num_threads=1).run(xb)
+    with pytest.raises(MemoryError, match=r"batch 16 needs .* at node 1 \(bconv2d"):
+        load(path, memory_cap=cap, num_threads=1).run(xb)
 
 
 def grouped_model(c_in: int = 8, c_out: int = 8, groups: int = 8, seed: int = 0) -> tuple[dict, dict]:

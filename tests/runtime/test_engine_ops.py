@@ -145,6 +145,55 @@ def case_bdense(g, c):
     )
 
 
+def case_residual_sign(g, c):
+    return g.op("residual_sign", "input", attrs={"bits": 3, "scale": "channel"})
+
+
+def case_residual_sign_sample(g, c):
+    return g.op("residual_sign", g.op("flatten", "input"), attrs={"bits": 2, "scale": "sample"})
+
+
+def _residual_bconv(g, x, c, oc, bits, groups=1, **geo):
+    k = geo["k"]
+    return g.op(
+        "bconv2d",
+        x,
+        attrs=conv_attrs(
+            **geo, in_channels=c, pad_value=0.0, output="float", residual_bits=bits, groups=groups
+        ),
+        weight=g.t(_signs((oc, k, k, c // groups)), packed=True),
+        multiplier=g.t(RNG.uniform(0.5, 1.5, oc).astype(np.float32)),
+        bias=g.t(RNG.standard_normal(oc).astype(np.float32)),
+    )
+
+
+def case_bconv2d_residual2(g, c):
+    return _residual_bconv(g, "input", c, 21, 2, k=3, s=2, p=1, d=1)
+
+
+def case_bconv2d_residual3_wide(g, c):
+    # 70 channels: two words per pixel in every plane; grouped (the driver's per-group copies)
+    wide = _conv(g, c, 70, 1)
+    return _residual_bconv(g, wide, 70, 12, 3, groups=2, k=3, s=1, p=2, d=2)
+
+
+def case_bconv2d_residual2_depthwise(g, c):
+    # one input channel per group: the planes go through the bit-sliced grouped kernel
+    return _residual_bconv(g, "input", c, c, 2, groups=c, k=3, s=1, p=1, d=1)
+
+
+def case_bdense_residual3(g, c):
+    f = g.op("flatten", "input")
+    return g.op(
+        "bdense",
+        f,
+        attrs={"in_channels": c * 36, "output": "float", "residual_bits": 3},
+        weight=g.t(_signs((9, c * 36)), packed=True),
+        multiplier=g.t(np.full(9, 0.05, np.float32)),
+        bias=g.t(RNG.standard_normal(9).astype(np.float32)),
+    )
+
+
 def _conv(g, c, oc, groups, k=3):
     return g.op(
         "conv2d",

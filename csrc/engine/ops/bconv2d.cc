@@ -1,5 +1,6 @@
 // bconv2d: binary 2-D convolution of packed activations with packed filters
-// (XNOR-popcount), +1/-1/0 padding, float or bit output (reference.py _op_bconv2d).
+// (XNOR-popcount), +1/-1/0 padding, float or bit output; or of the residual
+// sign planes of a float input (residual_bits, binary_layer.h) (reference.py _op_bconv2d).
 #include "engine/ops/binary_layer.h"
 #include "engine/ops/common.h"
 
@@ -10,13 +11,23 @@ namespace {
 
 class Bconv2dKernel final : public OpKernel {
  public:
-  Bconv2dKernel(BinaryLayer layer, ConvParams p) : L_(std::move(layer)), p_(p) {}
+  Bconv2dKernel(BinaryLayer layer, ConvParams p, ResidualInput r) : L_(std::move(layer)), p_(p), r_(r) {}
   void run(const RunArgs& a) const override {
-    ConvParams p = p_;
-    p.n = static_cast<int>(a.n);
-    bconv2d(static_cast<const uint64_t*>(a.in[0]), L_.w, p, L_.stage(), a.out, a.nthreads);
+    if (r_.bits > 1) {  // float input: residual sign planes, one conv over all of them, scaled sum
+      run_residual_input(r_, L_, static_cast<const float*>(a.in[0]), a.n, static_cast<float*>(a.out),
+                         a.nthreads, [&](const uint64_t* planes, int64_t images, float* dots) {
+                           conv(planes, images, OutputStage{}, dots, a.nthreads);
+                         });
+      return;
+    }
+    conv(static_cast<const uint64_t*>(a.in[0]), a.n, L_.stage(), a.out, a.nthreads);
   }
-  int64_t transient_bytes(int64_t n, int) const override {
+  int64_t transient_bytes(int64_t n, int nthreads) const override {
+    // the binary kernel runs on every residual plane: n * residual_bits images
+    return kernel_bytes(n * r_.bits) + residual_input_bytes(r_, p_.oc, n, nthreads);
+  }
+  // Scratch of one binary-kernel call on n images.
+  int64_t kernel_bytes(int64_t n) const {
     const int64_t padded_pixels = n * (p_.h + p_.pt + p_.pb) * (p_.w + p_.pl + p_.pr);
     const int64_t cin_g = p_.cin / p_.groups;
     if (bgconv_uses_lanes(p_.groups, static_cast<int>(cin_g))) {
@@ -39,12 +50,18 @@ class Bconv2dKernel final : public OpKernel {
   }
 
  private:
+  void conv(const uint64_t* x, int64_t images, const OutputStage& os, void* out, int nthreads) const {
+    ConvParams p = p_;
+    p.n = static_cast<int>(images);
+    bconv2d(x, L_.w, p, os, out, nthreads);
+  }
   BinaryLayer L_;
   ConvParams p_;
+  ResidualInput r_;
 };
 
 std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
-  ctx.require_input(0, DType::kBits, 4);
+  ResidualInput r = read_residual_input(ctx, 4);
   const ValueInfo& in = ctx.input();
   const int64_t in_ch = ctx.attr_int("in_channels");
   if (in.c != in_ch)
@@ -52,6 +69,8 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   const Window g = read_window(ctx, in, PadRule::kConv);
   const double pv = ctx.attr_real("pad_value");
   if (pv != 0 && pv != 1 && pv != -1) ctx.fail("pad_value must be +1, -1 or 0");
+  // +-1 padding of x_hat = sum_i a_i s_i is not a sum of +-1-padded planes (sum_i a_i != 1)
+  if (r.bits > 1 && pv != 0) ctx.fail("residual_bits > 1 needs pad_value 0");
   const int64_t groups = ctx.attr_int("groups");
   BinaryLayer L = read_binary_layer(ctx, in_ch, g.kh, g.kw, groups, false);
   ConvParams p;
@@ -65,8 +84,9 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   p.pad = static_cast<PadValue>(static_cast<int>(pv));
   p.groups = static_cast<int>(groups);
   p.oc = L.w.oc;
+  r.rows_out = g.oh * g.ow;
   ctx.out = ValueInfo{L.bits_out ? DType::kBits : DType::kF32, 4, g.oh, g.ow, L.w.oc};
-  return std::make_unique<Bconv2dKernel>(std::move(L), p);
+  return std::make_unique<Bconv2dKernel>(std::move(L), p, r);
 }
 
 std::vector<AttrSpec> attrs() {

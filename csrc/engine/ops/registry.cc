@@ -8,7 +8,7 @@
   X(kOpAffine) X(kOpRelu) X(kOpPrelu) X(kOpClip) X(kOpScale) X(kOpAdd) X(kOpMulMap) \
   X(kOpConcat) X(kOpFlatten) X(kOpMaxpool) X(kOpBmaxpool) X(kOpAvgpool) X(kOpGlobalAvgpool) \
   X(kOpSoftmax) X(kOpMeanAbs) X(kOpXnorK) X(kOpActivation) X(kOpLayerNorm) X(kOpGroupNorm) \
-  X(kOpUpsample)
+  X(kOpUpsample) X(kOpResidualSign)
 
 namespace onebit {
 namespace ops {

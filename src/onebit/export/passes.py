@@ -221,6 +221,8 @@ def fold_sign_into_bconv(g: Graph) -> None:
     for node in list(g.nodes):
         if node["op"] not in ("bconv2d", "bdense") or node["attrs"].get("output") != "float":
             continue
+        if node["attrs"].get("residual_bits", 1) > 1:
+            continue  # a scaled sum of plane results: no integer threshold
         sign = _sole_consumer(g, node["outputs"][0])
         if sign is None or sign["op"] != "sign":
             continue
@@ -246,6 +248,8 @@ def fold_bconv_pool_affine_sign(g: Graph) -> None:
     for node in list(g.nodes):
         if node["op"] != "bconv2d" or node["attrs"].get("output") != "float":
             continue
+        if node["attrs"].get("residual_bits", 1) > 1:
+            continue  # a scaled sum of plane results: no integer threshold
         pool = _sole_consumer(g, node["outputs"][0])
         if pool is None or pool["op"] != "maxpool":
             continue

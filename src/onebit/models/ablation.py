@@ -16,6 +16,9 @@ after a float 32C3 stem, then FC 256, then the classifier), with
 * ``activation``: ``"none"`` or ``"prelu"`` (per channel, after every binary
   layer but the last; Tang et al.);
 * ``act_bits``: 1, 2 or 3 binarizations of the activations (residual sign, Tang et al.);
+  ``act_scale``: their scales per channel over the batch (``"channel"``, default) or
+  per sample (``"sample"``, opt-in, deployable at binary speed; see
+  :func:`onebit.quantizers.residual_sign`);
 * ``act_quantizer``: the sign's gradient, ``"ste_sign"``, ``"approx_sign"`` or
   ``"swish_sign"`` (Bethge et al.);
 * ``last``: ``"float"`` classifier (XNOR-Net), ``"binary"`` or
@@ -170,6 +173,7 @@ class AblationConvNet(nn.Module):
         scaling: str | None = None,
         activation: str = "none",
         act_bits: int = 1,
+        act_scale: str = "channel",
         act_quantizer: str = "ste_sign",
         last: str = "float",
         shortcut: str = "none",
@@ -189,6 +193,10 @@ class AblationConvNet(nn.Module):
                 raise ValueError(f"AblationConvNet: unknown {arg} {val!r}; expected one of {choices}")
         if act_bits not in (1, 2, 3):
             raise ValueError(f"AblationConvNet: act_bits must be 1, 2 or 3, got {act_bits!r}")
+        if act_scale not in Q.RESIDUAL_SCALES:
+            raise ValueError(
+                f"AblationConvNet: act_scale must be one of {Q.RESIDUAL_SCALES}, got {act_scale!r}"
+            )
         if shortcut != "none" and order != "xnor":
             raise ValueError(
                 "AblationConvNet: shortcuts need order='xnor' (real values on the identity path)"
@@ -200,7 +208,11 @@ class AblationConvNet(nn.Module):
         self.binary = binary
         if not binary:
             activation, act_bits, last = "relu", 1, "float"
-        quant = act_quantizer if act_bits == 1 else {"name": "residual_sign", "bits": act_bits}
+        quant = (
+            act_quantizer
+            if act_bits == 1
+            else {"name": "residual_sign", "bits": act_bits, "scale": act_scale}
+        )
         self.act_bits = act_bits
 
         def q(first: bool = False) -> dict[str, Any]:

@@ -17,7 +17,10 @@ paper's changes:
   the softmax can use (initialized to 1/sqrt(4096));
 * ``activation_bits`` = 1, 2, 3: *multiple binarizations* of the activations
   (:class:`onebit.quantizers.ResidualSign`, ``bits`` residual sign planes);
-  1 is the plain ``ste_sign``;
+  1 is the plain ``ste_sign``. ``activation_scale`` picks where the planes'
+  scales are averaged: ``"channel"`` (default; per channel over the batch) or
+  ``"sample"`` (opt-in; one scale per image, which the engine runs at binary
+  speed, see :func:`onebit.quantizers.residual_sign`);
 * no dropout (the paper trains without it: binarization regularizes).
 
 The first conv keeps float weights and input, followed by ReLU and the
@@ -30,6 +33,7 @@ import math
 
 from torch import Tensor, nn
 
+from onebit import quantizers as Q
 from onebit.models._blocks import batch_norm, conv_out
 from onebit.models._registry import imagenet_cfg, register_model
 from onebit.nn import QuantConv2d, QuantLinear, Scale
@@ -57,8 +61,8 @@ default_cfgs = {
 }
 
 
-def _act_quantizer(bits: int) -> dict | str:
-    return "ste_sign" if bits == 1 else {"name": "residual_sign", "bits": bits}
+def _act_quantizer(bits: int, scale: str) -> dict | str:
+    return "ste_sign" if bits == 1 else {"name": "residual_sign", "bits": bits, "scale": scale}
 
 
 class _BinaryLayer(nn.Module):
@@ -83,6 +87,8 @@ class TangAlexNet(nn.Module):
     sign planes). What stays float: conv1 (+ReLU), every BN, the biases,
     the PReLU slopes, the final scale.
     ``input_size < 50``: conv1 becomes 3x3 stride 1 (pad 1) without its max-pool.
+    ``width`` multiplies every conv's channels and the dense layers' 4096
+    (1.0 is the paper's network; smaller widths make CPU-sized tests).
     """
 
     def __init__(
@@ -91,14 +97,23 @@ class TangAlexNet(nn.Module):
         in_chans: int = 3,
         input_size: int = 224,
         activation_bits: int = 1,
+        activation_scale: str = "channel",
+        width: float = 1.0,
     ) -> None:
         super().__init__()
         if activation_bits not in (1, 2, 3):
             raise ValueError(f"tang_alexnet: activation_bits must be 1, 2 or 3, got {activation_bits}")
+        if activation_scale not in Q.RESIDUAL_SCALES:
+            raise ValueError(
+                f"tang_alexnet: activation_scale must be one of {Q.RESIDUAL_SCALES}, got {activation_scale!r}"
+            )
+        if not width > 0:
+            raise ValueError(f"tang_alexnet: width must be > 0, got {width}")
         self.activation_bits = activation_bits
+        c1, c2, c3, c4, c5, fc = (max(1, round(c * width)) for c in (96, 256, 384, 384, 256, 4096))
         small = input_size < 50
         k1, s1, p1 = (3, 1, 1) if small else (11, 4, 0)
-        self.conv1 = nn.Conv2d(in_chans, 96, k1, stride=s1, padding=p1)
+        self.conv1 = nn.Conv2d(in_chans, c1, k1, stride=s1, padding=p1)
         self.relu1 = nn.ReLU(inplace=True)
         self.pool1 = nn.Identity() if small else nn.MaxPool2d(3, stride=2, ceil_mode=True)
         n = conv_out(input_size, k1, s1, p1)
@@ -107,7 +122,7 @@ class TangAlexNet(nn.Module):
 
         def q() -> dict:
             return {
-                "input_quantizer": _act_quantizer(activation_bits),
+                "input_quantizer": _act_quantizer(activation_bits, activation_scale),
                 "weight_quantizer": "ste_sign",
                 "weight_constraint": "weight_clip",
             }
@@ -116,17 +131,17 @@ class TangAlexNet(nn.Module):
             c = QuantConv2d(cin, cout, k, padding=k // 2, **q())
             return _BinaryLayer(c, batch_norm(cin), prelu=cout, pool=pool)
 
-        self.conv2 = conv(96, 256, 5, True)
-        self.conv3 = conv(256, 384, 3, False)
-        self.conv4 = conv(384, 384, 3, False)
-        self.conv5 = conv(384, 256, 3, True)
+        self.conv2 = conv(c1, c2, 5, True)
+        self.conv3 = conv(c2, c3, 3, False)
+        self.conv4 = conv(c3, c4, 3, False)
+        self.conv5 = conv(c4, c5, 3, True)
         n = conv_out(conv_out(n, 3, 2, ceil=True), 3, 2, ceil=True)
         self.flatten = nn.Flatten()
-        flat = 256 * n * n
-        self.fc6 = _BinaryLayer(QuantLinear(flat, 4096, **q()), batch_norm(flat, dim=1), prelu=4096)
-        self.fc7 = _BinaryLayer(QuantLinear(4096, 4096, **q()), batch_norm(4096, dim=1), prelu=4096)
-        self.fc8 = _BinaryLayer(QuantLinear(4096, num_classes, **q()), batch_norm(4096, dim=1))
-        self.scale = Scale(1.0 / math.sqrt(4096), learnable=True)
+        flat = c5 * n * n
+        self.fc6 = _BinaryLayer(QuantLinear(flat, fc, **q()), batch_norm(flat, dim=1), prelu=fc)
+        self.fc7 = _BinaryLayer(QuantLinear(fc, fc, **q()), batch_norm(fc, dim=1), prelu=fc)
+        self.fc8 = _BinaryLayer(QuantLinear(fc, num_classes, **q()), batch_norm(fc, dim=1))
+        self.scale = Scale(1.0 / math.sqrt(fc), learnable=True)
         # With multi-bit activations the binary-weight layers see 2-3 bit inputs.
         self.binary_exceptions = [] if activation_bits == 1 else [f"{n}.layer" for n in _BINARY_LAYERS]
 

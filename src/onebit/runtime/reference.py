@@ -65,6 +65,50 @@ def _epilogue(acc: np.ndarray, node: dict[str, Any], P: dict[str, np.ndarray]) -
     return (acc * P["multiplier"].astype(np.float64) + P["bias"].astype(np.float64)).astype(np.float32)
 
 
+def _residual_scales(x: np.ndarray, bits: int, scale: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Tang's residual binarization of a float32 NHWC or NC array (quantizers.residual_sign).
+
+    ``r_1 = x``, ``a_i = mean |r_i|``, ``s_i = sign(r_i)`` (sign(0) = +1), ``r_{i+1} = r_i - a_i s_i``
+    in float32 as in training; the means are taken in float64 and rounded once: per channel (the
+    last axis) over every sample and pixel for ``scale="channel"``, per sample for ``"sample"``.
+    Returns the scales (broadcastable to x) and the ±1 planes.
+    """
+    r = x.astype(np.float32)
+    n = r.shape[0]
+    scales, planes = [], []
+    for _ in range(bits):
+        mag = np.abs(r).astype(np.float64)
+        if scale == "sample":
+            a = mag.reshape(n, -1).mean(axis=1).reshape((n,) + (1,) * (r.ndim - 1))
+        else:
+            a = mag.mean(axis=tuple(range(r.ndim - 1)))
+        a = a.astype(np.float32)
+        s = np.where(r >= 0, 1.0, -1.0).astype(np.float32)
+        r = (r - a * s).astype(np.float32)
+        scales.append(a)
+        planes.append(s)
+    return scales, planes
+
+
+def _residual_dots(
+    x: np.ndarray, node: dict[str, Any], dot: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """A binary layer with ``residual_bits`` k > 1: sum_i a_i[n] * dot(s_i) in float64, plane by plane."""
+    scales, planes = _residual_scales(x, int(node["attrs"]["residual_bits"]), "sample")
+    acc = np.zeros((), np.float64)
+    for a, s in zip(scales, planes, strict=True):
+        acc = acc + a.astype(np.float64) * dot(s)
+    return acc
+
+
+def _op_residual_sign(x, node, P):
+    scales, planes = _residual_scales(x, int(node["attrs"]["bits"]), node["attrs"].get("scale", "channel"))
+    out = np.zeros_like(x, dtype=np.float32)
+    for a, s in zip(scales, planes, strict=True):
+        out = (out + a * s).astype(np.float32)
+    return out
+
+
 def _op_sign(x, node, P):
     pos = x >= P["threshold"]
     if "flip" in P:  # +1 where x <= threshold on flipped channels
@@ -77,14 +121,23 @@ def _op_conv2d(x, node, P):
 
 
 def _op_bconv2d(x, node, P):
-    return _epilogue(_conv(x, P["weight"], node["attrs"], node["attrs"]["pad_value"]), node, P)
+    def dot(b: np.ndarray) -> np.ndarray:
+        return _conv(b, P["weight"], node["attrs"], node["attrs"].get("pad_value", 1.0))
+
+    if node["attrs"].get("residual_bits", 1) > 1:
+        return _epilogue(_residual_dots(x, node, dot), node, P)
+    return _epilogue(dot(x), node, P)
 
 
 def _op_dense(x, node, P):
     return _epilogue(x.astype(np.float64) @ P["weight"].astype(np.float64).T, node, P)
 
 
-_op_bdense = _op_dense
+def _op_bdense(x, node, P):
+    if node["attrs"].get("residual_bits", 1) > 1:
+        w = P["weight"].astype(np.float64).T
+        return _epilogue(_residual_dots(x, node, lambda b: b.astype(np.float64) @ w), node, P)
+    return _op_dense(x, node, P)
 
 
 def _op_bnot(x, node, P):

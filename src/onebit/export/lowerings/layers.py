@@ -15,6 +15,7 @@ from torch import nn
 
 from onebit.export.graph import ExportError, Value
 from onebit.export.lowerings.common import lower_sign, pair, to_numpy, weight_sign_and_scale
+from onebit.export.lowerings.residual import is_residual_layer, lower_residual_layer
 from onebit.export.registry import LoweringContext, register_module_lowering
 from onebit.nn.layers import QuantMixin, explicit_padding
 
@@ -65,6 +66,8 @@ def lower_conv2d(
         "dilation": pair(m.dilation),
         "groups": int(m.groups),
     }
+    if is_residual_layer(m):  # multi-bit residual sign input (Tang): lowerings/residual.py
+        return lower_residual_layer(ctx, name, m, x, out_shape, attrs)
     bias = to_numpy(m.bias) if m.bias is not None else np.zeros(m.out_channels, np.float32)
     binary = isinstance(m, QuantMixin) and m.is_binary
     x_real = x
@@ -153,6 +156,8 @@ def lower_linear(
     g = ctx.graph
     if len(x.shape) != 2:
         raise ExportError(f"{name}: dense input must be 2-D (N, C), got engine shape {x.shape}")
+    if is_residual_layer(m):  # multi-bit residual sign input (Tang): lowerings/residual.py
+        return lower_residual_layer(ctx, name, m, x, out_shape, {})
     bias = to_numpy(m.bias) if m.bias is not None else np.zeros(m.out_features, np.float32)
     if isinstance(m, QuantMixin) and m.is_binary:
         x_real = x
