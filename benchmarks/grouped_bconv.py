@@ -25,19 +25,11 @@ from onebit.runtime import kernels, load
 from onebit.runtime.format import write_model_file
 
 
-def _packed(signs: np.ndarray) -> np.ndarray:
-    c = signs.shape[-1]
-    out = np.zeros((*signs.shape[:-1], (c + 63) // 64), np.uint64)
-    for ch in range(c):
-        out[..., ch // 64] |= (signs[..., ch] < 0).astype(np.uint64) << np.uint64(ch % 64)
-    return out
-
-
 def conv_model(path: str, c: int, hw: int, groups: int, output: str, k: int = 3) -> None:
     """Write sign -> bconv2d (c -> c channels, k x k, pad 1) -> [unpack] as a .onebit file."""
     rng = np.random.default_rng(0)
     w = np.where(rng.standard_normal((c, k, k, c // groups)) < 0, -1.0, 1.0).astype(np.float32)
-    tensors = {"t": np.zeros(c, np.float32), "w": _packed(w)}
+    tensors = {"t": np.zeros(c, np.float32), "w": kernels.pack_bits(w)}
     params = {"weight": "w"}
     if output == "binary":
         tensors.update(thr=rng.integers(-3, 3, c).astype(np.int32), dir=np.ones(c, np.int32))
