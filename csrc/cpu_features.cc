@@ -24,6 +24,7 @@ CpuFeatures detect() {
   const bool os_avx = (xcr0_lo & 0x6) == 0x6;            // XMM + YMM state
   const bool os_avx512 = os_avx && (xcr0_lo & 0xE0) == 0xE0;  // opmask + ZMM state
   if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return f;
+  const unsigned int max_subleaf = eax;
   f.avx2 = os_avx && ((ebx >> 5) & 1);
   f.fma = os_avx && cpu_fma;
   f.avx512f = os_avx512 && ((ebx >> 16) & 1);
@@ -32,6 +33,8 @@ CpuFeatures detect() {
   f.avx512vpopcntdq = os_avx512 && ((ecx >> 14) & 1);
   f.avx512bitalg = os_avx512 && ((ecx >> 12) & 1);
   f.avx512vnni = os_avx512 && ((ecx >> 11) & 1);
+  if (max_subleaf >= 1 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx))
+    f.avx512bf16 = f.avx512f && ((eax >> 5) & 1);
 #endif
 #if defined(__aarch64__)
   f.neon = true;  // Advanced SIMD is mandatory in AArch64 (and the ABI passes vectors in it)
@@ -69,6 +72,7 @@ std::string cpu_features_string() {
   add(f.avx512vpopcntdq, "avx512vpopcntdq");
   add(f.avx512bitalg, "avx512bitalg");
   add(f.avx512vnni, "avx512vnni");
+  add(f.avx512bf16, "avx512bf16");
   add(f.neon, "neon");
   add(f.dotprod, "dotprod");
   add(f.i8mm, "i8mm");

@@ -15,6 +15,7 @@ struct CpuFeatures {
   bool avx512vpopcntdq = false;
   bool avx512bitalg = false;
   bool avx512vnni = false;
+  bool avx512bf16 = false;  // VCVTNE2PS2BF16 / VDPBF16PS (cpuid leaf 7 subleaf 1, EAX bit 5)
   // aarch64: Advanced SIMD is architectural (always true there); dot product
   // (ARMv8.2 UDOT/SDOT) and i8mm (ARMv8.6 USMMLA) are detected, not used
   // (docs/performance.md, "aarch64": they would not shorten the binary kernel).
