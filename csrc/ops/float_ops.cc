@@ -5,7 +5,9 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu_features.h"
 #include "dispatch.h"
+#include "kernels/bf16gemm.h"
 #include "kernels/bmaxpool.h"
 #include "kernels/sgemm.h"
 #include "pack/pack.h"
@@ -91,6 +93,38 @@ void finish_rows(float* c, long ldc, int r0, int r1, int n0, int n1, const float
   }
 }
 
+// Row m of the im2col matrix of an NHWC input (zero padding): the kh x kw x C
+// values output pixel m reads, in OHWI filter order (T: float, or the bf16 bits
+// of a rounded input).
+template <class T>
+void im2col_row(const T* x, const PoolParams& p, int dh, int dw, long m, T* dst) {
+  const int ox = static_cast<int>(m % p.ow), oy = static_cast<int>((m / p.ow) % p.oh);
+  const int n = static_cast<int>(m / (static_cast<long>(p.ow) * p.oh));
+  for (int ky = 0; ky < p.kh; ++ky) {
+    const int iy = oy * p.sh - p.pt + ky * dh;
+    const int ix0 = ox * p.sw - p.pl;
+    T* d = dst + ky * p.kw * p.c;
+    const T* srow = x + (static_cast<long>(n) * p.h + iy) * p.w * p.c;
+    if (iy < 0 || iy >= p.h) {
+      for (int q = 0; q < p.kw * p.c; ++q) d[q] = T{0};
+    } else if (dw == 1 && ix0 >= 0 && ix0 + p.kw <= p.w) {
+      // the kw taps of this kernel row are contiguous in the input row
+      const T* s = srow + static_cast<long>(ix0) * p.c;
+      for (int q = 0; q < p.kw * p.c; ++q) d[q] = s[q];
+    } else {
+      for (int kx = 0; kx < p.kw; ++kx) {
+        const int ix = ix0 + kx * dw;
+        T* dd = d + kx * p.c;
+        if (ix < 0 || ix >= p.w) {
+          for (int c = 0; c < p.c; ++c) dd[c] = T{0};
+        } else {
+          for (int c = 0; c < p.c; ++c) dd[c] = srow[static_cast<long>(ix) * p.c + c];
+        }
+      }
+    }
+  }
+}
+
 constexpr int kRowChunk = 96;  // rows per task step: 16 micro-tiles of 6
 
 }  // namespace
@@ -145,39 +179,214 @@ void conv2d_f32(const float* x, const float* w, const float* bias, const PoolPar
     avector<float> cols(static_cast<size_t>(kRowChunk) * K);
     for (long ch = chunks * t / ntasks; ch < chunks * (t + 1) / ntasks; ++ch) {
       const long m0 = ch * kRowChunk, m1 = std::min(M, m0 + kRowChunk);
-      for (long m = m0; m < m1; ++m) {
-        const int ox = static_cast<int>(m % p.ow), oy = static_cast<int>((m / p.ow) % p.oh);
-        const int n = static_cast<int>(m / (static_cast<long>(p.ow) * p.oh));
-        float* dst = cols.data() + (m - m0) * K;
-        for (int ky = 0; ky < p.kh; ++ky) {
-          const int iy = oy * p.sh - p.pt + ky * dh;
-          const int ix0 = ox * p.sw - p.pl;
-          float* d = dst + ky * p.kw * p.c;
-          const float* srow = x + (static_cast<long>(n) * p.h + iy) * p.w * p.c;
-          if (iy < 0 || iy >= p.h) {
-            for (int q = 0; q < p.kw * p.c; ++q) d[q] = 0.0f;
-          } else if (dw == 1 && ix0 >= 0 && ix0 + p.kw <= p.w) {
-            // the kw taps of this kernel row are contiguous in the input row
-            const float* s = srow + static_cast<long>(ix0) * p.c;
-            for (int q = 0; q < p.kw * p.c; ++q) d[q] = s[q];
-          } else {
-            for (int kx = 0; kx < p.kw; ++kx) {
-              const int ix = ix0 + kx * dw;
-              float* dd = d + kx * p.c;
-              if (ix < 0 || ix >= p.w) {
-                for (int c = 0; c < p.c; ++c) dd[c] = 0.0f;
-              } else {
-                for (int c = 0; c < p.c; ++c) dd[c] = srow[static_cast<long>(ix) * p.c + c];
-              }
-            }
-          }
-        }
-      }
+      for (long m = m0; m < m1; ++m) im2col_row(x, p, dh, dw, m, cols.data() + (m - m0) * K);
       const int rows = static_cast<int>(m1 - m0);
       sgemm_rows(cfg, pb, rows, oc, K, cols.data(), K, out + m0 * oc, oc);
       finish_rows(out + m0 * oc, oc, 0, rows, 0, oc, bias, act, slope);
     }
   });
+}
+
+// ---- bf16 float layers -------------------------------------------------------
+
+namespace {
+
+const Bf16GemmConfig& bf16_cfg(bool emulated) {
+  if (!emulated && active_isa() == Isa::kAvx512 && cpu_features().avx512bf16)
+    return bf16gemm_config_avx512bf16();
+  return bf16gemm_config_portable();
+}
+
+// Rows of A a task rounds to bf16 at a time: 96 (16 micro-tiles of 6) while they
+// fit in 1 MiB, fewer for very deep layers.
+long bf16_chunk_rows(int kp) {
+  return std::clamp<long>((long{1} << 20) / (std::max(kp, 1) * 4L), 1, kRowChunk);
+}
+
+// Column groups each chunk of rows is split into, so that a few rows (a dense
+// layer at batch 1, a 7x7 map) still give every thread work.
+int bf16_panel_groups(long chunks, int npanels, int nthreads) {
+  if (nthreads <= 1 || chunks >= 2L * nthreads) return 1;
+  return static_cast<int>(std::min<long>(npanels, (2L * nthreads + chunks - 1) / chunks));
+}
+
+long bf16_tasks(long items, int nthreads) { return std::min<long>(items, nthreads == 1 ? 1 : 8 * nthreads); }
+
+// Rounds n floats to bf16 into the low halves of A's words; K odd: the last high half is 0.
+void to_bf16_row(const Bf16GemmConfig& cfg, const float* src, int K, uint32_t* dst) {
+  auto* h = reinterpret_cast<uint16_t*>(dst);
+  cfg.convert(src, h, K);
+  if (K & 1) h[K] = 0;
+}
+
+// Slack, in bf16 values, after the rounded input and after each chunk of rows:
+// im2col_row_bf16 copies runs in blocks of 8 values, reading and writing up to 7
+// past a run's end.
+constexpr int kCopySlack = 8;
+
+// Row m of the im2col matrix (as im2col_row) of the bf16 copy of an input. A
+// kernel row whose taps are all inside the input is copied in 16-byte blocks
+// (the overrun is rewritten by the next run, or lands in the slack), the
+// border rows value by value.
+// (n, oy, ox) is output pixel m.
+void im2col_row_bf16(const uint16_t* x, const PoolParams& p, int dh, int dw, long m, int n, int oy,
+                     int ox, uint16_t* dst) {
+  const int ix0 = ox * p.sw - p.pl, run = p.kw * p.c;
+  if (dw != 1 || ix0 < 0 || ix0 + p.kw > p.w) {
+    im2col_row(x, p, dh, dw, m, dst);
+    return;
+  }
+  for (int ky = 0; ky < p.kh; ++ky) {
+    const int iy = oy * p.sh - p.pt + ky * dh;
+    uint16_t* d = dst + ky * run;
+    if (iy < 0 || iy >= p.h) {
+      std::fill(d, d + run, uint16_t{0});
+      continue;
+    }
+    const uint16_t* s = x + ((static_cast<long>(n) * p.h + iy) * p.w + ix0) * p.c;
+    for (int q = 0; q < run; q += 8) std::memcpy(d + q, s + q, 16);
+  }
+}
+
+// C rows = bf16 rows formed by form(m0, m1, rows) x W (+ bias). Work items
+// are (chunk of rows, group of panels); each task forms a chunk once for its
+// consecutive items of that chunk.
+template <class Form>
+void bf16_driver(const Bf16GemmConfig& cfg, const Bf16Weights& w, long M, Form&& form,
+                 float* c, long ldc, const float* bias, int nthreads) {
+  if (M <= 0 || w.n <= 0) return;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const long R = bf16_chunk_rows(w.kp);
+  const long chunks = (M + R - 1) / R;
+  const int groups = bf16_panel_groups(chunks, w.npanels, nthreads);
+  const long items = chunks * groups;
+  const long ntasks = bf16_tasks(items, nthreads);
+  parallel_for(static_cast<int>(ntasks), nthreads, [&](int t) {
+    avector<uint32_t> rows(static_cast<size_t>(std::min(R, M)) * w.kp + kCopySlack / 2);
+    long formed = -1;
+    for (long it = items * t / ntasks; it < items * (t + 1) / ntasks; ++it) {
+      const long ch = it / groups;
+      const int g = static_cast<int>(it % groups);
+      const long m0 = ch * R, m1 = std::min(M, m0 + R);
+      const int nrows = static_cast<int>(m1 - m0);
+      if (ch != formed) {
+        form(m0, m1, rows.data());
+        formed = ch;
+      }
+      const int p0 = static_cast<int>(static_cast<long>(w.npanels) * g / groups);
+      const int p1 = static_cast<int>(static_cast<long>(w.npanels) * (g + 1) / groups);
+      float* cc = c + m0 * ldc;
+      if (w.k == 0)
+        for (int r = 0; r < nrows; ++r)
+          std::fill(cc + r * ldc + p0 * kBf16NR, cc + r * ldc + std::min(w.n, p1 * kBf16NR), 0.0f);
+      for (int k0 = 0; k0 < w.k; k0 += kBf16KC) {
+        const int kcp = (std::min(kBf16KC, w.k - k0) + 1) / 2;
+        const uint32_t* ab = rows.data() + k0 / 2;
+        for (int pn = p0; pn < p1; ++pn) {
+          const uint32_t* panel = w.data.data() + static_cast<size_t>(k0 / 2) * w.npanels * kBf16NR +
+                                  static_cast<size_t>(pn) * kcp * kBf16NR;
+          const int nr = std::min(kBf16NR, w.n - pn * kBf16NR);
+          const float* b = bias && k0 + kBf16KC >= w.k ? bias + pn * kBf16NR : nullptr;
+          for (int r = 0; r < nrows; r += cfg.mr)
+            cfg.fn(std::min(cfg.mr, nrows - r), nr, kcp, ab + static_cast<long>(r) * w.kp, w.kp, panel,
+                   cc + r * ldc + pn * kBf16NR, ldc, k0 > 0, b);
+        }
+      }
+      if (w.k == 0)
+        finish_rows(cc, ldc, 0, nrows, p0 * kBf16NR, std::min(w.n, p1 * kBf16NR), bias, Act::kNone, nullptr);
+    }
+  });
+}
+
+}  // namespace
+
+const char* bf16gemm_kernel_name(bool emulated) { return bf16_cfg(emulated).name; }
+
+Bf16Weights pack_weights_bf16(int N, int K, const float* w, long ldw) {
+  Bf16Weights pw;
+  pw.n = std::max(N, 0);
+  pw.k = std::max(K, 0);
+  pw.kp = (pw.k + 1) / 2;
+  pw.npanels = (pw.n + kBf16NR - 1) / kBf16NR;
+  pw.data.assign(static_cast<size_t>(pw.kp) * pw.npanels * kBf16NR, 0u);
+  // Rounded as VCVTNEPS2BF16 rounds (the portable conversion gives its bits on any CPU).
+  const Bf16GemmConfig& cvt = bf16gemm_config_portable();
+  avector<uint32_t> row(static_cast<size_t>(pw.kp));
+  for (int n = 0; n < pw.n; ++n) {
+    to_bf16_row(cvt, w + n * ldw, pw.k, row.data());
+    const int pn = n / kBf16NR, j = n % kBf16NR;
+    for (int k0 = 0; k0 < pw.k; k0 += kBf16KC) {
+      const int kcp = (std::min(kBf16KC, pw.k - k0) + 1) / 2;
+      uint32_t* dst = pw.data.data() + static_cast<size_t>(k0 / 2) * pw.npanels * kBf16NR +
+                      static_cast<size_t>(pn) * kcp * kBf16NR + j;
+      for (int q = 0; q < kcp; ++q) dst[static_cast<size_t>(q) * kBf16NR] = row[k0 / 2 + q];
+    }
+  }
+  return pw;
+}
+
+void gemm_bf16(int M, const float* a, long lda, const Bf16Weights& w, float* c, long ldc,
+               const float* bias, bool emulated, int nthreads) {
+  const Bf16GemmConfig& cfg = bf16_cfg(emulated);
+  bf16_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
+    for (long m = m0; m < m1; ++m) to_bf16_row(cfg, a + m * lda, w.k, rows + (m - m0) * w.kp);
+  }, c, ldc, bias, nthreads);
+}
+
+void conv2d_bf16(const float* x, const Bf16Weights& w, const float* bias, const PoolParams& p,
+                 int dh, int dw, float* out, bool emulated, int nthreads) {
+  const int K = p.kh * p.kw * p.c;
+  const long M = static_cast<long>(p.n) * p.oh * p.ow;
+  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
+                      p.pl == 0 && p.pb == 0 && p.pr == 0;
+  if (direct) {
+    gemm_bf16(static_cast<int>(M), x, K, w, out, w.n, bias, emulated, nthreads);
+    return;
+  }
+  // The input is rounded to bf16 once (each value appears in up to kh x kw rows of
+  // the im2col matrix), then gathered one chunk of rows at a time.
+  const Bf16GemmConfig& cfg = bf16_cfg(emulated);
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const long pix = static_cast<long>(p.n) * p.h * p.w;
+  avector<uint16_t> xb(static_cast<size_t>(pix) * p.c + kCopySlack);
+  const int cparts = static_cast<int>(std::min<long>(pix / 1024 + 1, nthreads == 1 ? 1 : 4 * nthreads));
+  parallel_for(cparts, nthreads, [&](int t) {
+    const long a0 = pix * t / cparts * p.c, a1 = pix * (t + 1) / cparts * p.c;
+    cfg.convert(x + a0, xb.data() + a0, a1 - a0);
+  });
+  bf16_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
+    int ox = static_cast<int>(m0 % p.ow), oy = static_cast<int>((m0 / p.ow) % p.oh);
+    int n = static_cast<int>(m0 / (static_cast<long>(p.ow) * p.oh));
+    for (long m = m0; m < m1; ++m) {
+      auto* h = reinterpret_cast<uint16_t*>(rows + (m - m0) * w.kp);
+      im2col_row_bf16(xb.data(), p, dh, dw, m, n, oy, ox, h);
+      if (K & 1) h[K] = 0;
+      if (++ox == p.ow) {
+        ox = 0;
+        if (++oy == p.oh) oy = 0, ++n;
+      }
+    }
+  }, out, w.n, bias, nthreads);
+}
+
+int64_t conv2d_bf16_transient_bytes(const PoolParams& p, int N, int dh, int dw, int nthreads) {
+  (void)dh, (void)dw;
+  const int64_t M = int64_t{p.n} * p.oh * p.ow;
+  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
+                      p.pl == 0 && p.pb == 0 && p.pr == 0;
+  const int64_t input_copy = direct ? 0 : (int64_t{p.n} * p.h * p.w * p.c + kCopySlack) * 2;
+  return input_copy + bf16_transient_bytes(M, N, p.kh * p.kw * p.c, nthreads);
+}
+
+int64_t bf16_transient_bytes(int64_t M, int N, int K, int nthreads) {
+  if (M <= 0 || N <= 0) return 0;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const int kp = (std::max(K, 0) + 1) / 2, npanels = (N + kBf16NR - 1) / kBf16NR;
+  const long R = bf16_chunk_rows(kp);
+  const long chunks = (M + R - 1) / R;
+  const long items = chunks * bf16_panel_groups(chunks, npanels, nthreads);
+  const int64_t per_task = std::min<int64_t>(R, M) * kp * 4 + kCopySlack * 2;
+  return std::min<int64_t>(bf16_tasks(items, nthreads), nthreads) * per_task;
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "kernels/bgemm.h"
+#include "pack/pack.h"
 
 namespace onebit {
 
@@ -29,6 +30,44 @@ void conv2d_f32(const float* x, const float* w, const float* bias, const PoolPar
 // weights [kh][kw][c], zero padding.
 void depthwise_conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p,
                           int dh, int dw, Act act, const float* slope, float* out, int nthreads);
+
+// ---- bf16 float layers (load option float_precision = "bf16" / "bf16_emulated") ----
+//
+// Weights are rounded to bf16 and packed once (at load); each call rounds the
+// rows of A to bf16 while it forms them (the im2col chunk of a convolution)
+// and sums the products in fp32 as kernels/bf16gemm.h defines. `emulated`
+// selects the portable emulation; otherwise the AVX512-BF16 kernel runs when
+// the avx512 path is in force and the CPU has AVX512_BF16, and the emulation
+// (the same bits) under any other path (ONEBIT_ISA=avx2, portable, ...).
+struct Bf16Weights {
+  avector<uint32_t> data;  // panels of kBf16NR columns, see kernels/bf16gemm.h
+  int n = 0, k = 0, kp = 0, npanels = 0;
+  size_t bytes() const { return data.size() * sizeof(uint32_t); }
+};
+
+// W(n, k) = w[n * ldw + k] for n < N, k < K: (N, K) dense weights, OHWI filters
+// as (O, kh * kw * C) with ldw = kh * kw * C.
+Bf16Weights pack_weights_bf16(int N, int K, const float* w, long ldw);
+
+// C[M x N] = bf16(A[M x K]) * bf16(W)^T (+ bias[n]); A(m, k) = a[m * lda + k].
+void gemm_bf16(int M, const float* a, long lda, const Bf16Weights& w, float* c, long ldc,
+               const float* bias, bool emulated, int nthreads);
+
+// Float conv through the bf16 GEMM: NHWC input, the packed (O, kh*kw*C) filters
+// (groups = 1), zero padding.
+void conv2d_bf16(const float* x, const Bf16Weights& w, const float* bias, const PoolParams& p,
+                 int dh, int dw, float* out, bool emulated, int nthreads);
+
+// Bytes a gemm_bf16 call of M rows allocates on nthreads threads (each task
+// running at once holds its chunk of bf16 rows), and a conv2d_bf16 call (p.n
+// included; the same, plus the bf16 copy of the input unless it is a 1x1
+// stride-1 unpadded conv).
+int64_t bf16_transient_bytes(int64_t M, int N, int K, int nthreads);
+int64_t conv2d_bf16_transient_bytes(const PoolParams& p, int N, int dh, int dw, int nthreads);
+
+// The micro-kernel a call would use now ("bf16gemm_6x32_avx512bf16" or
+// "bf16gemm_4x32_portable").
+const char* bf16gemm_kernel_name(bool emulated);
 
 // Max of +-1 values on packed bits: AND of the sign bits (bit set = -1);
 // padded positions are ignored.

@@ -24,6 +24,12 @@
 //   multiplies and adds separately; the GEMVs fold their partial sums in
 //   their own fixed orders (AVX-512 and NEON share one). Bit for bit, plus a
 //   float64 sanity bound.
+// * the bf16 float layers (gemm_bf16, conv2d_bf16: load option float_precision
+//   bf16 / bf16_emulated): the rounding to bf16 of every special value against
+//   a scalar model of VCVTNEPS2BF16, and both GEMM paths (the AVX512-BF16
+//   kernel where the CPU has it, the portable emulation always, and "bf16"
+//   under a forced non-AVX-512 path) against a scalar model of VDPBF16PS's
+//   summation (kernels/bf16gemm.h), bit for bit, plus a float64 bound.
 //
 // The last line is "N passed, N failed"; the exit status is 1 on a failure.
 #include <algorithm>
@@ -39,7 +45,9 @@
 #include <string>
 #include <vector>
 
+#include "cpu_features.h"
 #include "dispatch.h"
+#include "kernels/bf16gemm.h"
 #include "kernels/bgemm.h"
 #include "ops/bconv2d.h"
 #include "ops/float_ops.h"
@@ -538,6 +546,180 @@ void test_conv2d_f32(int cases) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// bf16 float layers: scalar models of VCVTNEPS2BF16 and VDPBF16PS.
+
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float float_of(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// VCVTNEPS2BF16 (Intel SDM): subnormals to signed zero, NaN quieted, else round to nearest even.
+uint16_t model_bf16(float f) {
+  const uint32_t u = bits_of(f);
+  if ((u & 0x7f800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+float bf16_value(float f) { return float_of(static_cast<uint32_t>(model_bf16(f)) << 16); }
+
+float model_ftz(float x) { return (bits_of(x) & 0x7f800000u) == 0 ? float_of(bits_of(x) & 0x80000000u) : x; }
+
+// One output of the bf16 GEMM: pairs (2p, 2p+1), the odd product added first,
+// each sum rounded and flushed; blocks of kBf16KC values added in fp32; bias last.
+float bf16_dot(const float* a, const float* b, long bs, int K, const float* bias) {
+  float c = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += kBf16KC) {
+    float acc = 0.0f;
+    for (int k = k0; k < std::min(K, k0 + kBf16KC); k += 2) {
+      const float a0 = bf16_value(a[k]), b0 = bf16_value(b[k * bs]);
+      const float a1 = k + 1 < K ? bf16_value(a[k + 1]) : 0.0f, b1 = k + 1 < K ? bf16_value(b[(k + 1) * bs]) : 0.0f;
+      volatile float p1 = a1 * b1, p0 = a0 * b0;  // exact: 8-bit significands
+      acc = model_ftz(acc + p1);
+      acc = model_ftz(acc + p0);
+    }
+    c = k0 == 0 ? acc : c + acc;
+  }
+  return bias ? c + *bias : c;
+}
+
+// The paths to check: (name, ISA to force, emulated).
+struct Bf16Path {
+  const char* name;
+  Isa isa;
+  bool emulated;
+};
+std::vector<Bf16Path> bf16_paths() {
+  std::vector<Bf16Path> v{{"bf16_emulated", best_isa(), true}, {"bf16 under portable", Isa::kPortable, false}};
+  if (cpu_features().avx512bf16 && isa_supported(Isa::kAvx512)) v.push_back({"bf16 avx512bf16", Isa::kAvx512, false});
+  return v;
+}
+
+void test_bf16_convert() {
+  std::vector<float> x{0.0f, -0.0f, 1.0f, -1.0f, 1.00390625f, 1.005859375f, 1.0078125f, 3.0e38f, 3.4028235e38f,
+                       -3.4028235e38f, FLT_MIN, -FLT_MIN, FLT_MIN / 2, -FLT_MIN / 3, FLT_TRUE_MIN,
+                       INFINITY, -INFINITY, NAN, -NAN, float_of(0x7f800001u), float_of(0xffc12345u),
+                       float_of(0x3f808000u), float_of(0x3f818000u), float_of(0x3f807fffu), float_of(0x3f80ffffu)};
+  for (int i = 0; i < 2000; ++i) x.push_back(float_of(static_cast<uint32_t>(g_rng())));
+  std::vector<const Bf16GemmConfig*> cfgs{&bf16gemm_config_portable()};
+  if (cpu_features().avx512bf16) cfgs.push_back(&bf16gemm_config_avx512bf16());
+  for (const Bf16GemmConfig* cfg : cfgs)
+    for (int n : {1, 5, 15, 16, 17, 33, static_cast<int>(x.size())}) {
+      std::vector<uint16_t> got(x.size() + 1, 0xABCD);
+      cfg->convert(x.data(), got.data(), n);
+      int bad = -1;
+      for (int i = 0; i < n && bad < 0; ++i)
+        if (got[i] != model_bf16(x[i])) bad = i;
+      const bool ok = bad < 0 && got[n] == 0xABCD;
+      report(ok, fmt("bf16 convert %s n=%d%s", cfg->name, n,
+                     bad < 0 ? (ok ? "" : ": wrote past n")
+                             : fmt(": %08x -> %04x, expected %04x", bits_of(x[bad]), got[bad], model_bf16(x[bad])).c_str()));
+    }
+}
+
+void test_gemm_bf16(int cases) {
+  const Isa before = active_isa();
+  for (int t = 0; t < cases; ++t) {
+    const int M = t % 3 == 0 ? rint(1, 7) : pick({5, 6, 7, 13, 96, 97, 200});
+    const int N = pick({1, 3, 15, 16, 17, 31, 32, 33, 64, 100});
+    const int K = pick({1, 2, 3, 4, 5, 15, 16, 17, 27, 147, 255, 256, 257, 600, 601});
+    std::vector<float> a(static_cast<size_t>(M) * K), w(static_cast<size_t>(N) * K), bias(N);
+    for (float& v : a) v = rint(0, 9) == 0 ? 0.0f : rfloat(-1.0f, 1.0f) * (rint(0, 3) ? 1.0f : 1e-3f);
+    for (float& v : w) v = rfloat(-1.0f, 1.0f);
+    for (float& v : bias) v = rfloat(-0.5f, 0.5f);
+    const float* bp = rint(0, 2) ? bias.data() : nullptr;
+    const Bf16Weights pw = pack_weights_bf16(N, K, w.data(), K);
+    std::vector<float> want(static_cast<size_t>(M) * N);
+    double worst = 0.0, scale = 0.0;
+    for (int m = 0; m < M; ++m)
+      for (int n = 0; n < N; ++n) {
+        const float* am = a.data() + static_cast<size_t>(m) * K;
+        const float* wn = w.data() + static_cast<size_t>(n) * K;
+        want[static_cast<size_t>(m) * N + n] = bf16_dot(am, wn, 1, K, bp ? bp + n : nullptr);
+        double exact = bp ? bp[n] : 0.0, abs_sum = 0.0;
+        for (int k = 0; k < K; ++k) {
+          exact += static_cast<double>(bf16_value(am[k])) * bf16_value(wn[k]);
+          abs_sum += std::fabs(static_cast<double>(bf16_value(am[k])) * bf16_value(wn[k]));
+        }
+        worst = std::max(worst, std::fabs(exact - want[static_cast<size_t>(m) * N + n]));
+        scale = std::max(scale, abs_sum);
+      }
+    for (const Bf16Path& path : bf16_paths()) {
+      set_active_isa(path.isa);
+      std::vector<float> got(static_cast<size_t>(M) * N, -7.0f);
+      gemm_bf16(M, a.data(), K, pw, got.data(), N, bp, path.emulated, 1 + (t & 1));
+      size_t where = 0;
+      const bool ok = same_bits(got, want, &where);
+      report(ok && worst <= (K + 2) * 0x1p-24 * (scale + 1.0),
+             fmt("gemm_bf16 %s (%s): %dx%dx%d%s%s", path.name, bf16gemm_kernel_name(path.emulated), M, N, K,
+                 bp ? " bias" : "",
+                 ok ? "" : fmt(": element %zu is %.9g, expected %.9g", where, got[where], want[where]).c_str()));
+    }
+  }
+  set_active_isa(before);
+}
+
+void test_conv2d_bf16(int cases) {
+  const Isa before = active_isa();
+  for (int t = 0; t < cases; ++t) {
+    PoolParams p{};
+    p.n = pick({1, 2});
+    p.c = pick({1, 3, 4, 8, 17});
+    p.h = rint(1, 12);
+    p.w = rint(1, 12);
+    p.kh = pick({1, 3, 5, 7});
+    p.kw = rint(0, 3) ? p.kh : pick({1, 3});
+    p.sh = pick({1, 2});
+    p.sw = rint(0, 3) ? p.sh : pick({1, 2});
+    const int dh = pick({1, 1, 2}), dw = rint(0, 3) ? dh : pick({1, 2});
+    p.pt = rint(0, p.kh / 2);
+    p.pb = rint(0, 3) ? p.pt : rint(0, p.kh / 2);
+    p.pl = rint(0, p.kw / 2);
+    p.pr = rint(0, 3) ? p.pl : rint(0, p.kw / 2);
+    if (p.h + p.pt + p.pb < dh * (p.kh - 1) + 1 || p.w + p.pl + p.pr < dw * (p.kw - 1) + 1) continue;
+    p.oh = (p.h + p.pt + p.pb - dh * (p.kh - 1) - 1) / p.sh + 1;
+    p.ow = (p.w + p.pl + p.pr - dw * (p.kw - 1) - 1) / p.sw + 1;
+    const int oc = pick({1, 8, 16, 24, 33, 64});
+    const int K = p.kh * p.kw * p.c;
+    std::vector<float> x(static_cast<size_t>(p.n) * p.h * p.w * p.c), w(static_cast<size_t>(oc) * K), bias(oc);
+    for (float& v : x) v = rfloat(-1.0f, 1.0f);
+    for (float& v : w) v = rfloat(-1.0f, 1.0f);
+    for (float& v : bias) v = rfloat(-0.5f, 0.5f);
+    const Bf16Weights pw = pack_weights_bf16(oc, K, w.data(), K);
+    const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
+    std::vector<float> want(M * oc), col(K);
+    for (size_t m = 0; m < M; ++m) {
+      const int ox = static_cast<int>(m % p.ow), oy = static_cast<int>((m / p.ow) % p.oh);
+      const int n = static_cast<int>(m / (static_cast<size_t>(p.ow) * p.oh));
+      for (int ky = 0; ky < p.kh; ++ky)
+        for (int kx = 0; kx < p.kw; ++kx)
+          for (int c = 0; c < p.c; ++c) {
+            const int iy = oy * p.sh - p.pt + ky * dh, ix = ox * p.sw - p.pl + kx * dw;
+            const bool in = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+            col[(ky * p.kw + kx) * p.c + c] = in ? x[((static_cast<size_t>(n) * p.h + iy) * p.w + ix) * p.c + c] : 0.0f;
+          }
+      for (int o = 0; o < oc; ++o) want[m * oc + o] = bf16_dot(col.data(), w.data() + static_cast<size_t>(o) * K, 1, K, &bias[o]);
+    }
+    for (const Bf16Path& path : bf16_paths()) {
+      set_active_isa(path.isa);
+      std::vector<float> got(M * oc, -7.0f);
+      conv2d_bf16(x.data(), pw, bias.data(), p, dh, dw, got.data(), path.emulated, 1 + (t & 1));
+      size_t where = 0;
+      const bool ok = same_bits(got, want, &where);
+      report(ok, fmt("conv2d_bf16 %s: n%d %dx%dx%d -> %d k%dx%d s%d,%d d%d,%d pad %d,%d,%d,%d%s", path.name, p.n, p.h,
+                     p.w, p.c, oc, p.kh, p.kw, p.sh, p.sw, dh, dw, p.pt, p.pl, p.pb, p.pr,
+                     ok ? "" : fmt(": element %zu is %.9g, expected %.9g", where, got[where], want[where]).c_str()));
+    }
+  }
+  set_active_isa(before);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -573,6 +755,13 @@ int main(int argc, char** argv) {
   test_sgemm(cases);
   test_conv2d_f32(cases / 2);
   std::printf("sgemm + conv2d_f32: %d checks\n", g_passed + g_failed - mark);
+  mark = g_passed + g_failed;
+  test_bf16_convert();
+  test_gemm_bf16(cases);
+  test_conv2d_bf16(cases / 2);
+  std::printf("bf16 convert + gemm_bf16 + conv2d_bf16 (%s): %d checks\n",
+              cpu_features().avx512bf16 ? "avx512bf16 and emulation" : "emulation only: no AVX512_BF16",
+              g_passed + g_failed - mark);
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;
 }
