@@ -139,6 +139,8 @@ def test_truncated_and_missing_images(tmp_path, capsys, model_file):
         (["run", "{m}", "x.png", "--top", "0"], "argument --top: must be >= 1, got 0"),
         (["run", "{m}", "x.png", "--threads", "two"], "argument --threads: expected an integer, got 'two'"),
         (["export", "tiny", "-o", "x", "--input-size", "0"], "argument --input-size: must be >= 1, got 0"),
+        (["bench", "{m}", "--precision", "fp16"], "argument --precision: invalid choice: 'fp16'"),
+        (["run", "{m}", "x.png", "--precision", "int4"], "argument --precision: invalid choice: 'int4'"),
     ],
 )
 def test_bad_numbers_are_usage_errors(argv, msg, capsys, model_file):
@@ -155,6 +157,15 @@ def test_bench_api_checks_its_numbers(model_file):
     for kw in ({"runs": 0}, {"warmup": -1}, {"batch": 0}):
         with pytest.raises(ValueError, match="must be an integer >="):
             bench(model_file, **kw)
+
+
+def test_bench_and_run_take_the_float_precision(capsys, model_file):
+    from onebit.cli import FLOAT_PRECISIONS
+    from onebit.runtime import FLOAT_PRECISIONS as ENGINE_PRECISIONS
+
+    assert FLOAT_PRECISIONS == ENGINE_PRECISIONS  # the parser's copy of the engine's list
+    assert main(["bench", model_file, "--runs", "2", "--precision", "bf16_emulated"]) == 0
+    assert "float layers in bf16_emulated" in capsys.readouterr().out
 
 
 def test_export_to_a_missing_folder(tmp_path, capsys):

@@ -55,6 +55,7 @@ onebit::LoadOptions to_options(const onebit_load_options* o) {
   if (o->memory_cap) lo.memory_cap = o->memory_cap;
   if (o->max_file_bytes) lo.max_file_bytes = o->max_file_bytes;
   lo.verify_checksum = o->verify_checksum != 0;
+  if (o->float_precision && *o->float_precision) lo.float_precision = onebit::parse_float_precision(o->float_precision);
   return lo;
 }
 
@@ -68,6 +69,7 @@ onebit_load_options onebit_default_load_options(void) {
   o.memory_cap = onebit::kDefaultMemoryCap;
   o.max_file_bytes = onebit::kDefaultMaxFileBytes;
   o.verify_checksum = 1;
+  o.float_precision = "fp32";
   return o;
 }
 
@@ -77,7 +79,7 @@ onebit_model* onebit_model_load_ex(const char* path, const void* data, size_t si
   guarded([&] {
     if ((path == nullptr) == (data == nullptr))
       throw onebit::InputError("give either a path or a buffer");
-    const onebit::LoadOptions lo = to_options(options);
+    const onebit::LoadOptions lo = to_options(options);  // a bad float_precision: INVALID_ARGUMENT
     auto m = std::make_unique<onebit_model>();
     m->impl = path ? onebit::Model::load_path(path, lo) : onebit::Model::load_buffer(data, size, lo);
     out = m.release();
@@ -162,6 +164,10 @@ int onebit_model_run_profiled(onebit_model* m, const float* input, int64_t batch
     if (!m || !step_seconds) throw onebit::InputError("model or step_seconds is NULL");
     m->impl->run(input, batch, output, step_seconds);
   });
+}
+
+const char* onebit_model_float_precision(const onebit_model* m) {
+  return m ? onebit::float_precision_name(m->impl->float_precision()) : "";
 }
 
 void onebit_model_free(onebit_model* m) { delete m; }

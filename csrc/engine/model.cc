@@ -58,6 +58,8 @@ void Model::build(std::unique_ptr<ModelFile> file, const LoadOptions& opts) {
   file_ = std::move(file);
   num_threads_ = opts.num_threads > 0 ? std::min(opts.num_threads, 1024) : get_num_threads();
   memory_cap_ = opts.memory_cap;
+  check_float_precision_supported(opts.float_precision);
+  float_precision_ = opts.float_precision;
   const auto& in = file_->input.shape;
   if (in.size() == 4) {
     if (in[1] > kMaxChannels) throw FormatError("input has " + std::to_string(in[1]) + " channels, above the limit");
@@ -82,13 +84,13 @@ void Model::build(std::unique_ptr<ModelFile> file, const LoadOptions& opts) {
       step->inputs.push_back(v);
       ins.push_back(values[v]);
     }
-    BuildCtx ctx(*file_, node, i, *def, std::move(ins));
+    BuildCtx ctx(*file_, node, i, *def, std::move(ins), float_precision_);
     step->kernel = def->build(ctx);
     ctx.check_output();
     step->output = static_cast<int>(values.size());
     index.emplace(node.output, step->output);
     values.push_back(ctx.out);
-    StepInfo si{node.op, node.output, node.source, "", ctx.out};
+    StepInfo si{node.op, node.output, node.source, "", ctx.precision, ctx.out};
     if (node.attrs)
       if (const json::Value* o = node.attrs->find("output"); o && o->is_string()) si.output_attr = o->as_string();
     info_.push_back(std::move(si));

@@ -29,10 +29,12 @@ struct LoadOptions {
   uint64_t memory_cap = kDefaultMemoryCap;
   uint64_t max_file_bytes = kDefaultMaxFileBytes;
   bool verify_checksum = true;
+  FloatPrecision float_precision = FloatPrecision::kFp32;  // float conv2d / dense layers
 };
 
 struct StepInfo {
   std::string op, output, source, output_attr;
+  std::string precision;  // float layers: the precision they run in; else empty
   ValueInfo value;  // per sample
 };
 
@@ -50,6 +52,9 @@ class Model {
   // Output shape for a batch, in the layout run() writes (NCHW or NC).
   std::vector<int64_t> output_shape_for(int64_t batch) const;
   int num_threads() const { return num_threads_; }
+  // The load option float_precision (which the float conv2d / dense layers
+  // follow; depthwise convolutions stay fp32, see StepInfo::precision).
+  FloatPrecision float_precision() const { return float_precision_; }
 
   // input: `batch` samples, NCHW (NC) float32; output: output_floats(batch) floats.
   // step_seconds (optional, steps().size() entries) accumulates time per step.
@@ -76,6 +81,7 @@ class Model {
   ValueInfo input_info_, output_info_;
   int output_value_ = 0;
   int num_threads_ = 1;
+  FloatPrecision float_precision_ = FloatPrecision::kFp32;
   uint64_t memory_cap_ = kDefaultMemoryCap;
   mutable std::mutex mu_;
   mutable std::map<int64_t, std::shared_ptr<const Plan>> plans_;

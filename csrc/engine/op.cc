@@ -1,9 +1,12 @@
 #include "engine/op.h"
 
+#include "cpu_features.h"
+#include "dispatch.h"
 #include "pack/pack.h"
 
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 namespace onebit {
 
@@ -127,8 +130,39 @@ void check_node_schema(const OpDef& def, const NodeDesc& node, size_t index, con
 }
 
 BuildCtx::BuildCtx(const ModelFile& file, const NodeDesc& node, size_t index, const OpDef& def,
-                   std::vector<ValueInfo> inputs)
-    : file_(file), node_(node), index_(index), def_(def), inputs_(std::move(inputs)) {}
+                   std::vector<ValueInfo> inputs, FloatPrecision precision)
+    : file_(file), node_(node), index_(index), def_(def), inputs_(std::move(inputs)), precision_(precision) {}
+
+const char* float_precision_name(FloatPrecision p) {
+  switch (p) {
+    case FloatPrecision::kFp32: return "fp32";
+    case FloatPrecision::kBf16: return "bf16";
+    case FloatPrecision::kBf16Emulated: return "bf16_emulated";
+  }
+  return "unknown";
+}
+
+FloatPrecision parse_float_precision(const std::string& name) {
+  if (name == "fp32") return FloatPrecision::kFp32;
+  if (name == "bf16") return FloatPrecision::kBf16;
+  if (name == "bf16_emulated") return FloatPrecision::kBf16Emulated;
+  throw std::invalid_argument("unknown float_precision '" + name +
+                              "': expected one of fp32, bf16, bf16_emulated");
+}
+
+void check_float_precision_supported(FloatPrecision p) {
+  if (p != FloatPrecision::kBf16) return;
+  if (!cpu_features().avx512bf16)
+    throw std::invalid_argument(
+        "float_precision 'bf16' needs the CPU feature AVX512_BF16 (VDPBF16PS), which this CPU lacks "
+        "(it has: " + cpu_features_string() + "); 'bf16_emulated' computes the same results in "
+        "portable code (slower than fp32), 'fp32' is the default");
+  if (active_isa() != Isa::kAvx512)
+    throw std::invalid_argument(
+        std::string("float_precision 'bf16' runs AVX512-BF16 kernels, part of the avx512 path, but the "
+                    "instruction set in force is '") + isa_name(active_isa()) +
+        "' (ONEBIT_ISA or set_isa); 'bf16_emulated' computes the same results on any path");
+}
 
 void BuildCtx::fail(const std::string& msg) const {
   throw FormatError(node_where(node_, index_) + ": " + msg);

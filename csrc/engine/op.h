@@ -29,6 +29,23 @@ constexpr int64_t kMaxSampleBytes = int64_t{1} << 32;  // one sample of one valu
 
 enum class DType : uint8_t { kF32 = 0, kBits = 1 };
 
+// The load option float_precision: what the float conv2d and dense layers
+// compute in (the file does not say; the caller of load chooses).
+// * kFp32: fp32 (the default).
+// * kBf16: inputs and weights rounded to bfloat16, products summed in fp32 by
+//   AVX512-BF16 (VDPBF16PS); needs that CPU feature and the avx512 path.
+// * kBf16Emulated: the same arithmetic in portable C++, the same bits, any CPU.
+// Depthwise float convolutions stay fp32 in every mode (they are no GEMM).
+enum class FloatPrecision : uint8_t { kFp32 = 0, kBf16 = 1, kBf16Emulated = 2 };
+
+const char* float_precision_name(FloatPrecision p);
+// Parses "fp32", "bf16", "bf16_emulated"; throws std::invalid_argument naming the choices.
+FloatPrecision parse_float_precision(const std::string& name);
+// Throws std::invalid_argument naming what is missing when this process cannot
+// run p (kBf16: the CPU lacks AVX512_BF16, or the instruction set in force is
+// not avx512).
+void check_float_precision_supported(FloatPrecision p);
+
 // A value's per-sample shape: rank 4 is NHWC, rank 2 is (N, C). For kBits,
 // c counts channels and each pixel stores words_for(c) uint64 words.
 struct ValueInfo {
@@ -112,11 +129,16 @@ const OpDef* find_op(std::string_view name);
 class BuildCtx {
  public:
   BuildCtx(const ModelFile& file, const NodeDesc& node, size_t index, const OpDef& def,
-           std::vector<ValueInfo> inputs);
+           std::vector<ValueInfo> inputs, FloatPrecision precision = FloatPrecision::kFp32);
 
   const std::vector<ValueInfo>& inputs() const { return inputs_; }
   const ValueInfo& input(size_t i = 0) const { return inputs_.at(i); }
   ValueInfo out;  // set by build
+  // The float precision the model was loaded with (float conv2d / dense follow it).
+  FloatPrecision float_precision() const { return precision_; }
+  // Set by build for a float layer: the precision it runs in ("fp32", "bf16",
+  // ...); empty for ops without float GEMMs.
+  std::string precision;
 
   int64_t attr_int(const char* name) const;
   std::vector<int64_t> attr_ints(const char* name) const;
@@ -144,6 +166,7 @@ class BuildCtx {
   size_t index_;
   const OpDef& def_;
   std::vector<ValueInfo> inputs_;
+  FloatPrecision precision_;
   const json::Value* attr(const char* name) const;
 };
 

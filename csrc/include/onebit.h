@@ -43,9 +43,21 @@ typedef struct onebit_load_options {
   uint64_t memory_cap;     /* activation bytes of one call; 0: the default (4 GiB) */
   uint64_t max_file_bytes; /* larger files are refused unread; 0: the default (2 GiB) */
   int verify_checksum;     /* nonzero: check the file's SHA-256 (the default) */
+  /* What the float conv2d and dense layers compute in (NULL or "": "fp32"):
+   *   "fp32"           the default; results do not depend on this option's existence.
+   *   "bf16"           inputs and weights rounded to bfloat16 (round to nearest even),
+   *                    products summed in fp32 by AVX512-BF16 (VDPBF16PS); weights are
+   *                    converted once at load. Needs a CPU with AVX512_BF16 and the avx512
+   *                    instruction set in force (not ONEBIT_ISA=avx2/portable): otherwise
+   *                    the load fails with ONEBIT_ERROR_INVALID_ARGUMENT naming what is missing.
+   *   "bf16_emulated"  the same arithmetic in portable C++ (the same bits), on any CPU.
+   * Depthwise float convolutions stay fp32. Any other string: ONEBIT_ERROR_INVALID_ARGUMENT.
+   * The string is read during the load only. */
+  const char* float_precision;
 } onebit_load_options;
 
-/* Defaults for onebit_model_load_ex. */
+/* Defaults for onebit_model_load_ex (float_precision "fp32"). Start from these and
+ * set fields: the struct may gain fields in later versions. */
 onebit_load_options onebit_default_load_options(void);
 
 /* Load and validate a model; NULL on error. num_threads <= 0: the default. */
@@ -77,6 +89,10 @@ int onebit_model_step_count(const onebit_model* m);
 const char* onebit_model_step_op(const onebit_model* m, int step);
 int onebit_model_run_profiled(onebit_model* m, const float* input, int64_t batch, float* output,
                               double* step_seconds);
+
+/* The float_precision the model was loaded with ("fp32", "bf16", "bf16_emulated"); a
+ * static string. "" for NULL. */
+const char* onebit_model_float_precision(const onebit_model* m);
 
 void onebit_model_free(onebit_model* m);
 

@@ -76,21 +76,26 @@ void bind_engine(nb::module_& m) {
 
   nb::class_<Model>(m, "Engine", "A loaded, validated .onebit model (see onebit.runtime.Model).")
       .def_static("load", [](const std::string& path, int num_threads, uint64_t memory_cap,
-                             uint64_t max_file_bytes, bool verify_checksum) {
-        LoadOptions o{num_threads, memory_cap, max_file_bytes, verify_checksum};
+                             uint64_t max_file_bytes, bool verify_checksum, const std::string& float_precision) {
+        LoadOptions o{num_threads, memory_cap, max_file_bytes, verify_checksum,
+                      parse_float_precision(float_precision)};
         nb::gil_scoped_release g;
         return Model::load_path(path, o);
       }, nb::arg("path"), nb::arg("num_threads") = 0, nb::arg("memory_cap") = kDefaultMemoryCap,
-         nb::arg("max_file_bytes") = kDefaultMaxFileBytes, nb::arg("verify_checksum") = true)
+         nb::arg("max_file_bytes") = kDefaultMaxFileBytes, nb::arg("verify_checksum") = true,
+         nb::arg("float_precision") = "fp32")
       .def_static("load_bytes", [](nb::bytes data, int num_threads, uint64_t memory_cap,
-                                   uint64_t max_file_bytes, bool verify_checksum) {
-        LoadOptions o{num_threads, memory_cap, max_file_bytes, verify_checksum};
+                                   uint64_t max_file_bytes, bool verify_checksum, const std::string& float_precision) {
+        LoadOptions o{num_threads, memory_cap, max_file_bytes, verify_checksum,
+                      parse_float_precision(float_precision)};
         return Model::load_buffer(data.c_str(), data.size(), o);
       }, nb::arg("data"), nb::arg("num_threads") = 0, nb::arg("memory_cap") = kDefaultMemoryCap,
-         nb::arg("max_file_bytes") = kDefaultMaxFileBytes, nb::arg("verify_checksum") = true)
+         nb::arg("max_file_bytes") = kDefaultMaxFileBytes, nb::arg("verify_checksum") = true,
+         nb::arg("float_precision") = "fp32")
       .def_prop_ro("input_shape", [](const Model& e) { return e.input_shape(); })
       .def_prop_ro("output_shape", [](const Model& e) { return e.output_shape(); })
       .def_prop_ro("num_threads", &Model::num_threads)
+      .def_prop_ro("float_precision", [](const Model& e) { return std::string(float_precision_name(e.float_precision())); })
       .def_prop_ro("meta_json", [](const Model& e) { return e.meta_json(); })
       .def("output_shape_for", &Model::output_shape_for, nb::arg("batch"))
       .def("memory_bytes", &Model::memory_bytes, nb::arg("batch") = 1)
@@ -125,6 +130,7 @@ void bind_engine(nb::module_& m) {
           else r["shape"] = nb::make_tuple(1, s.value.row_elems());
           r["channels"] = s.value.c;
           r["dtype"] = dtype_str(s.value.dtype);
+          r["precision"] = s.precision;
           rows.append(r);
         }
         return rows;

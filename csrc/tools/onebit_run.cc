@@ -3,12 +3,13 @@
 // the example of linking libonebit from a C++ application with no Python.
 //
 //   onebit-run model.onebit [--input FILE.f32] [--batch N] [--threads T] [--runs R] [--warmup W]
-//                           [--print K] [--output OUT.f32] [--profile P]
+//                           [--print K] [--output OUT.f32] [--profile P] [--precision fp32|bf16|bf16_emulated]
 //
 // FILE.f32 holds raw little-endian float32 NCHW input (batch x C x H x W);
 // --output writes every output value the same way (raw float32, the layout
 // onebit_model_run writes); --profile sets the number of profiled passes
-// (default max(5, R / 5); 0 skips the per-op table).
+// (default max(5, R / 5); 0 skips the per-op table); --precision is the load
+// option float_precision (onebit.h).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,7 +27,8 @@ namespace {
 int usage() {
   std::fprintf(stderr,
                "usage: onebit-run MODEL.onebit [--input FILE.f32] [--batch N] [--threads T] "
-               "[--runs R] [--warmup W] [--print K] [--output OUT.f32] [--profile P]\n");
+               "[--runs R] [--warmup W] [--print K] [--output OUT.f32] [--profile P] "
+               "[--precision fp32|bf16|bf16_emulated]\n");
   return 2;
 }
 
@@ -43,7 +45,7 @@ bool parse_int(const char* s, long long lo, long long hi, long long* out) {
 int main(int argc, char** argv) {
   if (argc < 2) return usage();
   const char* path = argv[1];
-  std::string input_path, output_path;
+  std::string input_path, output_path, precision = "fp32";
   long long batch = 1, threads = 1, runs = 50, warmup = 5, print = 10, profile = -1;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
@@ -58,13 +60,17 @@ int main(int argc, char** argv) {
     else if (a == "--print") ok = parse_int(v, 0, 1 << 30, &print);
     else if (a == "--output") output_path = v;
     else if (a == "--profile") ok = parse_int(v, 0, 1000000, &profile);
+    else if (a == "--precision") precision = v;
     else return usage();
     if (!ok) {
       std::fprintf(stderr, "onebit-run: bad value for %s: %s\n", a.c_str(), v);
       return 2;
     }
   }
-  onebit_model* m = onebit_model_load(path, static_cast<int>(threads));
+  onebit_load_options opts = onebit_default_load_options();
+  opts.num_threads = static_cast<int>(threads);
+  opts.float_precision = precision.c_str();
+  onebit_model* m = onebit_model_load_ex(path, nullptr, 0, &opts);
   if (!m) {
     std::fprintf(stderr, "onebit-run: %s\n", onebit_last_error());
     return 1;
@@ -113,8 +119,8 @@ int main(int argc, char** argv) {
   auto pct = [&](double p) { return ms[static_cast<size_t>(p * (ms.size() - 1) + 0.5)]; };
   std::printf("model %s: input (%lld", path, batch);
   for (int i = 1; i < rank; ++i) std::printf(", %lld", static_cast<long long>(dims[i]));
-  std::printf("), %lld outputs, isa %s, %lld thread(s)\n", static_cast<long long>(n_out), onebit_active_isa(),
-              threads);
+  std::printf("), %lld outputs, isa %s, float layers %s, %lld thread(s)\n", static_cast<long long>(n_out),
+              onebit_active_isa(), onebit_model_float_precision(m), threads);
   std::printf("latency ms over %lld runs: p50 %.4f  p90 %.4f  p99 %.4f  min %.4f\n", runs, pct(0.5), pct(0.9),
               pct(0.99), ms.front());
   // Where the time goes: a profiled pass per op type, and what the call costs beyond its ops.

@@ -275,17 +275,29 @@ def _inspect(p: argparse.ArgumentParser) -> Callable:
     return run
 
 
+#: onebit.runtime.model.FLOAT_PRECISIONS, spelled out so that building the parser imports no
+#: engine (tests/test_cli_and_build.py checks that the two agree)
+FLOAT_PRECISIONS = ("fp32", "bf16", "bf16_emulated")
+_PRECISION_HELP = (
+    "what the float conv2d/dense layers compute in: fp32 (default), bf16 (AVX512-BF16; the CPU must "
+    "have it), bf16_emulated (the same results in portable code)"
+)
+
+
 @command("run", "classify images with a .onebit model (top-5, with the recorded preprocessing and labels)")
 def _run(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("file")
     p.add_argument("images", nargs="+")
     p.add_argument("--top", type=_positive, default=5, help="classes to print per image (default 5)")
     p.add_argument("--threads", type=_positive, default=None, help="engine threads (default: all CPUs)")
+    p.add_argument("--precision", choices=FLOAT_PRECISIONS, default="fp32", help=_PRECISION_HELP)
 
     def run(args: argparse.Namespace) -> int:
         from onebit.runtime.tools import run_images
 
-        run_images(args.file, args.images, top=args.top, num_threads=args.threads)
+        run_images(
+            args.file, args.images, top=args.top, num_threads=args.threads, float_precision=args.precision
+        )
         return 0
 
     return run
@@ -298,11 +310,19 @@ def _bench(p: argparse.ArgumentParser) -> Callable:
     p.add_argument("--warmup", type=_int_at_least(0), default=5, help="untimed calls first (default 5)")
     p.add_argument("--batch", type=_positive, default=1, help="images per call (default 1)")
     p.add_argument("--threads", type=_positive, default=None, help="engine threads (default: all CPUs)")
+    p.add_argument("--precision", choices=FLOAT_PRECISIONS, default="fp32", help=_PRECISION_HELP)
 
     def run(args: argparse.Namespace) -> int:
         from onebit.runtime.tools import bench
 
-        bench(args.file, runs=args.runs, warmup=args.warmup, batch=args.batch, num_threads=args.threads)
+        bench(
+            args.file,
+            runs=args.runs,
+            warmup=args.warmup,
+            batch=args.batch,
+            num_threads=args.threads,
+            float_precision=args.precision,
+        )
         return 0
 
     return run

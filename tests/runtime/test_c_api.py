@@ -106,3 +106,28 @@ def test_onebit_run_program(tmp_path):
     assert "latency ms over 5 runs: p50" in r.stdout and "output:" in r.stdout
     r = subprocess.run([exe, str(tmp_path / "missing.onebit")], capture_output=True, text=True)
     assert r.returncode == 1 and "not found" in r.stderr
+
+
+def test_onebit_run_float_precision(tmp_path):
+    """The load option float_precision through the C API (onebit_load_options, as onebit-run sets
+    it): the same bits as Python's load(..., float_precision=...), and a bad value refused."""
+    meta, tensors = small_model()
+    path = tmp_path / "m.onebit"
+    write_model_file(path, meta, tensors)
+    x = np.random.default_rng(3).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    x.tofile(tmp_path / "x.f32")
+    exe = os.path.join(native.bin_dir(), "onebit-run")
+    args = ["--input", str(tmp_path / "x.f32"), "--batch", "2", "--runs", "1", "--profile", "0"]
+    for precision in ("fp32", "bf16_emulated"):
+        out = tmp_path / f"{precision}.f32"
+        r = subprocess.run(
+            [exe, str(path), *args, "--output", str(out), "--precision", precision],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert f"float layers {precision}," in r.stdout
+        want = load(path, num_threads=1, float_precision=precision).run(x)
+        np.testing.assert_array_equal(np.fromfile(out, np.float32).reshape(want.shape), want)
+    r = subprocess.run([exe, str(path), *args, "--precision", "fp16"], capture_output=True, text=True)
+    assert r.returncode == 1 and "unknown float_precision 'fp16'" in r.stderr

@@ -1,6 +1,8 @@
 // conv2d: float convolution (stems, shortcuts, BlurPool), NHWC, zero padding,
 // any groups; the multiplier is folded into the weights at load
-// (reference.py _op_conv2d).
+// (reference.py _op_conv2d). Under the load option float_precision = bf16 /
+// bf16_emulated the folded weights are rounded to bf16 and packed once here,
+// one panel set per group; depthwise convolutions stay fp32.
 #include <algorithm>
 #include <cstring>
 
@@ -13,13 +15,31 @@ namespace {
 class Conv2dKernel final : public OpKernel {
  public:
   Conv2dKernel(std::vector<float> w, std::vector<float> bias, PoolParams p, int oc, int dh, int dw,
-               int groups)
+               int groups, FloatPrecision precision)
       : w_(std::move(w)), bias_(std::move(bias)), p_(p), oc_(oc), dh_(dh), dw_(dw), groups_(groups) {
     if (groups_ != 1 && groups_ == p_.c && groups_ == oc_) {  // depthwise: weights as [kh][kw][C]
       w_hwc_.resize(w_.size());
       const int taps = p_.kh * p_.kw;
       for (int o = 0; o < oc_; ++o)
         for (int t = 0; t < taps; ++t) w_hwc_[static_cast<size_t>(t) * oc_ + o] = w_[o * taps + t];
+    } else if (precision != FloatPrecision::kFp32) {
+      emulated_ = precision == FloatPrecision::kBf16Emulated;
+      const int og = oc_ / groups_, k = p_.kh * p_.kw * (p_.c / groups_);
+      for (int g = 0; g < groups_; ++g)
+        w_bf16_.push_back(pack_weights_bf16(og, k, w_.data() + static_cast<size_t>(g) * og * k, k));
+      w_ = std::vector<float>();  // the packed bf16 panels replace the fp32 weights
+    }
+  }
+  bool bf16() const { return !w_bf16_.empty(); }
+  // One group's convolution (groups = 1: the whole layer).
+  void conv_group(const float* x, int g, const PoolParams& p, float* y, int nthreads) const {
+    const int og = oc_ / groups_;
+    const float* b = bias_.data() + static_cast<size_t>(g) * og;
+    if (bf16()) {
+      conv2d_bf16(x, w_bf16_[g], b, p, dh_, dw_, y, emulated_, nthreads);
+    } else {
+      const size_t wg = static_cast<size_t>(og) * p.kh * p.kw * p.c;
+      conv2d_f32(x, w_.data() + g * wg, b, p, og, dh_, dw_, Act::kNone, nullptr, y, nthreads);
     }
   }
   void run(const RunArgs& a) const override {
@@ -28,7 +48,7 @@ class Conv2dKernel final : public OpKernel {
     const auto* x = static_cast<const float*>(a.in[0]);
     auto* y = static_cast<float*>(a.out);
     if (groups_ == 1) {
-      conv2d_f32(x, w_.data(), bias_.data(), p, oc_, dh_, dw_, Act::kNone, nullptr, y, a.nthreads);
+      conv_group(x, 0, p, y, a.nthreads);
     } else if (!w_hwc_.empty()) {
       depthwise_conv2d_f32(x, w_hwc_.data(), bias_.data(), p, dh_, dw_, Act::kNone, nullptr, y,
                            a.nthreads);
@@ -38,12 +58,10 @@ class Conv2dKernel final : public OpKernel {
       std::vector<float> xg(pix_in * cg), yg(pix_out * og);
       PoolParams pg = p;
       pg.c = cg;
-      const size_t wg = static_cast<size_t>(og) * p.kh * p.kw * cg;
       for (int g = 0; g < groups_; ++g) {
         for (size_t i = 0; i < pix_in; ++i)
           std::memcpy(&xg[i * cg], x + i * p.c + static_cast<size_t>(g) * cg, cg * sizeof(float));
-        conv2d_f32(xg.data(), w_.data() + g * wg, bias_.data() + g * og, pg, og, dh_, dw_, Act::kNone,
-                   nullptr, yg.data(), a.nthreads);
+        conv_group(xg.data(), g, pg, yg.data(), a.nthreads);
         for (size_t i = 0; i < pix_out; ++i)
           std::memcpy(y + i * oc_ + static_cast<size_t>(g) * og, &yg[i * og], og * sizeof(float));
       }
@@ -57,13 +75,20 @@ class Conv2dKernel final : public OpKernel {
     // 2 threads a 64 KB file with a 64 x 64 x 120 kernel held 432 MiB under a 256 MiB cap.)
     const int64_t cg = p_.c / groups_, og = oc_ / groups_, k = int64_t{p_.kh} * p_.kw * cg;
     const int64_t chunks = (n * p_.oh * p_.ow + 95) / 96;
-    int64_t b = std::min<int64_t>(chunks, std::max(nthreads, 1)) * 96 * k * 4 + k * ((og + 31) / 32 * 32) * 4;
+    // bf16 (ops/float_ops.cc): the input rounded to bf16 and the tasks' chunks of bf16 rows;
+    // the weights were packed at load.
+    PoolParams pg = p_;
+    pg.n = static_cast<int>(n), pg.c = static_cast<int>(cg);
+    int64_t b = bf16() ? conv2d_bf16_transient_bytes(pg, static_cast<int>(og), dh_, dw_, nthreads)
+                       : std::min<int64_t>(chunks, std::max(nthreads, 1)) * 96 * k * 4 + k * ((og + 31) / 32 * 32) * 4;
     if (groups_ != 1) b += n * (int64_t{p_.h} * p_.w * cg + int64_t{p_.oh} * p_.ow * og) * 4;
     return b;
   }
 
  private:
   std::vector<float> w_, w_hwc_, bias_;
+  std::vector<Bf16Weights> w_bf16_;  // per group, when the layer runs in bf16
+  bool emulated_ = false;
   PoolParams p_;
   int oc_, dh_, dw_, groups_;
 };
@@ -92,9 +117,12 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   std::vector<float> bias = ctx.param_f32("bias", oc);
   const PoolParams p = window_params(in, g);
   ctx.out = ValueInfo{DType::kF32, 4, g.oh, g.ow, oc};
+  const bool depthwise = groups != 1 && groups == in.c && groups == oc;
+  const FloatPrecision prec = depthwise ? FloatPrecision::kFp32 : ctx.float_precision();
+  ctx.precision = float_precision_name(prec);
   return std::make_unique<Conv2dKernel>(std::move(w), std::move(bias), p, static_cast<int>(oc),
                                         static_cast<int>(g.dh), static_cast<int>(g.dw),
-                                        static_cast<int>(groups));
+                                        static_cast<int>(groups), prec);
 }
 
 std::vector<AttrSpec> attrs() {

@@ -1,5 +1,6 @@
 // dense: float fully connected layer, y = x (weight * multiplier)^T + bias
-// (reference.py _op_dense).
+// (reference.py _op_dense). Under float_precision = bf16 / bf16_emulated the
+// folded weights are rounded to bf16 and packed once here.
 #include "engine/ops/common.h"
 #include "ops/float_ops.h"
 
@@ -8,13 +9,26 @@ namespace {
 
 class DenseKernel final : public OpKernel {
  public:
-  DenseKernel(std::vector<float> w, std::vector<float> bias, int k, int oc)
-      : w_(std::move(w)), bias_(std::move(bias)), k_(k), oc_(oc) {}
+  DenseKernel(std::vector<float> w, std::vector<float> bias, int k, int oc, FloatPrecision precision)
+      : w_(std::move(w)), bias_(std::move(bias)), k_(k), oc_(oc) {
+    if (precision != FloatPrecision::kFp32) {
+      bf16_ = true;
+      emulated_ = precision == FloatPrecision::kBf16Emulated;
+      w_bf16_ = pack_weights_bf16(oc_, k_, w_.data(), k_);
+      w_ = std::vector<float>();
+    }
+  }
   void run(const RunArgs& a) const override {
+    if (bf16_) {
+      gemm_bf16(static_cast<int>(a.n), static_cast<const float*>(a.in[0]), k_, w_bf16_,
+                static_cast<float*>(a.out), oc_, bias_.data(), emulated_, a.nthreads);
+      return;
+    }
     sgemm(static_cast<int>(a.n), oc_, k_, static_cast<const float*>(a.in[0]), k_, w_.data(), 1, k_,
           static_cast<float*>(a.out), oc_, bias_.data(), Act::kNone, nullptr, a.nthreads);
   }
-  int64_t transient_bytes(int64_t n, int) const override {
+  int64_t transient_bytes(int64_t n, int nthreads) const override {
+    if (bf16_) return bf16_transient_bytes(n, oc_, k_, nthreads);  // weights packed at load
     // sgemm packs the weights, K x N rounded up to 32 columns, for batches above 4 (its
     // small-batch path reads them in place). Uncounted, a 513 KB file (one output, 2^22
     // binary weights) allocated 512 MiB at batch 5 under a 256 MiB cap.
@@ -23,6 +37,8 @@ class DenseKernel final : public OpKernel {
 
  private:
   std::vector<float> w_, bias_;
+  Bf16Weights w_bf16_;
+  bool bf16_ = false, emulated_ = false;
   int k_, oc_;
 };
 
@@ -42,8 +58,9 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
     if (mult[o] != 1.0f)
       for (int64_t i = 0; i < k; ++i) w[o * k + i] *= mult[o];
   ctx.out = ValueInfo{DType::kF32, 2, 1, 1, oc};
+  ctx.precision = float_precision_name(ctx.float_precision());
   return std::make_unique<DenseKernel>(std::move(w), ctx.param_f32("bias", oc), static_cast<int>(k),
-                                       static_cast<int>(oc));
+                                       static_cast<int>(oc), ctx.float_precision());
 }
 
 }  // namespace

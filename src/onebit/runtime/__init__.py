@@ -12,6 +12,6 @@ from __future__ import annotations
 
 from onebit.runtime import kernels
 from onebit.runtime.format import ModelFormatError
-from onebit.runtime.model import Model, load, ops
+from onebit.runtime.model import FLOAT_PRECISIONS, Model, load, ops
 
-__all__ = ["Model", "ModelFormatError", "kernels", "load", "ops"]
+__all__ = ["FLOAT_PRECISIONS", "Model", "ModelFormatError", "kernels", "load", "ops"]

@@ -22,10 +22,14 @@ import numpy as np
 from onebit import _C
 from onebit.runtime.format import ModelFormatError
 
-__all__ = ["DEFAULT_MEMORY_CAP", "Model", "load"]
+__all__ = ["DEFAULT_MEMORY_CAP", "FLOAT_PRECISIONS", "Model", "load"]
 
 #: Activation memory one call may plan (values + kernel scratch), unless load() says otherwise.
 DEFAULT_MEMORY_CAP = 4 << 30
+
+#: What ``load(..., float_precision=...)`` accepts: the arithmetic of the float conv2d and
+#: dense layers (see :func:`load`).
+FLOAT_PRECISIONS = ("fp32", "bf16", "bf16_emulated")
 
 
 class Model:
@@ -36,6 +40,9 @@ class Model:
         self.path = path
         self.meta: dict[str, Any] = json.loads(engine.meta_json)
         self.num_threads = int(engine.num_threads)
+        #: what the float conv2d / dense layers compute in (the ``float_precision`` of :func:`load`);
+        #: :meth:`describe` gives it per layer (depthwise convolutions stay ``"fp32"``)
+        self.float_precision: str = str(engine.float_precision)
         self.input_name = self.meta["inputs"][0]["name"]
         self.output_name = self.meta["outputs"][0]["name"]
         self.input_shape = tuple(engine.input_shape)  # NCHW (or NC) with the export batch size
@@ -83,7 +90,11 @@ class Model:
         return int(self._engine.memory_bytes(batch))
 
     def describe(self) -> list[dict[str, Any]]:
-        """One row per op: index, op, source module, output shape (batch 1, NHWC storage) and dtype."""
+        """One row per op: index, op, source module, output shape (batch 1, NHWC storage), dtype.
+
+        ``precision`` is what a float conv2d / dense layer computes in (``"fp32"``,
+        ``"bf16"``, ``"bf16_emulated"``) and ``""`` for every other op.
+        """
         return [
             {
                 "index": i,
@@ -92,6 +103,7 @@ class Model:
                 "shape": tuple(s["shape"]),
                 "dtype": s["dtype"],
                 "output": s["output"],
+                "precision": s["precision"],
             }
             for i, s in enumerate(self._steps)
         ]
@@ -103,20 +115,45 @@ def load(
     verify_checksum: bool = True,
     *,
     memory_cap: int = DEFAULT_MEMORY_CAP,
+    float_precision: str = "fp32",
 ) -> Model:
     """Read, validate and prepare a .onebit file. Raises :class:`ModelFormatError` on a bad file.
 
     ``num_threads``: threads per call (default: ``ONEBIT_NUM_THREADS`` or every CPU
     the process may use). ``memory_cap``: the most activation memory one call may
     plan, in bytes; a model (or batch size) needing more fails with ``MemoryError``.
+
+    ``float_precision``: what the float conv2d and dense layers (stems, shortcuts,
+    classifiers) compute in; the binary layers are exact in every mode.
+
+    * ``"fp32"`` (the default).
+    * ``"bf16"``: their inputs and weights rounded to bfloat16 (round to nearest even),
+      the products summed in fp32 with AVX512-BF16 (``vdpbf16ps``); the weights are
+      converted once here. Needs a CPU with AVX512_BF16 and the avx512 instruction set
+      in force: otherwise ``ValueError`` names what is missing (no silent fallback).
+    * ``"bf16_emulated"``: the same arithmetic in portable code, bit-identical to
+      ``"bf16"``, on any CPU (slower than fp32: for tests and comparisons).
+
+    Depthwise float convolutions stay fp32. :attr:`Model.float_precision` reports the
+    choice; docs/deployment.md and docs/performance.md give its speed and accuracy.
     """
     path = os.fspath(path)
+    if not isinstance(float_precision, str) or float_precision not in FLOAT_PRECISIONS:
+        raise ValueError(
+            f"float_precision must be one of {', '.join(FLOAT_PRECISIONS)}, got {float_precision!r}"
+        )
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file not found: {path}")
     if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
     try:
-        engine = _C.Engine.load(path, num_threads or 0, int(memory_cap), verify_checksum=verify_checksum)
+        engine = _C.Engine.load(
+            path,
+            num_threads or 0,
+            int(memory_cap),
+            verify_checksum=verify_checksum,
+            float_precision=float_precision,
+        )
     except _C.EngineFormatError as e:
         raise ModelFormatError(f"{path}: {e}") from None
     return Model(engine, path)

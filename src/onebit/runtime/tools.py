@@ -297,19 +297,24 @@ def inspect(path: str) -> dict[str, Any]:
 
 
 def run_images(
-    path: str, images: list[str], top: int = 5, num_threads: int | None = None
+    path: str,
+    images: list[str],
+    top: int = 5,
+    num_threads: int | None = None,
+    float_precision: str = "fp32",
 ) -> list[list[tuple[int, str, float]]]:
     """Classify image files; print and return the top-k ``(class, name, probability)`` of each.
 
     Images are preprocessed as the file records (:func:`check_preprocess`), else as
     :func:`default_preprocess` says, with a note on stderr. ``name`` is the recorded label, or
-    the class number as text when the file records none.
+    the class number as text when the file records none. ``float_precision`` is the load
+    option of :func:`onebit.runtime.load`.
     """
     if not isinstance(top, int) or top < 1:
         raise ValueError(f"top must be a positive integer, got {top!r}")
     if not images:
         raise ValueError("no images given")
-    m = load(path, num_threads=num_threads)
+    m = load(path, num_threads=num_threads, float_precision=float_precision)
     if len(m.input_shape) != 4:
         raise ValueError(f"{path}: model input {m.input_shape} is not an image")
     c, h, w = m.input_shape[1:]
@@ -338,18 +343,29 @@ def run_images(
         print(img)
         for i, name, pr in res:
             print(f"  {pr:7.2%}  {i:4d}  {name}" if labels else f"  {pr:7.2%}  {i:4d}")
-    print(f"{len(images)} image(s) in {dt * 1e3:.1f} ms ({m.num_threads} thread(s))")
+    print(
+        f"{len(images)} image(s) in {dt * 1e3:.1f} ms ({m.num_threads} thread(s), "
+        f"float layers in {m.float_precision})"
+    )
     return results
 
 
 def bench(
-    path: str, runs: int = 50, warmup: int = 5, batch: int = 1, num_threads: int | None = None
+    path: str,
+    runs: int = 50,
+    warmup: int = 5,
+    batch: int = 1,
+    num_threads: int | None = None,
+    float_precision: str = "fp32",
 ) -> dict[str, Any]:
-    """Latency percentiles of ``run`` and the time per op type (from a profiled pass)."""
+    """Latency percentiles of ``run`` and the time per op type (from a profiled pass).
+
+    ``float_precision`` is the load option of :func:`onebit.runtime.load`.
+    """
     for name, v, least in (("runs", runs, 1), ("warmup", warmup, 0), ("batch", batch, 1)):
         if not isinstance(v, int) or isinstance(v, bool) or v < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
-    m: Model = load(path, num_threads=num_threads)
+    m: Model = load(path, num_threads=num_threads, float_precision=float_precision)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, *m.input_shape[1:])).astype(np.float32)
     for _ in range(warmup):
@@ -371,7 +387,9 @@ def bench(
         key = node["op"] + (" -> bits" if node["attrs"].get("output") == "binary" else "")
         by_op[key] = by_op.get(key, 0.0) + t
     total = sum(by_op.values()) or 1.0
-    print(f"{path}: batch {batch}, {m.num_threads} thread(s), {runs} runs")
+    print(
+        f"{path}: batch {batch}, {m.num_threads} thread(s), {runs} runs, float layers in {m.float_precision}"
+    )
     print(
         f"latency ms: p50 {np.percentile(ms, 50):.2f}  p90 {np.percentile(ms, 90):.2f}  "
         f"p99 {np.percentile(ms, 99):.2f}  min {ms.min():.2f}"
@@ -387,5 +405,6 @@ def bench(
         "p90_ms": float(np.percentile(ms, 90)),
         "p99_ms": float(np.percentile(ms, 99)),
         "min_ms": float(ms.min()),
+        "float_precision": m.float_precision,
         "by_op": {k: v / total for k, v in by_op.items()},
     }

@@ -1,0 +1,342 @@
+"""The load option float_precision: the float conv2d / dense layers in bf16 (AVX512-BF16 or its emulation).
+
+What is checked:
+
+* each bf16 layer against a numpy/torch reference that rounds its input and weights to bf16
+  (round to nearest even, as ``vcvtne2ps2bf16`` does) and sums in float64, within the bound of
+  fp32 summation: ``|engine - reference| <= (K + 2) * 2**-24 * (sum_k |a_k w_k| + |bias|)``
+  (K products and at most two more additions, each rounding by at most 2**-24 relative; the
+  products themselves are exact in fp32). Convolutions with padding, stride, dilation, groups,
+  odd shapes, output channels that are not a multiple of 32, M tails, K tails (odd K, K past
+  one 256-value block); dense layers at batch 1 and above 4;
+* ``bf16`` (AVX512-BF16) against ``bf16_emulated`` (portable), bit for bit, on layers and on
+  whole zoo models, also when the instruction set is switched after the load;
+* the whole binary_resnet_e18 in bf16 against fp32;
+* errors: a bad precision string, ``bf16`` without AVX512_BF16 or under a forced non-AVX-512
+  path (in-process and through ``ONEBIT_ISA``); the scratch counted against the memory cap.
+
+Tests that run the AVX512-BF16 kernel skip, naming the feature, on a CPU without it; the
+emulation tests run everywhere. (The C++ kernels are also checked bit for bit against a
+scalar model of the instructions by tests/csrc/test_kernels.cc.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from onebit import _C
+from onebit.runtime import FLOAT_PRECISIONS, load
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+import onebit  # noqa: E402
+
+HAS_BF16 = "avx512bf16" in _C.cpu_features().split() and _C.isa_supported("avx512")
+needs_bf16 = pytest.mark.skipif(
+    not HAS_BF16, reason=f"CPU lacks AVX512_BF16 (has: {_C.cpu_features()}): the bf16 kernel cannot run"
+)
+#: the precisions that run here: the emulation always, the AVX512-BF16 kernel where the CPU has it
+PRECISIONS = ["bf16_emulated", pytest.param("bf16", marks=needs_bf16)]
+
+
+def bf16_round(x: np.ndarray) -> np.ndarray:
+    """float32 -> the nearest bf16 (ties to even) as float32; subnormals to signed zero, NaN quiet."""
+    u = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    h = np.where((u & 0x7F800000) == 0, (u >> 16) & 0x8000, rounded)
+    h = np.where((u & 0x7FFFFFFF) > 0x7F800000, (u >> 16) | 0x40, h)
+    return (h.astype(np.uint32) << 16).view(np.float32)
+
+
+def export(tmp_path, model: nn.Module, x: torch.Tensor, name: str = "m.onebit") -> str:
+    path = str(tmp_path / name)
+    onebit.export(model.eval(), x[:1], path)
+    return path
+
+
+def check_within_bound(got: np.ndarray, ref: np.ndarray, abs_terms: np.ndarray, k: int) -> None:
+    bound = (k + 2) * 2.0**-24 * abs_terms
+    err = np.abs(got.astype(np.float64) - ref)
+    worst = np.unravel_index(np.argmax(err - bound), err.shape)
+    assert np.all(err <= bound), (
+        f"|engine - reference| = {err[worst]:.3g} above the bound {bound[worst]:.3g} at {worst} (K = {k})"
+    )
+
+
+def test_bf16_round_is_the_instructions_rounding():
+    x = np.array(
+        [1.0, 1 + 2**-8, 1 + 3 * 2**-8, 1 + 2**-8 + 2**-20, -0.0, 1e-39, -1e-40, 3.4e38, np.inf, np.nan],
+        np.float32,
+    )
+    got = bf16_round(x)
+    assert got[0] == 1.0 and got[1] == 1.0 and got[2] == 1 + 4 * 2**-8 and got[3] == 1 + 2**-7
+    assert np.signbit(got[4]) and got[5] == 0 and np.signbit(got[6]) and got[6] == 0
+    assert np.isinf(got[7]) and np.isinf(got[8]) and np.isnan(got[9])
+
+
+#: (in channels, out channels, kernel, stride, padding, dilation, groups, H, W, batch)
+CONVS = {
+    "stem 7x7/2 3->64 (K=147)": (3, 64, 7, 2, 3, 1, 1, 33, 30, 1),
+    "1x1/2 shortcut 64->128": (64, 128, 1, 2, 0, 1, 1, 14, 14, 2),
+    "1x1/1 direct GEMM, N=33": (40, 33, 1, 1, 0, 1, 1, 5, 7, 3),
+    "3x3 dilation 2, odd K=45, N=17": (5, 17, 3, 1, 2, 2, 1, 11, 9, 2),
+    "3x3 K=369 > one block, N=70": (41, 70, 3, 1, 1, 1, 1, 6, 5, 1),
+    "5x5/2 pad 1, N=1": (2, 1, 5, 2, 1, 1, 1, 10, 13, 2),
+    "3x3 groups 2": (8, 12, 3, 1, 1, 1, 2, 7, 7, 2),
+    "1x1 output 1x1": (3, 40, 3, 1, 0, 1, 1, 3, 3, 5),
+}
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("case", list(CONVS), ids=list(CONVS))
+def test_bf16_conv2d_within_the_bound_of_a_rounded_reference(tmp_path, case, precision):
+    cin, cout, k, s, pad, dil, groups, h, w, n = CONVS[case]
+    torch.manual_seed(0)
+    conv = nn.Conv2d(cin, cout, k, s, pad, dil, groups=groups, bias=True)
+    x = torch.randn(n, cin, h, w)
+    m = load(export(tmp_path, nn.Sequential(conv), x), num_threads=2, float_precision=precision)
+    assert m.float_precision == precision
+    assert [r["precision"] for r in m.describe() if r["op"] == "conv2d"] == [precision]
+    got = m.run(x.numpy())
+    xb = torch.from_numpy(bf16_round(x.numpy())).double()
+    wb = torch.from_numpy(bf16_round(conv.weight.detach().numpy())).double()
+    b = conv.bias.detach().double()
+    args = dict(stride=s, padding=pad, dilation=dil, groups=groups)
+    ref = F.conv2d(xb, wb, b, **args).numpy()
+    abs_terms = (F.conv2d(xb.abs(), wb.abs(), b.abs(), **args)).numpy()
+    check_within_bound(got, ref, abs_terms, k * k * cin // groups)
+    # and it is not fp32 by accident: the rounding shows
+    want32 = conv(x).detach().numpy()
+    assert not np.array_equal(got, want32)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize(
+    ("batch", "k", "n"), [(1, 512, 1000), (1, 37, 10), (3, 600, 33), (5, 37, 10), (9, 257, 70)]
+)
+def test_bf16_dense_within_the_bound_of_a_rounded_reference(tmp_path, batch, k, n, precision):
+    torch.manual_seed(1)
+    fc = nn.Linear(k, n)
+    x = torch.randn(batch, k)
+    m = load(export(tmp_path, nn.Sequential(fc), x), num_threads=2, float_precision=precision)
+    got = m.run(x.numpy())
+    xb = bf16_round(x.numpy()).astype(np.float64)
+    wb = bf16_round(fc.weight.detach().numpy()).astype(np.float64)
+    b = fc.bias.detach().numpy().astype(np.float64)
+    check_within_bound(got, xb @ wb.T + b, np.abs(xb) @ np.abs(wb).T + np.abs(b), k)
+
+
+def _small_net() -> nn.Module:
+    """Every float layer kind: a stem, a 1x1 float shortcut, a depthwise conv (stays fp32), a dense."""
+    bin_conv = dict(
+        input_quantizer="ste_sign",
+        weight_quantizer="ste_sign",
+        weight_constraint="weight_clip",
+        pad_value=1.0,
+        bias=False,
+    )
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 24, 5, 2, 2), nn.BatchNorm2d(24), nn.ReLU())
+            self.dw = nn.Conv2d(24, 24, 3, padding=1, groups=24)
+            self.body = onebit.nn.QuantConv2d(24, 40, 3, stride=2, padding=1, **bin_conv)
+            self.bn = nn.BatchNorm2d(40)
+            self.short = nn.Conv2d(24, 40, 1, stride=2)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(40, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.stem(x)
+            x = self.dw(x)
+            x = self.bn(self.body(x)) + self.short(x)
+            return self.fc(torch.flatten(self.pool(x), 1))
+
+    return Net().eval()
+
+
+def test_precision_is_reported_per_layer(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 16, 16)
+    path = export(tmp_path, _small_net(), x)
+    assert load(path).float_precision == "fp32"
+    rows = load(path, float_precision="bf16_emulated").describe()
+    by_source = {r["source"]: r["precision"] for r in rows if r["op"] in ("conv2d", "dense")}
+    assert by_source == {
+        "stem.0": "bf16_emulated",
+        "dw": "fp32",
+        "short": "bf16_emulated",
+        "fc": "bf16_emulated",
+    }
+    assert all(r["precision"] == "" for r in rows if r["op"] not in ("conv2d", "dense"))
+    assert FLOAT_PRECISIONS == ("fp32", "bf16", "bf16_emulated")
+
+
+def test_fp32_is_the_default_and_unchanged(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 16, 16)
+    path = export(tmp_path, _small_net(), x)
+    default, explicit = load(path, num_threads=2), load(path, num_threads=2, float_precision="fp32")
+    assert default.float_precision == explicit.float_precision == "fp32"
+    assert np.array_equal(default.run(x.numpy()), explicit.run(x.numpy()))
+
+
+@needs_bf16
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bf16_kernel_is_bit_identical_to_its_emulation(tmp_path, threads):
+    torch.manual_seed(0)
+    x = torch.randn(5, 3, 20, 18)
+    path = export(tmp_path, _small_net(), x)
+    got = load(path, num_threads=threads, float_precision="bf16").run(x.numpy())
+    want = load(path, num_threads=threads, float_precision="bf16_emulated").run(x.numpy())
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@needs_bf16
+@pytest.mark.parametrize("name", ["binary_resnet_e18", "quicknet", "birealnet18", "binary_densenet28"])
+def test_zoo_models_bf16_bit_identical_to_emulation(tmp_path, name):
+    torch.manual_seed(0)
+    model = onebit.models.create(name).eval()
+    x = torch.randn(2, 3, 64, 64)
+    path = export(tmp_path, model, x)
+    got = load(path, num_threads=2, float_precision="bf16").run(x.numpy())
+    want = load(path, num_threads=2, float_precision="bf16_emulated").run(x.numpy())
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@needs_bf16
+def test_binary_resnet_e18_bf16_close_to_fp32(tmp_path):
+    """The whole model at 224x224: random weights amplify every rounding (a flipped sign moves the
+    logits), so the bound is loose: the bf16 logits must still point the same way as fp32's
+    (cosine >= 0.9; measured ~0.97 on real photos). Top-1 agreement on trained models is
+    measured in docs/performance.md."""
+    from onebit.export.verify import calibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = onebit.models.create("binary_resnet_e18")
+    x = torch.randn(6, 3, 224, 224)
+    calibrate_batchnorm(model, x)
+    path = export(tmp_path, model, x)
+    y32 = load(path, num_threads=2).run(x.numpy())
+    y16 = load(path, num_threads=2, float_precision="bf16").run(x.numpy())
+    assert np.all(np.isfinite(y16))
+    cos = np.sum(y16 * y32, 1) / np.linalg.norm(y16, axis=1) / np.linalg.norm(y32, axis=1)
+    assert np.all(cos >= 0.9), cos
+    # the float stem alone (conv 7x7/2 + folded BN, ReLU, max-pool) stays within bf16 rounding
+    stem = load(export(tmp_path, model.stem, x, "stem.onebit"), num_threads=2, float_precision="bf16")
+    s16, s32 = stem.run(x.numpy()), load(str(tmp_path / "stem.onebit"), num_threads=2).run(x.numpy())
+    assert np.max(np.abs(s16 - s32)) <= 2**-6 * np.max(np.abs(s32))
+
+
+def test_bad_precision_strings(tmp_path):
+    torch.manual_seed(0)
+    path = export(tmp_path, nn.Sequential(nn.Linear(4, 3)), torch.randn(1, 4))
+    for bad in ["bf17", "BF16", "", "int4", None, 16]:
+        with pytest.raises(ValueError, match="float_precision must be one of fp32, bf16, bf16_emulated"):
+            load(path, float_precision=bad)  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match="unknown float_precision 'fp16': expected one of fp32, bf16, bf16_emulated"
+    ):
+        _C.Engine.load(path, float_precision="fp16")
+
+
+@pytest.fixture
+def portable_isa():
+    before = _C.active_isa()
+    _C.set_isa("portable")
+    yield
+    _C.set_isa(before)
+
+
+def test_bf16_refused_under_a_forced_portable_path(tmp_path, portable_isa):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 16, 16)
+    path = export(tmp_path, _small_net(), x)
+    match = (
+        "AVX512_BF16"
+        if not HAS_BF16
+        else r"part of the avx512 path, but the instruction set in force is 'portable'"
+    )
+    with pytest.raises(ValueError, match=match):
+        load(path, float_precision="bf16")
+    # the emulation runs on any path
+    assert load(path, float_precision="bf16_emulated").run(x.numpy()).shape == (2, 10)
+
+
+@pytest.mark.skipif(HAS_BF16, reason="this CPU has AVX512_BF16: the refusal for its absence cannot happen")
+def test_bf16_refused_without_the_cpu_feature(tmp_path):
+    path = export(tmp_path, nn.Sequential(nn.Linear(4, 3)), torch.randn(1, 4))
+    with pytest.raises(ValueError, match="needs the CPU feature AVX512_BF16"):
+        load(path, float_precision="bf16")
+
+
+def test_onebit_isa_environment_forcing(tmp_path):
+    """ONEBIT_ISA=avx2 (set before the engine starts) refuses bf16 and runs bf16_emulated with the
+    bits the emulation gives in this process."""
+    if not _C.isa_supported("avx2"):
+        pytest.skip(f"CPU lacks avx2 (has: {_C.cpu_features()})")
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 16, 16)
+    path = export(tmp_path, _small_net(), x)
+    np.save(tmp_path / "x.npy", x.numpy())
+    code = (
+        "import sys, numpy as np\n"
+        "from onebit.runtime import load\n"
+        "x = np.load(sys.argv[2])\n"
+        "try:\n"
+        "    load(sys.argv[1], float_precision='bf16')\n"
+        "except ValueError as e:\n"
+        "    print('refused:', e)\n"
+        "np.save(sys.argv[3], load(sys.argv[1], num_threads=1, float_precision='bf16_emulated').run(x))\n"
+    )
+    env = dict(os.environ, ONEBIT_ISA="avx2")
+    r = subprocess.run(
+        [sys.executable, "-c", code, path, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "refused:" in r.stdout and ("'avx2'" in r.stdout or "AVX512_BF16" in r.stdout), r.stdout
+    want = load(path, num_threads=1, float_precision="bf16_emulated").run(x.numpy())
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy").view(np.uint32), want.view(np.uint32))
+
+
+@needs_bf16
+def test_isa_switched_after_load_keeps_the_bits(tmp_path):
+    """A bf16 model loaded on the avx512 path and run after set_isa('portable') runs the emulation:
+    the same bits, no AVX-512 instruction."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 16, 16)
+    path = export(tmp_path, _small_net(), x)
+    m = load(path, num_threads=2, float_precision="bf16")
+    want = m.run(x.numpy())
+    before = _C.active_isa()
+    _C.set_isa("portable")
+    try:
+        got = m.run(x.numpy())
+    finally:
+        _C.set_isa(before)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_bf16_scratch_counts_against_the_memory_cap(tmp_path):
+    """A bf16 convolution holds its input rounded to bf16 (here 16 x 32 x 32 x 32 values, 1 MiB) and
+    its chunks of bf16 rows during a call: a cap 600 kB above the values' memory stops it, while the
+    fp32 layer (im2col chunks of 96 rows, ~150 kB) runs under it."""
+    torch.manual_seed(0)
+    x = torch.randn(16, 32, 32, 32)
+    path = export(tmp_path, nn.Sequential(nn.Conv2d(32, 32, 3, padding=1)), x)
+    cap = load(path).memory_bytes(16) + 600_000
+    load(path, memory_cap=cap, num_threads=1).run(x.numpy())
+    with pytest.raises(MemoryError, match=r"batch 16 needs .* at node 0 \(conv2d"):
+        load(path, memory_cap=cap, num_threads=1, float_precision="bf16_emulated").run(x.numpy())
