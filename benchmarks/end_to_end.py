@@ -18,6 +18,17 @@ For each model at 224x224 (the CIFAR net of the CPU recipes at 32x32), batch 1
   (relative): those where rounding before a sign flipped at least one bit.
 
 It also measures the peak resident memory of `onebit run` on binary_resnet_e18.
+
+    python benchmarks/end_to_end.py --precision                  # fp32 vs bf16 float layers
+    python benchmarks/end_to_end.py --precision --checkpoints runs/cifar/best.pt runs/mnist/best.pt
+
+``--precision`` times the same models with the load option float_precision = fp32 and bf16
+instead (one thread, pinned, CPU time of the thread, the two engines interleaved call by call,
+medians), gives the float layers' time from profiled passes (the 7x7 stem conv, the 1x1 float
+convs, the dense layer: the engine's wall time per step, the minimum over the rounds, since
+other jobs can only add to it), and the share of the real
+photos whose engine top-1 equals PyTorch fp32's. ``--checkpoints`` adds that agreement for
+trained models, on the whole test split of each checkpoint's data set.
 """
 
 from __future__ import annotations
@@ -139,13 +150,161 @@ def peak_rss_of_run(path: str, image: str) -> tuple[int, int]:
     return int(peak) * 1024, int(base) * 1024
 
 
+PRECISION_MODELS = ["binary_resnet_e18", "quicknet", "birealnet18", "binary_densenet28"]
+PRECISIONS = ("fp32", "bf16")
+
+
+def float_layer_kind(node: dict) -> str | None:
+    """'stem' (a float conv with a kernel above 1x1), '1x1 conv', 'dense', or None (other ops)."""
+    if node["op"] == "dense":
+        return "dense"
+    if node["op"] == "conv2d" and node["attrs"].get("groups", 1) == 1:
+        return "1x1 conv" if list(node["attrs"]["kernel"]) == [1, 1] else "stem"
+    return None
+
+
+def bench_precision(name: str, images: np.ndarray, runs: int, tmp: str) -> dict:
+    """fp32 vs bf16 float layers on one zoo model: CPU ms per call, float layers' ms, top-1 agreement."""
+    zoo_name, kwargs, size = SPECS.get(name, (name, {}, 224))
+    torch.manual_seed(0)
+    model = onebit.models.create(zoo_name, **kwargs)
+    calibrate_batchnorm(model, torch.from_numpy(images))
+    path = os.path.join(tmp, f"{name}.onebit")
+    onebit.export(model, torch.from_numpy(images[:1]), path, model_name=zoo_name)
+    x1 = images[:1]
+    engines = {p: load(path, num_threads=1, float_precision=p) for p in PRECISIONS}
+    with pinned(1):
+        calls = {p: (lambda e=e: e.run(x1)) for p, e in engines.items()}
+        t = interleaved_median_ms(calls, runs, clock=time.thread_time)
+        # per-step wall time from profiled passes, interleaved too
+        steps: dict[str, list[np.ndarray]] = {p: [] for p in PRECISIONS}
+        for _ in range(runs):
+            for p, e in engines.items():
+                e.layer_times.clear()
+                e.run(x1, profile=True)
+                steps[p].append(np.array([e.layer_times[i] for i in range(len(e.layer_times))]))
+    nodes = engines["fp32"].meta["nodes"]
+    row: dict = {"model": name, "load_avg": os.getloadavg()[0]}
+    for p in PRECISIONS:
+        best = np.min(np.stack(steps[p]), axis=0) * 1e3
+        row[f"{p}_ms"] = t[p]
+        for kind in ("stem", "1x1 conv", "dense"):
+            idx = [i for i, n in enumerate(nodes) if float_layer_kind(n) == kind]
+            row[f"{p}_{kind}_ms"] = float(best[idx].sum()) if idx else None
+            row[f"{kind}_count"] = len(idx)
+        row[f"{p}_profiled_ms"] = float(best.sum())
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(images)).numpy().argmax(1)
+    for p in PRECISIONS:
+        e = load(path, num_threads=2, float_precision=p)
+        y = np.concatenate([e.run(images[i : i + 8]) for i in range(0, len(images), 8)])
+        row[f"{p}_top1_agree"] = float(np.mean(y.argmax(1) == ref))
+    row["images"] = len(images)
+    return row
+
+
+def agreement_on_checkpoint(checkpoint: str, tmp: str) -> dict:
+    """Share of the checkpoint's test images whose engine top-1 (fp32, bf16) equals PyTorch fp32's."""
+    from onebit.export.verify import test_split_of
+    from onebit.training.checkpoint import load_model
+
+    model, meta = load_model(checkpoint)
+    model.eval()
+    x, labels, _ = test_split_of(meta, data_dir())
+    path = os.path.join(tmp, "checkpoint.onebit")
+    onebit.export(model, x[:1], path)
+    with torch.inference_mode():
+        ref = torch.cat([model(b) for b in x.split(500)]).argmax(1).numpy()
+    y = labels.numpy()
+    row = {
+        "checkpoint": checkpoint,
+        "model": meta.get("model_name"),
+        "model_kwargs": meta.get("model_kwargs"),
+        "images": len(y),
+        "torch_acc": float(np.mean(ref == y)),
+    }
+    e32 = load(path, num_threads=2)
+    row["float_layers"] = sorted({n["op"] for n in e32.meta["nodes"] if float_layer_kind(n)})
+    for p in PRECISIONS:
+        e = load(path, num_threads=2, float_precision=p)
+        pred = np.concatenate([e.run(b.numpy()).argmax(1) for b in x.split(500)])
+        row[f"{p}_agree"] = float(np.mean(pred == ref))
+        row[f"{p}_acc"] = float(np.mean(pred == y))
+    return row
+
+
+def precision_main(args: argparse.Namespace) -> None:
+    """The --precision tables: fp32 vs bf16 float layers (latency, float layers, agreement)."""
+    models = args.models if args.models != DEFAULT_MODELS else PRECISION_MODELS
+    cpu, flags = lscpu()
+    print(f"Machine: {cpu}, {os.cpu_count()} CPUs; flags: {' '.join(sorted(flags))}")
+    print(
+        f"engine path {onebit.runtime.kernels.active_isa()}, bf16 kernel "
+        f"{onebit.runtime.kernels.kernel_info()['bf16gemm']}; batch 1, one thread pinned; "
+        f"medians of {args.runs} interleaved rounds; load average {os.getloadavg()[0]:.2f} at start",
+        flush=True,
+    )
+    rows, ck_rows = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        images = real_images(224, args.images)
+        for name in models:
+            rows.append(bench_precision(name, images, args.runs, tmp))
+            print(json.dumps(rows[-1]), flush=True)
+        for ck in args.checkpoints or []:
+            ck_rows.append(agreement_on_checkpoint(ck, tmp))
+            print(json.dumps(ck_rows[-1]), flush=True)
+    print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
+    print("per call: CPU time of the thread, median; per layer: profiled wall time, minimum")
+    print(
+        "\n| model (224x224, 1 thread) | fp32 CPU ms | bf16 CPU ms | speed-up | stem conv fp32 / bf16 ms | "
+        "1x1 float convs fp32 / bf16 ms | dense fp32 / bf16 ms | top-1 = PyTorch fp32: fp32, bf16 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+
+    def pair(r: dict, kind: str) -> str:
+        if r["fp32_" + kind + "_ms"] is None:
+            return "-"
+        n = r[kind + "_count"]
+        both = f"{r['fp32_' + kind + '_ms']:.2f} / {r['bf16_' + kind + '_ms']:.2f}"
+        return both + (f" ({n})" if n > 1 else "")
+
+    for r in rows:
+        speed = r["fp32_ms"] / r["bf16_ms"]
+        print(
+            f"| {r['model']} | {r['fp32_ms']:.2f} | {r['bf16_ms']:.2f} | {speed:.2f}x | "
+            f"{pair(r, 'stem')} | {pair(r, '1x1 conv')} | {pair(r, 'dense')} | "
+            f"{100 * r['fp32_top1_agree']:.1f}%, {100 * r['bf16_top1_agree']:.1f}% of {r['images']} |"
+        )
+    if ck_rows:
+        print(
+            "\n| trained model | test images | PyTorch fp32 top-1 | "
+            "engine fp32: same top-1, acc | engine bf16: same top-1, acc |"
+        )
+        print("|---|---:|---:|---|---|")
+        for r in ck_rows:
+            print(
+                f"| {r['model']} {r['model_kwargs']} ({r['checkpoint']}) | {r['images']} | "
+                f"{100 * r['torch_acc']:.2f}% | "
+                f"{100 * r['fp32_agree']:.2f}%, {100 * r['fp32_acc']:.2f}% | "
+                f"{100 * r['bf16_agree']:.2f}%, {100 * r['bf16_acc']:.2f}% |"
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, "checkpoints": ck_rows}, f, indent=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=DEFAULT_MODELS)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--images", type=int, default=None, help="limit the real images used")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--precision", action="store_true", help="fp32 vs bf16 float layers (see above)")
+    ap.add_argument("--checkpoints", nargs="*", default=None, help="with --precision: trained checkpoints")
     args = ap.parse_args()
+    if args.precision:
+        precision_main(args)
+        return
     images = {}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
