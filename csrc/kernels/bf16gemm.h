@@ -33,12 +33,14 @@ constexpr int kBf16NR = 32;   // columns per packed panel
 constexpr int kBf16KC = 256;  // k values (128 pairs) per K block
 
 // C[mr x nr] (+)= A[mr x 2kp] * Bp[2kp x 32]; only the first nr columns are
-// stored; accumulate: add to C (in fp32) instead of overwriting it; bias (the
-// last K block only, else null): then add bias[j] (in fp32), so that C is
-// (sum of the blocks) + bias.
+// stored; accumulate: add to C (in fp32) instead of overwriting it. scale and
+// bias are given for the last K block only (else null, and either may be null
+// there): then C = (sum of the blocks) * scale[j] + bias[j], each step rounded
+// in fp32 (the per-channel multiplier of a layer with +-1 weights, which stay
+// exact in bf16, and the layer's bias).
 using Bf16UkernelFn = void (*)(int mr, int nr, int kp, const uint32_t* a, long lda,
                                const uint32_t* bp, float* c, long ldc, bool accumulate,
-                               const float* bias);
+                               const float* scale, const float* bias);
 
 // dst[i] = bf16(src[i]) for i < n (uint16 halves: the low half of A's words).
 using Bf16ConvertFn = void (*)(const float* src, uint16_t* dst, long n);

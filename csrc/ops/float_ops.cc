@@ -253,7 +253,7 @@ void im2col_row_bf16(const uint16_t* x, const PoolParams& p, int dh, int dw, lon
 // consecutive items of that chunk.
 template <class Form>
 void bf16_driver(const Bf16GemmConfig& cfg, const Bf16Weights& w, long M, Form&& form,
-                 float* c, long ldc, const float* bias, int nthreads) {
+                 float* c, long ldc, const float* scale, const float* bias, int nthreads) {
   if (M <= 0 || w.n <= 0) return;
   if (nthreads <= 0) nthreads = get_num_threads();
   const long R = bf16_chunk_rows(w.kp);
@@ -286,10 +286,12 @@ void bf16_driver(const Bf16GemmConfig& cfg, const Bf16Weights& w, long M, Form&&
           const uint32_t* panel = w.data.data() + static_cast<size_t>(k0 / 2) * w.npanels * kBf16NR +
                                   static_cast<size_t>(pn) * kcp * kBf16NR;
           const int nr = std::min(kBf16NR, w.n - pn * kBf16NR);
-          const float* b = bias && k0 + kBf16KC >= w.k ? bias + pn * kBf16NR : nullptr;
+          const bool last = k0 + kBf16KC >= w.k;
+          const float* sc = last && scale ? scale + pn * kBf16NR : nullptr;
+          const float* b = last && bias ? bias + pn * kBf16NR : nullptr;
           for (int r = 0; r < nrows; r += cfg.mr)
             cfg.fn(std::min(cfg.mr, nrows - r), nr, kcp, ab + static_cast<long>(r) * w.kp, w.kp, panel,
-                   cc + r * ldc + pn * kBf16NR, ldc, k0 > 0, b);
+                   cc + r * ldc + pn * kBf16NR, ldc, k0 > 0, sc, b);
         }
       }
       if (w.k == 0)
@@ -326,21 +328,21 @@ Bf16Weights pack_weights_bf16(int N, int K, const float* w, long ldw) {
 }
 
 void gemm_bf16(int M, const float* a, long lda, const Bf16Weights& w, float* c, long ldc,
-               const float* bias, bool emulated, int nthreads) {
+               const float* scale, const float* bias, bool emulated, int nthreads) {
   const Bf16GemmConfig& cfg = bf16_cfg(emulated);
   bf16_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
     for (long m = m0; m < m1; ++m) to_bf16_row(cfg, a + m * lda, w.k, rows + (m - m0) * w.kp);
-  }, c, ldc, bias, nthreads);
+  }, c, ldc, scale, bias, nthreads);
 }
 
-void conv2d_bf16(const float* x, const Bf16Weights& w, const float* bias, const PoolParams& p,
-                 int dh, int dw, float* out, bool emulated, int nthreads) {
+void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const float* bias,
+                 const PoolParams& p, int dh, int dw, float* out, bool emulated, int nthreads) {
   const int K = p.kh * p.kw * p.c;
   const long M = static_cast<long>(p.n) * p.oh * p.ow;
   const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
                       p.pl == 0 && p.pb == 0 && p.pr == 0;
   if (direct) {
-    gemm_bf16(static_cast<int>(M), x, K, w, out, w.n, bias, emulated, nthreads);
+    gemm_bf16(static_cast<int>(M), x, K, w, out, w.n, scale, bias, emulated, nthreads);
     return;
   }
   // The input is rounded to bf16 once (each value appears in up to kh x kw rows of
@@ -366,7 +368,7 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* bias, const 
         if (++oy == p.oh) oy = 0, ++n;
       }
     }
-  }, out, w.n, bias, nthreads);
+  }, out, w.n, scale, bias, nthreads);
 }
 
 int64_t conv2d_bf16_transient_bytes(const PoolParams& p, int N, int dh, int dw, int nthreads) {

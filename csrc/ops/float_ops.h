@@ -49,14 +49,16 @@ struct Bf16Weights {
 // as (O, kh * kw * C) with ldw = kh * kw * C.
 Bf16Weights pack_weights_bf16(int N, int K, const float* w, long ldw);
 
-// C[M x N] = bf16(A[M x K]) * bf16(W)^T (+ bias[n]); A(m, k) = a[m * lda + k].
+// C[M x N] = (bf16(A[M x K]) * bf16(W)^T) (* scale[n]) (+ bias[n]), A(m, k) =
+// a[m * lda + k]; scale and bias may be null. (scale: the multiplier of +-1
+// weights, applied in fp32 so that the weights stay exact.)
 void gemm_bf16(int M, const float* a, long lda, const Bf16Weights& w, float* c, long ldc,
-               const float* bias, bool emulated, int nthreads);
+               const float* scale, const float* bias, bool emulated, int nthreads);
 
 // Float conv through the bf16 GEMM: NHWC input, the packed (O, kh*kw*C) filters
-// (groups = 1), zero padding.
-void conv2d_bf16(const float* x, const Bf16Weights& w, const float* bias, const PoolParams& p,
-                 int dh, int dw, float* out, bool emulated, int nthreads);
+// (groups = 1), zero padding; scale and bias as gemm_bf16's.
+void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const float* bias,
+                 const PoolParams& p, int dh, int dw, float* out, bool emulated, int nthreads);
 
 // Bytes a gemm_bf16 call of M rows allocates on nthreads threads (each task
 // running at once holds its chunk of bf16 rows), and a conv2d_bf16 call (p.n

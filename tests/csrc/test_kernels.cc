@@ -572,8 +572,8 @@ float bf16_value(float f) { return float_of(static_cast<uint32_t>(model_bf16(f))
 float model_ftz(float x) { return (bits_of(x) & 0x7f800000u) == 0 ? float_of(bits_of(x) & 0x80000000u) : x; }
 
 // One output of the bf16 GEMM: pairs (2p, 2p+1), the odd product added first,
-// each sum rounded and flushed; blocks of kBf16KC values added in fp32; bias last.
-float bf16_dot(const float* a, const float* b, long bs, int K, const float* bias) {
+// each sum rounded and flushed; blocks of kBf16KC values added in fp32; then scale and bias.
+float bf16_dot(const float* a, const float* b, long bs, int K, const float* scale, const float* bias) {
   float c = 0.0f;
   for (int k0 = 0; k0 < K; k0 += kBf16KC) {
     float acc = 0.0f;
@@ -586,6 +586,7 @@ float bf16_dot(const float* a, const float* b, long bs, int K, const float* bias
     }
     c = k0 == 0 ? acc : c + acc;
   }
+  if (scale) c = c * *scale;
   return bias ? c + *bias : c;
 }
 
@@ -629,11 +630,14 @@ void test_gemm_bf16(int cases) {
     const int M = t % 3 == 0 ? rint(1, 7) : pick({5, 6, 7, 13, 96, 97, 200});
     const int N = pick({1, 3, 15, 16, 17, 31, 32, 33, 64, 100});
     const int K = pick({1, 2, 3, 4, 5, 15, 16, 17, 27, 147, 255, 256, 257, 600, 601});
-    std::vector<float> a(static_cast<size_t>(M) * K), w(static_cast<size_t>(N) * K), bias(N);
+    std::vector<float> a(static_cast<size_t>(M) * K), w(static_cast<size_t>(N) * K), bias(N), mult(N);
     for (float& v : a) v = rint(0, 9) == 0 ? 0.0f : rfloat(-1.0f, 1.0f) * (rint(0, 3) ? 1.0f : 1e-3f);
-    for (float& v : w) v = rfloat(-1.0f, 1.0f);
+    const bool pm1 = rint(0, 3) == 0;  // +-1 weights with a multiplier (binary-weight layers)
+    for (float& v : w) v = pm1 ? (rint(0, 1) ? 1.0f : -1.0f) : rfloat(-1.0f, 1.0f);
     for (float& v : bias) v = rfloat(-0.5f, 0.5f);
+    for (float& v : mult) v = rfloat(0.01f, 2.0f);
     const float* bp = rint(0, 2) ? bias.data() : nullptr;
+    const float* sp = pm1 ? mult.data() : nullptr;
     const Bf16Weights pw = pack_weights_bf16(N, K, w.data(), K);
     std::vector<float> want(static_cast<size_t>(M) * N);
     double worst = 0.0, scale = 0.0;
@@ -641,24 +645,26 @@ void test_gemm_bf16(int cases) {
       for (int n = 0; n < N; ++n) {
         const float* am = a.data() + static_cast<size_t>(m) * K;
         const float* wn = w.data() + static_cast<size_t>(n) * K;
-        want[static_cast<size_t>(m) * N + n] = bf16_dot(am, wn, 1, K, bp ? bp + n : nullptr);
-        double exact = bp ? bp[n] : 0.0, abs_sum = 0.0;
+        want[static_cast<size_t>(m) * N + n] = bf16_dot(am, wn, 1, K, sp ? sp + n : nullptr, bp ? bp + n : nullptr);
+        double exact = 0.0, abs_sum = 0.0;
         for (int k = 0; k < K; ++k) {
           exact += static_cast<double>(bf16_value(am[k])) * bf16_value(wn[k]);
           abs_sum += std::fabs(static_cast<double>(bf16_value(am[k])) * bf16_value(wn[k]));
         }
+        if (sp) exact *= sp[n], abs_sum *= sp[n];
+        if (bp) exact += bp[n];
         worst = std::max(worst, std::fabs(exact - want[static_cast<size_t>(m) * N + n]));
         scale = std::max(scale, abs_sum);
       }
     for (const Bf16Path& path : bf16_paths()) {
       set_active_isa(path.isa);
       std::vector<float> got(static_cast<size_t>(M) * N, -7.0f);
-      gemm_bf16(M, a.data(), K, pw, got.data(), N, bp, path.emulated, 1 + (t & 1));
+      gemm_bf16(M, a.data(), K, pw, got.data(), N, sp, bp, path.emulated, 1 + (t & 1));
       size_t where = 0;
       const bool ok = same_bits(got, want, &where);
       report(ok && worst <= (K + 2) * 0x1p-24 * (scale + 1.0),
-             fmt("gemm_bf16 %s (%s): %dx%dx%d%s%s", path.name, bf16gemm_kernel_name(path.emulated), M, N, K,
-                 bp ? " bias" : "",
+             fmt("gemm_bf16 %s (%s): %dx%dx%d%s%s%s", path.name, bf16gemm_kernel_name(path.emulated), M, N, K,
+                 sp ? " +-1 weights, scale" : "", bp ? " bias" : "",
                  ok ? "" : fmt(": element %zu is %.9g, expected %.9g", where, got[where], want[where]).c_str()));
     }
   }
@@ -704,12 +710,13 @@ void test_conv2d_bf16(int cases) {
             const bool in = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
             col[(ky * p.kw + kx) * p.c + c] = in ? x[((static_cast<size_t>(n) * p.h + iy) * p.w + ix) * p.c + c] : 0.0f;
           }
-      for (int o = 0; o < oc; ++o) want[m * oc + o] = bf16_dot(col.data(), w.data() + static_cast<size_t>(o) * K, 1, K, &bias[o]);
+      for (int o = 0; o < oc; ++o)
+        want[m * oc + o] = bf16_dot(col.data(), w.data() + static_cast<size_t>(o) * K, 1, K, nullptr, &bias[o]);
     }
     for (const Bf16Path& path : bf16_paths()) {
       set_active_isa(path.isa);
       std::vector<float> got(M * oc, -7.0f);
-      conv2d_bf16(x.data(), pw, bias.data(), p, dh, dw, got.data(), path.emulated, 1 + (t & 1));
+      conv2d_bf16(x.data(), pw, nullptr, bias.data(), p, dh, dw, got.data(), path.emulated, 1 + (t & 1));
       size_t where = 0;
       const bool ok = same_bits(got, want, &where);
       report(ok, fmt("conv2d_bf16 %s: n%d %dx%dx%d -> %d k%dx%d s%d,%d d%d,%d pad %d,%d,%d,%d%s", path.name, p.n, p.h,

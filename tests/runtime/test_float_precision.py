@@ -31,6 +31,7 @@ import pytest
 
 from onebit import _C
 from onebit.runtime import FLOAT_PRECISIONS, load
+from onebit.runtime.format import read_model_file
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
@@ -131,6 +132,45 @@ def test_bf16_dense_within_the_bound_of_a_rounded_reference(tmp_path, batch, k, 
     wb = bf16_round(fc.weight.detach().numpy()).astype(np.float64)
     b = fc.bias.detach().numpy().astype(np.float64)
     check_within_bound(got, xb @ wb.T + b, np.abs(xb) @ np.abs(wb).T + np.abs(b), k)
+
+
+def _mult_and_bias(path: str, op: str) -> tuple[np.ndarray, np.ndarray]:
+    """The multiplier and bias the file holds for its first `op` node (BatchNorm folded in)."""
+    f = read_model_file(path)
+    node = next(n for n in f.nodes if n["op"] == op)
+    assert node["attrs"].get("binary_weight") is True
+    return (f.tensors[node["params"][k]].astype(np.float64) for k in ("multiplier", "bias"))
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_bf16_binary_weight_layers_keep_their_weights_exact(tmp_path, precision):
+    """Float input, +-1 weights times a per-channel multiplier (BinaryNet's first layers): under
+    bf16 the +-1 weights stay exact and the multiplier scales the fp32 sums, so only the input is
+    rounded (the BatchNorm after the conv folds into that multiplier)."""
+    torch.manual_seed(2)
+    bwn = dict(weight_quantizer="ste_sign", weight_constraint="weight_clip", scaling="channel")
+    conv = onebit.nn.QuantConv2d(3, 20, 3, padding=1, bias=False, **bwn)
+    bn = nn.BatchNorm2d(20)
+    bn.running_mean.uniform_(-0.5, 0.5)
+    bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(3, 3, 9, 10)
+    path = export(tmp_path, nn.Sequential(conv, bn), x)
+    mult, bias = (v.reshape(1, -1, 1, 1) for v in _mult_and_bias(path, "conv2d"))
+    signs = torch.sign(conv.weight.detach()).double()
+    xb = torch.from_numpy(bf16_round(x.numpy())).double()
+    ref = F.conv2d(xb, signs, padding=1).numpy() * mult + bias
+    abs_terms = F.conv2d(xb.abs(), signs.abs(), padding=1).numpy() * np.abs(mult) + np.abs(bias)
+    check_within_bound(load(path, float_precision=precision).run(x.numpy()), ref, abs_terms, 27)
+
+    fc = onebit.nn.QuantLinear(37, 11, **bwn)
+    xd = torch.randn(5, 37)
+    path = export(tmp_path, nn.Sequential(fc), xd, "fc.onebit")
+    mult, bias = _mult_and_bias(path, "dense")
+    sd = torch.sign(fc.weight.detach()).double().numpy()
+    xdb = bf16_round(xd.numpy()).astype(np.float64)
+    ref = (xdb @ sd.T) * mult + bias
+    abs_terms = (np.abs(xdb) @ np.abs(sd).T) * np.abs(mult) + np.abs(bias)
+    check_within_bound(load(path, float_precision=precision).run(xd.numpy()), ref, abs_terms, 37)
 
 
 def _small_net() -> nn.Module:

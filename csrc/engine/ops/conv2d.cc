@@ -2,7 +2,9 @@
 // any groups; the multiplier is folded into the weights at load
 // (reference.py _op_conv2d). Under the load option float_precision = bf16 /
 // bf16_emulated the folded weights are rounded to bf16 and packed once here,
-// one panel set per group; depthwise convolutions stay fp32.
+// one panel set per group; +-1 weights (binary_weight) are packed unfolded,
+// exact in bf16, and their multiplier scales the fp32 sums instead.
+// Depthwise convolutions stay fp32.
 #include <algorithm>
 #include <cstring>
 
@@ -14,9 +16,11 @@ namespace {
 
 class Conv2dKernel final : public OpKernel {
  public:
-  Conv2dKernel(std::vector<float> w, std::vector<float> bias, PoolParams p, int oc, int dh, int dw,
-               int groups, FloatPrecision precision)
-      : w_(std::move(w)), bias_(std::move(bias)), p_(p), oc_(oc), dh_(dh), dw_(dw), groups_(groups) {
+  // scale: empty, or (bf16 with +-1 weights) the multiplier not folded into w.
+  Conv2dKernel(std::vector<float> w, std::vector<float> scale, std::vector<float> bias, PoolParams p, int oc,
+               int dh, int dw, int groups, FloatPrecision precision)
+      : w_(std::move(w)), scale_(std::move(scale)), bias_(std::move(bias)), p_(p), oc_(oc), dh_(dh), dw_(dw),
+        groups_(groups) {
     if (groups_ != 1 && groups_ == p_.c && groups_ == oc_) {  // depthwise: weights as [kh][kw][C]
       w_hwc_.resize(w_.size());
       const int taps = p_.kh * p_.kw;
@@ -36,7 +40,8 @@ class Conv2dKernel final : public OpKernel {
     const int og = oc_ / groups_;
     const float* b = bias_.data() + static_cast<size_t>(g) * og;
     if (bf16()) {
-      conv2d_bf16(x, w_bf16_[g], b, p, dh_, dw_, y, emulated_, nthreads);
+      const float* sc = scale_.empty() ? nullptr : scale_.data() + static_cast<size_t>(g) * og;
+      conv2d_bf16(x, w_bf16_[g], sc, b, p, dh_, dw_, y, emulated_, nthreads);
     } else {
       const size_t wg = static_cast<size_t>(og) * p.kh * p.kw * p.c;
       conv2d_f32(x, w_.data() + g * wg, b, p, og, dh_, dw_, Act::kNone, nullptr, y, nthreads);
@@ -86,7 +91,7 @@ class Conv2dKernel final : public OpKernel {
   }
 
  private:
-  std::vector<float> w_, w_hwc_, bias_;
+  std::vector<float> w_, w_hwc_, scale_, bias_;
   std::vector<Bf16Weights> w_bf16_;  // per group, when the layer runs in bf16
   bool emulated_ = false;
   PoolParams p_;
@@ -108,19 +113,22 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   if (ws[3] * groups != in.c)
     ctx.fail("weight expects " + std::to_string(ws[3]) + " input channels per group x " +
              std::to_string(groups) + " groups, the input has " + std::to_string(in.c));
-  std::vector<float> w = ctx.param_f32("weight", t.logical_count());
-  const std::vector<float> mult = ctx.param_f32("multiplier", oc);
-  const size_t per = static_cast<size_t>(t.logical_count() / oc);
-  for (int64_t o = 0; o < oc; ++o)  // w * multiplier in float32, as the old engine did
-    if (mult[o] != 1.0f)
-      for (size_t i = 0; i < per; ++i) w[o * per + i] *= mult[o];
-  std::vector<float> bias = ctx.param_f32("bias", oc);
-  const PoolParams p = window_params(in, g);
-  ctx.out = ValueInfo{DType::kF32, 4, g.oh, g.ow, oc};
   const bool depthwise = groups != 1 && groups == in.c && groups == oc;
   const FloatPrecision prec = depthwise ? FloatPrecision::kFp32 : ctx.float_precision();
   ctx.precision = float_precision_name(prec);
-  return std::make_unique<Conv2dKernel>(std::move(w), std::move(bias), p, static_cast<int>(oc),
+  std::vector<float> w = ctx.param_f32("weight", t.logical_count());
+  std::vector<float> mult = ctx.param_f32("multiplier", oc);
+  // bf16 keeps +-1 weights exact (a packed_sign tensor unpacks to +-1 only)
+  const bool unfolded = prec != FloatPrecision::kFp32 && t.packed_sign;
+  const size_t per = static_cast<size_t>(t.logical_count() / oc);
+  for (int64_t o = 0; o < oc && !unfolded; ++o)  // w * multiplier in float32, as the old engine did
+    if (mult[o] != 1.0f)
+      for (size_t i = 0; i < per; ++i) w[o * per + i] *= mult[o];
+  if (!unfolded) mult.clear();
+  std::vector<float> bias = ctx.param_f32("bias", oc);
+  const PoolParams p = window_params(in, g);
+  ctx.out = ValueInfo{DType::kF32, 4, g.oh, g.ow, oc};
+  return std::make_unique<Conv2dKernel>(std::move(w), std::move(mult), std::move(bias), p, static_cast<int>(oc),
                                         static_cast<int>(g.dh), static_cast<int>(g.dw),
                                         static_cast<int>(groups), prec);
 }

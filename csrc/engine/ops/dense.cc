@@ -1,6 +1,8 @@
 // dense: float fully connected layer, y = x (weight * multiplier)^T + bias
 // (reference.py _op_dense). Under float_precision = bf16 / bf16_emulated the
-// folded weights are rounded to bf16 and packed once here.
+// folded weights are rounded to bf16 and packed once here; +-1 weights
+// (binary_weight) are packed unfolded, exact, and their multiplier scales the
+// fp32 sums instead.
 #include "engine/ops/common.h"
 #include "ops/float_ops.h"
 
@@ -9,8 +11,10 @@ namespace {
 
 class DenseKernel final : public OpKernel {
  public:
-  DenseKernel(std::vector<float> w, std::vector<float> bias, int k, int oc, FloatPrecision precision)
-      : w_(std::move(w)), bias_(std::move(bias)), k_(k), oc_(oc) {
+  // scale: empty, or (bf16 with +-1 weights) the multiplier not folded into w.
+  DenseKernel(std::vector<float> w, std::vector<float> scale, std::vector<float> bias, int k, int oc,
+              FloatPrecision precision)
+      : w_(std::move(w)), scale_(std::move(scale)), bias_(std::move(bias)), k_(k), oc_(oc) {
     if (precision != FloatPrecision::kFp32) {
       bf16_ = true;
       emulated_ = precision == FloatPrecision::kBf16Emulated;
@@ -21,7 +25,8 @@ class DenseKernel final : public OpKernel {
   void run(const RunArgs& a) const override {
     if (bf16_) {
       gemm_bf16(static_cast<int>(a.n), static_cast<const float*>(a.in[0]), k_, w_bf16_,
-                static_cast<float*>(a.out), oc_, bias_.data(), emulated_, a.nthreads);
+                static_cast<float*>(a.out), oc_, scale_.empty() ? nullptr : scale_.data(), bias_.data(),
+                emulated_, a.nthreads);
       return;
     }
     sgemm(static_cast<int>(a.n), oc_, k_, static_cast<const float*>(a.in[0]), k_, w_.data(), 1, k_,
@@ -36,7 +41,7 @@ class DenseKernel final : public OpKernel {
   }
 
  private:
-  std::vector<float> w_, bias_;
+  std::vector<float> w_, scale_, bias_;
   Bf16Weights w_bf16_;
   bool bf16_ = false, emulated_ = false;
   int k_, oc_;
@@ -53,14 +58,17 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   if (oc < 1 || oc > (int64_t{1} << 24)) ctx.fail("weight has " + std::to_string(oc) + " outputs");
   if (k > (int64_t{1} << 28) / 1 || oc * k > (int64_t{1} << 31)) ctx.fail("weight is too large");
   std::vector<float> w = ctx.param_f32("weight", oc * k);
-  const std::vector<float> mult = ctx.param_f32("multiplier", oc);
-  for (int64_t o = 0; o < oc; ++o)
+  std::vector<float> mult = ctx.param_f32("multiplier", oc);
+  // bf16 keeps +-1 weights exact (a packed_sign tensor unpacks to +-1 only)
+  const bool unfolded = ctx.float_precision() != FloatPrecision::kFp32 && t.packed_sign;
+  for (int64_t o = 0; o < oc && !unfolded; ++o)
     if (mult[o] != 1.0f)
       for (int64_t i = 0; i < k; ++i) w[o * k + i] *= mult[o];
+  if (!unfolded) mult.clear();
   ctx.out = ValueInfo{DType::kF32, 2, 1, 1, oc};
   ctx.precision = float_precision_name(ctx.float_precision());
-  return std::make_unique<DenseKernel>(std::move(w), ctx.param_f32("bias", oc), static_cast<int>(k),
-                                       static_cast<int>(oc), ctx.float_precision());
+  return std::make_unique<DenseKernel>(std::move(w), std::move(mult), ctx.param_f32("bias", oc),
+                                       static_cast<int>(k), static_cast<int>(oc), ctx.float_precision());
 }
 
 }  // namespace

@@ -13,7 +13,7 @@ namespace {
 
 template <int MR>
 void kernel(int nr, int kp, const uint32_t* a, long lda, const uint32_t* bp, float* c, long ldc,
-            bool accumulate, const float* bias) {
+            bool accumulate, const float* scale, const float* bias) {
   __m512 acc[MR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -29,6 +29,8 @@ void kernel(int nr, int kp, const uint32_t* a, long lda, const uint32_t* bp, flo
   }
   const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
   const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
+  const __m512 scale0 = scale ? _mm512_maskz_loadu_ps(m0, scale) : _mm512_setzero_ps();
+  const __m512 scale1 = scale ? _mm512_maskz_loadu_ps(m1, scale + 16) : _mm512_setzero_ps();
   const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
   const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 8
@@ -38,6 +40,10 @@ void kernel(int nr, int kp, const uint32_t* a, long lda, const uint32_t* bp, flo
     if (accumulate) {
       r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, ci));
       r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, ci + 16));
+    }
+    if (scale) {
+      r0 = _mm512_mul_ps(r0, scale0);
+      r1 = _mm512_mul_ps(r1, scale1);
     }
     if (bias) {
       r0 = _mm512_add_ps(r0, bias0);
@@ -50,14 +56,14 @@ void kernel(int nr, int kp, const uint32_t* a, long lda, const uint32_t* bp, flo
 
 void bf16gemm_6x32_avx512bf16(int mr, int nr, int kp, const uint32_t* a, long lda,
                               const uint32_t* bp, float* c, long ldc, bool accumulate,
-                              const float* bias) {
+                              const float* scale, const float* bias) {
   switch (mr) {
-    case 6: kernel<6>(nr, kp, a, lda, bp, c, ldc, accumulate, bias); break;
-    case 5: kernel<5>(nr, kp, a, lda, bp, c, ldc, accumulate, bias); break;
-    case 4: kernel<4>(nr, kp, a, lda, bp, c, ldc, accumulate, bias); break;
-    case 3: kernel<3>(nr, kp, a, lda, bp, c, ldc, accumulate, bias); break;
-    case 2: kernel<2>(nr, kp, a, lda, bp, c, ldc, accumulate, bias); break;
-    default: kernel<1>(nr, kp, a, lda, bp, c, ldc, accumulate, bias); break;
+    case 6: kernel<6>(nr, kp, a, lda, bp, c, ldc, accumulate, scale, bias); break;
+    case 5: kernel<5>(nr, kp, a, lda, bp, c, ldc, accumulate, scale, bias); break;
+    case 4: kernel<4>(nr, kp, a, lda, bp, c, ldc, accumulate, scale, bias); break;
+    case 3: kernel<3>(nr, kp, a, lda, bp, c, ldc, accumulate, scale, bias); break;
+    case 2: kernel<2>(nr, kp, a, lda, bp, c, ldc, accumulate, scale, bias); break;
+    default: kernel<1>(nr, kp, a, lda, bp, c, ldc, accumulate, scale, bias); break;
   }
 }
 

@@ -30,7 +30,7 @@ inline float ftz(float x) {
 
 void bf16gemm_4x32_portable(int mr, int nr, int kp, const uint32_t* a, long lda,
                             const uint32_t* bp, float* c, long ldc, bool accumulate,
-                            const float* bias) {
+                            const float* scale, const float* bias) {
   float acc[4][32] = {};
   for (int p = 0; p < kp; ++p) {
     const uint32_t* b = bp + p * 32;
@@ -48,6 +48,7 @@ void bf16gemm_4x32_portable(int mr, int nr, int kp, const uint32_t* a, long lda,
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) {
       float y = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+      if (scale) y = y * scale[j];
       if (bias) y = y + bias[j];
       c[i * ldc + j] = y;
     }
