@@ -45,11 +45,16 @@ using Bf16UkernelFn = void (*)(int mr, int nr, int kp, const uint32_t* a, long l
 // dst[i] = bf16(src[i]) for i < n (uint16 halves: the low half of A's words).
 using Bf16ConvertFn = void (*)(const float* src, uint16_t* dst, long n);
 
+// Copies `runs` runs of `run` bf16 values, run i from src[i] (null: zeros), one
+// after the other to dst (an im2col row: one run per kernel row).
+using Bf16GatherFn = void (*)(const uint16_t* const* src, int runs, int run, uint16_t* dst);
+
 struct Bf16GemmConfig {
   const char* name;
   int mr;  // rows per micro-tile (nr is always kBf16NR)
   Bf16UkernelFn fn;
   Bf16ConvertFn convert;
+  Bf16GatherFn gather;
 };
 
 // The emulation in portable C++ (any CPU), and the AVX512-BF16 kernels (only

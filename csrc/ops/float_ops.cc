@@ -126,6 +126,7 @@ void im2col_row(const T* x, const PoolParams& p, int dh, int dw, long m, T* dst)
 }
 
 constexpr int kRowChunk = 96;  // rows per task step: 16 micro-tiles of 6
+constexpr int kMaxKernelRows = 64;  // kh <= 64 (engine/op.h kMaxKernel)
 
 }  // namespace
 
@@ -219,33 +220,22 @@ void to_bf16_row(const Bf16GemmConfig& cfg, const float* src, int K, uint32_t* d
   if (K & 1) h[K] = 0;
 }
 
-// Slack, in bf16 values, after the rounded input and after each chunk of rows:
-// im2col_row_bf16 copies runs in blocks of 8 values, reading and writing up to 7
-// past a run's end.
-constexpr int kCopySlack = 8;
-
-// Row m of the im2col matrix (as im2col_row) of the bf16 copy of an input. A
-// kernel row whose taps are all inside the input is copied in 16-byte blocks
-// (the overrun is rewritten by the next run, or lands in the slack), the
-// border rows value by value.
-// (n, oy, ox) is output pixel m.
-void im2col_row_bf16(const uint16_t* x, const PoolParams& p, int dh, int dw, long m, int n, int oy,
-                     int ox, uint16_t* dst) {
-  const int ix0 = ox * p.sw - p.pl, run = p.kw * p.c;
+// Row m = (n, oy, ox) of the im2col matrix (as im2col_row) of the bf16 copy of
+// an input: a pixel whose kernel rows lie inside the input horizontally takes
+// one run per kernel row (cfg.gather), a border pixel value by value.
+void im2col_row_bf16(const Bf16GemmConfig& cfg, const uint16_t* x, const PoolParams& p, int dh, int dw,
+                     long m, int n, int oy, int ox, uint16_t* dst) {
+  const int ix0 = ox * p.sw - p.pl;
   if (dw != 1 || ix0 < 0 || ix0 + p.kw > p.w) {
     im2col_row(x, p, dh, dw, m, dst);
     return;
   }
+  const uint16_t* src[kMaxKernelRows];
   for (int ky = 0; ky < p.kh; ++ky) {
     const int iy = oy * p.sh - p.pt + ky * dh;
-    uint16_t* d = dst + ky * run;
-    if (iy < 0 || iy >= p.h) {
-      std::fill(d, d + run, uint16_t{0});
-      continue;
-    }
-    const uint16_t* s = x + ((static_cast<long>(n) * p.h + iy) * p.w + ix0) * p.c;
-    for (int q = 0; q < run; q += 8) std::memcpy(d + q, s + q, 16);
+    src[ky] = iy < 0 || iy >= p.h ? nullptr : x + ((static_cast<long>(n) * p.h + iy) * p.w + ix0) * p.c;
   }
+  cfg.gather(src, p.kh, p.kw * p.c, dst);
 }
 
 // C rows = bf16 rows formed by form(m0, m1, rows) x W (+ bias). Work items
@@ -262,7 +252,7 @@ void bf16_driver(const Bf16GemmConfig& cfg, const Bf16Weights& w, long M, Form&&
   const long items = chunks * groups;
   const long ntasks = bf16_tasks(items, nthreads);
   parallel_for(static_cast<int>(ntasks), nthreads, [&](int t) {
-    avector<uint32_t> rows(static_cast<size_t>(std::min(R, M)) * w.kp + kCopySlack / 2);
+    avector<uint32_t> rows(static_cast<size_t>(std::min(R, M)) * w.kp);
     long formed = -1;
     for (long it = items * t / ntasks; it < items * (t + 1) / ntasks; ++it) {
       const long ch = it / groups;
@@ -350,7 +340,7 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const
   const Bf16GemmConfig& cfg = bf16_cfg(emulated);
   if (nthreads <= 0) nthreads = get_num_threads();
   const long pix = static_cast<long>(p.n) * p.h * p.w;
-  avector<uint16_t> xb(static_cast<size_t>(pix) * p.c + kCopySlack);
+  avector<uint16_t> xb(static_cast<size_t>(pix) * p.c);
   const int cparts = static_cast<int>(std::min<long>(pix / 1024 + 1, nthreads == 1 ? 1 : 4 * nthreads));
   parallel_for(cparts, nthreads, [&](int t) {
     const long a0 = pix * t / cparts * p.c, a1 = pix * (t + 1) / cparts * p.c;
@@ -361,7 +351,7 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const
     int n = static_cast<int>(m0 / (static_cast<long>(p.ow) * p.oh));
     for (long m = m0; m < m1; ++m) {
       auto* h = reinterpret_cast<uint16_t*>(rows + (m - m0) * w.kp);
-      im2col_row_bf16(xb.data(), p, dh, dw, m, n, oy, ox, h);
+      im2col_row_bf16(cfg, xb.data(), p, dh, dw, m, n, oy, ox, h);
       if (K & 1) h[K] = 0;
       if (++ox == p.ow) {
         ox = 0;
@@ -376,7 +366,7 @@ int64_t conv2d_bf16_transient_bytes(const PoolParams& p, int N, int dh, int dw, 
   const int64_t M = int64_t{p.n} * p.oh * p.ow;
   const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
                       p.pl == 0 && p.pb == 0 && p.pr == 0;
-  const int64_t input_copy = direct ? 0 : (int64_t{p.n} * p.h * p.w * p.c + kCopySlack) * 2;
+  const int64_t input_copy = direct ? 0 : int64_t{p.n} * p.h * p.w * p.c * 2;
   return input_copy + bf16_transient_bytes(M, N, p.kh * p.kw * p.c, nthreads);
 }
 
@@ -387,7 +377,7 @@ int64_t bf16_transient_bytes(int64_t M, int N, int K, int nthreads) {
   const long R = bf16_chunk_rows(kp);
   const long chunks = (M + R - 1) / R;
   const long items = chunks * bf16_panel_groups(chunks, npanels, nthreads);
-  const int64_t per_task = std::min<int64_t>(R, M) * kp * 4 + kCopySlack * 2;
+  const int64_t per_task = std::min<int64_t>(R, M) * kp * 4;
   return std::min<int64_t>(bf16_tasks(items, nthreads), nthreads) * per_task;
 }
 

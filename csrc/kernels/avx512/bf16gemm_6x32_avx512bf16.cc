@@ -79,11 +79,21 @@ void convert_avx512bf16(const float* src, uint16_t* dst, long n) {
   }
 }
 
+// 32 values per masked load / store: a 7x7 stem's run of 21 values is one of each.
+void gather_avx512bf16(const uint16_t* const* src, int runs, int run, uint16_t* dst) {
+  for (int i = 0; i < runs; ++i, dst += run)
+    for (int q = 0; q < run; q += 32) {
+      const __mmask32 m = run - q >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << (run - q)) - 1);
+      const __m512i v = src[i] ? _mm512_maskz_loadu_epi16(m, src[i] + q) : _mm512_setzero_si512();
+      _mm512_mask_storeu_epi16(dst + q, m, v);
+    }
+}
+
 }  // namespace
 
 const Bf16GemmConfig& bf16gemm_config_avx512bf16() {
   static const Bf16GemmConfig cfg{"bf16gemm_6x32_avx512bf16", 6, bf16gemm_6x32_avx512bf16,
-                                  convert_avx512bf16};
+                                  convert_avx512bf16, gather_avx512bf16};
   return cfg;
 }
 

@@ -67,11 +67,18 @@ void convert_portable(const float* src, uint16_t* dst, long n) {
   }
 }
 
+void gather_portable(const uint16_t* const* src, int runs, int run, uint16_t* dst) {
+  for (int i = 0; i < runs; ++i, dst += run) {
+    if (src[i]) std::memcpy(dst, src[i], static_cast<size_t>(run) * sizeof(uint16_t));
+    else std::memset(dst, 0, static_cast<size_t>(run) * sizeof(uint16_t));
+  }
+}
+
 }  // namespace
 
 const Bf16GemmConfig& bf16gemm_config_portable() {
   static const Bf16GemmConfig cfg{"bf16gemm_4x32_portable", 4, bf16gemm_4x32_portable,
-                                  convert_portable};
+                                  convert_portable, gather_portable};
   return cfg;
 }
 
