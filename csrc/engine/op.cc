@@ -138,6 +138,8 @@ const char* float_precision_name(FloatPrecision p) {
     case FloatPrecision::kFp32: return "fp32";
     case FloatPrecision::kBf16: return "bf16";
     case FloatPrecision::kBf16Emulated: return "bf16_emulated";
+    case FloatPrecision::kInt8: return "int8";
+    case FloatPrecision::kInt8Emulated: return "int8_emulated";
   }
   return "unknown";
 }
@@ -146,22 +148,27 @@ FloatPrecision parse_float_precision(const std::string& name) {
   if (name == "fp32") return FloatPrecision::kFp32;
   if (name == "bf16") return FloatPrecision::kBf16;
   if (name == "bf16_emulated") return FloatPrecision::kBf16Emulated;
+  if (name == "int8") return FloatPrecision::kInt8;
+  if (name == "int8_emulated") return FloatPrecision::kInt8Emulated;
   throw std::invalid_argument("unknown float_precision '" + name +
-                              "': expected one of fp32, bf16, bf16_emulated");
+                              "': expected one of fp32, bf16, bf16_emulated, int8, int8_emulated");
 }
 
 void check_float_precision_supported(FloatPrecision p) {
-  if (p != FloatPrecision::kBf16) return;
-  if (!cpu_features().avx512bf16)
+  if (p != FloatPrecision::kBf16 && p != FloatPrecision::kInt8) return;
+  const bool bf16 = p == FloatPrecision::kBf16;
+  const std::string name = bf16 ? "bf16" : "int8";
+  if (!(bf16 ? cpu_features().avx512bf16 : cpu_features().avx512vnni) || !isa_supported(Isa::kAvx512))
     throw std::invalid_argument(
-        "float_precision 'bf16' needs the CPU feature AVX512_BF16 (VDPBF16PS), which this CPU lacks "
-        "(it has: " + cpu_features_string() + "); 'bf16_emulated' computes the same results in "
+        "float_precision '" + name + "' needs the CPU feature " +
+        (bf16 ? "AVX512_BF16 (VDPBF16PS)" : "AVX512_VNNI (VPDPBUSD)") + " on the avx512 path, which this CPU lacks "
+        "(it has: " + cpu_features_string() + "); '" + name + "_emulated' computes the same results in "
         "portable code (slower than fp32), 'fp32' is the default");
   if (active_isa() != Isa::kAvx512)
     throw std::invalid_argument(
-        std::string("float_precision 'bf16' runs AVX512-BF16 kernels, part of the avx512 path, but the "
-                    "instruction set in force is '") + isa_name(active_isa()) +
-        "' (ONEBIT_ISA or set_isa); 'bf16_emulated' computes the same results on any path");
+        "float_precision '" + name + "' runs " + (bf16 ? "AVX512-BF16" : "AVX512-VNNI") +
+        " kernels, part of the avx512 path, but the instruction set in force is '" + isa_name(active_isa()) +
+        "' (ONEBIT_ISA or set_isa); '" + name + "_emulated' computes the same results on any path");
 }
 
 void BuildCtx::fail(const std::string& msg) const {

@@ -35,15 +35,21 @@ enum class DType : uint8_t { kF32 = 0, kBits = 1 };
 // * kBf16: inputs and weights rounded to bfloat16, products summed in fp32 by
 //   AVX512-BF16 (VDPBF16PS); needs that CPU feature and the avx512 path.
 // * kBf16Emulated: the same arithmetic in portable C++, the same bits, any CPU.
+// * kInt8: weights quantized per output channel (symmetric int8) at load, the
+//   input per sample (u8 with a zero point) on each call, integer products
+//   summed exactly by AVX512-VNNI (VPDPBUSD); needs that feature and the avx512
+//   path (kernels/i8gemm.h).
+// * kInt8Emulated: the same arithmetic in portable C++, the same bits, any CPU.
 // Depthwise float convolutions stay fp32 in every mode (they are no GEMM).
-enum class FloatPrecision : uint8_t { kFp32 = 0, kBf16 = 1, kBf16Emulated = 2 };
+enum class FloatPrecision : uint8_t { kFp32 = 0, kBf16 = 1, kBf16Emulated = 2, kInt8 = 3, kInt8Emulated = 4 };
 
 const char* float_precision_name(FloatPrecision p);
-// Parses "fp32", "bf16", "bf16_emulated"; throws std::invalid_argument naming the choices.
+// Parses "fp32", "bf16", "bf16_emulated", "int8", "int8_emulated"; throws
+// std::invalid_argument naming the choices.
 FloatPrecision parse_float_precision(const std::string& name);
 // Throws std::invalid_argument naming what is missing when this process cannot
-// run p (kBf16: the CPU lacks AVX512_BF16, or the instruction set in force is
-// not avx512).
+// run p (kBf16 / kInt8: the CPU lacks AVX512_BF16 / AVX512_VNNI, or the
+// instruction set in force is not avx512).
 void check_float_precision_supported(FloatPrecision p);
 
 // A value's per-sample shape: rank 4 is NHWC, rank 2 is (N, C). For kBits,

@@ -51,6 +51,12 @@ typedef struct onebit_load_options {
    *                    instruction set in force (not ONEBIT_ISA=avx2/portable): otherwise
    *                    the load fails with ONEBIT_ERROR_INVALID_ARGUMENT naming what is missing.
    *   "bf16_emulated"  the same arithmetic in portable C++ (the same bits), on any CPU.
+   *   "int8"           weights quantized per output channel (symmetric int8) at load, each
+   *                    call's input per sample (u8 with a zero point), the integer products
+   *                    summed exactly by AVX512-VNNI (VPDPBUSD); needs AVX512_VNNI and the
+   *                    avx512 path, as bf16 does. Layers with more than 32768 inputs per
+   *                    output stay fp32.
+   *   "int8_emulated"  the same in portable C++ (the same bits), on any CPU.
    * Depthwise float convolutions stay fp32. Any other string: ONEBIT_ERROR_INVALID_ARGUMENT.
    * The string is read during the load only. */
   const char* float_precision;
@@ -90,8 +96,8 @@ const char* onebit_model_step_op(const onebit_model* m, int step);
 int onebit_model_run_profiled(onebit_model* m, const float* input, int64_t batch, float* output,
                               double* step_seconds);
 
-/* The float_precision the model was loaded with ("fp32", "bf16", "bf16_emulated"); a
- * static string. "" for NULL. */
+/* The float_precision the model was loaded with ("fp32", "bf16", "bf16_emulated", "int8",
+ * "int8_emulated"); a static string. "" for NULL. */
 const char* onebit_model_float_precision(const onebit_model* m);
 
 void onebit_model_free(onebit_model* m);

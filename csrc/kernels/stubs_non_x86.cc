@@ -2,6 +2,7 @@
 // selected at run time, since dispatch reports those ISAs unsupported).
 #include "kernels/activation.h"
 #include "kernels/bf16gemm.h"
+#include "kernels/i8gemm.h"
 #include "kernels/bgconv.h"
 #include "kernels/bgemm.h"
 #include "kernels/peak.h"
@@ -16,6 +17,7 @@ const BgconvConfig& bgconv_config_avx512() { return bgconv_config_portable(); }
 const SgemmConfig& sgemm_config_avx2() { return sgemm_config_portable(); }
 const SgemmConfig& sgemm_config_avx512() { return sgemm_config_portable(); }
 const Bf16GemmConfig& bf16gemm_config_avx512bf16() { return bf16gemm_config_portable(); }
+const I8GemmConfig& i8gemm_config_avx512vnni() { return i8gemm_config_portable(); }
 void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
                           uint64_t* out) {
   pack_rows_f32_portable(x, rows, channels, thr, out);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "dispatch.h"
 #include "kernels/bf16gemm.h"
 #include "kernels/bmaxpool.h"
+#include "kernels/i8gemm.h"
 #include "kernels/sgemm.h"
 #include "pack/pack.h"
 #include "runtime/threadpool.h"
@@ -95,9 +97,9 @@ void finish_rows(float* c, long ldc, int r0, int r1, int n0, int n1, const float
 
 // Row m of the im2col matrix of an NHWC input (zero padding): the kh x kw x C
 // values output pixel m reads, in OHWI filter order (T: float, or the bf16 bits
-// of a rounded input).
+// of a rounded input, or a quantized input, whose zero is `pad`).
 template <class T>
-void im2col_row(const T* x, const PoolParams& p, int dh, int dw, long m, T* dst) {
+void im2col_row(const T* x, const PoolParams& p, int dh, int dw, long m, T* dst, T pad = T{0}) {
   const int ox = static_cast<int>(m % p.ow), oy = static_cast<int>((m / p.ow) % p.oh);
   const int n = static_cast<int>(m / (static_cast<long>(p.ow) * p.oh));
   for (int ky = 0; ky < p.kh; ++ky) {
@@ -106,7 +108,7 @@ void im2col_row(const T* x, const PoolParams& p, int dh, int dw, long m, T* dst)
     T* d = dst + ky * p.kw * p.c;
     const T* srow = x + (static_cast<long>(n) * p.h + iy) * p.w * p.c;
     if (iy < 0 || iy >= p.h) {
-      for (int q = 0; q < p.kw * p.c; ++q) d[q] = T{0};
+      for (int q = 0; q < p.kw * p.c; ++q) d[q] = pad;
     } else if (dw == 1 && ix0 >= 0 && ix0 + p.kw <= p.w) {
       // the kw taps of this kernel row are contiguous in the input row
       const T* s = srow + static_cast<long>(ix0) * p.c;
@@ -116,7 +118,7 @@ void im2col_row(const T* x, const PoolParams& p, int dh, int dw, long m, T* dst)
         const int ix = ix0 + kx * dw;
         T* dd = d + kx * p.c;
         if (ix < 0 || ix >= p.w) {
-          for (int c = 0; c < p.c; ++c) dd[c] = T{0};
+          for (int c = 0; c < p.c; ++c) dd[c] = pad;
         } else {
           for (int c = 0; c < p.c; ++c) dd[c] = srow[static_cast<long>(ix) * p.c + c];
         }
@@ -379,6 +381,222 @@ int64_t bf16_transient_bytes(int64_t M, int N, int K, int nthreads) {
   const long items = chunks * bf16_panel_groups(chunks, npanels, nthreads);
   const int64_t per_task = std::min<int64_t>(R, M) * kp * 4;
   return std::min<int64_t>(bf16_tasks(items, nthreads), nthreads) * per_task;
+}
+
+// ---- int8 float layers --------------------------------------------------------
+
+namespace {
+
+const I8GemmConfig& i8_cfg(bool emulated) {
+  if (!emulated && active_isa() == Isa::kAvx512 && cpu_features().avx512vnni) return i8gemm_config_avx512vnni();
+  return i8gemm_config_portable();
+}
+
+// One sample's (or row's) activation quantization (kernels/i8gemm.h).
+struct QuantParams {
+  float scale = 1.0f, inv = 1.0f, zp = 0.0f;
+  int32_t zpi = 0;
+};
+
+QuantParams quant_params(const I8GemmConfig& cfg, const float* x, long n) {
+  float lo = 0.0f, hi = 0.0f;  // the range includes 0 (the padding); NaNs are skipped
+  cfg.range(x, n, &lo, &hi);
+  QuantParams q;
+  const float s = (hi - lo) / 255.0f;
+  if (s > 0.0f && s <= FLT_MAX) {  // else (all zero, or infinite) s = 1
+    q.scale = s;
+    q.inv = 1.0f / s;
+  }
+  float zp = std::nearbyint(-lo * q.inv);
+  zp = zp > 0.0f ? (zp < 255.0f ? zp : 255.0f) : 0.0f;
+  q.zp = zp;
+  q.zpi = static_cast<int32_t>(zp);
+  return q;
+}
+
+long i8_chunk_rows(int kq) { return std::clamp<long>((long{1} << 20) / (std::max(kq, 1) * 4L), 1, kRowChunk); }
+
+// C rows = the output stage of rows formed by form(m0, m1, rows) x W_q; row m
+// belongs to sample sample_of(m), quantized with qp[sample_of(m)].
+template <class Form, class SampleOf>
+void i8_driver(const I8GemmConfig& cfg, const Int8Weights& w, long M, Form&& form, SampleOf&& sample_of,
+               const std::vector<QuantParams>& qp, float* c, long ldc, const float* bias, int nthreads) {
+  if (M <= 0 || w.n <= 0) return;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const long R = i8_chunk_rows(w.kq);
+  const long chunks = (M + R - 1) / R;
+  const int groups = bf16_panel_groups(chunks, w.npanels, nthreads);
+  const long items = chunks * groups;
+  const long ntasks = bf16_tasks(items, nthreads);
+  parallel_for(static_cast<int>(ntasks), nthreads, [&](int t) {
+    avector<uint32_t> rows(static_cast<size_t>(std::min(R, M)) * w.kq);
+    std::vector<int32_t> zp(static_cast<size_t>(std::min(R, M)));
+    std::vector<float> sa(zp.size());
+    long formed = -1;
+    for (long it = items * t / ntasks; it < items * (t + 1) / ntasks; ++it) {
+      const long ch = it / groups;
+      const int g = static_cast<int>(it % groups);
+      const long m0 = ch * R, m1 = std::min(M, m0 + R);
+      const int nrows = static_cast<int>(m1 - m0);
+      if (ch != formed) {
+        form(m0, m1, rows.data());
+        for (long m = m0; m < m1; ++m) {
+          const QuantParams& q = qp[sample_of(m)];
+          zp[m - m0] = q.zpi, sa[m - m0] = q.scale;
+        }
+        formed = ch;
+      }
+      const int p0 = static_cast<int>(static_cast<long>(w.npanels) * g / groups);
+      const int p1 = static_cast<int>(static_cast<long>(w.npanels) * (g + 1) / groups);
+      float* cc = c + m0 * ldc;
+      for (int pn = p0; pn < p1; ++pn) {
+        const uint32_t* panel = w.data.data() + static_cast<size_t>(pn) * w.kq * kI8NR;
+        const int nr = std::min(kI8NR, w.n - pn * kI8NR), j0 = pn * kI8NR;
+        for (int r = 0; r < nrows; r += cfg.mr) {
+          const I8Epilogue e{zp.data() + r, sa.data() + r, w.wsum.data() + j0, w.scale.data() + j0,
+                             bias ? bias + j0 : nullptr};
+          cfg.fn(std::min(cfg.mr, nrows - r), nr, w.kq, rows.data() + static_cast<long>(r) * w.kq, w.kq, panel,
+                 cc + r * ldc + j0, ldc, e);
+        }
+      }
+    }
+  });
+}
+
+// Quantizes K floats into a row of A (zero bytes after K).
+void quantize_row(const I8GemmConfig& cfg, const float* src, int K, const QuantParams& q, uint32_t* dst, int kq) {
+  auto* b = reinterpret_cast<uint8_t*>(dst);
+  cfg.quantize(src, b, K, q.inv, q.zp);
+  std::fill(b + K, b + 4L * kq, uint8_t{0});
+}
+
+}  // namespace
+
+const char* i8gemm_kernel_name(bool emulated) { return i8_cfg(emulated).name; }
+
+Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const float* pm1_scale) {
+  Int8Weights pw;
+  pw.n = std::max(N, 0);
+  pw.k = std::max(K, 0);
+  pw.kq = (pw.k + 3) / 4;
+  pw.npanels = (pw.n + kI8NR - 1) / kI8NR;
+  pw.data.assign(static_cast<size_t>(pw.kq) * pw.npanels * kI8NR, 0u);
+  pw.scale.assign(pw.n, 1.0f);
+  pw.wsum.assign(pw.n, 0);
+  std::vector<int8_t> q(static_cast<size_t>(pw.kq) * 4, 0);
+  for (int n = 0; n < pw.n; ++n) {
+    const float* wn = w + n * ldw;
+    if (pm1_scale) {
+      pw.scale[n] = pm1_scale[n];
+      for (int k = 0; k < pw.k; ++k) q[k] = wn[k] < 0.0f ? -1 : 1;
+    } else {
+      float amax = 0.0f;
+      for (int k = 0; k < pw.k; ++k) amax = std::max(amax, std::fabs(wn[k]));
+      const float s = amax > 0.0f && amax <= FLT_MAX ? amax / 127.0f : 1.0f;
+      pw.scale[n] = s;
+      for (int k = 0; k < pw.k; ++k) {
+        float v = std::nearbyint(wn[k] / s);
+        v = v > -127.0f ? (v < 127.0f ? v : 127.0f) : -127.0f;  // NaN -> -127 ... then clamp
+        q[k] = static_cast<int8_t>(v);
+      }
+    }
+    int32_t sum = 0;
+    for (int k = 0; k < pw.k; ++k) sum += q[k];
+    pw.wsum[n] = sum;
+    const int pn = n / kI8NR, j = n % kI8NR;
+    uint32_t* dst = pw.data.data() + static_cast<size_t>(pn) * pw.kq * kI8NR + j;
+    for (int g = 0; g < pw.kq; ++g) {
+      uint32_t word = 0;
+      for (int t = 0; t < 4; ++t) word |= static_cast<uint32_t>(static_cast<uint8_t>(q[4 * g + t])) << (8 * t);
+      dst[static_cast<size_t>(g) * kI8NR] = word;
+    }
+  }
+  return pw;
+}
+
+void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, long ldc,
+               const float* bias, bool emulated, int nthreads) {
+  const I8GemmConfig& cfg = i8_cfg(emulated);
+  std::vector<QuantParams> qp(static_cast<size_t>(std::max(M, 0)));
+  for (int m = 0; m < M; ++m) qp[m] = quant_params(cfg, a + m * lda, w.k);
+  i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
+    for (long m = m0; m < m1; ++m) quantize_row(cfg, a + m * lda, w.k, qp[m], rows + (m - m0) * w.kq, w.kq);
+  }, [](long m) { return m; }, qp, c, ldc, bias, nthreads);
+}
+
+void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const PoolParams& p, int dh,
+                 int dw, float* out, bool emulated, int nthreads) {
+  const I8GemmConfig& cfg = i8_cfg(emulated);
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const int K = p.kh * p.kw * p.c;
+  const long pix = static_cast<long>(p.h) * p.w, opix = static_cast<long>(p.oh) * p.ow;
+  const long M = p.n * opix;
+  std::vector<QuantParams> qp(static_cast<size_t>(p.n));
+  parallel_for(p.n, nthreads, [&](int n) { qp[n] = quant_params(cfg, x + n * pix * p.c, pix * p.c); });
+  const auto sample_of = [&](long m) { return m / opix; };
+  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
+                      p.pl == 0 && p.pb == 0 && p.pr == 0;
+  if (direct) {
+    i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
+      for (long m = m0; m < m1; ++m) quantize_row(cfg, x + m * K, K, qp[m / opix], rows + (m - m0) * w.kq, w.kq);
+    }, sample_of, qp, out, w.n, bias, nthreads);
+    return;
+  }
+  // The input is quantized once, then gathered one chunk of im2col rows at a time
+  // (padding: the sample's zero point).
+  avector<uint8_t> xq(static_cast<size_t>(p.n) * pix * p.c);
+  const int cparts = static_cast<int>(std::min<long>(p.n * (pix / 1024 + 1), nthreads == 1 ? 1 : 4 * nthreads));
+  parallel_for(cparts, nthreads, [&](int t) {
+    const long total = p.n * pix;
+    for (long a0 = total * t / cparts, a1 = total * (t + 1) / cparts; a0 < a1;) {
+      const long n = a0 / pix, end = std::min(a1, (n + 1) * pix);
+      cfg.quantize(x + a0 * p.c, xq.data() + a0 * p.c, (end - a0) * p.c, qp[n].inv, qp[n].zp);
+      a0 = end;
+    }
+  });
+  i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
+    int ox = static_cast<int>(m0 % p.ow), oy = static_cast<int>((m0 / p.ow) % p.oh);
+    int n = static_cast<int>(m0 / opix);
+    for (long m = m0; m < m1; ++m) {
+      auto* b = reinterpret_cast<uint8_t*>(rows + (m - m0) * w.kq);
+      const auto zp = static_cast<uint8_t>(qp[n].zpi);
+      const int ix0 = ox * p.sw - p.pl;
+      if (dw != 1 || ix0 < 0 || ix0 + p.kw > p.w) {
+        im2col_row(xq.data(), p, dh, dw, m, b, zp);
+      } else {
+        const uint8_t* src[kMaxKernelRows];
+        for (int ky = 0; ky < p.kh; ++ky) {
+          const int iy = oy * p.sh - p.pt + ky * dh;
+          src[ky] = iy < 0 || iy >= p.h ? nullptr : xq.data() + ((n * p.h + iy) * static_cast<long>(p.w) + ix0) * p.c;
+        }
+        cfg.gather(src, p.kh, p.kw * p.c, zp, b);
+      }
+      std::fill(b + K, b + 4L * w.kq, uint8_t{0});
+      if (++ox == p.ow) {
+        ox = 0;
+        if (++oy == p.oh) oy = 0, ++n;
+      }
+    }
+  }, sample_of, qp, out, w.n, bias, nthreads);
+}
+
+int64_t int8_transient_bytes(int64_t M, int N, int K, int nthreads) {
+  if (M <= 0 || N <= 0) return 0;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const int kq = (std::max(K, 0) + 3) / 4, npanels = (N + kI8NR - 1) / kI8NR;
+  const long R = i8_chunk_rows(kq);
+  const long chunks = (M + R - 1) / R;
+  const long items = chunks * bf16_panel_groups(chunks, npanels, nthreads);
+  return std::min<int64_t>(bf16_tasks(items, nthreads), nthreads) * std::min<int64_t>(R, M) * (kq * 4 + 8) +
+         M * static_cast<int64_t>(sizeof(QuantParams));
+}
+
+int64_t conv2d_int8_transient_bytes(const PoolParams& p, int N, int nthreads) {
+  const int64_t M = int64_t{p.n} * p.oh * p.ow;
+  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
+                      p.pl == 0 && p.pb == 0 && p.pr == 0;
+  const int64_t input_copy = direct ? 0 : int64_t{p.n} * p.h * p.w * p.c;
+  return input_copy + int8_transient_bytes(M, N, p.kh * p.kw * p.c, nthreads);
 }
 
 namespace {

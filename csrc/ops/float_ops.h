@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/bgemm.h"
+#include "kernels/i8gemm.h"
 #include "pack/pack.h"
 
 namespace onebit {
@@ -70,6 +72,41 @@ int64_t conv2d_bf16_transient_bytes(const PoolParams& p, int N, int dh, int dw, 
 // The micro-kernel a call would use now ("bf16gemm_6x32_avx512bf16" or
 // "bf16gemm_4x32_portable").
 const char* bf16gemm_kernel_name(bool emulated);
+
+// ---- int8 float layers (load option float_precision = "int8" / "int8_emulated") ----
+//
+// Weights quantized per output channel (symmetric int8) once at load; each call
+// quantizes the input per sample (u8 with a zero point) and sums the integer
+// products exactly (kernels/i8gemm.h). `emulated` as for bf16: the AVX512-VNNI
+// kernels where the avx512 path is in force and the CPU has AVX512_VNNI, else
+// the portable emulation, with the same bits.
+struct Int8Weights {
+  avector<uint32_t> data;      // panels of kI8NR columns, see kernels/i8gemm.h
+  std::vector<float> scale;    // per column: s_w
+  std::vector<int32_t> wsum;   // per column: sum_k w_q
+  int n = 0, k = 0, kq = 0, npanels = 0;
+  size_t bytes() const { return data.size() * 4 + scale.size() * 4 + wsum.size() * 4; }
+};
+
+// W(n, k) = w[n * ldw + k]. pm1_scale non-null: the weights are +-1 and
+// pm1_scale[n] their multiplier (w_q = +-1, s_w = the multiplier); else w_q =
+// round(w / s_w) with s_w = max_k |W(n, k)| / 127. K must be <= kInt8MaxK.
+Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const float* pm1_scale);
+
+// C[M x N] = dequantized(q(A) * W_q^T) + bias[n], each row of A quantized on its own.
+void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, long ldc,
+               const float* bias, bool emulated, int nthreads);
+
+// Float conv through the int8 GEMM (NHWC, groups = 1, zero padding), each
+// sample's input quantized on its own.
+void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const PoolParams& p, int dh,
+                 int dw, float* out, bool emulated, int nthreads);
+
+// Transient bytes of a gemm_int8 call of M rows, and of a conv2d_int8 call (p.n included).
+int64_t int8_transient_bytes(int64_t M, int N, int K, int nthreads);
+int64_t conv2d_int8_transient_bytes(const PoolParams& p, int N, int nthreads);
+
+const char* i8gemm_kernel_name(bool emulated);
 
 // Max of +-1 values on packed bits: AND of the sign bits (bit set = -1);
 // padded positions are ignored.

@@ -88,6 +88,7 @@ NB_MODULE(_C, m) {
     d["bgconv"] = bgconv_kernel_name();
     d["sgemm"] = sgemm_kernel_name();
     d["bf16gemm"] = bf16gemm_kernel_name(false);
+    d["i8gemm"] = i8gemm_kernel_name(false);
     d["pack"] = active_isa() == Isa::kAvx512 ? "pack_f32_avx512" : "pack_f32_portable";
     return d;
   }, "Micro-kernels chosen for the active instruction set.");

@@ -3,7 +3,7 @@
 // the example of linking libonebit from a C++ application with no Python.
 //
 //   onebit-run model.onebit [--input FILE.f32] [--batch N] [--threads T] [--runs R] [--warmup W]
-//                           [--print K] [--output OUT.f32] [--profile P] [--precision fp32|bf16|bf16_emulated]
+//                           [--print K] [--output OUT.f32] [--profile P] [--precision fp32|bf16|int8|bf16_emulated|int8_emulated]
 //
 // FILE.f32 holds raw little-endian float32 NCHW input (batch x C x H x W);
 // --output writes every output value the same way (raw float32, the layout
@@ -28,7 +28,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: onebit-run MODEL.onebit [--input FILE.f32] [--batch N] [--threads T] "
                "[--runs R] [--warmup W] [--print K] [--output OUT.f32] [--profile P] "
-               "[--precision fp32|bf16|bf16_emulated]\n");
+               "[--precision fp32|bf16|int8|bf16_emulated|int8_emulated]\n");
   return 2;
 }
 

@@ -277,10 +277,11 @@ def _inspect(p: argparse.ArgumentParser) -> Callable:
 
 #: onebit.runtime.model.FLOAT_PRECISIONS, spelled out so that building the parser imports no
 #: engine (tests/test_cli_and_build.py checks that the two agree)
-FLOAT_PRECISIONS = ("fp32", "bf16", "bf16_emulated")
+FLOAT_PRECISIONS = ("fp32", "bf16", "bf16_emulated", "int8", "int8_emulated")
 _PRECISION_HELP = (
-    "what the float conv2d/dense layers compute in: fp32 (default), bf16 (AVX512-BF16; the CPU must "
-    "have it), bf16_emulated (the same results in portable code)"
+    "what the float conv2d/dense layers compute in: fp32 (default), bf16 (AVX512-BF16), int8 "
+    "(AVX512-VNNI; the CPU must have them), bf16_emulated / int8_emulated (the same results in "
+    "portable code)"
 )
 
 

@@ -30,6 +30,9 @@
 //   kernel where the CPU has it, the portable emulation always, and "bf16"
 //   under a forced non-AVX-512 path) against a scalar model of VDPBF16PS's
 //   summation (kernels/bf16gemm.h), bit for bit, plus a float64 bound.
+// * the int8 float layers (gemm_int8, conv2d_int8: float_precision int8 /
+//   int8_emulated): both paths against a scalar model of the quantization
+//   (kernels/i8gemm.h) and of the integer sums and dequantization, bit for bit.
 //
 // The last line is "N passed, N failed"; the exit status is 1 on a failure.
 #include <algorithm>
@@ -49,6 +52,7 @@
 #include "dispatch.h"
 #include "kernels/bf16gemm.h"
 #include "kernels/bgemm.h"
+#include "kernels/i8gemm.h"
 #include "ops/bconv2d.h"
 #include "ops/float_ops.h"
 #include "pack/pack.h"
@@ -727,6 +731,163 @@ void test_conv2d_bf16(int cases) {
   set_active_isa(before);
 }
 
+// ---------------------------------------------------------------------------
+// int8 float layers: a scalar model of the quantization and the integer GEMM.
+
+struct ModelQuant {
+  float scale = 1.0f, inv = 1.0f, zp = 0.0f;
+};
+ModelQuant model_quant(const float* x, size_t n) {
+  float lo = 0.0f, hi = 0.0f;
+  for (size_t i = 0; i < n; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+  ModelQuant q;
+  const float s = (hi - lo) / 255.0f;
+  if (s > 0.0f) q.scale = s, q.inv = 1.0f / s;
+  q.zp = std::min(255.0f, std::max(0.0f, std::nearbyint(-lo * q.inv)));
+  return q;
+}
+int model_q(float x, const ModelQuant& q) {
+  volatile float v = x * q.inv;
+  v = v + q.zp;
+  return static_cast<int>(std::lrint(std::min(255.0f, std::max(0.0f, static_cast<float>(v)))));
+}
+// Per-channel weights: (w_q, s_w) as pack_weights_int8 makes them.
+void model_wq(const float* w, int K, const float* pm1, std::vector<int>& wq, float& sw) {
+  wq.assign(K, 0);
+  if (pm1) {
+    sw = *pm1;
+    for (int k = 0; k < K; ++k) wq[k] = w[k] < 0 ? -1 : 1;
+    return;
+  }
+  float amax = 0.0f;
+  for (int k = 0; k < K; ++k) amax = std::max(amax, std::fabs(w[k]));
+  sw = amax > 0.0f ? amax / 127.0f : 1.0f;
+  for (int k = 0; k < K; ++k) wq[k] = static_cast<int>(std::min(127.0f, std::max(-127.0f, std::nearbyint(w[k] / sw))));
+}
+float model_i8_out(const std::vector<int>& aq, const ModelQuant& q, const std::vector<int>& wq, float sw,
+                   const float* bias) {
+  int32_t acc = 0, wsum = 0;
+  for (size_t k = 0; k < aq.size(); ++k) acc += aq[k] * wq[k], wsum += wq[k];
+  const float y = static_cast<float>(acc - static_cast<int32_t>(q.zp) * wsum) * (q.scale * sw);
+  return bias ? y + *bias : y;
+}
+
+struct I8Path {
+  const char* name;
+  Isa isa;
+  bool emulated;
+};
+std::vector<I8Path> i8_paths() {
+  std::vector<I8Path> v{{"int8_emulated", best_isa(), true}, {"int8 under portable", Isa::kPortable, false}};
+  if (cpu_features().avx512vnni && isa_supported(Isa::kAvx512)) v.push_back({"int8 avx512vnni", Isa::kAvx512, false});
+  return v;
+}
+
+void test_gemm_int8(int cases) {
+  const Isa before = active_isa();
+  for (int t = 0; t < cases; ++t) {
+    const int M = t % 3 == 0 ? rint(1, 7) : pick({5, 6, 7, 13, 96, 97, 200});
+    const int N = pick({1, 3, 15, 16, 17, 31, 32, 33, 64, 100});
+    const int K = pick({1, 2, 3, 4, 5, 15, 16, 17, 27, 147, 255, 256, 257, 600, 601});
+    std::vector<float> a(static_cast<size_t>(M) * K), w(static_cast<size_t>(N) * K), bias(N), mult(N);
+    const float shift = pick({0.0f, 0.3f, -0.4f, 2.0f});  // all-positive and all-negative rows too
+    for (float& v : a) v = rint(0, 9) == 0 ? 0.0f : rfloat(-1.0f, 1.0f) + shift;
+    const bool pm1 = rint(0, 3) == 0;
+    for (float& v : w) v = pm1 ? (rint(0, 1) ? 1.0f : -1.0f) : rfloat(-1.0f, 1.0f) * (rint(0, 5) ? 1.0f : 0.0f);
+    for (float& v : bias) v = rfloat(-0.5f, 0.5f);
+    for (float& v : mult) v = rfloat(0.01f, 2.0f);
+    const float* bp = rint(0, 2) ? bias.data() : nullptr;
+    const float* sp = pm1 ? mult.data() : nullptr;
+    const Int8Weights pw = pack_weights_int8(N, K, w.data(), K, sp);
+    std::vector<float> want(static_cast<size_t>(M) * N);
+    for (int m = 0; m < M; ++m) {
+      const ModelQuant q = model_quant(a.data() + static_cast<size_t>(m) * K, K);
+      std::vector<int> aq(K), wq;
+      for (int k = 0; k < K; ++k) aq[k] = model_q(a[static_cast<size_t>(m) * K + k], q);
+      for (int n = 0; n < N; ++n) {
+        float sw;
+        model_wq(w.data() + static_cast<size_t>(n) * K, K, sp ? sp + n : nullptr, wq, sw);
+        want[static_cast<size_t>(m) * N + n] = model_i8_out(aq, q, wq, sw, bp ? bp + n : nullptr);
+      }
+    }
+    for (const I8Path& path : i8_paths()) {
+      set_active_isa(path.isa);
+      std::vector<float> got(static_cast<size_t>(M) * N, -7.0f);
+      gemm_int8(M, a.data(), K, pw, got.data(), N, bp, path.emulated, 1 + (t & 1));
+      size_t where = 0;
+      const bool ok = same_bits(got, want, &where);
+      report(ok, fmt("gemm_int8 %s (%s): %dx%dx%d%s%s%s", path.name, i8gemm_kernel_name(path.emulated), M, N, K,
+                     pm1 ? " +-1 weights" : "", bp ? " bias" : "",
+                     ok ? "" : fmt(": element %zu is %.9g, expected %.9g", where, got[where], want[where]).c_str()));
+    }
+  }
+  set_active_isa(before);
+}
+
+void test_conv2d_int8(int cases) {
+  const Isa before = active_isa();
+  for (int t = 0; t < cases; ++t) {
+    PoolParams p{};
+    p.n = pick({1, 2, 3});
+    p.c = pick({1, 3, 4, 8, 17});
+    p.h = rint(1, 12);
+    p.w = rint(1, 12);
+    p.kh = pick({1, 3, 5, 7});
+    p.kw = rint(0, 3) ? p.kh : pick({1, 3});
+    p.sh = pick({1, 2});
+    p.sw = rint(0, 3) ? p.sh : pick({1, 2});
+    const int dh = pick({1, 1, 2}), dw = rint(0, 3) ? dh : pick({1, 2});
+    p.pt = rint(0, p.kh / 2);
+    p.pb = rint(0, 3) ? p.pt : rint(0, p.kh / 2);
+    p.pl = rint(0, p.kw / 2);
+    p.pr = rint(0, 3) ? p.pl : rint(0, p.kw / 2);
+    if (p.h + p.pt + p.pb < dh * (p.kh - 1) + 1 || p.w + p.pl + p.pr < dw * (p.kw - 1) + 1) continue;
+    p.oh = (p.h + p.pt + p.pb - dh * (p.kh - 1) - 1) / p.sh + 1;
+    p.ow = (p.w + p.pl + p.pr - dw * (p.kw - 1) - 1) / p.sw + 1;
+    const int oc = pick({1, 8, 16, 24, 33, 64});
+    const int K = p.kh * p.kw * p.c;
+    const size_t spix = static_cast<size_t>(p.h) * p.w * p.c;
+    std::vector<float> x(p.n * spix), w(static_cast<size_t>(oc) * K), bias(oc);
+    for (int n = 0; n < p.n; ++n) {  // samples with different ranges
+      const float shift = pick({0.0f, 0.5f, -1.5f}), mag = pick({1.0f, 3.0f, 0.01f});
+      for (size_t i = 0; i < spix; ++i) x[n * spix + i] = (rfloat(-1.0f, 1.0f) + shift) * mag;
+    }
+    for (float& v : w) v = rfloat(-1.0f, 1.0f);
+    for (float& v : bias) v = rfloat(-0.5f, 0.5f);
+    const Int8Weights pw = pack_weights_int8(oc, K, w.data(), K, nullptr);
+    const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
+    std::vector<float> want(M * oc);
+    std::vector<std::vector<int>> wq(oc);
+    std::vector<float> sw(oc);
+    for (int o = 0; o < oc; ++o) model_wq(w.data() + static_cast<size_t>(o) * K, K, nullptr, wq[o], sw[o]);
+    for (size_t m = 0; m < M; ++m) {
+      const int ox = static_cast<int>(m % p.ow), oy = static_cast<int>((m / p.ow) % p.oh);
+      const int n = static_cast<int>(m / (static_cast<size_t>(p.ow) * p.oh));
+      const ModelQuant q = model_quant(x.data() + n * spix, spix);
+      std::vector<int> aq(K);
+      for (int ky = 0; ky < p.kh; ++ky)
+        for (int kx = 0; kx < p.kw; ++kx)
+          for (int c = 0; c < p.c; ++c) {
+            const int iy = oy * p.sh - p.pt + ky * dh, ix = ox * p.sw - p.pl + kx * dw;
+            const bool in = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+            aq[(ky * p.kw + kx) * p.c + c] = model_q(in ? x[n * spix + (static_cast<size_t>(iy) * p.w + ix) * p.c + c] : 0.0f, q);
+          }
+      for (int o = 0; o < oc; ++o) want[m * oc + o] = model_i8_out(aq, q, wq[o], sw[o], &bias[o]);
+    }
+    for (const I8Path& path : i8_paths()) {
+      set_active_isa(path.isa);
+      std::vector<float> got(M * oc, -7.0f);
+      conv2d_int8(x.data(), pw, bias.data(), p, dh, dw, got.data(), path.emulated, 1 + (t & 1));
+      size_t where = 0;
+      const bool ok = same_bits(got, want, &where);
+      report(ok, fmt("conv2d_int8 %s: n%d %dx%dx%d -> %d k%dx%d s%d,%d d%d,%d pad %d,%d,%d,%d%s", path.name, p.n, p.h,
+                     p.w, p.c, oc, p.kh, p.kw, p.sh, p.sw, dh, dw, p.pt, p.pl, p.pb, p.pr,
+                     ok ? "" : fmt(": element %zu is %.9g, expected %.9g", where, got[where], want[where]).c_str()));
+    }
+  }
+  set_active_isa(before);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -768,6 +929,12 @@ int main(int argc, char** argv) {
   test_conv2d_bf16(cases / 2);
   std::printf("bf16 convert + gemm_bf16 + conv2d_bf16 (%s): %d checks\n",
               cpu_features().avx512bf16 ? "avx512bf16 and emulation" : "emulation only: no AVX512_BF16",
+              g_passed + g_failed - mark);
+  mark = g_passed + g_failed;
+  test_gemm_int8(cases);
+  test_conv2d_int8(cases / 2);
+  std::printf("gemm_int8 + conv2d_int8 (%s): %d checks\n",
+              cpu_features().avx512vnni ? "avx512vnni and emulation" : "emulation only: no AVX512_VNNI",
               g_passed + g_failed - mark);
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;

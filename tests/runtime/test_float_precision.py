@@ -1,4 +1,4 @@
-"""The load option float_precision: the float conv2d / dense layers in bf16 (AVX512-BF16 or its emulation).
+"""The load option float_precision: the float conv2d / dense layers in bf16 or int8 (AVX512 or emulated).
 
 What is checked:
 
@@ -15,7 +15,12 @@ What is checked:
 * errors: a bad precision string, ``bf16`` without AVX512_BF16 or under a forced non-AVX-512
   path (in-process and through ``ONEBIT_ISA``); the scratch counted against the memory cap.
 
-Tests that run the AVX512-BF16 kernel skip, naming the feature, on a CPU without it; the
+* int8: each layer bit for bit against a numpy model of its quantization (kernels/i8gemm.h:
+  weights per output channel, activations per sample with a zero point, exact integer sums,
+  fp32 dequantization), and within the quantization error of an fp64 reference; the
+  AVX512-VNNI kernel against its emulation.
+
+Tests that run an AVX-512 kernel skip, naming the feature, on a CPU without it; the
 emulation tests run everywhere. (The C++ kernels are also checked bit for bit against a
 scalar model of the instructions by tests/csrc/test_kernels.cc.)
 """
@@ -45,6 +50,11 @@ needs_bf16 = pytest.mark.skipif(
 )
 #: the precisions that run here: the emulation always, the AVX512-BF16 kernel where the CPU has it
 PRECISIONS = ["bf16_emulated", pytest.param("bf16", marks=needs_bf16)]
+HAS_VNNI = "avx512vnni" in _C.cpu_features().split() and _C.isa_supported("avx512")
+needs_vnni = pytest.mark.skipif(
+    not HAS_VNNI, reason=f"CPU lacks AVX512_VNNI (has: {_C.cpu_features()}): the int8 kernel cannot run"
+)
+INT8 = ["int8_emulated", pytest.param("int8", marks=needs_vnni)]
 
 
 def bf16_round(x: np.ndarray) -> np.ndarray:
@@ -217,7 +227,7 @@ def test_precision_is_reported_per_layer(tmp_path):
         "fc": "bf16_emulated",
     }
     assert all(r["precision"] == "" for r in rows if r["op"] not in ("conv2d", "dense"))
-    assert FLOAT_PRECISIONS == ("fp32", "bf16", "bf16_emulated")
+    assert FLOAT_PRECISIONS == ("fp32", "bf16", "bf16_emulated", "int8", "int8_emulated")
 
 
 def test_fp32_is_the_default_and_unchanged(tmp_path):
@@ -280,10 +290,13 @@ def test_bad_precision_strings(tmp_path):
     torch.manual_seed(0)
     path = export(tmp_path, nn.Sequential(nn.Linear(4, 3)), torch.randn(1, 4))
     for bad in ["bf17", "BF16", "", "int4", None, 16]:
-        with pytest.raises(ValueError, match="float_precision must be one of fp32, bf16, bf16_emulated"):
+        with pytest.raises(
+            ValueError, match="float_precision must be one of fp32, bf16, bf16_emulated, int8, "
+        ):
             load(path, float_precision=bad)  # type: ignore[arg-type]
     with pytest.raises(
-        ValueError, match="unknown float_precision 'fp16': expected one of fp32, bf16, bf16_emulated"
+        ValueError,
+        match="unknown float_precision 'fp16': expected one of fp32, bf16, bf16_emulated, int8, int8_",
     ):
         _C.Engine.load(path, float_precision="fp16")
 
@@ -380,3 +393,137 @@ def test_bf16_scratch_counts_against_the_memory_cap(tmp_path):
     load(path, memory_cap=cap, num_threads=1).run(x.numpy())
     with pytest.raises(MemoryError, match=r"batch 16 needs .* at node 0 \(conv2d"):
         load(path, memory_cap=cap, num_threads=1, float_precision="bf16_emulated").run(x.numpy())
+
+
+# ---------------------------------------------------------------------------------------------
+# int8
+
+
+def _quant(x: np.ndarray) -> tuple[np.ndarray, np.float32, int]:
+    """One sample's u8 quantization as kernels/i8gemm.h defines it: (x_q, s_a, zp)."""
+    f32 = np.float32
+    lo, hi = min(f32(0), x.min()), max(f32(0), x.max())
+    s = f32(hi - lo) / f32(255)
+    inv = f32(1) / s if s > 0 else f32(1)
+    s = s if s > 0 else f32(1)
+    zp = f32(min(255, max(0, np.rint(-lo * inv))))
+    v = x.astype(f32) * inv + zp
+    return np.rint(np.clip(v, f32(0), f32(255))).astype(np.int64), s, int(zp)
+
+
+def _quant_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel (first axis) symmetric int8: (w_q, s_w)."""
+    flat = w.reshape(w.shape[0], -1).astype(np.float32)
+    amax = np.abs(flat).max(1)
+    s = np.where(amax > 0, amax / np.float32(127), np.float32(1)).astype(np.float32)
+    q = np.clip(np.rint(flat / s[:, None]), -127, 127).astype(np.int64)
+    return q.reshape(w.shape), s
+
+
+def _dequant(
+    acc: np.ndarray, zp: int, wsum: np.ndarray, s_a: np.float32, s_w: np.ndarray, b: np.ndarray
+) -> np.ndarray:
+    y = (acc - zp * wsum).astype(np.float32) * (s_a * s_w)
+    return (y + b).astype(np.float32)
+
+
+@pytest.mark.parametrize("precision", INT8)
+@pytest.mark.parametrize("case", list(CONVS), ids=list(CONVS))
+def test_int8_conv2d_is_its_quantization_model(tmp_path, case, precision):
+    """Bit for bit. A grouped conv quantizes each group's input channels on their own."""
+    cin, cout, k, s, pad, dil, groups, h, w, n = CONVS[case]
+    torch.manual_seed(0)
+    conv = nn.Conv2d(cin, cout, k, s, pad, dil, groups=groups, bias=True)
+    x = torch.randn(n, cin, h, w) * torch.tensor([1.0, 0.1, 3.0])[torch.arange(n) % 3].view(-1, 1, 1, 1)
+    m = load(export(tmp_path, nn.Sequential(conv), x), num_threads=2, float_precision=precision)
+    assert [r["precision"] for r in m.describe() if r["op"] == "conv2d"] == [precision]
+    got = m.run(x.numpy())
+    wq, sw = _quant_weights(conv.weight.detach().numpy())
+    wsum = wq.reshape(cout, -1).sum(1)
+    b = conv.bias.detach().numpy()
+    want = np.empty_like(got)
+    cg, og = cin // groups, cout // groups
+    sa_of = np.empty((n, groups), np.float64)
+    for i in range(n):
+        for g in range(groups):
+            xq, sa, zp = _quant(x[i, g * cg : (g + 1) * cg].numpy())
+            sa_of[i, g] = sa
+            padded = np.pad(xq, ((0, 0), (pad, pad), (pad, pad)), constant_values=zp)  # the padding is zp
+            o = slice(g * og, (g + 1) * og)
+            acc = (
+                F.conv2d(
+                    torch.from_numpy(padded[None]).double(),
+                    torch.from_numpy(wq[o]).double(),
+                    stride=s,
+                    dilation=dil,
+                )
+                .numpy()[0]
+                .astype(np.int64)
+            )  # exact: |sums| < 2^31
+            want[i, o] = _dequant(acc.transpose(1, 2, 0), zp, wsum[o], sa, sw[o], b[o]).transpose(2, 0, 1)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    # and within the quantization error of the exact result: |x^ - x| <= s_a / 2 (zero padding
+    # is exact), |w^ - w| <= s_w / 2, so |x^ w^ - x w| <= s_a / 2 (|w| + s_w / 2) + |x| s_w / 2
+    with torch.no_grad():
+        wd = conv.weight.double()
+        args = dict(stride=s, padding=pad, dilation=dil, groups=groups)
+        ref = F.conv2d(x.double(), wd, conv.bias.double(), **args).numpy()
+        swd = torch.from_numpy(sw.astype(np.float64)).view(-1, 1, 1, 1)
+        sa = torch.from_numpy(np.repeat(sa_of, og, axis=1)).view(n, cout, 1, 1)  # per output channel's group
+        inside = F.conv2d(torch.ones_like(x).double(), wd.abs() + swd / 2, **args)
+        xs = F.conv2d(x.double().abs(), torch.ones_like(wd), **args) * swd.view(1, -1, 1, 1) / 2
+        bound = (sa / 2 * inside + xs).numpy()
+    err = np.abs(got - ref)
+    assert np.all(err <= bound * (1 + 1e-5) + 1e-5 * (1 + np.abs(ref))), float((err - bound).max())
+
+
+@pytest.mark.parametrize("precision", INT8)
+@pytest.mark.parametrize(("batch", "k", "n"), [(1, 512, 1000), (1, 37, 10), (5, 37, 10), (9, 257, 70)])
+def test_int8_dense_is_its_quantization_model(tmp_path, batch, k, n, precision):
+    torch.manual_seed(1)
+    fc = nn.Linear(k, n)
+    x = torch.randn(batch, k) + torch.linspace(-1, 2, batch)[:, None]  # rows with other ranges and signs
+    m = load(export(tmp_path, nn.Sequential(fc), x), num_threads=2, float_precision=precision)
+    got = m.run(x.numpy())
+    wq, sw = _quant_weights(fc.weight.detach().numpy())
+    for i in range(batch):
+        xq, sa, zp = _quant(x[i].numpy())
+        want = _dequant(wq @ xq, zp, wq.sum(1), sa, sw, fc.bias.detach().numpy())
+        np.testing.assert_array_equal(got[i].view(np.uint32), want.view(np.uint32))
+
+
+@needs_vnni
+@pytest.mark.parametrize("name", ["binary_resnet_e18", "quicknet"])
+def test_int8_kernel_is_bit_identical_to_its_emulation(tmp_path, name):
+    torch.manual_seed(0)
+    model = onebit.models.create(name).eval()
+    x = torch.randn(2, 3, 64, 64)
+    path = export(tmp_path, model, x)
+    got = load(path, num_threads=2, float_precision="int8").run(x.numpy())
+    want = load(path, num_threads=2, float_precision="int8_emulated").run(x.numpy())
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    small = export(tmp_path, _small_net(), torch.randn(3, 3, 16, 16), "small.onebit")
+    xs = torch.randn(3, 3, 16, 16).numpy()
+    np.testing.assert_array_equal(
+        load(small, float_precision="int8").run(xs).view(np.uint32),
+        load(small, float_precision="int8_emulated").run(xs).view(np.uint32),
+    )
+
+
+def test_int8_refused_under_a_forced_portable_path(tmp_path, portable_isa):
+    path = export(tmp_path, nn.Sequential(nn.Linear(4, 3)), torch.randn(1, 4))
+    match = "AVX512_VNNI" if not HAS_VNNI else "instruction set in force is 'portable'.*'int8_emulated'"
+    with pytest.raises(ValueError, match=match):
+        load(path, float_precision="int8")
+    assert load(path, float_precision="int8_emulated").run(np.ones((1, 4), np.float32)).shape == (1, 3)
+
+
+def test_int8_deep_layers_stay_fp32(tmp_path):
+    """A dense layer with more than 32,768 inputs per output could overflow the int32 sums: it runs
+    in fp32 (and says so), bit-identical to the fp32 model."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 40000)
+    path = export(tmp_path, nn.Sequential(nn.Linear(40000, 3)), x)
+    m = load(path, float_precision="int8_emulated")
+    assert [r["precision"] for r in m.describe() if r["op"] == "dense"] == ["fp32"]
+    np.testing.assert_array_equal(m.run(x.numpy()), load(path).run(x.numpy()))

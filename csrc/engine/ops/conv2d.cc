@@ -3,7 +3,9 @@
 // (reference.py _op_conv2d). Under the load option float_precision = bf16 /
 // bf16_emulated the folded weights are rounded to bf16 and packed once here,
 // one panel set per group; +-1 weights (binary_weight) are packed unfolded,
-// exact in bf16, and their multiplier scales the fp32 sums instead.
+// exact in bf16, and their multiplier scales the fp32 sums instead. int8 /
+// int8_emulated quantize them per output channel here (+-1 weights: exactly,
+// with the multiplier as their scale); a layer deeper than kInt8MaxK stays fp32.
 // Depthwise convolutions stay fp32.
 #include <algorithm>
 #include <cstring>
@@ -27,14 +29,22 @@ class Conv2dKernel final : public OpKernel {
       for (int o = 0; o < oc_; ++o)
         for (int t = 0; t < taps; ++t) w_hwc_[static_cast<size_t>(t) * oc_ + o] = w_[o * taps + t];
     } else if (precision != FloatPrecision::kFp32) {
-      emulated_ = precision == FloatPrecision::kBf16Emulated;
+      emulated_ = precision == FloatPrecision::kBf16Emulated || precision == FloatPrecision::kInt8Emulated;
+      const bool int8 = precision == FloatPrecision::kInt8 || precision == FloatPrecision::kInt8Emulated;
       const int og = oc_ / groups_, k = p_.kh * p_.kw * (p_.c / groups_);
-      for (int g = 0; g < groups_; ++g)
-        w_bf16_.push_back(pack_weights_bf16(og, k, w_.data() + static_cast<size_t>(g) * og * k, k));
-      w_ = std::vector<float>();  // the packed bf16 panels replace the fp32 weights
+      for (int g = 0; g < groups_; ++g) {
+        const float* wg = w_.data() + static_cast<size_t>(g) * og * k;
+        if (int8)
+          w_i8_.push_back(pack_weights_int8(og, k, wg, k, scale_.empty() ? nullptr : scale_.data() + g * og));
+        else
+          w_bf16_.push_back(pack_weights_bf16(og, k, wg, k));
+      }
+      if (int8) scale_.clear();  // in the int8 weights' scales
+      w_ = std::vector<float>();  // the packed panels replace the fp32 weights
     }
   }
   bool bf16() const { return !w_bf16_.empty(); }
+  bool int8() const { return !w_i8_.empty(); }
   // One group's convolution (groups = 1: the whole layer).
   void conv_group(const float* x, int g, const PoolParams& p, float* y, int nthreads) const {
     const int og = oc_ / groups_;
@@ -42,6 +52,8 @@ class Conv2dKernel final : public OpKernel {
     if (bf16()) {
       const float* sc = scale_.empty() ? nullptr : scale_.data() + static_cast<size_t>(g) * og;
       conv2d_bf16(x, w_bf16_[g], sc, b, p, dh_, dw_, y, emulated_, nthreads);
+    } else if (int8()) {
+      conv2d_int8(x, w_i8_[g], b, p, dh_, dw_, y, emulated_, nthreads);
     } else {
       const size_t wg = static_cast<size_t>(og) * p.kh * p.kw * p.c;
       conv2d_f32(x, w_.data() + g * wg, b, p, og, dh_, dw_, Act::kNone, nullptr, y, nthreads);
@@ -84,8 +96,10 @@ class Conv2dKernel final : public OpKernel {
     // the weights were packed at load.
     PoolParams pg = p_;
     pg.n = static_cast<int>(n), pg.c = static_cast<int>(cg);
-    int64_t b = bf16() ? conv2d_bf16_transient_bytes(pg, static_cast<int>(og), dh_, dw_, nthreads)
-                       : std::min<int64_t>(chunks, std::max(nthreads, 1)) * 96 * k * 4 + k * ((og + 31) / 32 * 32) * 4;
+    // int8: the input quantized to u8, its per-sample parameters and the tasks' chunks of u8 rows.
+    int64_t b = bf16()   ? conv2d_bf16_transient_bytes(pg, static_cast<int>(og), dh_, dw_, nthreads)
+                : int8() ? conv2d_int8_transient_bytes(pg, static_cast<int>(og), nthreads)
+                         : std::min<int64_t>(chunks, std::max(nthreads, 1)) * 96 * k * 4 + k * ((og + 31) / 32 * 32) * 4;
     if (groups_ != 1) b += n * (int64_t{p_.h} * p_.w * cg + int64_t{p_.oh} * p_.ow * og) * 4;
     return b;
   }
@@ -93,6 +107,7 @@ class Conv2dKernel final : public OpKernel {
  private:
   std::vector<float> w_, w_hwc_, scale_, bias_;
   std::vector<Bf16Weights> w_bf16_;  // per group, when the layer runs in bf16
+  std::vector<Int8Weights> w_i8_;    // per group, when the layer runs in int8
   bool emulated_ = false;
   PoolParams p_;
   int oc_, dh_, dw_, groups_;
@@ -114,11 +129,13 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
     ctx.fail("weight expects " + std::to_string(ws[3]) + " input channels per group x " +
              std::to_string(groups) + " groups, the input has " + std::to_string(in.c));
   const bool depthwise = groups != 1 && groups == in.c && groups == oc;
-  const FloatPrecision prec = depthwise ? FloatPrecision::kFp32 : ctx.float_precision();
+  FloatPrecision prec = depthwise ? FloatPrecision::kFp32 : ctx.float_precision();
+  const bool int8 = prec == FloatPrecision::kInt8 || prec == FloatPrecision::kInt8Emulated;
+  if (int8 && g.kh * g.kw * ws[3] > kInt8MaxK) prec = FloatPrecision::kFp32;  // its int32 sums could overflow
   ctx.precision = float_precision_name(prec);
   std::vector<float> w = ctx.param_f32("weight", t.logical_count());
   std::vector<float> mult = ctx.param_f32("multiplier", oc);
-  // bf16 keeps +-1 weights exact (a packed_sign tensor unpacks to +-1 only)
+  // bf16 and int8 keep +-1 weights exact (a packed_sign tensor unpacks to +-1 only)
   const bool unfolded = prec != FloatPrecision::kFp32 && t.packed_sign;
   const size_t per = static_cast<size_t>(t.logical_count() / oc);
   for (int64_t o = 0; o < oc && !unfolded; ++o)  // w * multiplier in float32, as the old engine did

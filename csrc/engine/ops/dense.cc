@@ -2,7 +2,9 @@
 // (reference.py _op_dense). Under float_precision = bf16 / bf16_emulated the
 // folded weights are rounded to bf16 and packed once here; +-1 weights
 // (binary_weight) are packed unfolded, exact, and their multiplier scales the
-// fp32 sums instead.
+// fp32 sums instead. int8 / int8_emulated quantize them per output channel
+// here (+-1 weights exactly, the multiplier as their scale); a layer deeper than
+// kInt8MaxK stays fp32.
 #include "engine/ops/common.h"
 #include "ops/float_ops.h"
 
@@ -15,14 +17,23 @@ class DenseKernel final : public OpKernel {
   DenseKernel(std::vector<float> w, std::vector<float> scale, std::vector<float> bias, int k, int oc,
               FloatPrecision precision)
       : w_(std::move(w)), scale_(std::move(scale)), bias_(std::move(bias)), k_(k), oc_(oc) {
-    if (precision != FloatPrecision::kFp32) {
+    emulated_ = precision == FloatPrecision::kBf16Emulated || precision == FloatPrecision::kInt8Emulated;
+    if (precision == FloatPrecision::kBf16 || precision == FloatPrecision::kBf16Emulated) {
       bf16_ = true;
-      emulated_ = precision == FloatPrecision::kBf16Emulated;
       w_bf16_ = pack_weights_bf16(oc_, k_, w_.data(), k_);
       w_ = std::vector<float>();
+    } else if (precision == FloatPrecision::kInt8 || precision == FloatPrecision::kInt8Emulated) {
+      int8_ = true;
+      w_i8_ = pack_weights_int8(oc_, k_, w_.data(), k_, scale_.empty() ? nullptr : scale_.data());
+      w_ = std::vector<float>(), scale_ = std::vector<float>();
     }
   }
   void run(const RunArgs& a) const override {
+    if (int8_) {
+      gemm_int8(static_cast<int>(a.n), static_cast<const float*>(a.in[0]), k_, w_i8_, static_cast<float*>(a.out),
+                oc_, bias_.data(), emulated_, a.nthreads);
+      return;
+    }
     if (bf16_) {
       gemm_bf16(static_cast<int>(a.n), static_cast<const float*>(a.in[0]), k_, w_bf16_,
                 static_cast<float*>(a.out), oc_, scale_.empty() ? nullptr : scale_.data(), bias_.data(),
@@ -34,6 +45,7 @@ class DenseKernel final : public OpKernel {
   }
   int64_t transient_bytes(int64_t n, int nthreads) const override {
     if (bf16_) return bf16_transient_bytes(n, oc_, k_, nthreads);  // weights packed at load
+    if (int8_) return int8_transient_bytes(n, oc_, k_, nthreads);
     // sgemm packs the weights, K x N rounded up to 32 columns, for batches above 4 (its
     // small-batch path reads them in place). Uncounted, a 513 KB file (one output, 2^22
     // binary weights) allocated 512 MiB at batch 5 under a 256 MiB cap.
@@ -43,7 +55,8 @@ class DenseKernel final : public OpKernel {
  private:
   std::vector<float> w_, scale_, bias_;
   Bf16Weights w_bf16_;
-  bool bf16_ = false, emulated_ = false;
+  Int8Weights w_i8_;
+  bool bf16_ = false, int8_ = false, emulated_ = false;
   int k_, oc_;
 };
 
@@ -57,18 +70,21 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   const int64_t oc = ws[0];
   if (oc < 1 || oc > (int64_t{1} << 24)) ctx.fail("weight has " + std::to_string(oc) + " outputs");
   if (k > (int64_t{1} << 28) / 1 || oc * k > (int64_t{1} << 31)) ctx.fail("weight is too large");
+  FloatPrecision prec = ctx.float_precision();
+  if ((prec == FloatPrecision::kInt8 || prec == FloatPrecision::kInt8Emulated) && k > kInt8MaxK)
+    prec = FloatPrecision::kFp32;  // its int32 sums could overflow
   std::vector<float> w = ctx.param_f32("weight", oc * k);
   std::vector<float> mult = ctx.param_f32("multiplier", oc);
-  // bf16 keeps +-1 weights exact (a packed_sign tensor unpacks to +-1 only)
-  const bool unfolded = ctx.float_precision() != FloatPrecision::kFp32 && t.packed_sign;
+  // bf16 and int8 keep +-1 weights exact (a packed_sign tensor unpacks to +-1 only)
+  const bool unfolded = prec != FloatPrecision::kFp32 && t.packed_sign;
   for (int64_t o = 0; o < oc && !unfolded; ++o)
     if (mult[o] != 1.0f)
       for (int64_t i = 0; i < k; ++i) w[o * k + i] *= mult[o];
   if (!unfolded) mult.clear();
   ctx.out = ValueInfo{DType::kF32, 2, 1, 1, oc};
-  ctx.precision = float_precision_name(ctx.float_precision());
+  ctx.precision = float_precision_name(prec);
   return std::make_unique<DenseKernel>(std::move(w), std::move(mult), ctx.param_f32("bias", oc),
-                                       static_cast<int>(k), static_cast<int>(oc), ctx.float_precision());
+                                       static_cast<int>(k), static_cast<int>(oc), prec);
 }
 
 }  // namespace

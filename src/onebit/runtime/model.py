@@ -29,7 +29,7 @@ DEFAULT_MEMORY_CAP = 4 << 30
 
 #: What ``load(..., float_precision=...)`` accepts: the arithmetic of the float conv2d and
 #: dense layers (see :func:`load`).
-FLOAT_PRECISIONS = ("fp32", "bf16", "bf16_emulated")
+FLOAT_PRECISIONS = ("fp32", "bf16", "bf16_emulated", "int8", "int8_emulated")
 
 
 class Model:
@@ -41,7 +41,8 @@ class Model:
         self.meta: dict[str, Any] = json.loads(engine.meta_json)
         self.num_threads = int(engine.num_threads)
         #: what the float conv2d / dense layers compute in (the ``float_precision`` of :func:`load`);
-        #: :meth:`describe` gives it per layer (depthwise convolutions stay ``"fp32"``)
+        #: :meth:`describe` gives it per layer (depthwise convolutions stay ``"fp32"``, and so do
+        #: int8 layers with more than 32,768 inputs per output)
         self.float_precision: str = str(engine.float_precision)
         self.input_name = self.meta["inputs"][0]["name"]
         self.output_name = self.meta["outputs"][0]["name"]
@@ -93,7 +94,7 @@ class Model:
         """One row per op: index, op, source module, output shape (batch 1, NHWC storage), dtype.
 
         ``precision`` is what a float conv2d / dense layer computes in (``"fp32"``,
-        ``"bf16"``, ``"bf16_emulated"``) and ``""`` for every other op.
+        ``"bf16"``, ``"int8"``, ...) and ``""`` for every other op.
         """
         return [
             {
@@ -133,6 +134,10 @@ def load(
       in force: otherwise ``ValueError`` names what is missing (no silent fallback).
     * ``"bf16_emulated"``: the same arithmetic in portable code, bit-identical to
       ``"bf16"``, on any CPU (slower than fp32: for tests and comparisons).
+    * ``"int8"``: weights quantized per output channel (symmetric int8) here, each
+      call's input per sample (u8 with a zero point), the integer products summed
+      exactly with AVX512-VNNI (``vpdpbusd``); needs AVX512_VNNI and the avx512 path.
+    * ``"int8_emulated"``: the same in portable code, bit-identical to ``"int8"``.
 
     Depthwise float convolutions stay fp32. :attr:`Model.float_precision` reports the
     choice; docs/deployment.md and docs/performance.md give its speed and accuracy.

@@ -1,0 +1,116 @@
+// AVX512-VNNI int8 GEMM micro-kernel, 6 x 32: 12 zmm int32 accumulators, per
+// group of 4 k one broadcast of a row's 4 u8 values and two VPDPBUSD (64
+// products each) against the packed int8 panel; masked stores for the column
+// tail. Plus the activation quantization and the u8 im2col gather, 16 / 64
+// values per instruction. The contract (and the bits) is kernels/i8gemm.h's.
+// Compiled with -mavx512vnni (csrc/CMakeLists.txt), selected only where
+// cpu_features().avx512vnni.
+#include <immintrin.h>
+
+#include "kernels/i8gemm.h"
+
+namespace onebit {
+namespace {
+
+template <int MR>
+void kernel(int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp, float* c, long ldc,
+            const I8Epilogue& e) {
+  __m512i acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+  for (int q = 0; q < kq; ++q) {
+    const __m512i b0 = _mm512_loadu_si512(bp + q * 32), b1 = _mm512_loadu_si512(bp + q * 32 + 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512i av = _mm512_set1_epi32(static_cast<int>(a[i * lda + q]));
+      acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
+      acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
+    }
+  }
+  const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
+  const __m512i ws0 = _mm512_maskz_loadu_epi32(m0, e.wsum), ws1 = _mm512_maskz_loadu_epi32(m1, e.wsum + 16);
+  const __m512 sw0 = _mm512_maskz_loadu_ps(m0, e.sw), sw1 = _mm512_maskz_loadu_ps(m1, e.sw + 16);
+  const __m512 b0 = e.bias ? _mm512_maskz_loadu_ps(m0, e.bias) : _mm512_setzero_ps();
+  const __m512 b1 = e.bias ? _mm512_maskz_loadu_ps(m1, e.bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    const __m512i zp = _mm512_set1_epi32(e.zp[i]);
+    const __m512 sa = _mm512_set1_ps(e.sa[i]);
+    // (masked forms with every lane set: GCC 12 warns on the plain ones' undefined pass-through)
+    __m512 y0 = _mm512_mask_cvtepi32_ps(sw0, 0xFFFF, _mm512_sub_epi32(acc[i][0], _mm512_mullo_epi32(zp, ws0)));
+    __m512 y1 = _mm512_mask_cvtepi32_ps(sw1, 0xFFFF, _mm512_sub_epi32(acc[i][1], _mm512_mullo_epi32(zp, ws1)));
+    y0 = _mm512_mul_ps(y0, _mm512_mul_ps(sa, sw0));
+    y1 = _mm512_mul_ps(y1, _mm512_mul_ps(sa, sw1));
+    if (e.bias) {
+      y0 = _mm512_add_ps(y0, b0);
+      y1 = _mm512_add_ps(y1, b1);
+    }
+    _mm512_mask_storeu_ps(c + i * ldc, m0, y0);
+    _mm512_mask_storeu_ps(c + i * ldc + 16, m1, y1);
+  }
+}
+
+void i8gemm_6x32_avx512vnni(int mr, int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp,
+                            float* c, long ldc, const I8Epilogue& e) {
+  switch (mr) {
+    case 6: kernel<6>(nr, kq, a, lda, bp, c, ldc, e); break;
+    case 5: kernel<5>(nr, kq, a, lda, bp, c, ldc, e); break;
+    case 4: kernel<4>(nr, kq, a, lda, bp, c, ldc, e); break;
+    case 3: kernel<3>(nr, kq, a, lda, bp, c, ldc, e); break;
+    case 2: kernel<2>(nr, kq, a, lda, bp, c, ldc, e); break;
+    default: kernel<1>(nr, kq, a, lda, bp, c, ldc, e); break;
+  }
+}
+
+// x * inv, + zp, max(., 0) (NaN -> 0: VMAXPS returns its second operand), min(., 255),
+// VCVTPS2DQ (round to nearest even), narrowed to bytes.
+void quantize_avx512vnni(const float* src, uint8_t* dst, long n, float inv, float zp) {
+  const __m512 vinv = _mm512_set1_ps(inv), vzp = _mm512_set1_ps(zp);
+  const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.0f);
+  for (long i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - i)) - 1);
+    __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + i), vinv), vzp);
+    // (the masked forms with every lane set: GCC 12 warns on the plain ones' undefined pass-through)
+    v = _mm512_mask_max_ps(v, 0xFFFF, v, lo);
+    v = _mm512_mask_min_ps(v, 0xFFFF, v, hi);
+    _mm512_mask_cvtepi32_storeu_epi8(dst + i, m, _mm512_mask_cvtps_epi32(_mm512_setzero_si512(), 0xFFFF, v));
+  }
+}
+
+// VMINPS / VMAXPS with the running value second: a NaN input leaves it.
+void range_avx512vnni(const float* x, long n, float* lo, float* hi) {
+  __m512 l = _mm512_setzero_ps(), h = _mm512_setzero_ps();
+  for (long i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    l = _mm512_mask_min_ps(l, 0xFFFF, v, l);
+    h = _mm512_mask_max_ps(h, 0xFFFF, v, h);
+  }
+  float ls[16], hs[16];  // min / max are exact: any order gives the same value
+  _mm512_storeu_ps(ls, l);
+  _mm512_storeu_ps(hs, h);
+  float a = 0.0f, b = 0.0f;
+  for (int j = 0; j < 16; ++j) a = ls[j] < a ? ls[j] : a, b = hs[j] > b ? hs[j] : b;
+  *lo = a, *hi = b;
+}
+
+void gather_avx512vnni(const uint8_t* const* src, int runs, int run, uint8_t fill, uint8_t* dst) {
+  const __m512i vfill = _mm512_set1_epi8(static_cast<char>(fill));
+  for (int i = 0; i < runs; ++i, dst += run)
+    for (int q = 0; q < run; q += 64) {
+      const __mmask64 m = run - q >= 64 ? ~__mmask64{0} : (__mmask64{1} << (run - q)) - 1;
+      const __m512i v = src[i] ? _mm512_maskz_loadu_epi8(m, src[i] + q) : vfill;
+      _mm512_mask_storeu_epi8(dst + q, m, v);
+    }
+}
+
+}  // namespace
+
+const I8GemmConfig& i8gemm_config_avx512vnni() {
+  static const I8GemmConfig cfg{"i8gemm_6x32_avx512vnni", 6, i8gemm_6x32_avx512vnni, quantize_avx512vnni,
+                                range_avx512vnni, gather_avx512vnni};
+  return cfg;
+}
+
+}  // namespace onebit

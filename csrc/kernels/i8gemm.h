@@ -1,0 +1,76 @@
+// int8 GEMM micro-kernels (the float conv2d and dense layers under the load
+// option float_precision = "int8" / "int8_emulated").
+//
+// Quantization (ops/float_ops.cc does it; the kernels only multiply integers):
+// * weights, once at load: per output channel symmetric, w_q = round(w / s_w)
+//   in [-127, 127], s_w = max |w| / 127 (+-1 weights: w_q = +-1, s_w = their
+//   multiplier);
+// * activations, on every call: per sample (one image, a grouped conv's group
+//   of channels of one image, one row of a dense layer), asymmetric u8: s_a = (max(x, 0) - min(x, 0)) / 255, zero point
+//   zp = round(-min(x, 0) / s_a), x_q = clamp(round(x * (1 / s_a) + zp), 0, 255)
+//   (each step an fp32 operation rounded to nearest even; NaN -> 0), so a
+//   zero (the convolutions' padding) is exactly zp;
+// * the output: y = float(sum_k x_q w_q - zp * sum_k w_q) * (s_a * s_w) + bias,
+//   the integer sum exact (int32; K <= kInt8MaxK).
+// The integer products are exact, so the AVX512-VNNI kernel (VPDPBUSD) and the
+// portable emulation give the same bits (tests/csrc/test_kernels.cc).
+//
+// Layouts (shared by every kernel):
+// * A: rows of kq = ceil(K / 4) 32-bit words, word q holding x_q[4q .. 4q+3]
+//   (byte 0 first; K not a multiple of 4: zero bytes); lda counts words.
+// * B: panels of kI8NR = 32 columns; for each group q of 4 k, 32 words (column
+//   j: the 4 int8 w_q[4q .. 4q+3][j]), zero-padded columns and k. No K blocks:
+//   the int32 sums are exact.
+#pragma once
+
+#include <cstdint>
+
+namespace onebit {
+
+constexpr int kI8NR = 32;  // columns per packed panel
+// The most k a layer may have for its int32 sums to be exact: |x_q w_q| <= 255 * 127
+// and |zp * sum w_q| <= 255 * 127 * K, so 2 * 32385 * K < 2^31.
+constexpr int kInt8MaxK = 32768;
+
+// The output stage of a tile: row i has zero point zp[i] and scale sa[i]
+// (its sample's), column j weight sum wsum[j], weight scale sw[j], bias[j]
+// (bias may be null): C[i][j] = float(acc - zp[i] * wsum[j]) * (sa[i] * sw[j])
+// (+ bias[j]), each operation an fp32 (int32 for the first) operation.
+struct I8Epilogue {
+  const int32_t* zp;
+  const float* sa;
+  const int32_t* wsum;
+  const float* sw;
+  const float* bias;
+};
+
+// C[mr x nr] = the output stage of A[mr x 4kq] * Bp[4kq x 32] (int32 sums); only
+// the first nr columns are stored.
+using I8UkernelFn = void (*)(int mr, int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp,
+                             float* c, long ldc, const I8Epilogue& e);
+
+// dst[i] = clamp(round(src[i] * inv + zp), 0, 255) as in the contract above.
+using I8QuantizeFn = void (*)(const float* src, uint8_t* dst, long n, float inv, float zp);
+
+// lo = min(0, min x), hi = max(0, max x) over n values (NaNs skipped).
+using I8RangeFn = void (*)(const float* x, long n, float* lo, float* hi);
+
+// Copies `runs` runs of `run` bytes, run i from src[i] (null: `fill` bytes), one after
+// the other to dst (an im2col row: one run per kernel row).
+using I8GatherFn = void (*)(const uint8_t* const* src, int runs, int run, uint8_t fill, uint8_t* dst);
+
+struct I8GemmConfig {
+  const char* name;
+  int mr;  // rows per micro-tile (nr is always kI8NR)
+  I8UkernelFn fn;
+  I8QuantizeFn quantize;
+  I8RangeFn range;
+  I8GatherFn gather;
+};
+
+// The emulation in portable C++ (any CPU), and the AVX512-VNNI kernels (only
+// where cpu_features().avx512vnni; a stub elsewhere).
+const I8GemmConfig& i8gemm_config_portable();
+const I8GemmConfig& i8gemm_config_avx512vnni();
+
+}  // namespace onebit
