@@ -22,8 +22,8 @@ It also measures the peak resident memory of `onebit run` on binary_resnet_e18.
     python benchmarks/end_to_end.py --precision                  # fp32 vs bf16 float layers
     python benchmarks/end_to_end.py --precision --checkpoints runs/cifar/best.pt runs/mnist/best.pt
 
-``--precision`` times the same models with the load option float_precision = fp32 and bf16
-instead (one thread, pinned, CPU time of the thread, the two engines interleaved call by call,
+``--precision`` times the same models with the load option float_precision = fp32, bf16 and
+int8 instead (one thread, pinned, CPU time of the thread, the two engines interleaved call by call,
 medians), gives the float layers' time from profiled passes (the 7x7 stem conv, the 1x1 float
 convs, the dense layer: the engine's wall time per step, the minimum over the rounds, since
 other jobs can only add to it), and the share of the real
@@ -151,7 +151,7 @@ def peak_rss_of_run(path: str, image: str) -> tuple[int, int]:
 
 
 PRECISION_MODELS = ["binary_resnet_e18", "quicknet", "birealnet18", "binary_densenet28"]
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def float_layer_kind(node: dict) -> str | None:
@@ -164,7 +164,7 @@ def float_layer_kind(node: dict) -> str | None:
 
 
 def bench_precision(name: str, images: np.ndarray, runs: int, tmp: str) -> dict:
-    """fp32 vs bf16 float layers on one zoo model: CPU ms per call, float layers' ms, top-1 agreement."""
+    """fp32 vs bf16 vs int8 float layers on one zoo model: CPU ms per call, float layers' ms, agreement."""
     zoo_name, kwargs, size = SPECS.get(name, (name, {}, 224))
     torch.manual_seed(0)
     model = onebit.models.create(zoo_name, **kwargs)
@@ -204,7 +204,7 @@ def bench_precision(name: str, images: np.ndarray, runs: int, tmp: str) -> dict:
 
 
 def agreement_on_checkpoint(checkpoint: str, tmp: str) -> dict:
-    """Share of the checkpoint's test images whose engine top-1 (fp32, bf16) equals PyTorch fp32's."""
+    """Share of the checkpoint's test images whose engine top-1 (each precision) equals PyTorch fp32's."""
     from onebit.export.verify import test_split_of
     from onebit.training.checkpoint import load_model
 
@@ -234,13 +234,14 @@ def agreement_on_checkpoint(checkpoint: str, tmp: str) -> dict:
 
 
 def precision_main(args: argparse.Namespace) -> None:
-    """The --precision tables: fp32 vs bf16 float layers (latency, float layers, agreement)."""
+    """The --precision tables: fp32 vs bf16 vs int8 float layers (latency, float layers, agreement)."""
     models = args.models if args.models != DEFAULT_MODELS else PRECISION_MODELS
     cpu, flags = lscpu()
     print(f"Machine: {cpu}, {os.cpu_count()} CPUs; flags: {' '.join(sorted(flags))}")
+    kern = onebit.runtime.kernels.kernel_info()
     print(
-        f"engine path {onebit.runtime.kernels.active_isa()}, bf16 kernel "
-        f"{onebit.runtime.kernels.kernel_info()['bf16gemm']}; batch 1, one thread pinned; "
+        f"engine path {kern['isa']}, kernels {kern['sgemm']}, {kern['bf16gemm']}, {kern['i8gemm']}; "
+        "batch 1, one thread pinned; "
         f"medians of {args.runs} interleaved rounds; load average {os.getloadavg()[0]:.2f} at start",
         flush=True,
     )
@@ -256,37 +257,40 @@ def precision_main(args: argparse.Namespace) -> None:
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
     print("per call: CPU time of the thread, median; per layer: profiled wall time, minimum")
     print(
-        "\n| model (224x224, 1 thread) | fp32 CPU ms | bf16 CPU ms | speed-up | stem conv fp32 / bf16 ms | "
-        "1x1 float convs fp32 / bf16 ms | dense fp32 / bf16 ms | top-1 = PyTorch fp32: fp32, bf16 |"
+        "\n| model (224x224, 1 thread) | CPU ms fp32 / bf16 / int8 | speed-up bf16, int8 | "
+        "stem conv ms | 1x1 float convs ms | dense ms | top-1 = PyTorch fp32 (fp32, bf16, int8) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---|")
 
-    def pair(r: dict, kind: str) -> str:
+    def three(r: dict, kind: str) -> str:
         if r["fp32_" + kind + "_ms"] is None:
             return "-"
         n = r[kind + "_count"]
-        both = f"{r['fp32_' + kind + '_ms']:.2f} / {r['bf16_' + kind + '_ms']:.2f}"
-        return both + (f" ({n})" if n > 1 else "")
+        cell = " / ".join(f"{r[p + '_' + kind + '_ms']:.2f}" for p in PRECISIONS)
+        return cell + (f" ({n})" if n > 1 else "")
 
     for r in rows:
-        speed = r["fp32_ms"] / r["bf16_ms"]
+        ms = " / ".join(f"{r[p + '_ms']:.2f}" for p in PRECISIONS)
+        speed = ", ".join(f"{r['fp32_ms'] / r[p + '_ms']:.2f}x" for p in PRECISIONS[1:])
+        agree = ", ".join(f"{100 * r[p + '_top1_agree']:.1f}%" for p in PRECISIONS)
         print(
-            f"| {r['model']} | {r['fp32_ms']:.2f} | {r['bf16_ms']:.2f} | {speed:.2f}x | "
-            f"{pair(r, 'stem')} | {pair(r, '1x1 conv')} | {pair(r, 'dense')} | "
-            f"{100 * r['fp32_top1_agree']:.1f}%, {100 * r['bf16_top1_agree']:.1f}% of {r['images']} |"
+            f"| {r['model']} | {ms} | {speed} | {three(r, 'stem')} | {three(r, '1x1 conv')} | "
+            f"{three(r, 'dense')} | {agree} of {r['images']} |"
         )
     if ck_rows:
         print(
             "\n| trained model | test images | PyTorch fp32 top-1 | "
-            "engine fp32: same top-1, acc | engine bf16: same top-1, acc |"
+            + " | ".join(f"engine {p}: same top-1, acc" for p in PRECISIONS)
+            + " |"
         )
-        print("|---|---:|---:|---|---|")
+        print("|---|---:|---:|" + "---|" * len(PRECISIONS))
         for r in ck_rows:
+            cells = " | ".join(
+                f"{100 * r[p + '_agree']:.2f}%, {100 * r[p + '_acc']:.2f}%" for p in PRECISIONS
+            )
             print(
                 f"| {r['model']} {r['model_kwargs']} ({r['checkpoint']}) | {r['images']} | "
-                f"{100 * r['torch_acc']:.2f}% | "
-                f"{100 * r['fp32_agree']:.2f}%, {100 * r['fp32_acc']:.2f}% | "
-                f"{100 * r['bf16_agree']:.2f}%, {100 * r['bf16_acc']:.2f}% |"
+                f"{100 * r['torch_acc']:.2f}% | {cells} |"
             )
     if args.json:
         with open(args.json, "w") as f:
