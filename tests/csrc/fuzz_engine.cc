@@ -4,7 +4,9 @@
 // section), changes the JSON tree and the blobs the way a hostile or broken
 // exporter would, re-serializes the JSON, lays the file out again with a
 // correct header and a re-computed SHA-256, and hands it to
-// onebit_model_load_ex (memory cap 256 MiB); a model that loads is run on
+// onebit_model_load_ex (memory cap 256 MiB; one case in four with a reduced
+// float_precision: bf16 / int8, emulated or, where the CPU and the path in force
+// have them, native); a model that loads is run on
 // batch 1 and batch 2 with random input. The engine must never crash, hang
 // or trip a sanitizer, and every failure must be a clean error: load fails
 // with ONEBIT_ERROR_FORMAT or ONEBIT_ERROR_MEMORY and a non-empty message.
@@ -82,6 +84,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu_features.h"
 #include "dispatch.h"
 #include "engine/json.h"
 #include "engine/model_file.h"
@@ -1448,6 +1451,16 @@ CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracl
   o.memory_cap = g_cap;
   o.num_threads = g_threads > 0 ? g_threads : r.chance(12) ? 2 : 1;
   o.verify_checksum = verify ? 1 : 0;
+  // The float layers' precision is the caller's choice, not the file's: every mode must
+  // refuse the same files as cleanly.
+  static const char* const kPrecisions[] = {"bf16_emulated", "int8_emulated", "bf16", "int8"};
+  if (r.chance(25)) {
+    size_t pick = r.below(4);
+    const bool avx512 = onebit::active_isa() == onebit::Isa::kAvx512;
+    if (pick == 2 && !(avx512 && onebit::cpu_features().avx512bf16)) pick = 0;
+    if (pick == 3 && !(avx512 && onebit::cpu_features().avx512vnni)) pick = 1;
+    o.float_precision = kPrecisions[pick];
+  }
 
   const int64_t base = g_live.load();
   g_peak.store(base);
