@@ -240,6 +240,20 @@ void im2col_row_bf16(const Bf16GemmConfig& cfg, const uint16_t* x, const PoolPar
   cfg.gather(src, p.kh, p.kw * p.c, dst);
 }
 
+// The low part of n values whose bf16 (high part) is hi: dst = bf16(src - hi),
+// src - hi exact in fp32 (hi keeps src's top 8 significant bits); tmp holds n
+// floats. A non-finite high part has no low part (0).
+void to_bf16_low(const Bf16GemmConfig& cfg, const float* src, const uint16_t* hi, long n, uint16_t* dst,
+                 float* tmp) {
+  for (long i = 0; i < n; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(hi[i]) << 16;
+    float h;
+    std::memcpy(&h, &bits, 4);
+    tmp[i] = (bits & 0x7f800000u) == 0x7f800000u ? 0.0f : src[i] - h;
+  }
+  cfg.convert(tmp, dst, n);
+}
+
 // C rows = bf16 rows formed by form(m0, m1, rows) x W (+ bias). Work items
 // are (chunk of rows, group of panels); each task forms a chunk once for its
 // consecutive items of that chunk.
@@ -296,7 +310,15 @@ void bf16_driver(const Bf16GemmConfig& cfg, const Bf16Weights& w, long M, Form&&
 
 const char* bf16gemm_kernel_name(bool emulated) { return bf16_cfg(emulated).name; }
 
-Bf16Weights pack_weights_bf16(int N, int K, const float* w, long ldw) {
+Bf16Weights pack_weights_bf16(int N, int K, const float* w, long ldw, bool split) {
+  if (split) {  // [W | W]: the high and the low bf16 part of each input meet the same weight
+    std::vector<float> w2(static_cast<size_t>(std::max(N, 0)) * 2 * std::max(K, 0));
+    for (int n = 0; n < N; ++n)
+      for (int k = 0; k < K; ++k) w2[static_cast<size_t>(n) * 2 * K + k] = w2[static_cast<size_t>(n) * 2 * K + K + k] = w[n * ldw + k];
+    Bf16Weights pw = pack_weights_bf16(N, 2 * K, w2.data(), 2L * K, false);
+    pw.split = true;
+    return pw;
+  }
   Bf16Weights pw;
   pw.n = std::max(N, 0);
   pw.k = std::max(K, 0);
@@ -323,7 +345,17 @@ void gemm_bf16(int M, const float* a, long lda, const Bf16Weights& w, float* c, 
                const float* scale, const float* bias, bool emulated, int nthreads) {
   const Bf16GemmConfig& cfg = bf16_cfg(emulated);
   bf16_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
-    for (long m = m0; m < m1; ++m) to_bf16_row(cfg, a + m * lda, w.k, rows + (m - m0) * w.kp);
+    if (!w.split) {
+      for (long m = m0; m < m1; ++m) to_bf16_row(cfg, a + m * lda, w.k, rows + (m - m0) * w.kp);
+      return;
+    }
+    const int K = w.k / 2;
+    std::vector<float> tmp(static_cast<size_t>(K));
+    for (long m = m0; m < m1; ++m) {
+      auto* h = reinterpret_cast<uint16_t*>(rows + (m - m0) * w.kp);
+      cfg.convert(a + m * lda, h, K);
+      to_bf16_low(cfg, a + m * lda, h, K, h + K, tmp.data());
+    }
   }, c, ldc, scale, bias, nthreads);
 }
 
@@ -339,14 +371,22 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const
   }
   // The input is rounded to bf16 once (each value appears in up to kh x kw rows of
   // the im2col matrix), then gathered one chunk of rows at a time.
+  // (w.split: a second copy holds each value's low part, gathered after the high parts.)
   const Bf16GemmConfig& cfg = bf16_cfg(emulated);
   if (nthreads <= 0) nthreads = get_num_threads();
   const long pix = static_cast<long>(p.n) * p.h * p.w;
-  avector<uint16_t> xb(static_cast<size_t>(pix) * p.c);
+  avector<uint16_t> xb(static_cast<size_t>(pix) * p.c), xl(w.split ? xb.size() : 0);
   const int cparts = static_cast<int>(std::min<long>(pix / 1024 + 1, nthreads == 1 ? 1 : 4 * nthreads));
   parallel_for(cparts, nthreads, [&](int t) {
     const long a0 = pix * t / cparts * p.c, a1 = pix * (t + 1) / cparts * p.c;
     cfg.convert(x + a0, xb.data() + a0, a1 - a0);
+    if (w.split) {
+      std::vector<float> tmp(4096);
+      for (long b = a0; b < a1; b += 4096) {
+        const long e = std::min(a1, b + 4096);
+        to_bf16_low(cfg, x + b, xb.data() + b, e - b, xl.data() + b, tmp.data());
+      }
+    }
   });
   bf16_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
     int ox = static_cast<int>(m0 % p.ow), oy = static_cast<int>((m0 / p.ow) % p.oh);
@@ -354,7 +394,8 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const
     for (long m = m0; m < m1; ++m) {
       auto* h = reinterpret_cast<uint16_t*>(rows + (m - m0) * w.kp);
       im2col_row_bf16(cfg, xb.data(), p, dh, dw, m, n, oy, ox, h);
-      if (K & 1) h[K] = 0;
+      if (w.split) im2col_row_bf16(cfg, xl.data(), p, dh, dw, m, n, oy, ox, h + K);
+      else if (K & 1) h[K] = 0;
       if (++ox == p.ow) {
         ox = 0;
         if (++oy == p.oh) oy = 0, ++n;
@@ -363,13 +404,17 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const
   }, out, w.n, scale, bias, nthreads);
 }
 
-int64_t conv2d_bf16_transient_bytes(const PoolParams& p, int N, int dh, int dw, int nthreads) {
-  (void)dh, (void)dw;
-  const int64_t M = int64_t{p.n} * p.oh * p.ow;
+int64_t conv2d_bf16_transient_bytes(const PoolParams& p, int N, bool split, int nthreads) {
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const int64_t M = int64_t{p.n} * p.oh * p.ow, K = int64_t{p.kh} * p.kw * p.c;
   const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
                       p.pl == 0 && p.pb == 0 && p.pr == 0;
-  const int64_t input_copy = direct ? 0 : int64_t{p.n} * p.h * p.w * p.c * 2;
-  return input_copy + bf16_transient_bytes(M, N, p.kh * p.kw * p.c, nthreads);
+  // the rounded input (split: and its low parts, found 4096 floats at a time by each thread);
+  // the rows of a split layer are twice as long, and its direct form keeps K floats per task
+  const int64_t input_copy = direct ? (split ? int64_t{nthreads} * K * 4 : 0)
+                                    : int64_t{p.n} * p.h * p.w * p.c * 2 * (split ? 2 : 1) +
+                                          (split ? int64_t{nthreads} * 4096 * 4 : 0);
+  return input_copy + bf16_transient_bytes(M, N, static_cast<int>(K * (split ? 2 : 1)), nthreads);
 }
 
 int64_t bf16_transient_bytes(int64_t M, int N, int K, int nthreads) {

@@ -44,12 +44,16 @@ void depthwise_conv2d_f32(const float* x, const float* w, const float* bias, con
 struct Bf16Weights {
   avector<uint32_t> data;  // panels of kBf16NR columns, see kernels/bf16gemm.h
   int n = 0, k = 0, kp = 0, npanels = 0;
+  // k = 2 K: [W | W], and each input value x enters as bf16(x) (the first K) and
+  // bf16(x - bf16(x)) (the last K), ~16 significant bits (for +-1 weights, which
+  // are then as exact as the input: the layer is nearly fp32 at twice the MACs).
+  bool split = false;
   size_t bytes() const { return data.size() * sizeof(uint32_t); }
 };
 
 // W(n, k) = w[n * ldw + k] for n < N, k < K: (N, K) dense weights, OHWI filters
-// as (O, kh * kw * C) with ldw = kh * kw * C.
-Bf16Weights pack_weights_bf16(int N, int K, const float* w, long ldw);
+// as (O, kh * kw * C) with ldw = kh * kw * C. split: see Bf16Weights::split.
+Bf16Weights pack_weights_bf16(int N, int K, const float* w, long ldw, bool split = false);
 
 // C[M x N] = (bf16(A[M x K]) * bf16(W)^T) (* scale[n]) (+ bias[n]), A(m, k) =
 // a[m * lda + k]; scale and bias may be null. (scale: the multiplier of +-1
@@ -67,7 +71,7 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const
 // included; the same, plus the bf16 copy of the input unless it is a 1x1
 // stride-1 unpadded conv).
 int64_t bf16_transient_bytes(int64_t M, int N, int K, int nthreads);
-int64_t conv2d_bf16_transient_bytes(const PoolParams& p, int N, int dh, int dw, int nthreads);
+int64_t conv2d_bf16_transient_bytes(const PoolParams& p, int N, bool split, int nthreads);
 
 // The micro-kernel a call would use now ("bf16gemm_6x32_avx512bf16" or
 // "bf16gemm_4x32_portable").

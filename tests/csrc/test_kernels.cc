@@ -642,18 +642,27 @@ void test_gemm_bf16(int cases) {
     for (float& v : mult) v = rfloat(0.01f, 2.0f);
     const float* bp = rint(0, 2) ? bias.data() : nullptr;
     const float* sp = pm1 ? mult.data() : nullptr;
-    const Bf16Weights pw = pack_weights_bf16(N, K, w.data(), K);
+    const bool split = pm1 && rint(0, 1);  // +-1 weights: the input as a high and a low bf16 part
+    const Bf16Weights pw = pack_weights_bf16(N, K, w.data(), K, split);
     std::vector<float> want(static_cast<size_t>(M) * N);
     double worst = 0.0, scale = 0.0;
     for (int m = 0; m < M; ++m)
       for (int n = 0; n < N; ++n) {
         const float* am = a.data() + static_cast<size_t>(m) * K;
         const float* wn = w.data() + static_cast<size_t>(n) * K;
-        want[static_cast<size_t>(m) * N + n] = bf16_dot(am, wn, 1, K, sp ? sp + n : nullptr, bp ? bp + n : nullptr);
+        if (split) {  // [x, x - bf16(x)] against [w, w]
+          std::vector<float> a2(2 * K), w2(2 * K);
+          for (int k = 0; k < K; ++k) a2[k] = am[k], a2[K + k] = am[k] - bf16_value(am[k]), w2[k] = w2[K + k] = wn[k];
+          want[static_cast<size_t>(m) * N + n] = bf16_dot(a2.data(), w2.data(), 1, 2 * K, sp + n, bp ? bp + n : nullptr);
+        } else {
+          want[static_cast<size_t>(m) * N + n] = bf16_dot(am, wn, 1, K, sp ? sp + n : nullptr, bp ? bp + n : nullptr);
+        }
         double exact = 0.0, abs_sum = 0.0;
         for (int k = 0; k < K; ++k) {
-          exact += static_cast<double>(bf16_value(am[k])) * bf16_value(wn[k]);
-          abs_sum += std::fabs(static_cast<double>(bf16_value(am[k])) * bf16_value(wn[k]));
+          const double ak = split ? static_cast<double>(bf16_value(am[k])) + bf16_value(am[k] - bf16_value(am[k]))
+                                  : bf16_value(am[k]);
+          exact += ak * bf16_value(wn[k]);
+          abs_sum += std::fabs(ak * bf16_value(wn[k]));
         }
         if (sp) exact *= sp[n], abs_sum *= sp[n];
         if (bp) exact += bp[n];
@@ -666,9 +675,9 @@ void test_gemm_bf16(int cases) {
       gemm_bf16(M, a.data(), K, pw, got.data(), N, sp, bp, path.emulated, 1 + (t & 1));
       size_t where = 0;
       const bool ok = same_bits(got, want, &where);
-      report(ok && worst <= (K + 2) * 0x1p-24 * (scale + 1.0),
+      report(ok && worst <= ((split ? 2 : 1) * K + 2) * 0x1p-24 * (scale + 1.0),
              fmt("gemm_bf16 %s (%s): %dx%dx%d%s%s%s", path.name, bf16gemm_kernel_name(path.emulated), M, N, K,
-                 sp ? " +-1 weights, scale" : "", bp ? " bias" : "",
+                 sp ? (split ? " +-1 weights, scale, split input" : " +-1 weights, scale") : "", bp ? " bias" : "",
                  ok ? "" : fmt(": element %zu is %.9g, expected %.9g", where, got[where], want[where]).c_str()));
     }
   }

@@ -3,7 +3,9 @@
 // (reference.py _op_conv2d). Under the load option float_precision = bf16 /
 // bf16_emulated the folded weights are rounded to bf16 and packed once here,
 // one panel set per group; +-1 weights (binary_weight) are packed unfolded,
-// exact in bf16, and their multiplier scales the fp32 sums instead. int8 /
+// exact in bf16, and their multiplier scales the fp32 sums instead; their
+// input enters as two bf16 parts (Bf16Weights::split), so that such a layer
+// (BinaryNet's first) loses almost nothing to bf16. int8 /
 // int8_emulated quantize them per output channel here (+-1 weights: exactly,
 // with the multiplier as their scale); a layer deeper than kInt8MaxK stays fp32.
 // Depthwise convolutions stay fp32.
@@ -37,7 +39,7 @@ class Conv2dKernel final : public OpKernel {
         if (int8)
           w_i8_.push_back(pack_weights_int8(og, k, wg, k, scale_.empty() ? nullptr : scale_.data() + g * og));
         else
-          w_bf16_.push_back(pack_weights_bf16(og, k, wg, k));
+          w_bf16_.push_back(pack_weights_bf16(og, k, wg, k, !scale_.empty()));  // +-1: split input
       }
       if (int8) scale_.clear();  // in the int8 weights' scales
       w_ = std::vector<float>();  // the packed panels replace the fp32 weights
@@ -97,7 +99,7 @@ class Conv2dKernel final : public OpKernel {
     PoolParams pg = p_;
     pg.n = static_cast<int>(n), pg.c = static_cast<int>(cg);
     // int8: the input quantized to u8, its per-sample parameters and the tasks' chunks of u8 rows.
-    int64_t b = bf16()   ? conv2d_bf16_transient_bytes(pg, static_cast<int>(og), dh_, dw_, nthreads)
+    int64_t b = bf16()   ? conv2d_bf16_transient_bytes(pg, static_cast<int>(og), !scale_.empty(), nthreads)
                 : int8() ? conv2d_int8_transient_bytes(pg, static_cast<int>(og), nthreads)
                          : std::min<int64_t>(chunks, std::max(nthreads, 1)) * 96 * k * 4 + k * ((og + 31) / 32 * 32) * 4;
     if (groups_ != 1) b += n * (int64_t{p_.h} * p_.w * cg + int64_t{p_.oh} * p_.ow * og) * 4;

@@ -2,9 +2,10 @@
 // (reference.py _op_dense). Under float_precision = bf16 / bf16_emulated the
 // folded weights are rounded to bf16 and packed once here; +-1 weights
 // (binary_weight) are packed unfolded, exact, and their multiplier scales the
-// fp32 sums instead. int8 / int8_emulated quantize them per output channel
-// here (+-1 weights exactly, the multiplier as their scale); a layer deeper than
-// kInt8MaxK stays fp32.
+// fp32 sums instead; their input enters as two bf16 parts (Bf16Weights::split).
+// int8 / int8_emulated quantize them per output channel here (+-1 weights
+// exactly, the multiplier as their scale); a layer deeper than kInt8MaxK stays
+// fp32.
 #include "engine/ops/common.h"
 #include "ops/float_ops.h"
 
@@ -20,7 +21,7 @@ class DenseKernel final : public OpKernel {
     emulated_ = precision == FloatPrecision::kBf16Emulated || precision == FloatPrecision::kInt8Emulated;
     if (precision == FloatPrecision::kBf16 || precision == FloatPrecision::kBf16Emulated) {
       bf16_ = true;
-      w_bf16_ = pack_weights_bf16(oc_, k_, w_.data(), k_);
+      w_bf16_ = pack_weights_bf16(oc_, k_, w_.data(), k_, !scale_.empty());  // +-1: split input
       w_ = std::vector<float>();
     } else if (precision == FloatPrecision::kInt8 || precision == FloatPrecision::kInt8Emulated) {
       int8_ = true;
@@ -44,7 +45,9 @@ class DenseKernel final : public OpKernel {
           static_cast<float*>(a.out), oc_, bias_.data(), Act::kNone, nullptr, a.nthreads);
   }
   int64_t transient_bytes(int64_t n, int nthreads) const override {
-    if (bf16_) return bf16_transient_bytes(n, oc_, k_, nthreads);  // weights packed at load
+    if (bf16_)  // weights packed at load; a split row is twice as long, and formed from K floats
+      return w_bf16_.split ? bf16_transient_bytes(n, oc_, 2 * k_, nthreads) + int64_t{std::max(nthreads, 1)} * k_ * 4
+                           : bf16_transient_bytes(n, oc_, k_, nthreads);
     if (int8_) return int8_transient_bytes(n, oc_, k_, nthreads);
     // sgemm packs the weights, K x N rounded up to 32 columns, for batches above 4 (its
     // small-batch path reads them in place). Uncounted, a 513 KB file (one output, 2^22
