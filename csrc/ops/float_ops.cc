@@ -8,6 +8,7 @@
 #include "dispatch.h"
 #include "kernels/bmaxpool.h"
 #include "kernels/sgemm.h"
+#include "ops/post_ops.h"
 #include "pack/pack.h"
 #include "runtime/threadpool.h"
 
@@ -96,8 +97,10 @@ constexpr int kRowChunk = 96;  // rows per task step: 16 micro-tiles of 6
 }  // namespace
 
 void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b_rs, long b_cs,
-           float* c, long ldc, const float* bias, Act act, const float* slope, int nthreads) {
+           float* c, long ldc, const float* bias, Act act, const float* slope, int nthreads,
+           const float* residual, Act post_act) {
   if (M <= 0 || N <= 0) return;
+  const bool post = residual || post_act != Act::kNone;
   const SgemmConfig& cfg = sgemm_cfg();
   if (nthreads <= 0) nthreads = get_num_threads();
   if (M <= 4 && b_rs == 1 && K > 0) {
@@ -108,6 +111,7 @@ void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b
       const int n1 = static_cast<int>(static_cast<long>(N) * (t + 1) / chunks);
       cfg.gemv(M, n1 - n0, K, a, lda, b + n0 * b_cs, b_cs, c + n0, ldc);
       finish_rows(c, ldc, 0, M, n0, n1, bias, act, slope);
+      if (post) add_residual_act(c, residual, static_cast<size_t>(ldc), static_cast<size_t>(M), n0, n1, post_act);
     });
     return;
   }
@@ -119,18 +123,23 @@ void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b
       const int r0 = ch * kRowChunk, r1 = std::min(M, r0 + kRowChunk);
       sgemm_rows(cfg, pb, r1 - r0, N, K, a + r0 * lda, lda, c + r0 * ldc, ldc);
       finish_rows(c, ldc, r0, r1, 0, N, bias, act, slope);
+      if (post)
+        add_residual_act(c + r0 * ldc, residual ? residual + r0 * ldc : nullptr,
+                         static_cast<size_t>(ldc), static_cast<size_t>(r1 - r0), 0, N, post_act);
     }
   });
 }
 
 void conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p, int oc,
-                int dh, int dw, Act act, const float* slope, float* out, int nthreads) {
+                int dh, int dw, Act act, const float* slope, float* out, int nthreads,
+                const float* residual, Act post_act) {
   const int K = p.kh * p.kw * p.c;
   const long M = static_cast<long>(p.n) * p.oh * p.ow;
   const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
                       p.pl == 0 && p.pb == 0 && p.pr == 0;
   if (direct) {
-    sgemm(static_cast<int>(M), oc, K, x, K, w, 1, K, out, oc, bias, act, slope, nthreads);
+    sgemm(static_cast<int>(M), oc, K, x, K, w, 1, K, out, oc, bias, act, slope, nthreads,
+          residual, post_act);
     return;
   }
   // im2col one chunk of rows at a time into a small per-task buffer that
@@ -176,6 +185,9 @@ void conv2d_f32(const float* x, const float* w, const float* bias, const PoolPar
       const int rows = static_cast<int>(m1 - m0);
       sgemm_rows(cfg, pb, rows, oc, K, cols.data(), K, out + m0 * oc, oc);
       finish_rows(out + m0 * oc, oc, 0, rows, 0, oc, bias, act, slope);
+      if (residual || post_act != Act::kNone)
+        add_residual_act(out + m0 * oc, residual ? residual + m0 * oc : nullptr,
+                         static_cast<size_t>(oc), static_cast<size_t>(rows), 0, oc, post_act);
     }
   });
 }

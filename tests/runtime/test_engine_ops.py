@@ -132,6 +132,79 @@ def case_bconv2d_zero_pad(g, c):
     )
 
 
+def _fused_bconv(g, c, oc, residual, groups=1, act="relu", **geo):
+    """A float bconv2d with the exporter's fused epilogue: activation(conv + residual)."""
+    b = g.op("sign", "input", threshold=g.t(np.zeros(c, np.float32)))
+    k = geo["k"]
+    attrs = conv_attrs(**geo, in_channels=c, pad_value=-1.0, output="float", groups=groups, activation=act)
+    params = {
+        "weight": g.t(_signs((oc, k, k, c // groups)), packed=True),
+        "multiplier": g.t(RNG.uniform(0.5, 1.5, oc).astype(np.float32)),
+        "bias": g.t(RNG.standard_normal(oc).astype(np.float32)),
+    }
+    return g.op("bconv2d", b, *([residual] if residual else []), attrs=attrs, **params)
+
+
+def case_bconv2d_fused_residual_relu(g, c):  # the residual is the input (same shape)
+    return _fused_bconv(g, c, c, "input", k=3, s=1, p=1)
+
+
+def case_bconv2d_fused_residual_wide(g, c):  # 70 channels: 3 blocks of 32, a tail; residual from a 1x1 conv
+    r = _fused_conv(g, c, 70, 1, None, k=1, act="none")
+    return _fused_bconv(g, c, 70, r, act="none", k=3, s=1, p=1)
+
+
+def case_bconv2d_fused_relu_only(g, c):
+    return _fused_bconv(g, c, 40, None, k=3, s=2, p=1)
+
+
+def case_bconv2d_fused_depthwise(g, c):  # the bit-sliced kernel, then the residual pass
+    return _fused_bconv(g, c, c, "input", groups=c, k=3, s=1, p=1)
+
+
+def case_bconv2d_fused_grouped(g, c):  # 80 channels in 2 groups of 40: per-group GEMMs
+    x = _fused_conv(g, c, 80, 1, None, k=1, act="none")
+    b = g.op("sign", x, threshold=g.t(np.zeros(80, np.float32)))
+    attrs = conv_attrs(k=3, s=1, p=1, in_channels=80, pad_value=1.0, output="float", groups=2,
+                       activation="relu")
+    return g.op("bconv2d", b, x, attrs=attrs, weight=g.t(_signs((80, 3, 3, 40)), packed=True),
+                multiplier=g.t(RNG.uniform(0.5, 1.5, 80).astype(np.float32)),
+                bias=g.t(RNG.standard_normal(80).astype(np.float32)))
+
+
+def case_bconv2d_fused_residual2(g, c):  # residual_bits 2, then the fused add and relu
+    attrs = conv_attrs(k=3, s=1, p=1, in_channels=c, pad_value=0.0, output="float", residual_bits=2,
+                       activation="relu")
+    return g.op("bconv2d", "input", "input", attrs=attrs, weight=g.t(_signs((c, 3, 3, c)), packed=True),
+                multiplier=g.t(RNG.uniform(0.5, 1.5, c).astype(np.float32)),
+                bias=g.t(RNG.standard_normal(c).astype(np.float32)))
+
+
+def _fused_conv(g, c, oc, groups, residual, k=3, act="relu"):
+    return g.op(
+        "conv2d",
+        "input",
+        *([residual] if residual else []),
+        attrs=conv_attrs(k=k, p=k // 2, groups=groups, activation=act),
+        weight=g.t(RNG.standard_normal((oc, k, k, c // groups)).astype(np.float32)),
+        multiplier=g.t(RNG.uniform(0.5, 1.5, oc).astype(np.float32)),
+        bias=g.t(RNG.standard_normal(oc).astype(np.float32)),
+    )
+
+
+def case_conv2d_fused_residual_relu(g, c):  # im2col path
+    return _fused_conv(g, c, c, 1, "input")
+
+
+def case_conv2d_fused_pointwise(g, c):  # 1x1: the direct GEMM path, 37 columns
+    r = _fused_conv(g, c, 37, 1, None, k=1, act="none")
+    return _fused_conv(g, c, 37, 1, r, k=1, act="none")
+
+
+def case_conv2d_fused_relu_depthwise(g, c):
+    return _fused_conv(g, c, c, c, None)
+
+
 def case_bdense(g, c):
     f = g.op("flatten", "input")
     b = g.op("sign", f, threshold=g.t(np.zeros(c * 36, np.float32)))

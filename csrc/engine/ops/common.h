@@ -34,6 +34,19 @@ inline size_t rows_of(int64_t n, const ValueInfo& v) { return static_cast<size_t
 // Common attribute schemas.
 std::vector<AttrSpec> window_attrs(bool dilation);
 
+// The fused epilogue of a float-output conv (conv2d, bconv2d): an optional second
+// input `residual` of the output's shape and the `activation` attribute,
+// y = activation(conv(x) + residual) (ops/post_ops.h). The exporter writes them
+// for the add and relu that followed the conv (passes.fuse_conv_epilogues).
+AttrSpec activation_attr();
+struct FusedEpilogue {
+  bool residual = false;  // input 1 is added
+  Act act = Act::kNone;
+};
+// Reads `activation` and checks input 1 (if present) against `out` (set ctx.out
+// first). Both need a float output.
+FusedEpilogue read_fused_epilogue(const BuildCtx& ctx, const ValueInfo& out);
+
 // The numpy reduction numpy.add.reduce uses for float32 along a contiguous
 // axis (pairwise, blocks of 8): the old Python engine computed mean_abs and
 // xnor_k this way, and keeping its rounding keeps outputs bit-identical.
