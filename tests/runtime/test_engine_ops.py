@@ -561,3 +561,33 @@ def test_activation_is_bit_identical_on_every_isa(kind, tmp_path):
     if gelu:  # exactly 0 (sign +1, as the sign op reads -0) from where PyTorch's float32 formula gives 0
         deep = ok & (x[0] < (-5.6 if kind == "gelu" else -5.25))
         assert deep.sum() > 10 and np.all(y[deep] == 0)
+
+
+def _large_row_parallel(g, c):
+    """relu, affine, add and three concats (bits at a word boundary, bits off it, float) on a
+    value big enough to be split into row tasks (ops/common.h for_row_chunks)."""
+    r = g.op("relu", "input")
+    a = g.op("affine", r, scale=g.t(RNG.uniform(-2, 2, c).astype(np.float32)),
+             shift=g.t(RNG.standard_normal(c).astype(np.float32)))
+    s = g.op("add", a, "input")
+    b64 = g.op("sign", g.op("concat", s, s), threshold=g.t(np.zeros(2 * c, np.float32)))  # 128 channels
+    pick = np.zeros((37, 1, 1, c), np.float32)  # a 1x1 conv that copies 37 channels exactly
+    pick[np.arange(37), 0, 0, np.arange(37) * 7 % c] = 1.0
+    f37 = g.op("conv2d", "input", attrs=conv_attrs(k=1, p=0), weight=g.t(pick),
+               multiplier=g.t(np.ones(37, np.float32)), bias=g.t(np.zeros(37, np.float32)))
+    b37 = g.op("sign", f37, threshold=g.t(np.full(37, 0.1, np.float32)))
+    bits = g.op("concat", b64, b37, b64)  # whole words; a partial word; then off the word boundary
+    return g.op("concat", g.op("unpack", bits), s)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_parallel_ops_match_reference_on_large_inputs(threads, isa, tmp_path):
+    c = 64
+    g = G([1, c, 48, 40])
+    out = _large_row_parallel(g, c)
+    x = RNG.standard_normal((2, c, 48, 40)).astype(np.float32)
+    meta = {"inputs": [{"name": "input"}], "outputs": [{"name": out}], "nodes": g.nodes}
+    want = run_reference(meta, g.ref, x)  # every step is exact in float32: bits must agree
+    g.write(tmp_path / "m.onebit", out, [1, *want.shape[1:]])
+    got = load(tmp_path / "m.onebit", num_threads=threads).run(x)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
