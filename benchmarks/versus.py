@@ -24,8 +24,12 @@ The binary model run in PyTorch (fake quantization: signs computed in fp32) is n
 a baseline anyone deploys and is left out; end_to_end.py reports it, labelled.
 
 Every runtime is timed in this one process, pinned to the first CPUs, with its
-thread count set explicitly, interleaved call by call (round-robin, a short pause
-between calls so no runtime's spinning workers eat into the next one's time);
+thread count set explicitly, interleaved call by call (round-robin). Before each
+call there is a pause: 2 ms at one thread, 150 ms at two or more, because ONNX
+Runtime's intra-op workers keep spinning about 0.1 s after each of its calls (the
+run measures and prints how long each runtime's threads stay busy after a call), and
+with 2 ms they took a core from whichever row came next: onebit's second thread
+then gained nothing;
 the table gives medians and each row's ratio to the onebit model it is compared
 with (row ms / onebit ms: above 1, onebit is faster).
 
@@ -50,6 +54,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections import Counter
@@ -391,6 +396,54 @@ def interleaved(fns: Sequence[Callable[[], object]], runs: int, warmup: int = 2,
     return wall, cpu
 
 
+def thread_run_ns() -> dict[int, int]:
+    """Run time so far of each thread of this process, ns (/proc/self/task/*/schedstat)."""
+    out: dict[int, int] = {}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                out[int(tid)] = int(f.read().split()[0])
+    return out
+
+
+def after_call_activity(fn: Callable[[], object], window_s: float = 0.25, repeats: int = 3,
+                        settle_s: float = 0.3) -> tuple[float, float]:
+    """CPU ms that threads other than the caller run in the ``window_s`` after ``fn`` returns, and
+    how long after the call the last of it ran (medians of ``repeats``): a runtime whose workers
+    spin-wait after its calls takes a core from whatever the process runs next."""
+    me = threading.get_native_id()
+    totals, lasts = [], []
+    for _ in range(repeats):
+        time.sleep(settle_s)
+        fn()
+        start, t0 = thread_run_ns(), time.perf_counter()
+        latest = dict(start)  # a thread that exits in the window keeps its last reading
+        samples = []
+        while time.perf_counter() - t0 < window_s:
+            time.sleep(0.001)
+            latest.update(thread_run_ns())
+            busy = sum(v - start.get(tid, 0) for tid, v in latest.items() if tid != me) / 1e6
+            samples.append((time.perf_counter() - t0, busy))
+        total = samples[-1][1] if samples else 0.0
+        totals.append(total)
+        lasts.append(1e3 * next((t for t, v in samples if v >= total - 0.05), 0.0))
+    return statistics.median(totals), statistics.median(lasts)
+
+
+def report_after_call_activity(cands: Candidates) -> None:
+    """Print after_call_activity for the first row of each runtime (Linux only)."""
+    if not os.path.isdir("/proc/self/task"):
+        return
+    seen: set[str] = set()
+    for row, fn in zip(cands.rows, cands.fns, strict=True):
+        if row.runtime in seen:
+            continue
+        seen.add(row.runtime)
+        busy, last = after_call_activity(fn)
+        log(f"after a call of {row.runtime} ({row.network} {row.precision}): its threads run {busy:.1f} ms "
+            f"of CPU in the next 250 ms, the last of it {last:.0f} ms after the call")
+
+
 def median_and_iqr_ms(ts: Sequence[float]) -> tuple[float, float]:
     """Median in ms and the interquartile range relative to it."""
     med = statistics.median(ts)
@@ -651,7 +704,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--bn-images", type=int, default=None,
                     help="photos for BatchNorm statistics (default 32, --quick 16; latency does not "
                          "depend on them, and the binary models in PyTorch take ~1 s per photo here)")
-    ap.add_argument("--gap-ms", type=float, default=2.0, help="pause before each timed call")
+    ap.add_argument("--gap-ms", type=float, default=2.0, help="pause before each timed call, one thread")
+    ap.add_argument("--settle-ms", type=float, default=150.0,
+                    help="pause before each timed call at two or more threads: ONNX Runtime's workers "
+                         "keep spinning ~0.1 s after its calls (measured and printed by the run), which "
+                         "would take a core from whichever row is timed next")
     ap.add_argument("--isa-class", default=None, choices=[*ISA_CLASSES, "all"],
                     help="cap every engine to a hardware class ('all': each class this CPU has)")
     ap.add_argument("--cache-dir", default=os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser(
@@ -805,9 +862,13 @@ def run_table(args: argparse.Namespace, isa: IsaClass | None, native: IsaClass |
             if t == threads[0]:
                 check_fp32(cands)
             pin_to(cpus)  # threads the runtimes created inherit it; this catches any that did not
-            log(f"{t} thread(s): timing {len(cands.fns)} rows x {args.runs} rounds")
+            gap_ms = args.gap_ms if t == 1 else args.settle_ms
+            if t > 1:
+                report_after_call_activity(cands)
+            log(f"{t} thread(s): timing {len(cands.fns)} rows x {args.runs} rounds, "
+                f"{gap_ms:g} ms before each call")
             t0 = time.perf_counter()
-            wall, cpu = interleaved(cands.fns, args.runs, gap_s=args.gap_ms / 1e3)
+            wall, cpu = interleaved(cands.fns, args.runs, gap_s=gap_ms / 1e3)
             log(f"{t} thread(s): {time.perf_counter() - t0:.0f} s")
             for row, ts, cs in zip(cands.rows, wall, cpu, strict=True):
                 key = (row.network, row.runtime, row.precision)

@@ -143,6 +143,27 @@ def test_interleaved_calls_round_robin_and_keeps_timed_rounds(vs):
     assert all(t == 1 for ts in times for t in ts)  # one clock tick per call, warm-up dropped
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc/self/task")
+def test_after_call_activity_sees_a_thread_that_keeps_spinning(vs):
+    """What versus.py prints to justify its settle pause: a worker left spinning after the call
+    returns is seen (run time and when it stopped); a call that leaves nothing running is not."""
+    import threading
+    import time
+
+    def spinning_call():
+        def spin():
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < 0.08:
+                pass
+
+        threading.Thread(target=spin, daemon=True).start()
+
+    busy, last = vs.after_call_activity(spinning_call, window_s=0.2, repeats=1, settle_s=0.0)
+    assert busy > 5.0 and last > 30.0, (busy, last)  # ms; loose: another job may hold the CPU
+    busy, last = vs.after_call_activity(lambda: None, window_s=0.05, repeats=1, settle_s=0.0)
+    assert busy < 5.0, busy
+
+
 def test_median_iqr_ratio_and_text(vs):
     med, iqr = vs.median_and_iqr_ms([0.001, 0.002, 0.003, 0.004, 0.005])
     assert med == pytest.approx(3.0) and iqr > 0

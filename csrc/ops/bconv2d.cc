@@ -28,6 +28,7 @@
 
 #include "dispatch.h"
 #include "kernels/bgconv.h"
+#include "ops/post_ops.h"
 #include "runtime/threadpool.h"
 
 namespace onebit {
@@ -79,7 +80,8 @@ struct StageArrays {
 // out has out_stride floats (or words) per pixel.
 void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const ConvParams& p,
                const PackedWeights& w, int g, const StageArrays& sa, OutKind kind, Act act,
-               void* out, size_t out_stride, int nthreads) {
+               void* out, size_t out_stride, int nthreads, const float* residual = nullptr,
+               Act post_act = Act::kNone) {
   const int T = p.kh * p.kw, cw = w.cw, nb = w.nblocks, oc = p.oc;
   const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
   const size_t block_words = static_cast<size_t>(T) * cw * kNR;
@@ -274,6 +276,14 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
                       ? static_cast<void*>(static_cast<float*>(out) + (m0 + i) * out_stride)
                       : static_cast<void*>(static_cast<uint64_t*>(out) + (m0 + i) * out_stride);
     };
+    // The fused add/relu of a float output, on the rows and channels just written.
+    const bool post = kind == OutKind::kFloat && (residual || post_act != Act::kNone);
+    const int c0 = b0 * kNR, c1 = std::min(oc, b1 * kNR);
+    auto finish = [&](size_t m0, size_t rows) {
+      add_residual_act(static_cast<float*>(out) + m0 * out_stride,
+                       residual ? residual + m0 * out_stride : nullptr, out_stride, rows, c0, c1,
+                       post_act);
+    };
     const size_t t_end = std::min(mtiles, (mt + 1) * tiles_per_task);
     Cursor cur = cursor_at(mt * tiles_per_task * MR);
     for (size_t tile0 = mt * tiles_per_task; tile0 < t_end; tile0 += panel) {
@@ -283,6 +293,7 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
         rows_out(tile0 * MR, mrs[0]);
         cfg.fn[mrs[0] - 1](kw, rows, koff.data(), wblocks, block_words, b0, b1, corr,
                            stage, outp);
+        if (post) finish(tile0 * MR, static_cast<size_t>(mrs[0]));
         continue;
       }
       for (int b = b0; b < b1; ++b)
@@ -291,6 +302,8 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
           cfg.fn[mrs[q] - 1](kw, rows + q * MR, koff.data(), wblocks, block_words, b, b + 1,
                              corr + q * MR, stage, outp);
         }
+      if (post)
+        for (int q = 0; q < np; ++q) finish((tile0 + q) * MR, static_cast<size_t>(mrs[q]));
     }
   };
   parallel_for(ntasks, nthreads, task);
@@ -500,8 +513,31 @@ const char* bgemm_kernel_name() {
   return config_for(isa).name;
 }
 
+namespace {
+void bconv2d_unfused(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
+                     const OutputStage& os, void* out, int nthreads);
+}  // namespace
+
 void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
              const OutputStage& os, void* out, int nthreads) {
+  const bool post = os.kind == OutKind::kFloat && (os.residual || os.post_act != Act::kNone);
+  const Isa isa = active_isa();
+  if (post && isa != Isa::kReference && p.groups == 1 && !bgconv_uses_lanes(1, p.cin)) {
+    // the common case: fused into the tiles of the implicit GEMM
+    StageArrays sa(os, 0, p.oc, w.nblocks);
+    conv_core(config_for(isa), x, words_for(p.cin), p, w, 0, sa, os.kind, os.act, out,
+              static_cast<size_t>(p.oc), nthreads, os.residual, os.post_act);
+    return;
+  }
+  bconv2d_unfused(x, w, p, os, out, nthreads);
+  if (post)  // the other kernels: one pass over the output after them
+    add_residual_act(static_cast<float*>(out), os.residual, static_cast<size_t>(p.oc),
+                     static_cast<size_t>(p.n) * p.oh * p.ow, 0, p.oc, os.post_act);
+}
+
+namespace {
+void bconv2d_unfused(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
+                     const OutputStage& os, void* out, int nthreads) {
   const Isa isa = active_isa();
   if (isa == Isa::kReference) {
     bconv2d_reference(x, w, p, os, out);
@@ -555,5 +591,7 @@ void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
     }
   }
 }
+
+}  // namespace
 
 }  // namespace onebit

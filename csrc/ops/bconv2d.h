@@ -32,6 +32,10 @@ struct OutputStage {
   const float* slope = nullptr;
   const int32_t* thr = nullptr;
   const uint8_t* flip = nullptr;
+  // Float output, after the stage above: y = post_act(y + residual) (ops/post_ops.h),
+  // residual [n][oh][ow][oc] or null; what the exporter fused from a following add/relu.
+  const float* residual = nullptr;
+  Act post_act = Act::kNone;
 };
 
 // Output: float [n][oh][ow][oc] or uint64 [n][oh][ow][words_for(oc)].

@@ -12,6 +12,7 @@
 #include "kernels/bmaxpool.h"
 #include "kernels/i8gemm.h"
 #include "kernels/sgemm.h"
+#include "ops/post_ops.h"
 #include "pack/pack.h"
 #include "runtime/threadpool.h"
 
@@ -133,8 +134,10 @@ constexpr int kMaxKernelRows = 64;  // kh <= 64 (engine/op.h kMaxKernel)
 }  // namespace
 
 void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b_rs, long b_cs,
-           float* c, long ldc, const float* bias, Act act, const float* slope, int nthreads) {
+           float* c, long ldc, const float* bias, Act act, const float* slope, int nthreads,
+           const float* residual, Act post_act) {
   if (M <= 0 || N <= 0) return;
+  const bool post = residual || post_act != Act::kNone;
   const SgemmConfig& cfg = sgemm_cfg();
   if (nthreads <= 0) nthreads = get_num_threads();
   if (M <= 4 && b_rs == 1 && K > 0) {
@@ -145,6 +148,7 @@ void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b
       const int n1 = static_cast<int>(static_cast<long>(N) * (t + 1) / chunks);
       cfg.gemv(M, n1 - n0, K, a, lda, b + n0 * b_cs, b_cs, c + n0, ldc);
       finish_rows(c, ldc, 0, M, n0, n1, bias, act, slope);
+      if (post) add_residual_act(c, residual, static_cast<size_t>(ldc), static_cast<size_t>(M), n0, n1, post_act);
     });
     return;
   }
@@ -156,18 +160,23 @@ void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b
       const int r0 = ch * kRowChunk, r1 = std::min(M, r0 + kRowChunk);
       sgemm_rows(cfg, pb, r1 - r0, N, K, a + r0 * lda, lda, c + r0 * ldc, ldc);
       finish_rows(c, ldc, r0, r1, 0, N, bias, act, slope);
+      if (post)
+        add_residual_act(c + r0 * ldc, residual ? residual + r0 * ldc : nullptr,
+                         static_cast<size_t>(ldc), static_cast<size_t>(r1 - r0), 0, N, post_act);
     }
   });
 }
 
 void conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p, int oc,
-                int dh, int dw, Act act, const float* slope, float* out, int nthreads) {
+                int dh, int dw, Act act, const float* slope, float* out, int nthreads,
+                const float* residual, Act post_act) {
   const int K = p.kh * p.kw * p.c;
   const long M = static_cast<long>(p.n) * p.oh * p.ow;
   const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
                       p.pl == 0 && p.pb == 0 && p.pr == 0;
   if (direct) {
-    sgemm(static_cast<int>(M), oc, K, x, K, w, 1, K, out, oc, bias, act, slope, nthreads);
+    sgemm(static_cast<int>(M), oc, K, x, K, w, 1, K, out, oc, bias, act, slope, nthreads,
+          residual, post_act);
     return;
   }
   // im2col one chunk of rows at a time into a small per-task buffer that
@@ -186,6 +195,9 @@ void conv2d_f32(const float* x, const float* w, const float* bias, const PoolPar
       const int rows = static_cast<int>(m1 - m0);
       sgemm_rows(cfg, pb, rows, oc, K, cols.data(), K, out + m0 * oc, oc);
       finish_rows(out + m0 * oc, oc, 0, rows, 0, oc, bias, act, slope);
+      if (residual || post_act != Act::kNone)
+        add_residual_act(out + m0 * oc, residual ? residual + m0 * oc : nullptr,
+                         static_cast<size_t>(oc), static_cast<size_t>(rows), 0, oc, post_act);
     }
   });
 }
@@ -259,7 +271,8 @@ void to_bf16_low(const Bf16GemmConfig& cfg, const float* src, const uint16_t* hi
 // consecutive items of that chunk.
 template <class Form>
 void bf16_driver(const Bf16GemmConfig& cfg, const Bf16Weights& w, long M, Form&& form,
-                 float* c, long ldc, const float* scale, const float* bias, int nthreads) {
+                 float* c, long ldc, const float* scale, const float* bias, int nthreads,
+                 const float* residual, Act post_act) {
   if (M <= 0 || w.n <= 0) return;
   if (nthreads <= 0) nthreads = get_num_threads();
   const long R = bf16_chunk_rows(w.kp);
@@ -302,6 +315,8 @@ void bf16_driver(const Bf16GemmConfig& cfg, const Bf16Weights& w, long M, Form&&
       }
       if (w.k == 0)
         finish_rows(cc, ldc, 0, nrows, p0 * kBf16NR, std::min(w.n, p1 * kBf16NR), bias, Act::kNone, nullptr);
+      add_residual_act(cc, residual ? residual + m0 * ldc : nullptr, static_cast<size_t>(ldc),
+                       static_cast<size_t>(nrows), p0 * kBf16NR, std::min(w.n, p1 * kBf16NR), post_act);
     }
   });
 }
@@ -342,7 +357,8 @@ Bf16Weights pack_weights_bf16(int N, int K, const float* w, long ldw, bool split
 }
 
 void gemm_bf16(int M, const float* a, long lda, const Bf16Weights& w, float* c, long ldc,
-               const float* scale, const float* bias, bool emulated, int nthreads) {
+               const float* scale, const float* bias, bool emulated, int nthreads,
+               const float* residual, Act post_act) {
   const Bf16GemmConfig& cfg = bf16_cfg(emulated);
   bf16_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
     if (!w.split) {
@@ -356,17 +372,18 @@ void gemm_bf16(int M, const float* a, long lda, const Bf16Weights& w, float* c, 
       cfg.convert(a + m * lda, h, K);
       to_bf16_low(cfg, a + m * lda, h, K, h + K, tmp.data());
     }
-  }, c, ldc, scale, bias, nthreads);
+  }, c, ldc, scale, bias, nthreads, residual, post_act);
 }
 
 void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const float* bias,
-                 const PoolParams& p, int dh, int dw, float* out, bool emulated, int nthreads) {
+                 const PoolParams& p, int dh, int dw, float* out, bool emulated, int nthreads,
+                 const float* residual, Act post_act) {
   const int K = p.kh * p.kw * p.c;
   const long M = static_cast<long>(p.n) * p.oh * p.ow;
   const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
                       p.pl == 0 && p.pb == 0 && p.pr == 0;
   if (direct) {
-    gemm_bf16(static_cast<int>(M), x, K, w, out, w.n, scale, bias, emulated, nthreads);
+    gemm_bf16(static_cast<int>(M), x, K, w, out, w.n, scale, bias, emulated, nthreads, residual, post_act);
     return;
   }
   // The input is rounded to bf16 once (each value appears in up to kh x kw rows of
@@ -401,7 +418,7 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const
         if (++oy == p.oh) oy = 0, ++n;
       }
     }
-  }, out, w.n, scale, bias, nthreads);
+  }, out, w.n, scale, bias, nthreads, residual, post_act);
 }
 
 int64_t conv2d_bf16_transient_bytes(const PoolParams& p, int N, bool split, int nthreads) {
@@ -465,7 +482,8 @@ long i8_chunk_rows(int kq) { return std::clamp<long>((long{1} << 20) / (std::max
 // belongs to sample sample_of(m), quantized with qp[sample_of(m)].
 template <class Form, class SampleOf>
 void i8_driver(const I8GemmConfig& cfg, const Int8Weights& w, long M, Form&& form, SampleOf&& sample_of,
-               const std::vector<QuantParams>& qp, float* c, long ldc, const float* bias, int nthreads) {
+               const std::vector<QuantParams>& qp, float* c, long ldc, const float* bias, int nthreads,
+               const float* residual, Act post_act) {
   if (M <= 0 || w.n <= 0) return;
   if (nthreads <= 0) nthreads = get_num_threads();
   const long R = i8_chunk_rows(w.kq);
@@ -504,6 +522,8 @@ void i8_driver(const I8GemmConfig& cfg, const Int8Weights& w, long M, Form&& for
                  cc + r * ldc + j0, ldc, e);
         }
       }
+      add_residual_act(cc, residual ? residual + m0 * ldc : nullptr, static_cast<size_t>(ldc),
+                       static_cast<size_t>(nrows), p0 * kI8NR, std::min(w.n, p1 * kI8NR), post_act);
     }
   });
 }
@@ -560,17 +580,17 @@ Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const floa
 }
 
 void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, long ldc,
-               const float* bias, bool emulated, int nthreads) {
+               const float* bias, bool emulated, int nthreads, const float* residual, Act post_act) {
   const I8GemmConfig& cfg = i8_cfg(emulated);
   std::vector<QuantParams> qp(static_cast<size_t>(std::max(M, 0)));
   for (int m = 0; m < M; ++m) qp[m] = quant_params(cfg, a + m * lda, w.k);
   i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
     for (long m = m0; m < m1; ++m) quantize_row(cfg, a + m * lda, w.k, qp[m], rows + (m - m0) * w.kq, w.kq);
-  }, [](long m) { return m; }, qp, c, ldc, bias, nthreads);
+  }, [](long m) { return m; }, qp, c, ldc, bias, nthreads, residual, post_act);
 }
 
 void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const PoolParams& p, int dh,
-                 int dw, float* out, bool emulated, int nthreads) {
+                 int dw, float* out, bool emulated, int nthreads, const float* residual, Act post_act) {
   const I8GemmConfig& cfg = i8_cfg(emulated);
   if (nthreads <= 0) nthreads = get_num_threads();
   const int K = p.kh * p.kw * p.c;
@@ -584,7 +604,7 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
   if (direct) {
     i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
       for (long m = m0; m < m1; ++m) quantize_row(cfg, x + m * K, K, qp[m / opix], rows + (m - m0) * w.kq, w.kq);
-    }, sample_of, qp, out, w.n, bias, nthreads);
+    }, sample_of, qp, out, w.n, bias, nthreads, residual, post_act);
     return;
   }
   // The input is quantized once, then gathered one chunk of im2col rows at a time
@@ -622,7 +642,7 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
         if (++oy == p.oh) oy = 0, ++n;
       }
     }
-  }, sample_of, qp, out, w.n, bias, nthreads);
+  }, sample_of, qp, out, w.n, bias, nthreads, residual, post_act);
 }
 
 int64_t int8_transient_bytes(int64_t M, int N, int K, int nthreads) {

@@ -13,8 +13,11 @@ namespace onebit {
 // C[M x N] = A[M x K] * B[K x N] (+ bias[n]) then activation (relu / prelu
 // with per-column slope). B(k, n) = b[k * b_rs + n * b_cs], so a (N, K) weight
 // matrix is used as-is with b_rs = 1, b_cs = K.
+// residual / post_act: then y = post_act(y + residual[m * ldc + n]) (ops/post_ops.h), on
+// each chunk of rows as it is finished.
 void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b_rs, long b_cs,
-           float* c, long ldc, const float* bias, Act act, const float* slope, int nthreads);
+           float* c, long ldc, const float* bias, Act act, const float* slope, int nthreads,
+           const float* residual = nullptr, Act post_act = Act::kNone);
 
 const char* sgemm_kernel_name();
 
@@ -25,8 +28,10 @@ struct PoolParams {
 };
 
 // Float conv, NHWC input, OHWI weights (groups = 1), zero padding.
+// residual / post_act as for sgemm (residual [n][oh][ow][oc]).
 void conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p, int oc,
-                int dh, int dw, Act act, const float* slope, float* out, int nthreads);
+                int dh, int dw, Act act, const float* slope, float* out, int nthreads,
+                const float* residual = nullptr, Act post_act = Act::kNone);
 
 // Depthwise float conv (groups = channels, one filter per channel), NHWC,
 // weights [kh][kw][c], zero padding.
@@ -58,13 +63,16 @@ Bf16Weights pack_weights_bf16(int N, int K, const float* w, long ldw, bool split
 // C[M x N] = (bf16(A[M x K]) * bf16(W)^T) (* scale[n]) (+ bias[n]), A(m, k) =
 // a[m * lda + k]; scale and bias may be null. (scale: the multiplier of +-1
 // weights, applied in fp32 so that the weights stay exact.)
+// residual / post_act as for sgemm (applied to each chunk of rows as it is finished).
 void gemm_bf16(int M, const float* a, long lda, const Bf16Weights& w, float* c, long ldc,
-               const float* scale, const float* bias, bool emulated, int nthreads);
+               const float* scale, const float* bias, bool emulated, int nthreads,
+               const float* residual = nullptr, Act post_act = Act::kNone);
 
 // Float conv through the bf16 GEMM: NHWC input, the packed (O, kh*kw*C) filters
 // (groups = 1), zero padding; scale and bias as gemm_bf16's.
 void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const float* bias,
-                 const PoolParams& p, int dh, int dw, float* out, bool emulated, int nthreads);
+                 const PoolParams& p, int dh, int dw, float* out, bool emulated, int nthreads,
+                 const float* residual = nullptr, Act post_act = Act::kNone);
 
 // Bytes a gemm_bf16 call of M rows allocates on nthreads threads (each task
 // running at once holds its chunk of bf16 rows), and a conv2d_bf16 call (p.n
@@ -99,12 +107,14 @@ Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const floa
 
 // C[M x N] = dequantized(q(A) * W_q^T) + bias[n], each row of A quantized on its own.
 void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, long ldc,
-               const float* bias, bool emulated, int nthreads);
+               const float* bias, bool emulated, int nthreads, const float* residual = nullptr,
+               Act post_act = Act::kNone);
 
 // Float conv through the int8 GEMM (NHWC, groups = 1, zero padding), each
 // sample's input quantized on its own.
 void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const PoolParams& p, int dh,
-                 int dw, float* out, bool emulated, int nthreads);
+                 int dw, float* out, bool emulated, int nthreads, const float* residual = nullptr,
+                 Act post_act = Act::kNone);
 
 // Transient bytes of a gemm_int8 call of M rows, and of a conv2d_int8 call (p.n included).
 int64_t int8_transient_bytes(int64_t M, int N, int K, int nthreads);

@@ -356,7 +356,17 @@ def export_seeds(out: Path) -> list[Path]:
         model = randomize_bn(model, i)
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(i))
         path = out / f"{name}.onebit"
-        nbytes = onebit.export(model, x, path, model_name=name)
+        if name == "mixed":  # keeps its add op (the regressions edit it): no residual fusion
+            from onebit.export import passes
+
+            saved = passes.FOLDING_PASSES
+            passes.FOLDING_PASSES = tuple(p for p in saved if p is not passes.fuse_conv_epilogues)
+            try:
+                nbytes = onebit.export(model, x, path, model_name=name)
+            finally:
+                passes.FOLDING_PASSES = saved
+        else:  # binary_resnet_e18 and xnornet_resnet_slim carry fused residual adds and relus
+            nbytes = onebit.export(model, x, path, model_name=name)
         if nbytes > MAX_SEED_BYTES:
             raise SystemExit(f"{path}: {nbytes} bytes, above the corpus limit of {MAX_SEED_BYTES}")
         _pin_date(path)
@@ -556,6 +566,24 @@ def regressions(seeds: dict[str, Seed]) -> dict[str, tuple[bytes, dict[str, Any]
     # bad groups
     for g, tag in ((0, "0"), (-1, "neg"), (5, "5"), (2**20 + 1, "huge"), (12, "12")):
         add(f"bconv_groups_{tag}", edit(grp, "bconv2d", 1, groups=g), grp.data, match="groups")
+    # fused epilogues (a conv's residual input and activation)
+    e18 = seeds["binary_resnet_e18"]
+    fused = [n for n in e18.meta["nodes"] if n["op"] == "bconv2d" and len(n["inputs"]) == 2]
+    assert fused, "binary_resnet_e18's seed should carry fused residual adds"
+    m = e18.copy()
+    k = e18.meta["nodes"].index(fused[0])
+    m["nodes"][k]["inputs"][1] = m["inputs"][0]["name"]  # the 3-channel input as the residual
+    add("residual_shape_mismatch", m, e18.data, match="residual input is")
+    m = e18.copy()
+    m["nodes"][k]["inputs"].append(m["nodes"][k]["inputs"][1])
+    add("residual_three_inputs", m, e18.data, match="inputs, has 3")
+    m = e18.copy()
+    m["nodes"][k]["attrs"]["activation"] = "prelu"
+    add("activation_unknown", m, e18.data, match="activation")
+    bits = next(n for n in grp.meta["nodes"] if n["op"] == "bconv2d" and n["attrs"].get("output") == "binary")
+    m = grp.copy()
+    m["nodes"][grp.meta["nodes"].index(bits)]["attrs"]["activation"] = "relu"
+    add("activation_on_bits_output", m, grp.data, match="needs a float output")
     add("conv_groups_7", edit(mix, "conv2d", 2, groups=7), mix.data, match="groups")
     add("conv_groups_0", edit(mix, "conv2d", 2, groups=0), mix.data, match="groups")
     # stride 0 (and negative)

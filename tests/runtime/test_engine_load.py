@@ -570,3 +570,59 @@ def test_engine_errors_name_the_node(tmp_path):
         load(_write(tmp_path, meta, tensors))
     with pytest.raises(_C.EngineFormatError):
         _C.Engine.load(str(tmp_path / "m.onebit"))
+
+
+def _fused_epilogue_cases():
+    """(name, mutate(meta, tensors), message) for a bconv2d/conv2d's fused residual and activation."""
+
+    def bconv_inputs(*extra):
+        def f(meta, tensors):
+            _node(meta, "bconv2d")["inputs"] += list(extra)
+
+        return f
+
+    def bconv_attr(**attrs):
+        def f(meta, tensors):
+            _node(meta, "bconv2d")["attrs"].update(attrs)
+
+        return f
+
+    def bits_out_with(activation=None, residual=None):
+        def f(meta, tensors):
+            n = _node(meta, "bconv2d")
+            n["attrs"]["output"] = "binary"
+            n["params"] = {"weight": "w", "threshold": "thr", "direction": "dir"}
+            tensors["thr"] = np.zeros(8, np.int32)
+            tensors["dir"] = np.ones(8, np.int32)
+            if activation:
+                n["attrs"]["activation"] = activation
+            if residual:
+                n["inputs"].append(residual)
+            unpack = {"op": "unpack", "inputs": ["x2"], "outputs": ["x2f"], "attrs": {}, "params": {}}
+            meta["nodes"].insert(2, unpack)
+            meta["nodes"][3]["inputs"] = ["x2f"]
+
+        return f
+
+    return [
+        ("residual of another shape", bconv_inputs("input"), "residual input is 8 x 8 x 3, the output 8 x 8"),
+        ("residual of bits", bconv_inputs("x1"), "input 1 must be float, is binary"),
+        ("three inputs", bconv_inputs("x1", "x1"), "takes 1 to 2 inputs, has 3"),
+        ("residual not defined yet", bconv_inputs("x4"), "reads .x4. before it is defined"),
+        ("activation unknown", bconv_attr(activation="gelu"), r"'activation' must be one of none\|relu"),
+        ("activation not a string", bconv_attr(activation=1), "attribute .activation. must be one of"),
+        ("activation with bits output", bits_out_with(activation="relu"), "needs a float output"),
+        ("residual with bits output", bits_out_with(residual="input"), "needs a float output"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "name,mutate,message", _fused_epilogue_cases(), ids=[c[0] for c in _fused_epilogue_cases()]
+)
+def test_hostile_fused_epilogue_is_refused(tmp_path, name, mutate, message):
+    meta, tensors = small_model()
+    mutate(meta, tensors)
+    t0 = time.perf_counter()
+    with pytest.raises(ModelFormatError, match=message):
+        load(_write(tmp_path, meta, tensors))
+    assert time.perf_counter() - t0 < 1.0

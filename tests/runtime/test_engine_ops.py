@@ -132,6 +132,79 @@ def case_bconv2d_zero_pad(g, c):
     )
 
 
+def _fused_bconv(g, c, oc, residual, groups=1, act="relu", **geo):
+    """A float bconv2d with the exporter's fused epilogue: activation(conv + residual)."""
+    b = g.op("sign", "input", threshold=g.t(np.zeros(c, np.float32)))
+    k = geo["k"]
+    attrs = conv_attrs(**geo, in_channels=c, pad_value=-1.0, output="float", groups=groups, activation=act)
+    params = {
+        "weight": g.t(_signs((oc, k, k, c // groups)), packed=True),
+        "multiplier": g.t(RNG.uniform(0.5, 1.5, oc).astype(np.float32)),
+        "bias": g.t(RNG.standard_normal(oc).astype(np.float32)),
+    }
+    return g.op("bconv2d", b, *([residual] if residual else []), attrs=attrs, **params)
+
+
+def case_bconv2d_fused_residual_relu(g, c):  # the residual is the input (same shape)
+    return _fused_bconv(g, c, c, "input", k=3, s=1, p=1)
+
+
+def case_bconv2d_fused_residual_wide(g, c):  # 70 channels: 3 blocks of 32, a tail; residual from a 1x1 conv
+    r = _fused_conv(g, c, 70, 1, None, k=1, act="none")
+    return _fused_bconv(g, c, 70, r, act="none", k=3, s=1, p=1)
+
+
+def case_bconv2d_fused_relu_only(g, c):
+    return _fused_bconv(g, c, 40, None, k=3, s=2, p=1)
+
+
+def case_bconv2d_fused_depthwise(g, c):  # the bit-sliced kernel, then the residual pass
+    return _fused_bconv(g, c, c, "input", groups=c, k=3, s=1, p=1)
+
+
+def case_bconv2d_fused_grouped(g, c):  # 80 channels in 2 groups of 40: per-group GEMMs
+    x = _fused_conv(g, c, 80, 1, None, k=1, act="none")
+    b = g.op("sign", x, threshold=g.t(np.zeros(80, np.float32)))
+    attrs = conv_attrs(k=3, s=1, p=1, in_channels=80, pad_value=1.0, output="float", groups=2,
+                       activation="relu")
+    return g.op("bconv2d", b, x, attrs=attrs, weight=g.t(_signs((80, 3, 3, 40)), packed=True),
+                multiplier=g.t(RNG.uniform(0.5, 1.5, 80).astype(np.float32)),
+                bias=g.t(RNG.standard_normal(80).astype(np.float32)))
+
+
+def case_bconv2d_fused_residual2(g, c):  # residual_bits 2, then the fused add and relu
+    attrs = conv_attrs(k=3, s=1, p=1, in_channels=c, pad_value=0.0, output="float", residual_bits=2,
+                       activation="relu")
+    return g.op("bconv2d", "input", "input", attrs=attrs, weight=g.t(_signs((c, 3, 3, c)), packed=True),
+                multiplier=g.t(RNG.uniform(0.5, 1.5, c).astype(np.float32)),
+                bias=g.t(RNG.standard_normal(c).astype(np.float32)))
+
+
+def _fused_conv(g, c, oc, groups, residual, k=3, act="relu"):
+    return g.op(
+        "conv2d",
+        "input",
+        *([residual] if residual else []),
+        attrs=conv_attrs(k=k, p=k // 2, groups=groups, activation=act),
+        weight=g.t(RNG.standard_normal((oc, k, k, c // groups)).astype(np.float32)),
+        multiplier=g.t(RNG.uniform(0.5, 1.5, oc).astype(np.float32)),
+        bias=g.t(RNG.standard_normal(oc).astype(np.float32)),
+    )
+
+
+def case_conv2d_fused_residual_relu(g, c):  # im2col path
+    return _fused_conv(g, c, c, 1, "input")
+
+
+def case_conv2d_fused_pointwise(g, c):  # 1x1: the direct GEMM path, 37 columns
+    r = _fused_conv(g, c, 37, 1, None, k=1, act="none")
+    return _fused_conv(g, c, 37, 1, r, k=1, act="none")
+
+
+def case_conv2d_fused_relu_depthwise(g, c):
+    return _fused_conv(g, c, c, c, None)
+
+
 def case_bdense(g, c):
     f = g.op("flatten", "input")
     b = g.op("sign", f, threshold=g.t(np.zeros(c * 36, np.float32)))
@@ -488,3 +561,33 @@ def test_activation_is_bit_identical_on_every_isa(kind, tmp_path):
     if gelu:  # exactly 0 (sign +1, as the sign op reads -0) from where PyTorch's float32 formula gives 0
         deep = ok & (x[0] < (-5.6 if kind == "gelu" else -5.25))
         assert deep.sum() > 10 and np.all(y[deep] == 0)
+
+
+def _large_row_parallel(g, c):
+    """relu, affine, add and three concats (bits at a word boundary, bits off it, float) on a
+    value big enough to be split into row tasks (ops/common.h for_row_chunks)."""
+    r = g.op("relu", "input")
+    a = g.op("affine", r, scale=g.t(RNG.uniform(-2, 2, c).astype(np.float32)),
+             shift=g.t(RNG.standard_normal(c).astype(np.float32)))
+    s = g.op("add", a, "input")
+    b64 = g.op("sign", g.op("concat", s, s), threshold=g.t(np.zeros(2 * c, np.float32)))  # 128 channels
+    pick = np.zeros((37, 1, 1, c), np.float32)  # a 1x1 conv that copies 37 channels exactly
+    pick[np.arange(37), 0, 0, np.arange(37) * 7 % c] = 1.0
+    f37 = g.op("conv2d", "input", attrs=conv_attrs(k=1, p=0), weight=g.t(pick),
+               multiplier=g.t(np.ones(37, np.float32)), bias=g.t(np.zeros(37, np.float32)))
+    b37 = g.op("sign", f37, threshold=g.t(np.full(37, 0.1, np.float32)))
+    bits = g.op("concat", b64, b37, b64)  # whole words; a partial word; then off the word boundary
+    return g.op("concat", g.op("unpack", bits), s)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_parallel_ops_match_reference_on_large_inputs(threads, isa, tmp_path):
+    c = 64
+    g = G([1, c, 48, 40])
+    out = _large_row_parallel(g, c)
+    x = RNG.standard_normal((2, c, 48, 40)).astype(np.float32)
+    meta = {"inputs": [{"name": "input"}], "outputs": [{"name": out}], "nodes": g.nodes}
+    want = run_reference(meta, g.ref, x)  # every step is exact in float32: bits must agree
+    g.write(tmp_path / "m.onebit", out, [1, *want.shape[1:]])
+    got = load(tmp_path / "m.onebit", num_threads=threads).run(x)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

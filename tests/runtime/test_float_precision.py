@@ -194,6 +194,39 @@ def test_bf16_binary_weight_layers_keep_their_weights_exact(tmp_path, precision)
     check_within_bound(load(path, float_precision=precision).run(xd.numpy()), ref, abs_terms, 2 * 37)
 
 
+class _ConvAddRelu(nn.Module):
+    """relu(conv1(x) + conv2(x)): the exporter fuses the add and the relu into a conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(5, 24, 3, padding=1)
+        self.c2 = nn.Conv2d(5, 24, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.c1(x) + self.c2(x))
+
+
+@pytest.mark.parametrize("precision", [*PRECISIONS, *INT8])
+def test_fused_residual_add_and_relu(tmp_path, precision):
+    """A conv with the following add and relu fused into it applies them in every precision: the
+    fused model gives the bits of the same two convs, add and relu run as separate ops."""
+    torch.manual_seed(3)
+    model = _ConvAddRelu().eval()
+    x = torch.randn(2, 5, 9, 8)
+    path = export(tmp_path, model, x)
+    fused = load(path, float_precision=precision)
+    nodes = [n["op"] for n in fused.meta["nodes"]]
+    assert nodes.count("add") == 0 and nodes.count("relu") == 0 and nodes.count("conv2d") == 2, nodes
+    paths = [
+        export(tmp_path, nn.Sequential(c), x, f"{name}.onebit")
+        for name, c in (("c1", model.c1), ("c2", model.c2))
+    ]
+    parts = [load(p, float_precision=precision).run(x.numpy()) for p in paths]
+    s = parts[0] + parts[1]
+    want = np.where((s > 0) | np.isnan(s), s, np.float32(0))
+    np.testing.assert_array_equal(fused.run(x.numpy()).view(np.uint32), want.view(np.uint32))
+
+
 def _small_net() -> nn.Module:
     """Every float layer kind: a stem, a 1x1 float shortcut, a depthwise conv (stays fp32), a dense."""
     bin_conv = dict(

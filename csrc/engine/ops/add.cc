@@ -8,11 +8,13 @@ class AddKernel final : public OpKernel {
  public:
   explicit AddKernel(ValueInfo v) : v_(v) {}
   void run(const RunArgs& a) const override {
-    const size_t n = static_cast<size_t>(a.n * v_.sample_elems());
     const auto* x = static_cast<const float*>(a.in[0]);
     const auto* z = static_cast<const float*>(a.in[1]);
     auto* y = static_cast<float*>(a.out);
-    for (size_t i = 0; i < n; ++i) y[i] = x[i] + z[i];
+    const size_t c = static_cast<size_t>(v_.c);
+    for_row_chunks(rows_of(a.n, v_), c, a.nthreads, [&](size_t r0, size_t r1) {
+      for (size_t i = r0 * c; i < r1 * c; ++i) y[i] = x[i] + z[i];
+    });
   }
 
  private:

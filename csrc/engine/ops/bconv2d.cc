@@ -6,21 +6,31 @@
 
 #include <algorithm>
 
+#include "ops/post_ops.h"
+
 namespace onebit::ops {
 namespace {
 
 class Bconv2dKernel final : public OpKernel {
  public:
-  Bconv2dKernel(BinaryLayer layer, ConvParams p, ResidualInput r) : L_(std::move(layer)), p_(p), r_(r) {}
+  Bconv2dKernel(BinaryLayer layer, ConvParams p, ResidualInput r, FusedEpilogue e)
+      : L_(std::move(layer)), p_(p), r_(r), e_(e) {}
   void run(const RunArgs& a) const override {
+    const float* residual = e_.residual ? static_cast<const float*>(a.in[1]) : nullptr;
     if (r_.bits > 1) {  // float input: residual sign planes, one conv over all of them, scaled sum
-      run_residual_input(r_, L_, static_cast<const float*>(a.in[0]), a.n, static_cast<float*>(a.out),
+      auto* y = static_cast<float*>(a.out);
+      run_residual_input(r_, L_, static_cast<const float*>(a.in[0]), a.n, y,
                          a.nthreads, [&](const uint64_t* planes, int64_t images, float* dots) {
                            conv(planes, images, OutputStage{}, dots, a.nthreads);
                          });
+      add_residual_act(y, residual, static_cast<size_t>(p_.oc), static_cast<size_t>(a.n * r_.rows_out),
+                       0, p_.oc, e_.act);
       return;
     }
-    conv(static_cast<const uint64_t*>(a.in[0]), a.n, L_.stage(), a.out, a.nthreads);
+    OutputStage os = L_.stage();
+    os.residual = residual;
+    os.post_act = e_.act;
+    conv(static_cast<const uint64_t*>(a.in[0]), a.n, os, a.out, a.nthreads);
   }
   int64_t transient_bytes(int64_t n, int nthreads) const override {
     // the binary kernel runs on every residual plane: n * residual_bits images
@@ -58,6 +68,7 @@ class Bconv2dKernel final : public OpKernel {
   BinaryLayer L_;
   ConvParams p_;
   ResidualInput r_;
+  FusedEpilogue e_;
 };
 
 std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
@@ -86,7 +97,8 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   p.oc = L.w.oc;
   r.rows_out = g.oh * g.ow;
   ctx.out = ValueInfo{L.bits_out ? DType::kBits : DType::kF32, 4, g.oh, g.ow, L.w.oc};
-  return std::make_unique<Bconv2dKernel>(std::move(L), p, r);
+  const FusedEpilogue e = read_fused_epilogue(ctx, ctx.out);
+  return std::make_unique<Bconv2dKernel>(std::move(L), p, r, e);
 }
 
 std::vector<AttrSpec> attrs() {
@@ -94,6 +106,7 @@ std::vector<AttrSpec> attrs() {
   for (AttrSpec& s : binary_output_attrs()) a.push_back(s);
   a.push_back(Int("groups", 1, kMaxChannels, 1, "groups (divides in and out channels)"));
   a.push_back(Real("pad_value", 1.0, "value of padded positions: +1, -1 or 0"));
+  a.push_back(activation_attr());
   return a;
 }
 
@@ -102,7 +115,8 @@ std::vector<AttrSpec> attrs() {
 extern const OpDef kOpBconv2d = {
     "bconv2d",
     "Binary convolution: packed +-1 input and filters, exact integer dot products, then a float "
-    "multiplier and bias, or per-channel integer thresholds that emit bits for the next binary layer.",
-    1, 1, attrs(), binary_layer_params(), false, build};
+    "multiplier and bias, or per-channel integer thresholds that emit bits for the next binary layer. "
+    "Float output: an optional second input is added, then the activation (the fused residual add).",
+    1, 2, attrs(), binary_layer_params(), false, build};
 
 }  // namespace onebit::ops

@@ -15,6 +15,28 @@ std::vector<AttrSpec> window_attrs(bool dilation) {
   return a;
 }
 
+AttrSpec activation_attr() {
+  return Enum("activation", "none|relu", "none",
+              "applied last, after the residual input (if any) is added: relu as the relu op");
+}
+
+FusedEpilogue read_fused_epilogue(const BuildCtx& ctx, const ValueInfo& out) {
+  FusedEpilogue e;
+  e.act = ctx.attr_enum("activation") == "relu" ? Act::kRelu : Act::kNone;
+  e.residual = ctx.inputs().size() > 1;
+  if ((e.residual || e.act != Act::kNone) && out.dtype != DType::kF32)
+    ctx.fail("a residual input or an activation needs a float output");
+  if (e.residual) {
+    ctx.require_input(1, DType::kF32, out.rank);
+    const ValueInfo& r = ctx.input(1);
+    if (r.h != out.h || r.w != out.w || r.c != out.c)
+      ctx.fail("residual input is " + std::to_string(r.h) + " x " + std::to_string(r.w) + " x " +
+               std::to_string(r.c) + ", the output " + std::to_string(out.h) + " x " +
+               std::to_string(out.w) + " x " + std::to_string(out.c));
+  }
+  return e;
+}
+
 Window read_window(const BuildCtx& ctx, const ValueInfo& in, PadRule rule, bool has_dilation,
                    bool ceil_mode) {
   Window g;

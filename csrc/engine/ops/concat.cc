@@ -12,15 +12,25 @@ class ConcatKernel final : public OpKernel {
   ConcatKernel(std::vector<ValueInfo> ins, ValueInfo out) : ins_(std::move(ins)), out_(out) {}
   void run(const RunArgs& a) const override {
     const size_t rows = rows_of(a.n, out_);
+    for_row_chunks(rows, static_cast<size_t>(out_.row_elems()), a.nthreads,
+                   [&](size_t r0, size_t r1) { copy_rows(a, r0, r1); });
+  }
+
+ private:
+  void copy_rows(const RunArgs& a, size_t r0, size_t r1) const {
     if (out_.dtype == DType::kBits) {
       const size_t ow = static_cast<size_t>(out_.row_elems());
       auto* y = static_cast<uint64_t*>(a.out);
-      std::memset(y, 0, rows * ow * 8);
+      std::memset(y + r0 * ow, 0, (r1 - r0) * ow * 8);
       size_t off = 0;
       for (size_t k = 0; k < ins_.size(); ++k) {
         const auto* x = static_cast<const uint64_t*>(a.in[k]);
         const size_t iw = static_cast<size_t>(ins_[k].row_elems()), c = static_cast<size_t>(ins_[k].c);
-        for (size_t r = 0; r < rows; ++r) copy_bits(x + r * iw, 0, y + r * ow, off, c);
+        if (off % 64 == 0 && c % 64 == 0) {  // whole words (DenseNet's 64-multiples): a row copy
+          for (size_t r = r0; r < r1; ++r) std::memcpy(y + r * ow + off / 64, x + r * iw, iw * 8);
+        } else {
+          for (size_t r = r0; r < r1; ++r) copy_bits(x + r * iw, 0, y + r * ow, off, c);
+        }
         off += c;
       }
       return;
@@ -33,16 +43,15 @@ class ConcatKernel final : public OpKernel {
       if (ins_[k].dtype == DType::kBits) {
         const size_t iw = static_cast<size_t>(ins_[k].row_elems());
         const auto* x = static_cast<const uint64_t*>(a.in[k]);
-        for (size_t r = 0; r < rows; ++r) unpack_rows_f32(x + r * iw, 1, static_cast<int>(c), y + r * oc + off);
+        for (size_t r = r0; r < r1; ++r) unpack_rows_f32(x + r * iw, 1, static_cast<int>(c), y + r * oc + off);
       } else {
         const auto* x = static_cast<const float*>(a.in[k]);
-        for (size_t r = 0; r < rows; ++r) std::memcpy(y + r * oc + off, x + r * c, c * sizeof(float));
+        for (size_t r = r0; r < r1; ++r) std::memcpy(y + r * oc + off, x + r * c, c * sizeof(float));
       }
       off += c;
     }
   }
 
- private:
   std::vector<ValueInfo> ins_;
   ValueInfo out_;
 };

@@ -14,17 +14,18 @@
 
 #include "engine/ops/common.h"
 #include "ops/float_ops.h"
+#include "ops/post_ops.h"
 
 namespace onebit::ops {
 namespace {
 
 class Conv2dKernel final : public OpKernel {
  public:
-  // scale: empty, or (bf16 with +-1 weights) the multiplier not folded into w.
+  // scale: empty, or (bf16 / int8 with +-1 weights) the multiplier not folded into w.
   Conv2dKernel(std::vector<float> w, std::vector<float> scale, std::vector<float> bias, PoolParams p, int oc,
-               int dh, int dw, int groups, FloatPrecision precision)
+               int dh, int dw, int groups, FusedEpilogue e, FloatPrecision precision)
       : w_(std::move(w)), scale_(std::move(scale)), bias_(std::move(bias)), p_(p), oc_(oc), dh_(dh), dw_(dw),
-        groups_(groups) {
+        groups_(groups), e_(e) {
     if (groups_ != 1 && groups_ == p_.c && groups_ == oc_) {  // depthwise: weights as [kh][kw][C]
       w_hwc_.resize(w_.size());
       const int taps = p_.kh * p_.kw;
@@ -47,18 +48,20 @@ class Conv2dKernel final : public OpKernel {
   }
   bool bf16() const { return !w_bf16_.empty(); }
   bool int8() const { return !w_i8_.empty(); }
-  // One group's convolution (groups = 1: the whole layer).
-  void conv_group(const float* x, int g, const PoolParams& p, float* y, int nthreads) const {
+  // One group's convolution (groups = 1: the whole layer, with the fused add and relu
+  // applied to each chunk of rows as it is finished).
+  void conv_group(const float* x, int g, const PoolParams& p, float* y, int nthreads,
+                  const float* residual = nullptr, Act act = Act::kNone) const {
     const int og = oc_ / groups_;
     const float* b = bias_.data() + static_cast<size_t>(g) * og;
     if (bf16()) {
       const float* sc = scale_.empty() ? nullptr : scale_.data() + static_cast<size_t>(g) * og;
-      conv2d_bf16(x, w_bf16_[g], sc, b, p, dh_, dw_, y, emulated_, nthreads);
+      conv2d_bf16(x, w_bf16_[g], sc, b, p, dh_, dw_, y, emulated_, nthreads, residual, act);
     } else if (int8()) {
-      conv2d_int8(x, w_i8_[g], b, p, dh_, dw_, y, emulated_, nthreads);
+      conv2d_int8(x, w_i8_[g], b, p, dh_, dw_, y, emulated_, nthreads, residual, act);
     } else {
       const size_t wg = static_cast<size_t>(og) * p.kh * p.kw * p.c;
-      conv2d_f32(x, w_.data() + g * wg, b, p, og, dh_, dw_, Act::kNone, nullptr, y, nthreads);
+      conv2d_f32(x, w_.data() + g * wg, b, p, og, dh_, dw_, Act::kNone, nullptr, y, nthreads, residual, act);
     }
   }
   void run(const RunArgs& a) const override {
@@ -66,9 +69,12 @@ class Conv2dKernel final : public OpKernel {
     p.n = static_cast<int>(a.n);
     const auto* x = static_cast<const float*>(a.in[0]);
     auto* y = static_cast<float*>(a.out);
-    if (groups_ == 1) {
-      conv_group(x, 0, p, y, a.nthreads);
-    } else if (!w_hwc_.empty()) {
+    const float* residual = e_.residual ? static_cast<const float*>(a.in[1]) : nullptr;
+    if (groups_ == 1) {  // the add and relu fused into each chunk of rows
+      conv_group(x, 0, p, y, a.nthreads, residual, e_.act);
+      return;
+    }
+    if (!w_hwc_.empty()) {
       depthwise_conv2d_f32(x, w_hwc_.data(), bias_.data(), p, dh_, dw_, Act::kNone, nullptr, y,
                            a.nthreads);
     } else {  // one GEMM per group over a contiguous copy of its channels
@@ -85,6 +91,8 @@ class Conv2dKernel final : public OpKernel {
           std::memcpy(y + i * oc_ + static_cast<size_t>(g) * og, &yg[i * og], og * sizeof(float));
       }
     }
+    add_residual_act(y, residual, static_cast<size_t>(oc_),
+                     static_cast<size_t>(p.n) * p.oh * p.ow, 0, oc_, e_.act);
   }
   int64_t transient_bytes(int64_t n, int nthreads) const override {
     if (!w_hwc_.empty()) return 0;  // depthwise: a direct loop
@@ -113,6 +121,7 @@ class Conv2dKernel final : public OpKernel {
   bool emulated_ = false;
   PoolParams p_;
   int oc_, dh_, dw_, groups_;
+  FusedEpilogue e_;
 };
 
 std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
@@ -147,23 +156,27 @@ std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   std::vector<float> bias = ctx.param_f32("bias", oc);
   const PoolParams p = window_params(in, g);
   ctx.out = ValueInfo{DType::kF32, 4, g.oh, g.ow, oc};
+  const FusedEpilogue e = read_fused_epilogue(ctx, ctx.out);
   return std::make_unique<Conv2dKernel>(std::move(w), std::move(mult), std::move(bias), p, static_cast<int>(oc),
                                         static_cast<int>(g.dh), static_cast<int>(g.dw),
-                                        static_cast<int>(groups), prec);
+                                        static_cast<int>(groups), e, prec);
 }
 
 std::vector<AttrSpec> attrs() {
   std::vector<AttrSpec> a = window_attrs(true);
   a.push_back(Int("groups", 1, kMaxChannels, 1, "groups (divides in and out channels)"));
   a.push_back(Bool("binary_weight", false, "weights are +-1 (stored packed), the scale is the multiplier"));
+  a.push_back(activation_attr());
   return a;
 }
 
 }  // namespace
 
 extern const OpDef kOpConv2d = {
-    "conv2d", "Float convolution, zero padding, any groups: y = conv(x, weight * multiplier) + bias.",
-    1, 1, attrs(),
+    "conv2d",
+    "Float convolution, zero padding, any groups: y = conv(x, weight * multiplier) + bias; an "
+    "optional second input is added, then the activation (the fused residual add).",
+    1, 2, attrs(),
     {{"weight", true, "float OHWI [O, kh, kw, C / groups], or packed_sign"},
      {"multiplier", true, "float [O]"},
      {"bias", true, "float [O]"}},

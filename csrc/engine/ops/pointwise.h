@@ -16,8 +16,10 @@ class PointwiseKernel final : public OpKernel {
     const size_t rows = rows_of(a.n, v_), c = static_cast<size_t>(v_.c);
     const auto* x = static_cast<const float*>(a.in[0]);
     auto* y = static_cast<float*>(a.out);
-    for (size_t r = 0; r < rows; ++r)
-      for (size_t i = 0; i < c; ++i) y[r * c + i] = f_(x[r * c + i], i);
+    for_row_chunks(rows, c, a.nthreads, [&](size_t r0, size_t r1) {
+      for (size_t r = r0; r < r1; ++r)
+        for (size_t i = 0; i < c; ++i) y[r * c + i] = f_(x[r * c + i], i);
+    });
   }
 
  private:

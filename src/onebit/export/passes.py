@@ -9,7 +9,11 @@ Run in :data:`FOLDING_PASSES` order by :func:`fold` (the driver calls it):
 4. ``flatten -> sign`` becomes ``sign -> flatten``,
 5. a binary conv/dense whose only consumer is a sign outputs packed bits directly,
    through per-channel integer thresholds on its popcount result,
-6. ``affine -> sign`` becomes a sign with per-channel threshold and direction.
+6. ``affine -> sign`` becomes a sign with per-channel threshold and direction,
+7. a float-output conv whose only consumer is an ``add`` takes the add's other operand as
+   its ``residual`` input, and one whose only consumer is a ``relu`` takes it as its
+   ``activation``: the engine applies both to each tile as the conv writes it, instead of
+   passes over the whole tensor (:func:`fuse_conv_epilogues`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ __all__ = [
     "fold_flatten_sign",
     "fold_maxpool_sign",
     "fold_sign_into_bconv",
+    "fuse_conv_epilogues",
 ]
 
 
@@ -305,6 +310,58 @@ def fold_bconv_pool_affine_sign(g: Graph) -> None:
             _remove(g, affine)
 
 
+def _float_conv(node: dict[str, Any] | None) -> bool:
+    return (
+        node is not None
+        and node["op"] in ("conv2d", "bconv2d")
+        and node["attrs"].get("output", "float") == "float"
+    )
+
+
+def fuse_conv_epilogues(g: Graph) -> None:
+    """conv -> add(., r) [-> relu]  ==>  conv(x, residual=r, activation=relu).
+
+    The engine computes ``activation(conv(x) + r)`` in float32 with the add and relu ops'
+    own roundings, so the fused graph gives the same bits. Adds go first: the relu of
+    ``relu(conv + r)`` then finds the conv. The conv moves to the add's place in the node
+    order (its inputs exist there; ``r`` may be computed after the conv, as the 1x1
+    shortcut of a downsampling block is). Of two conv operands the binary one absorbs the
+    add: its kernel applies it per tile.
+    """
+    for add in list(g.nodes):
+        if add["op"] != "add" or len(add["inputs"]) != 2:
+            continue
+        a, b = add["inputs"]
+        if a == b:
+            continue
+        options = [(g.producer(v), v, r) for v, r in ((a, b), (b, a))]
+        options.sort(key=lambda o: 0 if o[0] is not None and o[0]["op"] == "bconv2d" else 1)
+        for conv, own, residual in options:
+            if not _float_conv(conv) or len(conv["inputs"]) != 1:
+                continue
+            if conv["attrs"].get("activation", "none") != "none" or _sole_consumer(g, own) is not add:
+                continue
+            conv["inputs"] = [conv["inputs"][0], residual]
+            g.nodes.remove(conv)
+            g.nodes.insert(g.nodes.index(add), conv)
+            conv["outputs"] = list(add["outputs"])
+            g.values.pop(own, None)
+            _remove(g, add)
+            break
+    for relu in list(g.nodes):
+        if relu["op"] != "relu":
+            continue
+        conv = g.producer(relu["inputs"][0])
+        if not _float_conv(conv) or conv["attrs"].get("activation", "none") != "none":
+            continue
+        if _sole_consumer(g, conv["outputs"][0]) is not relu:
+            continue
+        conv["attrs"]["activation"] = "relu"
+        g.values.pop(conv["outputs"][0], None)
+        conv["outputs"] = list(relu["outputs"])
+        _remove(g, relu)
+
+
 #: The folding passes in the order :func:`fold` runs them.
 FOLDING_PASSES: tuple[Callable[[Graph], None], ...] = (
     fold_affines,
@@ -313,6 +370,7 @@ FOLDING_PASSES: tuple[Callable[[Graph], None], ...] = (
     fold_flatten_sign,
     fold_sign_into_bconv,
     fold_affine_sign,
+    fuse_conv_epilogues,
 )
 
 

@@ -116,17 +116,29 @@ def _op_sign(x, node, P):
     return np.where(pos, 1.0, -1.0).astype(np.float32)
 
 
-def _op_conv2d(x, node, P):
-    return _epilogue(_conv(x, P["weight"], node["attrs"]), node, P)
+def _fused(y: np.ndarray, residual: list[np.ndarray], node: dict[str, Any]) -> np.ndarray:
+    """A conv's fused epilogue: ``activation(y + residual)`` as the separate add and relu ops."""
+    if residual:
+        y = _op_add(y, residual[0], node, {})
+    if node["attrs"].get("activation", "none") == "relu":
+        y = _op_relu(y, node, {})
+    return y
 
 
-def _op_bconv2d(x, node, P):
+def _op_conv2d(x, *args):
+    *residual, node, P = args
+    return _fused(_epilogue(_conv(x, P["weight"], node["attrs"]), node, P), residual, node)
+
+
+def _op_bconv2d(x, *args):
+    *residual, node, P = args
+
     def dot(b: np.ndarray) -> np.ndarray:
         return _conv(b, P["weight"], node["attrs"], node["attrs"].get("pad_value", 1.0))
 
     if node["attrs"].get("residual_bits", 1) > 1:
-        return _epilogue(_residual_dots(x, node, dot), node, P)
-    return _epilogue(dot(x), node, P)
+        return _fused(_epilogue(_residual_dots(x, node, dot), node, P), residual, node)
+    return _fused(_epilogue(dot(x), node, P), residual, node)
 
 
 def _op_dense(x, node, P):

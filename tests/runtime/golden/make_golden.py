@@ -5,6 +5,12 @@ script only with the engine whose outputs are to be recorded; it refuses to repl
 goldens without ``--overwrite``::
 
     .venv/bin/python tests/runtime/golden/make_golden.py [--train] [--only CASE ...] [--overwrite]
+    .venv/bin/python tests/runtime/golden/make_golden.py --rehash
+
+``--rehash`` is for an exporter change meant to keep every output (a fusion pass): it
+re-exports the zoo cases and records only their new export hashes (``rehashed_at`` says
+when and why), leaving every golden output as recorded. test_golden.py then proves the claim:
+the new files must reproduce the old outputs bit for bit.
 
 The committed goldens were recorded once (``--train``) with the Python executor over the C++
 kernels (src/onebit/runtime/model.py before commit beaacce replaced it with a binding to the
@@ -386,7 +392,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="replace existing golden outputs (they hold the engine they were recorded with to account)",
     )
+    ap.add_argument(
+        "--rehash",
+        metavar="WHY",
+        help="record only the zoo cases' new export hashes (the outputs stay as recorded); WHY goes "
+        "into the manifest",
+    )
     args = ap.parse_args(argv)
+    if args.rehash:
+        return rehash(args.rehash)
     if os.path.exists(MANIFEST) and not args.overwrite:
         sys.exit(
             f"{MANIFEST} exists: recording again replaces the outputs of the engine the goldens came from "
@@ -504,6 +518,38 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(manifest, f, indent=1)
         f.write("\n")
     print(f"wrote {INPUTS}, {MANIFEST} and golden_<isa>.npz for {isas}")
+    return 0
+
+
+def rehash(why: str) -> int:
+    """Re-export every zoo case and store its new content hash; the golden outputs are untouched."""
+    with open(MANIFEST) as f:
+        manifest = json.load(f)
+    with np.load(INPUTS) as z:
+        inputs = {k: z[k] for k in z.files}
+    head = subprocess.run(
+        ["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    changed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, spec in manifest["cases"].items():
+            if case == TRAINED_CASE:
+                continue
+            path = os.path.join(tmp, "case.onebit")
+            spec["file_bytes"] = export_case(spec, inputs, path)
+            new = content_sha256(path)
+            differs = new != spec["content_sha256"]
+            if differs:
+                changed += 1
+                was = spec["content_sha256"]
+                spec.setdefault("rehashed_at", []).append({"git_head": head, "why": why, "was": was})
+                spec["content_sha256"] = new
+                spec["file_sha256_when_recorded"] = file_sha256(path)
+            print(f"{case:34s} {'new export hash' if differs else 'same export'}", flush=True)
+    with open(MANIFEST, "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+    print(f"{changed} export hash(es) changed; golden outputs kept: run tests/runtime/test_golden.py")
     return 0
 
 
