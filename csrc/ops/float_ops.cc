@@ -561,7 +561,7 @@ Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const floa
       pw.scale[n] = s;
       for (int k = 0; k < pw.k; ++k) {
         float v = std::nearbyint(wn[k] / s);
-        v = v > -127.0f ? (v < 127.0f ? v : 127.0f) : -127.0f;  // NaN -> -127 ... then clamp
+        v = v > -127.0f ? (v < 127.0f ? v : 127.0f) : -127.0f;  // clamped (a NaN weight: -127)
         q[k] = static_cast<int8_t>(v);
       }
     }
