@@ -492,6 +492,19 @@ def build_candidates(threads: int, engines: dict, nets: list[Network], x: np.nda
     for name, path in engines.items():
         rt = load(path, num_threads=threads)
         c.add(Row(name, name, "onebit", "1-bit", top1_text(name)), lambda rt=rt: rt.run(x))
+        # the same file with its float layers (stem, 1x1 shortcuts, dense) in bf16 / int8: the
+        # load option float_precision, opt-in (top-1 agreement: docs/performance.md)
+        for prec, flag in (("bf16", "avx512_bf16"), ("int8", "avx512_vnni")):
+            label = ONEBIT_LOW_PRECISION[prec]
+            if isa is not None and flag not in isa.needs:
+                c.skip(name, "onebit", label, f"class {isa.name} has no {flag}")
+                continue
+            try:
+                rl = load(path, num_threads=threads, float_precision=prec)
+            except (ValueError, RuntimeError) as e:  # this CPU lacks the instructions
+                c.skip(name, "onebit", label, str(e).splitlines()[0])
+                continue
+            c.add(Row(name, name, "onebit", label, top1_text(name)), lambda rt=rl: rt.run(x))
     bf16_native = isa.bf16 if isa else True
     for net in nets:
         if "torch" in want:
@@ -634,8 +647,12 @@ def table(rows: list[Row], threads: list[int], ref_of: Callable[[Row], Row | Non
     return out
 
 
+#: onebit's rows with its float layers in lower precision (load option float_precision)
+ONEBIT_LOW_PRECISION = {"bf16": "1-bit + bf16 float layers", "int8": "1-bit + int8 float layers"}
+
 #: The columns of :func:`matrix`: runtime and precision.
-COLUMNS = [("onebit", "1-bit"), ("PyTorch", "fp32"), ("PyTorch", "bf16"), ("ONNX Runtime", "fp32"),
+COLUMNS = [("onebit", "1-bit"), *(("onebit", p) for p in ONEBIT_LOW_PRECISION.values()),
+           ("PyTorch", "fp32"), ("PyTorch", "bf16"), ("ONNX Runtime", "fp32"),
            ("ONNX Runtime", "int8"), ("OpenVINO", "fp32"), ("OpenVINO", "bf16"), ("OpenVINO", "int8")]
 
 
@@ -901,7 +918,7 @@ def reprint(path: str) -> None:
 
 
 def print_tables(rows: list[Row], threads: list[int], skipped: dict) -> None:
-    by_engine = {r.network: r for r in rows if r.runtime == "onebit"}
+    by_engine = {r.network: r for r in rows if r.runtime == "onebit" and r.precision == "1-bit"}
 
     def ref_of(r: Row) -> Row | None:
         return by_engine.get(r.family)
