@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -36,6 +37,9 @@ int default_threads() {
 }
 
 std::atomic<int> g_num_threads{0};
+
+// How long a helper spins for the next parallel section before it sleeps.
+constexpr int kSpinMicros = 500;
 
 // Tasks are claimed from one 64-bit ticket (generation | ntasks | next index)
 // and the caller waits for *completed tasks*, not for helpers to check in: if
@@ -117,11 +121,19 @@ class Pool {
 
   void worker(int id, uint64_t seen) {
     for (;;) {
-      // Spin a little for the next call (layers run back to back), then sleep.
+      // Spin for the next call for kSpinMicros, then sleep. Layers run back to back, but
+      // between two parallel sections an op may do serial work (a padded copy of its input,
+      // a small pointwise op): with ~0.1 ms of spinning the helper fell asleep there and
+      // every later section paid a futex wake-up and started without it
+      // (binary_resnet_e18 ran 1.25x faster on 2 threads than on 1; with 0.5 ms, 1.6x).
+      // Bounded in time, not in pause instructions (a pause is 40 to 140 cycles across
+      // CPUs): an idle engine stops using the CPU 0.5 ms after its last call.
       uint64_t st = state_.load(std::memory_order_acquire);
-      for (int spin = 0; (st >> 16) == seen && spin < 4000; ++spin) {
+      const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+      for (int spin = 0; (st >> 16) == seen; ++spin) {
         ONEBIT_PAUSE();
         st = state_.load(std::memory_order_acquire);
+        if ((spin & 63) == 63 && std::chrono::steady_clock::now() >= spin_until) break;
       }
       if ((st >> 16) == seen) {
         std::unique_lock<std::mutex> lk(mu_);
