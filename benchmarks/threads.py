@@ -1,0 +1,113 @@
+"""Two threads against one: the zoo models in the engine, end to end and per op type.
+
+    python benchmarks/threads.py                       # the table of docs/performance.md
+    python benchmarks/threads.py --models quicknet --runs 20 --precision fp32
+
+For each model at 224x224, batch 1 (random weights: latency does not depend on them), the
+engine with num_threads = 1 and 2 is called in turn, round after round (2 ms apart), for
+fp32 float layers and, where the CPU has AVX512-VNNI, int8 float layers (load option
+float_precision); the table gives wall-clock medians and the speed-up. The process is
+pinned to the first two CPUs. A profiled pass per thread count then gives each op type's
+share, and the speed-up per op type says where a second thread does not help.
+
+It also prints how long the engine's helper thread stays busy after a call (per-thread run
+time from /proc): the pool spins 0.5 ms for the next parallel section before it sleeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+import onebit
+from onebit.runtime import load
+from versus import after_call_activity, lscpu
+
+DEFAULT_MODELS = ["binary_resnet_e18", "birealnet18", "quicknet", "binary_densenet28"]
+
+
+def op_times(m, x: np.ndarray, n: int) -> dict[str, float]:
+    """ms per call by op type (conv ops by kernel size) from ``n`` profiled passes."""
+    m.layer_times.clear()
+    for _ in range(n):
+        m.run(x, profile=True)
+    out: dict[str, float] = collections.defaultdict(float)
+    for i, t in m.layer_times.items():
+        node = m.meta["nodes"][i]
+        key = node["op"]
+        if key.endswith("conv2d"):
+            key += " {}x{}".format(*node["attrs"]["kernel"])
+        out[key] += 1e3 * t / n
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--precision", nargs="+", default=["fp32", "int8"], choices=["fp32", "bf16", "int8"])
+    ap.add_argument("--per-op", action="store_true", help="also the speed-up per op type")
+    args = ap.parse_args()
+    cpu, flags = lscpu()
+    print(f"lscpu: {cpu}; flags: {' '.join(sorted(f for f in flags if f.startswith(('avx', 'amx'))))}")
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    if len(cpus) < 2:
+        raise SystemExit("two threads need two CPUs; this process may use one")
+    os.sched_setaffinity(0, cpus)
+    print(f"pinned to CPUs {cpus}; load average at start {os.getloadavg()[0]:.2f}")
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = []
+        for name in args.models:
+            torch.manual_seed(0)
+            path = os.path.join(tmp, f"{name}.onebit")
+            onebit.export(onebit.models.create(name).eval(), torch.from_numpy(x), path)
+            models = {}
+            for prec in args.precision:
+                try:
+                    for t in (1, 2):
+                        models[prec, t] = load(path, num_threads=t, float_precision=prec)
+                except (ValueError, RuntimeError) as e:
+                    print(f"SKIP {name} {prec}: {str(e).splitlines()[0]}")
+            times: dict = {k: [] for k in models}
+            for m in models.values():
+                m.run(x)
+                m.run(x)
+            for _ in range(args.runs):
+                for k, m in models.items():
+                    time.sleep(0.002)
+                    t0 = time.perf_counter()
+                    m.run(x)
+                    times[k].append(time.perf_counter() - t0)
+            med = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+            for prec in args.precision:
+                if (prec, 1) in med:
+                    rows.append((name, prec, med[prec, 1], med[prec, 2]))
+                    t1, t2 = med[prec, 1], med[prec, 2]
+                    print(f"{name:18s} {prec}: 1 thread {t1:6.2f} ms, 2 threads {t2:6.2f} ms, {t1 / t2:.2f}x",
+                          flush=True)
+            if args.per_op and ("fp32", 1) in models:
+                one, two = (op_times(models["fp32", t], x, 15) for t in (1, 2))
+                for op in sorted(one, key=lambda k: -one[k]):
+                    if one[op] > 0.01:
+                        gain = one[op] / max(two[op], 1e-9)
+                        print(f"    {op:16s} {one[op]:6.3f} ms -> {two[op]:6.3f} ms  {gain:.2f}x")
+        two_threads = next(m for (_, t), m in models.items() if t == 2)
+        busy, last = after_call_activity(lambda: two_threads.run(x))
+        print(f"after a 2-thread call the engine's helper ran {busy:.2f} ms more, the last of it "
+              f"{last:.1f} ms after the call")
+    print("\n| model | float layers | 1 thread ms | 2 threads ms | speed-up |\n|---|---|---:|---:|---:|")
+    for name, prec, t1, t2 in rows:
+        print(f"| {name} | {prec} | {t1:.2f} | {t2:.2f} | {t1 / t2:.2f}x |")
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
