@@ -147,19 +147,26 @@ def test_interleaved_calls_round_robin_and_keeps_timed_rounds(vs):
 def test_after_call_activity_sees_a_thread_that_keeps_spinning(vs):
     """What versus.py prints to justify its settle pause: a worker left spinning after the call
     returns is seen (run time and when it stopped); a call that leaves nothing running is not."""
+    import hashlib
     import threading
     import time
 
+    buf = bytes(1 << 20)
+
     def spinning_call():
         def spin():
+            # starts after the caller's first sample (50 ms on), then burns CPU for 100 ms in
+            # sha256, which releases the GIL: a pure-Python loop holding it could run its whole
+            # time before a descheduled caller takes that sample
+            time.sleep(0.05)
             t0 = time.perf_counter()
-            while time.perf_counter() - t0 < 0.08:
-                pass
+            while time.perf_counter() - t0 < 0.1:
+                hashlib.sha256(buf).digest()
 
         threading.Thread(target=spin, daemon=True).start()
 
-    busy, last = vs.after_call_activity(spinning_call, window_s=0.2, repeats=1, settle_s=0.0)
-    assert busy > 5.0 and last > 30.0, (busy, last)  # ms; loose: another job may hold the CPU
+    busy, last = vs.after_call_activity(spinning_call, window_s=0.4, repeats=1, settle_s=0.0)
+    assert busy > 5.0 and last > 60.0, (busy, last)  # ms; loose: another job may hold the CPU
     busy, last = vs.after_call_activity(lambda: None, window_s=0.05, repeats=1, settle_s=0.0)
     assert busy < 5.0, busy
 
