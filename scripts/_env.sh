@@ -23,6 +23,15 @@ if [ ! -f "$stamp" ]; then
 fi
 # onebit itself: editable, rebuilt incrementally (build/ keeps the CMake tree).
 echo "[onebit] building and installing onebit"
-"${PIP[@]}" install -c "$CONSTRAINTS" --no-build-isolation --no-deps -e "$ROOT"
+# scikit-build-core gives `cmake -E capabilities` 5 s and then reports "Could not find CMake".
+# A wrapper first on PATH (a pyenv shim here) has taken longer than that on a busy machine,
+# so the build sees the real executable: CMake itself says where it is.
+CMAKE_DIR="$VENV/cmake-bin"
+mkdir -p "$CMAKE_DIR"
+printf 'message("${CMAKE_COMMAND}")\n' > "$CMAKE_DIR/where.cmake"
+if real_cmake="$(cmake -P "$CMAKE_DIR/where.cmake" 2>&1)" && [ -x "$real_cmake" ]; then
+  ln -sf "$real_cmake" "$CMAKE_DIR/cmake"
+fi
+PATH="$CMAKE_DIR:$PATH" "${PIP[@]}" install -c "$CONSTRAINTS" --no-build-isolation --no-deps -e "$ROOT"
 export PATH="$VENV/bin:$PATH"
 export ONEBIT_DATA="${ONEBIT_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
