@@ -128,6 +128,12 @@ void im2col_row(const T* x, const PoolParams& p, int dh, int dw, long m, T* dst,
   }
 }
 
+// A 1x1 convolution with stride 1 and no padding: its im2col matrix is its input.
+bool is_pointwise(const PoolParams& p) {
+  return p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 && p.pl == 0 && p.pb == 0 &&
+         p.pr == 0;
+}
+
 constexpr int kRowChunk = 96;  // rows per task step: 16 micro-tiles of 6
 constexpr int kMaxKernelRows = 64;  // kh <= 64 (engine/op.h kMaxKernel)
 
@@ -172,9 +178,7 @@ void conv2d_f32(const float* x, const float* w, const float* bias, const PoolPar
                 const float* residual, Act post_act) {
   const int K = p.kh * p.kw * p.c;
   const long M = static_cast<long>(p.n) * p.oh * p.ow;
-  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
-                      p.pl == 0 && p.pb == 0 && p.pr == 0;
-  if (direct) {
+  if (is_pointwise(p)) {
     sgemm(static_cast<int>(M), oc, K, x, K, w, 1, K, out, oc, bias, act, slope, nthreads,
           residual, post_act);
     return;
@@ -202,6 +206,110 @@ void conv2d_f32(const float* x, const float* w, const float* bias, const PoolPar
   });
 }
 
+// ---- bf16 and int8 float layers: the shared driver ----------------------------
+
+namespace {
+
+// How a low-precision GEMM of M rows of `row_words` 32-bit words against
+// `npanels` column panels is split: chunks of R rows (96, 16 micro-tiles of 6,
+// while a chunk fits in 1 MiB; fewer for very deep layers), each chunk split
+// into `groups` groups of panels so that a few rows (a dense layer at batch 1,
+// a 7x7 map) still give every thread work; items = chunks x groups, dealt to
+// ntasks tasks in consecutive runs.
+struct LowpSchedule {
+  long rows_per_chunk = 1, chunks = 0, items = 0, ntasks = 0;
+  int groups = 1;
+};
+
+LowpSchedule lowp_schedule(long M, int row_words, int npanels, int nthreads) {
+  LowpSchedule s;
+  s.rows_per_chunk = std::clamp<long>((long{1} << 20) / (std::max(row_words, 1) * 4L), 1, kRowChunk);
+  s.chunks = (M + s.rows_per_chunk - 1) / s.rows_per_chunk;
+  if (nthreads > 1 && s.chunks < 2L * nthreads)
+    s.groups = static_cast<int>(std::min<long>(npanels, (2L * nthreads + s.chunks - 1) / s.chunks));
+  s.items = s.chunks * s.groups;
+  s.ntasks = std::min<long>(s.items, nthreads == 1 ? 1 : 8 * nthreads);
+  return s;
+}
+
+// Bytes of A rows the tasks of a schedule hold at once (one chunk each).
+int64_t lowp_rows_bytes(const LowpSchedule& s, long M, int row_words, int nthreads) {
+  return std::min<int64_t>(s.ntasks, nthreads) * std::min<int64_t>(s.rows_per_chunk, M) * row_words * 4;
+}
+
+// C (M rows, n columns in panels of nr) = A x W, A's rows formed on the fly.
+// Each task forms a chunk of rows once, form(m0, m1, rows), for its consecutive
+// items of that chunk; run(m0, nrows, p0, p1, rows, c + m0 * ldc) computes the
+// chunk's panels [p0, p1); then the fused residual add and activation.
+template <class Form, class Run>
+void lowp_driver(long M, int row_words, int n, int npanels, int nr, int nthreads, Form&& form, Run&& run,
+                 float* c, long ldc, const float* residual, Act post_act) {
+  if (M <= 0 || n <= 0) return;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const LowpSchedule s = lowp_schedule(M, row_words, npanels, nthreads);
+  const long R = s.rows_per_chunk;
+  parallel_for(static_cast<int>(s.ntasks), nthreads, [&](int t) {
+    avector<uint32_t> rows(static_cast<size_t>(std::min(R, M)) * row_words);
+    long formed = -1;
+    for (long it = s.items * t / s.ntasks; it < s.items * (t + 1) / s.ntasks; ++it) {
+      const long ch = it / s.groups;
+      const int g = static_cast<int>(it % s.groups);
+      const long m0 = ch * R, m1 = std::min(M, m0 + R);
+      if (ch != formed) {
+        form(m0, m1, rows.data());
+        formed = ch;
+      }
+      const int p0 = static_cast<int>(static_cast<long>(npanels) * g / s.groups);
+      const int p1 = static_cast<int>(static_cast<long>(npanels) * (g + 1) / s.groups);
+      float* cc = c + m0 * ldc;
+      run(m0, static_cast<int>(m1 - m0), p0, p1, rows.data(), cc);
+      add_residual_act(cc, residual ? residual + m0 * ldc : nullptr, static_cast<size_t>(ldc),
+                       static_cast<size_t>(m1 - m0), p0 * nr, std::min(n, p1 * nr), post_act);
+    }
+  });
+}
+
+// Calls f(m, n, oy, ox) for the im2col rows [m0, m1) of a convolution's output.
+template <class F>
+void for_output_pixels(const PoolParams& p, long m0, long m1, F&& f) {
+  int ox = static_cast<int>(m0 % p.ow), oy = static_cast<int>((m0 / p.ow) % p.oh);
+  int n = static_cast<int>(m0 / (static_cast<long>(p.ow) * p.oh));
+  for (long m = m0; m < m1; ++m) {
+    f(m, n, oy, ox);
+    if (++ox == p.ow) {
+      ox = 0;
+      if (++oy == p.oh) oy = 0, ++n;
+    }
+  }
+}
+
+// Row m = (n, oy, ox) of the im2col matrix (as im2col_row) of a converted copy
+// x of an input: a pixel whose kernel rows lie inside the input horizontally
+// takes one run per kernel row, gather(src, kh, run, dst) (src[ky] null: the
+// row is padding), a border pixel value by value (padding: pad).
+template <class T, class Gather>
+void im2col_row_runs(Gather&& gather, const T* x, const PoolParams& p, int dh, int dw, long m, int n, int oy,
+                     int ox, T* dst, T pad) {
+  const int ix0 = ox * p.sw - p.pl;
+  if (dw != 1 || ix0 < 0 || ix0 + p.kw > p.w) {
+    im2col_row(x, p, dh, dw, m, dst, pad);
+    return;
+  }
+  const T* src[kMaxKernelRows];
+  for (int ky = 0; ky < p.kh; ++ky) {
+    const int iy = oy * p.sh - p.pt + ky * dh;
+    src[ky] = iy < 0 || iy >= p.h ? nullptr : x + ((static_cast<long>(n) * p.h + iy) * p.w + ix0) * p.c;
+  }
+  gather(src, p.kh, p.kw * p.c, dst);
+}
+
+// Splits a whole input into about 1024-pixel parts for a per-value conversion.
+int conversion_parts(long pixels, int nthreads) {
+  return static_cast<int>(std::min<long>(pixels / 1024 + 1, nthreads == 1 ? 1 : 4 * nthreads));
+}
+
+}  // namespace
+
 // ---- bf16 float layers -------------------------------------------------------
 
 namespace {
@@ -212,44 +320,11 @@ const Bf16GemmConfig& bf16_cfg(bool emulated) {
   return bf16gemm_config_portable();
 }
 
-// Rows of A a task rounds to bf16 at a time: 96 (16 micro-tiles of 6) while they
-// fit in 1 MiB, fewer for very deep layers.
-long bf16_chunk_rows(int kp) {
-  return std::clamp<long>((long{1} << 20) / (std::max(kp, 1) * 4L), 1, kRowChunk);
-}
-
-// Column groups each chunk of rows is split into, so that a few rows (a dense
-// layer at batch 1, a 7x7 map) still give every thread work.
-int bf16_panel_groups(long chunks, int npanels, int nthreads) {
-  if (nthreads <= 1 || chunks >= 2L * nthreads) return 1;
-  return static_cast<int>(std::min<long>(npanels, (2L * nthreads + chunks - 1) / chunks));
-}
-
-long bf16_tasks(long items, int nthreads) { return std::min<long>(items, nthreads == 1 ? 1 : 8 * nthreads); }
-
 // Rounds n floats to bf16 into the low halves of A's words; K odd: the last high half is 0.
 void to_bf16_row(const Bf16GemmConfig& cfg, const float* src, int K, uint32_t* dst) {
   auto* h = reinterpret_cast<uint16_t*>(dst);
   cfg.convert(src, h, K);
   if (K & 1) h[K] = 0;
-}
-
-// Row m = (n, oy, ox) of the im2col matrix (as im2col_row) of the bf16 copy of
-// an input: a pixel whose kernel rows lie inside the input horizontally takes
-// one run per kernel row (cfg.gather), a border pixel value by value.
-void im2col_row_bf16(const Bf16GemmConfig& cfg, const uint16_t* x, const PoolParams& p, int dh, int dw,
-                     long m, int n, int oy, int ox, uint16_t* dst) {
-  const int ix0 = ox * p.sw - p.pl;
-  if (dw != 1 || ix0 < 0 || ix0 + p.kw > p.w) {
-    im2col_row(x, p, dh, dw, m, dst);
-    return;
-  }
-  const uint16_t* src[kMaxKernelRows];
-  for (int ky = 0; ky < p.kh; ++ky) {
-    const int iy = oy * p.sh - p.pt + ky * dh;
-    src[ky] = iy < 0 || iy >= p.h ? nullptr : x + ((static_cast<long>(n) * p.h + iy) * p.w + ix0) * p.c;
-  }
-  cfg.gather(src, p.kh, p.kw * p.c, dst);
 }
 
 // The low part of n values whose bf16 (high part) is hi: dst = bf16(src - hi),
@@ -266,59 +341,35 @@ void to_bf16_low(const Bf16GemmConfig& cfg, const float* src, const uint16_t* hi
   cfg.convert(tmp, dst, n);
 }
 
-// C rows = bf16 rows formed by form(m0, m1, rows) x W (+ bias). Work items
-// are (chunk of rows, group of panels); each task forms a chunk once for its
-// consecutive items of that chunk.
+// C rows = bf16 rows formed by form(m0, m1, rows) x W (+ bias), K in blocks of
+// kBf16KC summed into C in fp32; scale and bias applied with the last block.
 template <class Form>
-void bf16_driver(const Bf16GemmConfig& cfg, const Bf16Weights& w, long M, Form&& form,
-                 float* c, long ldc, const float* scale, const float* bias, int nthreads,
-                 const float* residual, Act post_act) {
-  if (M <= 0 || w.n <= 0) return;
-  if (nthreads <= 0) nthreads = get_num_threads();
-  const long R = bf16_chunk_rows(w.kp);
-  const long chunks = (M + R - 1) / R;
-  const int groups = bf16_panel_groups(chunks, w.npanels, nthreads);
-  const long items = chunks * groups;
-  const long ntasks = bf16_tasks(items, nthreads);
-  parallel_for(static_cast<int>(ntasks), nthreads, [&](int t) {
-    avector<uint32_t> rows(static_cast<size_t>(std::min(R, M)) * w.kp);
-    long formed = -1;
-    for (long it = items * t / ntasks; it < items * (t + 1) / ntasks; ++it) {
-      const long ch = it / groups;
-      const int g = static_cast<int>(it % groups);
-      const long m0 = ch * R, m1 = std::min(M, m0 + R);
-      const int nrows = static_cast<int>(m1 - m0);
-      if (ch != formed) {
-        form(m0, m1, rows.data());
-        formed = ch;
-      }
-      const int p0 = static_cast<int>(static_cast<long>(w.npanels) * g / groups);
-      const int p1 = static_cast<int>(static_cast<long>(w.npanels) * (g + 1) / groups);
-      float* cc = c + m0 * ldc;
-      if (w.k == 0)
-        for (int r = 0; r < nrows; ++r)
-          std::fill(cc + r * ldc + p0 * kBf16NR, cc + r * ldc + std::min(w.n, p1 * kBf16NR), 0.0f);
-      for (int k0 = 0; k0 < w.k; k0 += kBf16KC) {
-        const int kcp = (std::min(kBf16KC, w.k - k0) + 1) / 2;
-        const uint32_t* ab = rows.data() + k0 / 2;
-        for (int pn = p0; pn < p1; ++pn) {
-          const uint32_t* panel = w.data.data() + static_cast<size_t>(k0 / 2) * w.npanels * kBf16NR +
-                                  static_cast<size_t>(pn) * kcp * kBf16NR;
-          const int nr = std::min(kBf16NR, w.n - pn * kBf16NR);
-          const bool last = k0 + kBf16KC >= w.k;
-          const float* sc = last && scale ? scale + pn * kBf16NR : nullptr;
-          const float* b = last && bias ? bias + pn * kBf16NR : nullptr;
-          for (int r = 0; r < nrows; r += cfg.mr)
-            cfg.fn(std::min(cfg.mr, nrows - r), nr, kcp, ab + static_cast<long>(r) * w.kp, w.kp, panel,
-                   cc + r * ldc + pn * kBf16NR, ldc, k0 > 0, sc, b);
-        }
-      }
-      if (w.k == 0)
-        finish_rows(cc, ldc, 0, nrows, p0 * kBf16NR, std::min(w.n, p1 * kBf16NR), bias, Act::kNone, nullptr);
-      add_residual_act(cc, residual ? residual + m0 * ldc : nullptr, static_cast<size_t>(ldc),
-                       static_cast<size_t>(nrows), p0 * kBf16NR, std::min(w.n, p1 * kBf16NR), post_act);
+void bf16_driver(const Bf16GemmConfig& cfg, const Bf16Weights& w, long M, Form&& form, float* c, long ldc,
+                 const float* scale, const float* bias, int nthreads, const float* residual, Act post_act) {
+  const auto run = [&](long, int nrows, int p0, int p1, const uint32_t* rows, float* cc) {
+    const int n0 = p0 * kBf16NR, n1 = std::min(w.n, p1 * kBf16NR);
+    if (w.k == 0) {
+      for (int r = 0; r < nrows; ++r) std::fill(cc + r * ldc + n0, cc + r * ldc + n1, 0.0f);
+      finish_rows(cc, ldc, 0, nrows, n0, n1, bias, Act::kNone, nullptr);
+      return;
     }
-  });
+    for (int k0 = 0; k0 < w.k; k0 += kBf16KC) {
+      const int kcp = (std::min(kBf16KC, w.k - k0) + 1) / 2;
+      const uint32_t* ab = rows + k0 / 2;
+      const bool last = k0 + kBf16KC >= w.k;
+      for (int pn = p0; pn < p1; ++pn) {
+        const uint32_t* panel = w.data.data() + static_cast<size_t>(k0 / 2) * w.npanels * kBf16NR +
+                                static_cast<size_t>(pn) * kcp * kBf16NR;
+        const int nr = std::min(kBf16NR, w.n - pn * kBf16NR);
+        const float* sc = last && scale ? scale + pn * kBf16NR : nullptr;
+        const float* b = last && bias ? bias + pn * kBf16NR : nullptr;
+        for (int r = 0; r < nrows; r += cfg.mr)
+          cfg.fn(std::min(cfg.mr, nrows - r), nr, kcp, ab + static_cast<long>(r) * w.kp, w.kp, panel,
+                 cc + r * ldc + pn * kBf16NR, ldc, k0 > 0, sc, b);
+      }
+    }
+  };
+  lowp_driver(M, w.kp, w.n, w.npanels, kBf16NR, nthreads, form, run, c, ldc, residual, post_act);
 }
 
 }  // namespace
@@ -380,9 +431,7 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const
                  const float* residual, Act post_act) {
   const int K = p.kh * p.kw * p.c;
   const long M = static_cast<long>(p.n) * p.oh * p.ow;
-  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
-                      p.pl == 0 && p.pb == 0 && p.pr == 0;
-  if (direct) {
+  if (is_pointwise(p)) {
     gemm_bf16(static_cast<int>(M), x, K, w, out, w.n, scale, bias, emulated, nthreads, residual, post_act);
     return;
   }
@@ -393,7 +442,7 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const
   if (nthreads <= 0) nthreads = get_num_threads();
   const long pix = static_cast<long>(p.n) * p.h * p.w;
   avector<uint16_t> xb(static_cast<size_t>(pix) * p.c), xl(w.split ? xb.size() : 0);
-  const int cparts = static_cast<int>(std::min<long>(pix / 1024 + 1, nthreads == 1 ? 1 : 4 * nthreads));
+  const int cparts = conversion_parts(pix, nthreads);
   parallel_for(cparts, nthreads, [&](int t) {
     const long a0 = pix * t / cparts * p.c, a1 = pix * (t + 1) / cparts * p.c;
     cfg.convert(x + a0, xb.data() + a0, a1 - a0);
@@ -405,32 +454,27 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const
       }
     }
   });
+  const auto gather = [&](const uint16_t* const* src, int runs, int run, uint16_t* dst) {
+    cfg.gather(src, runs, run, dst);
+  };
   bf16_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
-    int ox = static_cast<int>(m0 % p.ow), oy = static_cast<int>((m0 / p.ow) % p.oh);
-    int n = static_cast<int>(m0 / (static_cast<long>(p.ow) * p.oh));
-    for (long m = m0; m < m1; ++m) {
+    for_output_pixels(p, m0, m1, [&](long m, int n, int oy, int ox) {
       auto* h = reinterpret_cast<uint16_t*>(rows + (m - m0) * w.kp);
-      im2col_row_bf16(cfg, xb.data(), p, dh, dw, m, n, oy, ox, h);
-      if (w.split) im2col_row_bf16(cfg, xl.data(), p, dh, dw, m, n, oy, ox, h + K);
+      im2col_row_runs(gather, xb.data(), p, dh, dw, m, n, oy, ox, h, uint16_t{0});
+      if (w.split) im2col_row_runs(gather, xl.data(), p, dh, dw, m, n, oy, ox, h + K, uint16_t{0});
       else if (K & 1) h[K] = 0;
-      if (++ox == p.ow) {
-        ox = 0;
-        if (++oy == p.oh) oy = 0, ++n;
-      }
-    }
+    });
   }, out, w.n, scale, bias, nthreads, residual, post_act);
 }
 
 int64_t conv2d_bf16_transient_bytes(const PoolParams& p, int N, bool split, int nthreads) {
   if (nthreads <= 0) nthreads = get_num_threads();
   const int64_t M = int64_t{p.n} * p.oh * p.ow, K = int64_t{p.kh} * p.kw * p.c;
-  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
-                      p.pl == 0 && p.pb == 0 && p.pr == 0;
   // the rounded input (split: and its low parts, found 4096 floats at a time by each thread);
   // the rows of a split layer are twice as long, and its direct form keeps K floats per task
-  const int64_t input_copy = direct ? (split ? int64_t{nthreads} * K * 4 : 0)
-                                    : int64_t{p.n} * p.h * p.w * p.c * 2 * (split ? 2 : 1) +
-                                          (split ? int64_t{nthreads} * 4096 * 4 : 0);
+  const int64_t input_copy = is_pointwise(p) ? (split ? int64_t{nthreads} * K * 4 : 0)
+                                             : int64_t{p.n} * p.h * p.w * p.c * 2 * (split ? 2 : 1) +
+                                                   (split ? int64_t{nthreads} * 4096 * 4 : 0);
   return input_copy + bf16_transient_bytes(M, N, static_cast<int>(K * (split ? 2 : 1)), nthreads);
 }
 
@@ -438,11 +482,7 @@ int64_t bf16_transient_bytes(int64_t M, int N, int K, int nthreads) {
   if (M <= 0 || N <= 0) return 0;
   if (nthreads <= 0) nthreads = get_num_threads();
   const int kp = (std::max(K, 0) + 1) / 2, npanels = (N + kBf16NR - 1) / kBf16NR;
-  const long R = bf16_chunk_rows(kp);
-  const long chunks = (M + R - 1) / R;
-  const long items = chunks * bf16_panel_groups(chunks, npanels, nthreads);
-  const int64_t per_task = std::min<int64_t>(R, M) * kp * 4;
-  return std::min<int64_t>(bf16_tasks(items, nthreads), nthreads) * per_task;
+  return lowp_rows_bytes(lowp_schedule(M, kp, npanels, nthreads), M, kp, nthreads);
 }
 
 // ---- int8 float layers --------------------------------------------------------
@@ -476,56 +516,42 @@ QuantParams quant_params(const I8GemmConfig& cfg, const float* x, long n) {
   return q;
 }
 
-long i8_chunk_rows(int kq) { return std::clamp<long>((long{1} << 20) / (std::max(kq, 1) * 4L), 1, kRowChunk); }
+// The zero point and scale of each row of A, in the arrays the output stage reads.
+struct RowQuant {
+  std::vector<int32_t> zp;
+  std::vector<float> scale;
+};
+
+template <class SampleOf>
+RowQuant row_quant(long M, const std::vector<QuantParams>& qp, SampleOf&& sample_of) {
+  RowQuant rq;
+  rq.zp.resize(static_cast<size_t>(std::max(M, 0L)));
+  rq.scale.resize(rq.zp.size());
+  for (long m = 0; m < M; ++m) {
+    const QuantParams& q = qp[sample_of(m)];
+    rq.zp[m] = q.zpi, rq.scale[m] = q.scale;
+  }
+  return rq;
+}
 
 // C rows = the output stage of rows formed by form(m0, m1, rows) x W_q; row m
-// belongs to sample sample_of(m), quantized with qp[sample_of(m)].
-template <class Form, class SampleOf>
-void i8_driver(const I8GemmConfig& cfg, const Int8Weights& w, long M, Form&& form, SampleOf&& sample_of,
-               const std::vector<QuantParams>& qp, float* c, long ldc, const float* bias, int nthreads,
-               const float* residual, Act post_act) {
-  if (M <= 0 || w.n <= 0) return;
-  if (nthreads <= 0) nthreads = get_num_threads();
-  const long R = i8_chunk_rows(w.kq);
-  const long chunks = (M + R - 1) / R;
-  const int groups = bf16_panel_groups(chunks, w.npanels, nthreads);
-  const long items = chunks * groups;
-  const long ntasks = bf16_tasks(items, nthreads);
-  parallel_for(static_cast<int>(ntasks), nthreads, [&](int t) {
-    avector<uint32_t> rows(static_cast<size_t>(std::min(R, M)) * w.kq);
-    std::vector<int32_t> zp(static_cast<size_t>(std::min(R, M)));
-    std::vector<float> sa(zp.size());
-    long formed = -1;
-    for (long it = items * t / ntasks; it < items * (t + 1) / ntasks; ++it) {
-      const long ch = it / groups;
-      const int g = static_cast<int>(it % groups);
-      const long m0 = ch * R, m1 = std::min(M, m0 + R);
-      const int nrows = static_cast<int>(m1 - m0);
-      if (ch != formed) {
-        form(m0, m1, rows.data());
-        for (long m = m0; m < m1; ++m) {
-          const QuantParams& q = qp[sample_of(m)];
-          zp[m - m0] = q.zpi, sa[m - m0] = q.scale;
-        }
-        formed = ch;
+// has the zero point and scale rq.zp[m], rq.scale[m].
+template <class Form>
+void i8_driver(const I8GemmConfig& cfg, const Int8Weights& w, long M, Form&& form, const RowQuant& rq,
+               float* c, long ldc, const float* bias, int nthreads, const float* residual, Act post_act) {
+  const auto run = [&](long m0, int nrows, int p0, int p1, const uint32_t* rows, float* cc) {
+    for (int pn = p0; pn < p1; ++pn) {
+      const uint32_t* panel = w.data.data() + static_cast<size_t>(pn) * w.kq * kI8NR;
+      const int nr = std::min(kI8NR, w.n - pn * kI8NR), j0 = pn * kI8NR;
+      for (int r = 0; r < nrows; r += cfg.mr) {
+        const I8Epilogue e{rq.zp.data() + m0 + r, rq.scale.data() + m0 + r, w.wsum.data() + j0,
+                           w.scale.data() + j0, bias ? bias + j0 : nullptr};
+        cfg.fn(std::min(cfg.mr, nrows - r), nr, w.kq, rows + static_cast<long>(r) * w.kq, w.kq, panel,
+               cc + r * ldc + j0, ldc, e);
       }
-      const int p0 = static_cast<int>(static_cast<long>(w.npanels) * g / groups);
-      const int p1 = static_cast<int>(static_cast<long>(w.npanels) * (g + 1) / groups);
-      float* cc = c + m0 * ldc;
-      for (int pn = p0; pn < p1; ++pn) {
-        const uint32_t* panel = w.data.data() + static_cast<size_t>(pn) * w.kq * kI8NR;
-        const int nr = std::min(kI8NR, w.n - pn * kI8NR), j0 = pn * kI8NR;
-        for (int r = 0; r < nrows; r += cfg.mr) {
-          const I8Epilogue e{zp.data() + r, sa.data() + r, w.wsum.data() + j0, w.scale.data() + j0,
-                             bias ? bias + j0 : nullptr};
-          cfg.fn(std::min(cfg.mr, nrows - r), nr, w.kq, rows.data() + static_cast<long>(r) * w.kq, w.kq, panel,
-                 cc + r * ldc + j0, ldc, e);
-        }
-      }
-      add_residual_act(cc, residual ? residual + m0 * ldc : nullptr, static_cast<size_t>(ldc),
-                       static_cast<size_t>(nrows), p0 * kI8NR, std::min(w.n, p1 * kI8NR), post_act);
     }
-  });
+  };
+  lowp_driver(M, w.kq, w.n, w.npanels, kI8NR, nthreads, form, run, c, ldc, residual, post_act);
 }
 
 // Quantizes K floats into a row of A (zero bytes after K).
@@ -584,9 +610,10 @@ void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, 
   const I8GemmConfig& cfg = i8_cfg(emulated);
   std::vector<QuantParams> qp(static_cast<size_t>(std::max(M, 0)));
   for (int m = 0; m < M; ++m) qp[m] = quant_params(cfg, a + m * lda, w.k);
+  const RowQuant rq = row_quant(M, qp, [](long m) { return m; });
   i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
     for (long m = m0; m < m1; ++m) quantize_row(cfg, a + m * lda, w.k, qp[m], rows + (m - m0) * w.kq, w.kq);
-  }, [](long m) { return m; }, qp, c, ldc, bias, nthreads, residual, post_act);
+  }, rq, c, ldc, bias, nthreads, residual, post_act);
 }
 
 void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const PoolParams& p, int dh,
@@ -598,19 +625,17 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
   const long M = p.n * opix;
   std::vector<QuantParams> qp(static_cast<size_t>(p.n));
   parallel_for(p.n, nthreads, [&](int n) { qp[n] = quant_params(cfg, x + n * pix * p.c, pix * p.c); });
-  const auto sample_of = [&](long m) { return m / opix; };
-  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
-                      p.pl == 0 && p.pb == 0 && p.pr == 0;
-  if (direct) {
+  const RowQuant rq = row_quant(M, qp, [&](long m) { return m / opix; });
+  if (is_pointwise(p)) {
     i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
       for (long m = m0; m < m1; ++m) quantize_row(cfg, x + m * K, K, qp[m / opix], rows + (m - m0) * w.kq, w.kq);
-    }, sample_of, qp, out, w.n, bias, nthreads, residual, post_act);
+    }, rq, out, w.n, bias, nthreads, residual, post_act);
     return;
   }
   // The input is quantized once, then gathered one chunk of im2col rows at a time
   // (padding: the sample's zero point).
   avector<uint8_t> xq(static_cast<size_t>(p.n) * pix * p.c);
-  const int cparts = static_cast<int>(std::min<long>(p.n * (pix / 1024 + 1), nthreads == 1 ? 1 : 4 * nthreads));
+  const int cparts = conversion_parts(p.n * pix, nthreads);
   parallel_for(cparts, nthreads, [&](int t) {
     const long total = p.n * pix;
     for (long a0 = total * t / cparts, a1 = total * (t + 1) / cparts; a0 < a1;) {
@@ -620,47 +645,31 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
     }
   });
   i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
-    int ox = static_cast<int>(m0 % p.ow), oy = static_cast<int>((m0 / p.ow) % p.oh);
-    int n = static_cast<int>(m0 / opix);
-    for (long m = m0; m < m1; ++m) {
+    for_output_pixels(p, m0, m1, [&](long m, int n, int oy, int ox) {
       auto* b = reinterpret_cast<uint8_t*>(rows + (m - m0) * w.kq);
       const auto zp = static_cast<uint8_t>(qp[n].zpi);
-      const int ix0 = ox * p.sw - p.pl;
-      if (dw != 1 || ix0 < 0 || ix0 + p.kw > p.w) {
-        im2col_row(xq.data(), p, dh, dw, m, b, zp);
-      } else {
-        const uint8_t* src[kMaxKernelRows];
-        for (int ky = 0; ky < p.kh; ++ky) {
-          const int iy = oy * p.sh - p.pt + ky * dh;
-          src[ky] = iy < 0 || iy >= p.h ? nullptr : xq.data() + ((n * p.h + iy) * static_cast<long>(p.w) + ix0) * p.c;
-        }
-        cfg.gather(src, p.kh, p.kw * p.c, zp, b);
-      }
+      const auto gather = [&](const uint8_t* const* src, int runs, int run, uint8_t* dst) {
+        cfg.gather(src, runs, run, zp, dst);
+      };
+      im2col_row_runs(gather, xq.data(), p, dh, dw, m, n, oy, ox, b, zp);
       std::fill(b + K, b + 4L * w.kq, uint8_t{0});
-      if (++ox == p.ow) {
-        ox = 0;
-        if (++oy == p.oh) oy = 0, ++n;
-      }
-    }
-  }, sample_of, qp, out, w.n, bias, nthreads, residual, post_act);
+    });
+  }, rq, out, w.n, bias, nthreads, residual, post_act);
 }
 
 int64_t int8_transient_bytes(int64_t M, int N, int K, int nthreads) {
   if (M <= 0 || N <= 0) return 0;
   if (nthreads <= 0) nthreads = get_num_threads();
   const int kq = (std::max(K, 0) + 3) / 4, npanels = (N + kI8NR - 1) / kI8NR;
-  const long R = i8_chunk_rows(kq);
-  const long chunks = (M + R - 1) / R;
-  const long items = chunks * bf16_panel_groups(chunks, npanels, nthreads);
-  return std::min<int64_t>(bf16_tasks(items, nthreads), nthreads) * std::min<int64_t>(R, M) * (kq * 4 + 8) +
-         M * static_cast<int64_t>(sizeof(QuantParams));
+  // the A rows of each task; per row of A its sample's parameters and the
+  // output stage's zero point and scale
+  return lowp_rows_bytes(lowp_schedule(M, kq, npanels, nthreads), M, kq, nthreads) +
+         M * static_cast<int64_t>(sizeof(QuantParams) + sizeof(int32_t) + sizeof(float));
 }
 
 int64_t conv2d_int8_transient_bytes(const PoolParams& p, int N, int nthreads) {
   const int64_t M = int64_t{p.n} * p.oh * p.ow;
-  const bool direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
-                      p.pl == 0 && p.pb == 0 && p.pr == 0;
-  const int64_t input_copy = direct ? 0 : int64_t{p.n} * p.h * p.w * p.c;
+  const int64_t input_copy = is_pointwise(p) ? 0 : int64_t{p.n} * p.h * p.w * p.c;
   return input_copy + int8_transient_bytes(M, N, p.kh * p.kw * p.c, nthreads);
 }
 
