@@ -7,7 +7,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -37,6 +39,60 @@ int default_threads() {
 }
 
 std::atomic<int> g_num_threads{0};
+
+// ONEBIT_PIN_THREADS: whether a helper thread is bound to one CPU when it is created.
+//
+// Measured on a 2-vCPU KVM guest (docs/performance.md, "Two threads"): after the engine
+// had been idle for a while (150 ms between calls), the kernel woke the sleeping helper
+// on the caller's own CPU, and the two threads took turns on one CPU for milliseconds:
+// binary_resnet_e18 on 2 threads took 8.0-9.6 ms against 4.9-5.2 ms with the helper
+// bound to the other CPU (and 7.6 ms on one thread). Binding is only safe when the
+// engine is meant to have the CPUs to itself, so "auto" binds when a call's threads
+// are as many as the CPUs the process may run on (taskset, a container's CPU set, a benchmark);
+// on a larger machine shared by several processes, binding each process's helpers to
+// the same CPUs would pile them up, and the helpers stay free; so do the helpers of a
+// call with more threads than CPUs (binding would stack them on the CPUs but the caller's).
+enum class PinMode { kAuto, kAlways, kNever };
+
+PinMode pin_mode() {
+  static const PinMode mode = [] {
+    const char* env = std::getenv("ONEBIT_PIN_THREADS");
+    if (!env || !*env || std::strcmp(env, "auto") == 0) return PinMode::kAuto;
+    if (std::strcmp(env, "1") == 0) return PinMode::kAlways;
+    if (std::strcmp(env, "0") == 0) return PinMode::kNever;
+    std::fprintf(stderr, "onebit: ONEBIT_PIN_THREADS='%s' is not one of auto, 0, 1; using auto\n", env);
+    return PinMode::kAuto;
+  }();
+  return mode;
+}
+
+// The CPU helper `id` is bound to, or -1: the CPUs the creating thread may run on,
+// without the one it runs on now (the caller's), in turn.
+int helper_cpu(int id, int call_threads) {
+  const PinMode mode = pin_mode();
+  if (mode == PinMode::kNever) return -1;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  if (cpus.size() < 2) return -1;
+  if (mode == PinMode::kAuto && static_cast<int>(cpus.size()) != call_threads) return -1;
+  const int here = sched_getcpu();
+  std::vector<int> others;
+  for (int c : cpus)
+    if (c != here) others.push_back(c);
+  if (others.empty()) return -1;
+  return others[static_cast<size_t>(id) % others.size()];
+}
+
+void bind_this_thread(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // best effort: a failure leaves it free
+}
 
 // How long a helper spins for the next parallel section before it sleeps.
 constexpr int kSpinMicros = 500;
@@ -80,7 +136,11 @@ class Pool {
     while (static_cast<int>(workers_.size()) < want) {
       int id = static_cast<int>(workers_.size());
       const uint64_t gen = state_.load() >> 16;  // before this call's publish
-      workers_.emplace_back([this, id, gen] { worker(id, gen); });
+      const int cpu = helper_cpu(id, want + 1);
+      workers_.emplace_back([this, id, gen, cpu] {
+        bind_this_thread(cpu);
+        worker(id, gen);
+      });
     }
     fn_ = &fn;
     done_.store(0, std::memory_order_relaxed);

@@ -5,6 +5,10 @@
 // of us and starts the section without it) and then sleep on a condition
 // variable, so an idle engine stops using the CPU 0.5 ms after its last call.
 // Calls from several Python threads at once are serialized.
+//
+// A helper is bound to one CPU at creation (other than the creating thread's)
+// when ONEBIT_PIN_THREADS=1, or by default ("auto") when the call's threads are
+// as many as the CPUs the process may run on; ONEBIT_PIN_THREADS=0 never binds.
 #pragma once
 
 #include <functional>
