@@ -103,8 +103,9 @@ class IsaClass:
 
 
 _AVX512 = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
-#: From most to least capable. onebit has no VNNI or AMX kernels (its binary layers are
-#: XNOR-popcount), so the AVX-512 classes all run its avx512 path.
+#: From most to least capable. onebit's binary layers are XNOR-popcount on every AVX-512
+#: class (its avx512 path); only its opt-in bf16 / int8 float layers need BF16 / VNNI, and
+#: it has no AMX kernels.
 ISA_CLASSES = {
     c.name: c
     for c in (
@@ -376,24 +377,53 @@ class Row:
 
 
 def interleaved(fns: Sequence[Callable[[], object]], runs: int, warmup: int = 2,
-                gap_s: float = 0.002, clock: Callable[[], float] = time.perf_counter,
+                gap_s: float = 0.002, settle_s: float = 0.0, lead: int = 0, burst: int = 1,
+                clock: Callable[[], float] = time.perf_counter,
                 cpu_clock: Callable[[], float] = time.process_time,
-                sleep: Callable[[float], None] = time.sleep) -> tuple[list[list[float]], list[list[float]]]:
-    """Wall and process-CPU seconds of every call of each fn, round-robin, the first fn rotating."""
+                sleep: Callable[[float], None] = time.sleep,
+                lead_wall: list[list[float]] | None = None) -> tuple[list[list[float]], list[list[float]]]:
+    """Wall and process-CPU seconds of the timed calls of each fn, round-robin, the first fn rotating.
+
+    Each visit of a fn in a round: a ``settle_s`` pause, ``lead`` untimed calls, then ``burst``
+    timed calls, every call after a ``gap_s`` pause. The first ``warmup`` rounds are not timed.
+    ``lead_wall``, if given, receives each fn's lead calls' wall seconds (timed rounds only).
+    """
     n = len(fns)
     wall: list[list[float]] = [[] for _ in fns]
     cpu: list[list[float]] = [[] for _ in fns]
+    if lead_wall is not None:
+        lead_wall[:] = [[] for _ in fns]
     for r in range(warmup + runs):
         for k in range(n):
             i = (r + k) % n
-            sleep(gap_s)
-            t0, c0 = clock(), cpu_clock()
-            fns[i]()
-            t1, c1 = clock(), cpu_clock()
-            if r >= warmup:
-                wall[i].append(t1 - t0)
-                cpu[i].append(c1 - c0)
+            if settle_s > 0:
+                sleep(settle_s)
+            for b in range(lead + burst):
+                sleep(gap_s)
+                t0, c0 = clock(), cpu_clock()
+                fns[i]()
+                t1, c1 = clock(), cpu_clock()
+                if r < warmup:
+                    continue
+                if b >= lead:
+                    wall[i].append(t1 - t0)
+                    cpu[i].append(c1 - c0)
+                elif lead_wall is not None:
+                    lead_wall[i].append(t1 - t0)
     return wall, cpu
+
+
+def report_lead_calls(rows: Sequence[Row], leads: Sequence[Sequence[float]],
+                      timed: Sequence[Sequence[float]]) -> None:
+    """Logs, per runtime, how much slower the untimed first call of a visit was than the timed ones
+    (median over that runtime's rows of lead median / timed median)."""
+    by_runtime: dict[str, list[float]] = {}
+    for row, ls, ts in zip(rows, leads, timed, strict=True):
+        if ls and ts:
+            by_runtime.setdefault(row.runtime, []).append(statistics.median(ls) / statistics.median(ts))
+    if by_runtime:
+        log("first call of a visit (untimed) / timed calls: " + ", ".join(
+            f"{rt} {statistics.median(v):.2f}x" for rt, v in by_runtime.items()))
 
 
 def thread_run_ns() -> dict[int, int]:
@@ -721,11 +751,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--bn-images", type=int, default=None,
                     help="photos for BatchNorm statistics (default 32, --quick 16; latency does not "
                          "depend on them, and the binary models in PyTorch take ~1 s per photo here)")
-    ap.add_argument("--gap-ms", type=float, default=2.0, help="pause before each timed call, one thread")
+    ap.add_argument("--gap-ms", type=float, default=2.0, help="pause before each call")
     ap.add_argument("--settle-ms", type=float, default=150.0,
-                    help="pause before each timed call at two or more threads: ONNX Runtime's workers "
+                    help="pause before each visit of a row at two or more threads: ONNX Runtime's workers "
                          "keep spinning ~0.1 s after its calls (measured and printed by the run), which "
                          "would take a core from whichever row is timed next")
+    ap.add_argument("--lead", type=int, default=1,
+                    help="untimed calls at the start of each visit of a row: after the settle pause (or "
+                         "another runtime's calls) a first call finds cold caches and sleeping threads; "
+                         "the run prints how much slower it is")
+    ap.add_argument("--burst", type=int, default=2, help="timed calls per visit of a row, back to back")
     ap.add_argument("--isa-class", default=None, choices=[*ISA_CLASSES, "all"],
                     help="cap every engine to a hardware class ('all': each class this CPU has)")
     ap.add_argument("--cache-dir", default=os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser(
@@ -835,8 +870,9 @@ def run_table(args: argparse.Namespace, isa: IsaClass | None, native: IsaClass |
     xt = torch.from_numpy(x)
     print(f"pinned to CPUs {cpus}; class {isa.name if isa else 'uncapped'}"
           + (f" ({isa.description})" if isa else f" (this CPU: {native.description if native else '?'})"))
-    print(f"onebit isa {onebit.runtime.kernels.active_isa()} (no VNNI/AMX kernels: binary layers are "
-          f"XNOR-popcount); torch {torch.__version__} ATen {torch.backends.cpu.get_cpu_capability()}; "
+    print(f"onebit isa {onebit.runtime.kernels.active_isa()} (binary layers XNOR-popcount; float layers "
+          f"fp32, or bf16/int8 in the rows so labelled; no AMX kernels); "
+          f"torch {torch.__version__} ATen {torch.backends.cpu.get_cpu_capability()}; "
           + ", ".join(f"{k} {getattr(m, '__version__', '?')}" for k, m in mods.items())
           + (f"; ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA')}" if isa and isa.capped else ""))
     bn = torch.from_numpy(images[: args.bn_images])
@@ -879,14 +915,18 @@ def run_table(args: argparse.Namespace, isa: IsaClass | None, native: IsaClass |
             if t == threads[0]:
                 check_fp32(cands)
             pin_to(cpus)  # threads the runtimes created inherit it; this catches any that did not
-            gap_ms = args.gap_ms if t == 1 else args.settle_ms
+            settle_ms = 0.0 if t == 1 else args.settle_ms
             if t > 1:
                 report_after_call_activity(cands)
-            log(f"{t} thread(s): timing {len(cands.fns)} rows x {args.runs} rounds, "
-                f"{gap_ms:g} ms before each call")
+            log(f"{t} thread(s): timing {len(cands.fns)} rows x {args.runs} rounds; each visit of a row: "
+                f"{settle_ms:g} ms pause, {args.lead} untimed and {args.burst} timed call(s), "
+                f"{args.gap_ms:g} ms before each call")
             t0 = time.perf_counter()
-            wall, cpu = interleaved(cands.fns, args.runs, gap_s=gap_ms / 1e3)
+            leads: list[list[float]] = []
+            wall, cpu = interleaved(cands.fns, args.runs, gap_s=args.gap_ms / 1e3, settle_s=settle_ms / 1e3,
+                                    lead=args.lead, burst=args.burst, lead_wall=leads)
             log(f"{t} thread(s): {time.perf_counter() - t0:.0f} s")
+            report_lead_calls(cands.rows, leads, wall)
             for row, ts, cs in zip(cands.rows, wall, cpu, strict=True):
                 key = (row.network, row.runtime, row.precision)
                 kept = results.setdefault(key, row)

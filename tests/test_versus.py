@@ -143,6 +143,23 @@ def test_interleaved_calls_round_robin_and_keeps_timed_rounds(vs):
     assert all(t == 1 for ts in times for t in ts)  # one clock tick per call, warm-up dropped
 
 
+def test_interleaved_visits_settle_then_lead_then_burst(vs):
+    """Each visit of a row: one settle pause, `lead` untimed calls, `burst` timed calls."""
+    events = []
+    fns = [lambda i=i: events.append(("call", i)) for i in range(2)]
+    ticks = iter(range(10_000))
+    leads: list[list[float]] = []
+    times, cpu = vs.interleaved(fns, runs=3, warmup=1, gap_s=0.001, settle_s=0.5, lead=1, burst=2,
+                                clock=lambda: next(ticks), cpu_clock=lambda: 0.0,
+                                sleep=lambda s: events.append(("sleep", s)), lead_wall=leads)
+    assert [len(t) for t in times] == [6, 6] and [len(x) for x in leads] == [3, 3]
+    visit = [("sleep", 0.5), ("sleep", 0.001), ("call", 0), ("sleep", 0.001), ("call", 0),
+             ("sleep", 0.001), ("call", 0)]
+    assert events[: len(visit)] == visit
+    assert events.count(("sleep", 0.5)) == 2 * 4  # once per visit: 2 rows x (1 warm-up + 3) rounds
+    assert [e for e in events if e[0] == "call"].count(("call", 1)) == 4 * 3
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc/self/task")
 def test_after_call_activity_sees_a_thread_that_keeps_spinning(vs):
     """What versus.py prints to justify its settle pause: a worker left spinning after the call
