@@ -24,13 +24,14 @@ The binary model run in PyTorch (fake quantization: signs computed in fp32) is n
 a baseline anyone deploys and is left out; end_to_end.py reports it, labelled.
 
 Every runtime is timed in this one process, pinned to the first CPUs, with its
-thread count set explicitly, interleaved call by call (round-robin). Before each
-call there is a pause: 2 ms at one thread, 150 ms at two or more, because ONNX
-Runtime's intra-op workers keep spinning about 0.1 s after each of its calls (the
-run measures and prints how long each runtime's threads stay busy after a call), and
-with 2 ms they took a core from whichever row came next: onebit's second thread
-then gained nothing;
-the table gives medians and each row's ratio to the onebit model it is compared
+thread count set explicitly, interleaved row by row (round-robin). Each visit of a
+row is one untimed call and two timed ones, back to back (2 ms apart); at two or more
+threads a 150 ms pause comes first, because ONNX Runtime's intra-op workers keep
+spinning about 0.1 s after each of its calls (the run measures and prints how long
+each runtime's threads stay busy after a call) and took a core from whichever row
+came next. The untimed call absorbs what the pause and the previous row leave behind
+(cold caches, sleeping threads); the run prints how much slower it was per runtime.
+The table gives medians and each row's ratio to the onebit model it is compared
 with (row ms / onebit ms: above 1, onebit is faster).
 
 ``--isa-class`` caps every engine to a hardware class, in a fresh process (the caps are
