@@ -2,6 +2,7 @@
 
     python benchmarks/threads.py                       # the table of docs/performance.md
     python benchmarks/threads.py --models quicknet --runs 20 --precision fp32
+    python benchmarks/threads.py --gaps 0 2 20 150     # 1 vs 2 threads after idle gaps, helper bound or not
 
 For each model at 224x224, batch 1 (random weights: latency does not depend on them), the
 engine with num_threads = 1 and 2 is called in turn, round after round (2 ms apart), for
@@ -12,14 +13,22 @@ share, and the speed-up per op type says where a second thread does not help.
 
 It also prints how long the engine's helper thread stays busy after a call (per-thread run
 time from /proc): the pool spins 0.5 ms for the next parallel section before it sleeps.
+
+``--gaps`` times the first model (fp32) with idle pauses of those many ms before each call,
+in one child process per ``ONEBIT_PIN_THREADS`` value of ``--pin`` (default: auto, which binds
+the helper to the other CPU here, and 0, which leaves it free): on a 2-vCPU guest the kernel
+woke a helper that had slept longer than a few ms on the caller's CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -48,13 +57,67 @@ def op_times(m, x: np.ndarray, n: int) -> dict[str, float]:
     return out
 
 
+def idle_gaps(path: str, x: np.ndarray, gaps_ms: list[float], runs: int) -> dict[str, list[float]]:
+    """Median ms of 1- and 2-thread calls of ``path`` with each pause before every call."""
+    models = {t: load(path, num_threads=t) for t in (1, 2)}
+    for m in models.values():
+        m.run(x)
+    out: dict[str, list[float]] = {"1": [], "2": []}
+    for gap in gaps_ms:
+        times: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(runs):
+            for t, m in models.items():
+                time.sleep(gap / 1e3)
+                t0 = time.perf_counter()
+                m.run(x)
+                times[t].append(time.perf_counter() - t0)
+        for t in models:
+            out[str(t)].append(1e3 * statistics.median(times[t]))
+    return out
+
+
+def run_gaps(args: argparse.Namespace, x: np.ndarray) -> None:
+    """--gaps: one child process per ONEBIT_PIN_THREADS value, then the table."""
+    name = args.models[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"{name}.onebit")
+        torch.manual_seed(0)
+        onebit.export(onebit.models.create(name).eval(), torch.from_numpy(x), path)
+        res = []
+        for mode in args.pin:
+            env = {**os.environ, "ONEBIT_PIN_THREADS": mode}
+            cmd = [sys.executable, __file__, "--child-gaps", path, "--runs", str(args.runs), "--gaps",
+                   *map(str, args.gaps)]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            res.append((mode, json.loads(out.stdout.strip().splitlines()[-1])))
+            print(f"ONEBIT_PIN_THREADS={mode}: done", flush=True)
+    print(f"\n{name}, fp32 float layers, medians of {args.runs} calls; pause before each call:")
+    print("\n| ONEBIT_PIN_THREADS | " + " | ".join(f"{g:g} ms: 1 / 2 threads" for g in args.gaps) + " |")
+    print("|---|" + "---|" * len(args.gaps))
+    for mode, r in res:
+        cells = [f"{a:.2f} / {b:.2f} ms ({a / b:.2f}x)" for a, b in zip(r["1"], r["2"], strict=True)]
+        print(f"| {mode} | " + " | ".join(cells) + " |")
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--precision", nargs="+", default=["fp32", "int8"], choices=["fp32", "bf16", "int8"])
     ap.add_argument("--per-op", action="store_true", help="also the speed-up per op type")
+    ap.add_argument("--gaps", nargs="+", type=float, default=None,
+                    help="idle ms before each call: time 1 vs 2 threads after such pauses (first model)")
+    ap.add_argument("--pin", nargs="+", default=["auto", "0", "auto", "0"], choices=["auto", "0", "1"],
+                    help="ONEBIT_PIN_THREADS values for --gaps, one child process each, in turn (the "
+                         "host's speed drifts over minutes: alternate them)")
+    ap.add_argument("--child-gaps", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child_gaps:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
+        x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+        print(json.dumps(idle_gaps(args.child_gaps, x, args.gaps, args.runs)))
+        return
     cpu, flags = lscpu()
     print(f"lscpu: {cpu}; flags: {' '.join(sorted(f for f in flags if f.startswith(('avx', 'amx'))))}")
     cpus = sorted(os.sched_getaffinity(0))[:2]
@@ -63,6 +126,9 @@ def main() -> None:
     os.sched_setaffinity(0, cpus)
     print(f"pinned to CPUs {cpus}; load average at start {os.getloadavg()[0]:.2f}")
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    if args.gaps:
+        run_gaps(args, x)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         for name in args.models:

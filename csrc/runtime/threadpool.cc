@@ -40,7 +40,11 @@ int default_threads() {
 
 std::atomic<int> g_num_threads{0};
 
-// ONEBIT_PIN_THREADS: whether a helper thread is bound to one CPU when it is created.
+// How long a helper spins for the next parallel section before it sleeps.
+constexpr int kSpinMicros = 500;
+
+// ONEBIT_PIN_THREADS: whether a helper thread is bound to one CPU (on creation and on
+// each wake-up from sleep).
 //
 // Measured on a 2-vCPU KVM guest (docs/performance.md, "Two threads"): after the engine
 // had been idle for a while (150 ms between calls), the kernel woke the sleeping helper
@@ -66,36 +70,37 @@ PinMode pin_mode() {
   return mode;
 }
 
-// The CPU helper `id` is bound to, or -1: the CPUs the creating thread may run on,
-// without the one it runs on now (the caller's), in turn.
-int helper_cpu(int id, int call_threads) {
+// The CPUs a helper created now may be bound to (the creating thread's CPU set), or
+// none: then it stays free.
+std::vector<int> helper_cpus(int call_threads) {
   const PinMode mode = pin_mode();
-  if (mode == PinMode::kNever) return -1;
+  if (mode == PinMode::kNever) return {};
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return {};
   std::vector<int> cpus;
   for (int c = 0; c < CPU_SETSIZE; ++c)
     if (CPU_ISSET(c, &set)) cpus.push_back(c);
-  if (cpus.size() < 2) return -1;
-  if (mode == PinMode::kAuto && static_cast<int>(cpus.size()) != call_threads) return -1;
-  const int here = sched_getcpu();
+  if (cpus.size() < 2) return {};
+  if (mode == PinMode::kAuto && static_cast<int>(cpus.size()) != call_threads) return {};
+  return cpus;
+}
+
+// Helper `id`'s CPU when the caller runs on caller_cpu: the others in turn.
+int pick_cpu(const std::vector<int>& cpus, int id, int caller_cpu) {
   std::vector<int> others;
   for (int c : cpus)
-    if (c != here) others.push_back(c);
+    if (c != caller_cpu) others.push_back(c);
   if (others.empty()) return -1;
   return others[static_cast<size_t>(id) % others.size()];
 }
 
-void bind_this_thread(int cpu) {
+void bind_thread(pthread_t thread, int cpu) {
   if (cpu < 0) return;
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
-  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // best effort: a failure leaves it free
+  pthread_setaffinity_np(thread, sizeof(set), &set);  // best effort: a failure leaves it free
 }
-
-// How long a helper spins for the next parallel section before it sleeps.
-constexpr int kSpinMicros = 500;
 
 // Tasks are claimed from one 64-bit ticket (generation | ntasks | next index)
 // and the caller waits for *completed tasks*, not for helpers to check in: if
@@ -133,14 +138,14 @@ class Pool {
       for (int i = 0; i < ntasks; ++i) fn(i);
       return;
     }
+    caller_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
     while (static_cast<int>(workers_.size()) < want) {
       int id = static_cast<int>(workers_.size());
       const uint64_t gen = state_.load() >> 16;  // before this call's publish
-      const int cpu = helper_cpu(id, want + 1);
-      workers_.emplace_back([this, id, gen, cpu] {
-        bind_this_thread(cpu);
-        worker(id, gen);
-      });
+      std::vector<int> cpus = helper_cpus(want + 1);
+      const int cpu = cpus.empty() ? -1 : pick_cpu(cpus, id, caller_cpu_.load(std::memory_order_relaxed));
+      workers_.emplace_back([this, id, gen, cpu, cpus = std::move(cpus)] { worker(id, gen, cpus, cpu); });
+      bind_thread(workers_.back().native_handle(), cpu);  // before it runs a task
     }
     fn_ = &fn;
     done_.store(0, std::memory_order_relaxed);
@@ -179,7 +184,16 @@ class Pool {
     state_.store((gen << 16) | static_cast<uint64_t>(active), std::memory_order_release);
   }
 
-  void worker(int id, uint64_t seen) {
+  // cpus: where the helper may be bound (empty: it stays free); bound: its CPU (-1: free).
+  // It is bound on creation (by the creating thread) and again each time it wakes from sleep, to a CPU the caller is not on: binding it
+  // once is not enough, since the caller (whose affinity is not ours to change) may have
+  // moved onto the helper's CPU while both slept.
+  void worker(int id, uint64_t seen, const std::vector<int>& cpus, int bound) {
+    const auto rebind = [&] {
+      if (cpus.empty()) return;
+      const int cpu = pick_cpu(cpus, id, caller_cpu_.load(std::memory_order_relaxed));
+      if (cpu != bound) bind_thread(pthread_self(), bound = cpu);
+    };
     for (;;) {
       // Spin for the next call for kSpinMicros, then sleep. Layers run back to back, but
       // between two parallel sections an op may do serial work (a padded copy of its input,
@@ -196,9 +210,12 @@ class Pool {
         if ((spin & 63) == 63 && std::chrono::steady_clock::now() >= spin_until) break;
       }
       if ((st >> 16) == seen) {
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return (state_.load() >> 16) != seen; });
-        st = state_.load(std::memory_order_acquire);
+        {
+          std::unique_lock<std::mutex> lk(mu_);
+          cv_.wait(lk, [&] { return (state_.load() >> 16) != seen; });
+          st = state_.load(std::memory_order_acquire);
+        }
+        rebind();
       }
       seen = st >> 16;
       if (stop_) return;
@@ -211,6 +228,7 @@ class Pool {
   std::vector<std::thread> workers_;
   std::atomic<uint64_t> state_{0}, ticket_{0};
   std::atomic<int> done_{0};
+  std::atomic<int> caller_cpu_{-1};  // sched_getcpu() of the thread that started the current call
   const std::function<void(int)>* fn_ = nullptr;
   uint64_t gen_ = 0;
   bool stop_ = false;
