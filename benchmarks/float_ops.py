@@ -1,4 +1,4 @@
-"""The engine's float ops of issue 16 against PyTorch, one thread, per op.
+"""The engine's float ops (issue 16's, and pooling) against PyTorch, one thread, per op.
 
     .venv/bin/python benchmarks/float_ops.py [--runs 50] [--isa avx2]
 
@@ -50,6 +50,8 @@ def cases() -> dict[str, tuple[nn.Module, tuple[int, ...], bool]]:
         "group_norm (8 groups)": (nn.GroupNorm(8, 64), full, True),
         "upsample nearest x2 (call)": (nn.Upsample(scale_factor=2), half, False),
         "upsample bilinear x2 (call)": (nn.Upsample(scale_factor=2, mode="bilinear"), half, False),
+        "maxpool 3x3 /1": (nn.MaxPool2d(3, 1, 1), full, True),
+        "avgpool 3x3 /1": (nn.AvgPool2d(3, 1, 1), full, True),
     }
 
 

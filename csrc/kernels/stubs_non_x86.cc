@@ -6,6 +6,7 @@
 #include "kernels/bgconv.h"
 #include "kernels/bgemm.h"
 #include "kernels/peak.h"
+#include "kernels/pool.h"
 #include "kernels/sgemm.h"
 #include "pack/pack.h"
 
@@ -18,6 +19,8 @@ const SgemmConfig& sgemm_config_avx2() { return sgemm_config_portable(); }
 const SgemmConfig& sgemm_config_avx512() { return sgemm_config_portable(); }
 const Bf16GemmConfig& bf16gemm_config_avx512bf16() { return bf16gemm_config_portable(); }
 const I8GemmConfig& i8gemm_config_avx512vnni() { return i8gemm_config_portable(); }
+const PoolKernels& pool_kernels_avx2() { return pool_kernels_portable(); }
+const PoolKernels& pool_kernels_avx512() { return pool_kernels_portable(); }
 void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
                           uint64_t* out) {
   pack_rows_f32_portable(x, rows, channels, thr, out);

@@ -11,6 +11,7 @@
 #include "kernels/bf16gemm.h"
 #include "kernels/bmaxpool.h"
 #include "kernels/i8gemm.h"
+#include "kernels/pool.h"
 #include "kernels/sgemm.h"
 #include "ops/post_ops.h"
 #include "pack/pack.h"
@@ -747,28 +748,30 @@ void maxpool_packed(const uint64_t* x, const PoolParams& p, uint64_t* out, int n
   });
 }
 
+namespace {
+const PoolKernels& pool_cfg() {
+  switch (active_isa()) {
+    case Isa::kAvx512: return pool_kernels_avx512();
+    case Isa::kAvx2: return pool_kernels_avx2();
+    default: return pool_kernels_portable();
+  }
+}
+}  // namespace
+
 void maxpool_f32(const float* x, const PoolParams& p, float* out, int nthreads) {
+  const PoolKernels& k = pool_cfg();
   pool_loop(p, nthreads, [&](int n, int, int, int y0, int y1, int x0, int x1, long o) {
-    float* d = out + o * p.c;
-    for (int c = 0; c < p.c; ++c) d[c] = -FLT_MAX;
-    for (int iy = y0; iy < y1; ++iy)
-      for (int ix = x0; ix < x1; ++ix) {
-        const float* s = x + ((static_cast<long>(n) * p.h + iy) * p.w + ix) * p.c;
-        for (int c = 0; c < p.c; ++c) d[c] = s[c] > d[c] ? s[c] : d[c];
-      }
+    k.max(x + static_cast<long>(n) * p.h * p.w * p.c, static_cast<long>(p.w) * p.c, p.c, y0, y1, x0, x1,
+          out + o * p.c);
   });
 }
 
 void avgpool_f32(const float* x, const PoolParams& p, bool count_include_pad, float* out,
                  int nthreads) {
+  const PoolKernels& k = pool_cfg();
   pool_loop(p, nthreads, [&](int n, int oy, int ox, int y0, int y1, int x0, int x1, long o) {
     float* d = out + o * p.c;
-    for (int c = 0; c < p.c; ++c) d[c] = 0.0f;
-    for (int iy = y0; iy < y1; ++iy)
-      for (int ix = x0; ix < x1; ++ix) {
-        const float* s = x + ((static_cast<long>(n) * p.h + iy) * p.w + ix) * p.c;
-        for (int c = 0; c < p.c; ++c) d[c] += s[c];
-      }
+    k.sum(x + static_cast<long>(n) * p.h * p.w * p.c, static_cast<long>(p.w) * p.c, p.c, y0, y1, x0, x1, d);
     int cnt;
     if (count_include_pad) {
       const int ya = oy * p.sh - p.pt, xa = ox * p.sw - p.pl;

@@ -70,6 +70,33 @@ def test_pools(isa, rng, k, s, p):
     np.testing.assert_array_equal(K.unpack_bits(got, 130), nhwc(F.max_pool2d(nchw(xs), k, s, p)))
 
 
+@pytest.mark.parametrize("c", [1, 15, 16, 64, 70, 130, 200])
+def test_float_pools_every_block_width_nan_inf_and_summation_order(isa, rng, c):
+    """The pooling kernels go through channels 64, then 16, then 1 at a time: every width
+    is torch's max_pool2d exactly, NaN and infinities included, and avgpool is the
+    float32 sum in row-major window order scaled by 1 / count, bit for bit."""
+    x = rng.standard_normal((2, 7, 9, c)).astype(np.float32)
+    x[0, 1, 2, ::3] = np.nan
+    x[0, 4, :, 1::4] = -np.inf
+    x[1, 5, 5, ::5] = np.inf
+    x[1, 2, :, 2::7] = np.nan
+    np.testing.assert_array_equal(K.maxpool_f32(x, 3, 2, 1), nhwc(F.max_pool2d(nchw(x), 3, 2, 1)))
+    neg = np.full((1, 4, 4, c), -np.inf, np.float32)
+    np.testing.assert_array_equal(K.maxpool_f32(neg, 2, 2, 0), np.full((1, 2, 2, c), -np.inf, np.float32))
+
+    y = rng.standard_normal((1, 6, 7, c)).astype(np.float32) * np.float32(1e3)
+    got = K.avgpool_f32(y, 3, 2, 1, count_include_pad=True)
+    want = np.empty_like(got)
+    for oy in range(got.shape[1]):
+        for ox in range(got.shape[2]):
+            acc = np.zeros(c, np.float32)
+            for iy in range(max(0, 2 * oy - 1), min(6, 2 * oy + 2)):
+                for ix in range(max(0, 2 * ox - 1), min(7, 2 * ox + 2)):
+                    acc = acc + y[0, iy, ix]  # float32, in this order
+            want[0, oy, ox] = acc * (np.float32(1) / np.float32(9))
+    np.testing.assert_array_equal(got, want)
+
+
 def test_elementwise_helpers(rng):
     x = rng.standard_normal((2, 3, 3, 5)).astype(np.float32)
     sc, sh = rng.standard_normal(5), rng.standard_normal(5)

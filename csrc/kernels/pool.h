@@ -1,0 +1,26 @@
+// Float pooling windows (the engine ops `maxpool` and `avgpool`, ops/float_ops.cc),
+// one entry point per instruction set (kernels/pool_impl.h compiled per ISA).
+//
+// One output pixel of NHWC data: x points at the input image's first value, rs is
+// its row stride in floats (w * C), the window is rows [y0, y1) and columns
+// [x0, x1) of the input (already clipped to it), d receives C values.
+#pragma once
+
+namespace onebit {
+
+// d[c] = the max over the window of x[., ., c], as torch.max_pool2d: a NaN in the
+// window gives NaN, an empty window -inf.
+using PoolWindowFn = void (*)(const float* x, long rs, int C, int y0, int y1, int x0, int x1, float* d);
+
+// maxpool: as above. sum: d[c] = the sum over the window, added row by row, left to
+// right, each addition rounded in fp32 (avgpool scales it afterwards).
+struct PoolKernels {
+  PoolWindowFn max;
+  PoolWindowFn sum;
+};
+
+const PoolKernels& pool_kernels_portable();  // also NEON (baseline)
+const PoolKernels& pool_kernels_avx2();
+const PoolKernels& pool_kernels_avx512();
+
+}  // namespace onebit
