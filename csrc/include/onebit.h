@@ -39,7 +39,8 @@ extern "C" {
 typedef struct onebit_model onebit_model;
 
 typedef struct onebit_load_options {
-  int num_threads;         /* <= 0: ONEBIT_NUM_THREADS or every CPU the process may use */
+  int num_threads;         /* <= 0: ONEBIT_NUM_THREADS or every CPU the process may use
+                              (helper threads: ONEBIT_PIN_THREADS, docs/deployment.md) */
   uint64_t memory_cap;     /* activation bytes of one call; 0: the default (4 GiB) */
   uint64_t max_file_bytes; /* larger files are refused unread; 0: the default (2 GiB) */
   int verify_checksum;     /* nonzero: check the file's SHA-256 (the default) */
