@@ -1,4 +1,4 @@
-"""The engine's thread pool under many callers: tests/csrc/test_threadpool.cc built under
+"""The engine's thread pool under many callers: tests/csrc/test_threadpool_stress.cc built under
 ThreadSanitizer and under AddressSanitizer + UBSan, run with each ONEBIT_PIN_THREADS mode.
 
 The program ends "N passed, 0 failed"; a data race, a task run twice or not at all, or a
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = [ROOT / "tests" / "csrc" / "test_threadpool.cc", ROOT / "csrc" / "runtime" / "threadpool.cc"]
+SOURCES = [ROOT / "tests" / "csrc" / "test_threadpool_stress.cc", ROOT / "csrc" / "runtime" / "threadpool.cc"]
 GXX = shutil.which("g++")
 
 pytestmark = [
@@ -32,7 +32,7 @@ SANITIZERS = {
 
 @pytest.fixture(scope="module", params=sorted(SANITIZERS))
 def exe(request, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp(f"threadpool-{request.param}") / "test_threadpool"
+    out = tmp_path_factory.mktemp(f"threadpool-{request.param}") / "test_threadpool_stress"
     cmd = [GXX, "-std=c++17", "-O1", "-g", *SANITIZERS[request.param], "-Wall", "-Wextra", "-Werror",
            "-I", str(ROOT / "csrc"), *map(str, SOURCES), "-o", str(out), "-lpthread"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -1,5 +1,5 @@
 // The engine's thread pool (csrc/runtime/threadpool.cc) under many callers at once:
-// tests/csrc/test_threadpool.py builds this under ThreadSanitizer (and AddressSanitizer)
+// tests/csrc/test_threadpool_stress.py builds this under ThreadSanitizer (and AddressSanitizer)
 // and runs it with ONEBIT_PIN_THREADS=auto, 0 and 1.
 //
 // Each caller thread runs parallel_for calls of random task and thread counts, some back
