@@ -5,7 +5,7 @@
     python benchmarks/threads.py --gaps 0 2 20 150     # 1 vs 2 threads after idle gaps, helper bound or not
 
 For each model at 224x224, batch 1 (random weights: latency does not depend on them), the
-engine with num_threads = 1 and 2 is called in turn, round after round (2 ms apart), for
+engine with num_threads = 1 and 2 is called in turn, round after round (2 ms apart; versus.py's interleaved), for
 fp32 float layers and, where the CPU has AVX512-VNNI, int8 float layers (load option
 float_precision); the table gives wall-clock medians and the speed-up. The process is
 pinned to the first two CPUs. A profiled pass per thread count then gives each op type's
@@ -30,14 +30,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
 
 import onebit
 from onebit.runtime import load
-from versus import after_call_activity, lscpu
+from versus import after_call_activity, interleaved, lscpu
 
 DEFAULT_MODELS = ["binary_resnet_e18", "birealnet18", "quicknet", "binary_densenet28"]
 
@@ -59,20 +58,13 @@ def op_times(m, x: np.ndarray, n: int) -> dict[str, float]:
 
 def idle_gaps(path: str, x: np.ndarray, gaps_ms: list[float], runs: int) -> dict[str, list[float]]:
     """Median ms of 1- and 2-thread calls of ``path`` with each pause before every call."""
-    models = {t: load(path, num_threads=t) for t in (1, 2)}
-    for m in models.values():
-        m.run(x)
+    models = [load(path, num_threads=t) for t in (1, 2)]
+    fns = [lambda m=m: m.run(x) for m in models]
     out: dict[str, list[float]] = {"1": [], "2": []}
     for gap in gaps_ms:
-        times: dict[int, list[float]] = {1: [], 2: []}
-        for _ in range(runs):
-            for t, m in models.items():
-                time.sleep(gap / 1e3)
-                t0 = time.perf_counter()
-                m.run(x)
-                times[t].append(time.perf_counter() - t0)
-        for t in models:
-            out[str(t)].append(1e3 * statistics.median(times[t]))
+        wall, _ = interleaved(fns, runs, warmup=1, gap_s=gap / 1e3)
+        for t, ts in zip(("1", "2"), wall, strict=True):
+            out[t].append(1e3 * statistics.median(ts))
     return out
 
 
@@ -142,16 +134,10 @@ def main() -> None:
                         models[prec, t] = load(path, num_threads=t, float_precision=prec)
                 except (ValueError, RuntimeError) as e:
                     print(f"SKIP {name} {prec}: {str(e).splitlines()[0]}")
-            times: dict = {k: [] for k in models}
-            for m in models.values():
-                m.run(x)
-                m.run(x)
-            for _ in range(args.runs):
-                for k, m in models.items():
-                    time.sleep(0.002)
-                    t0 = time.perf_counter()
-                    m.run(x)
-                    times[k].append(time.perf_counter() - t0)
+            keys = list(models)
+            fns = [lambda m=models[k]: m.run(x) for k in keys]
+            wall, _ = interleaved(fns, args.runs, warmup=2, gap_s=0.002)
+            times = dict(zip(keys, wall, strict=True))
             med = {k: 1e3 * statistics.median(v) for k, v in times.items()}
             for prec in args.precision:
                 if (prec, 1) in med:
