@@ -104,3 +104,11 @@ def test_auto_leaves_helpers_free_when_there_are_more_threads_than_cpus():
     cpus = _two_cpus()
     got = _probe(cpus, 3, None)
     assert got["helpers"] == [_cpu_list(cpus)] * 2, got
+
+
+def test_one_binds_every_helper_even_with_more_threads_than_cpus():
+    cpus = _two_cpus()
+    got = _probe(cpus, 3, "1")
+    assert len(got["helpers"]) == 2, got
+    assert all(h in {str(c) for c in cpus} for h in got["helpers"]), got  # each on one CPU
+    assert got["main"] == _cpu_list(cpus), got
