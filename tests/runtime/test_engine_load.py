@@ -529,12 +529,17 @@ def test_registry_is_visible():
     assert bconv["params"]["weight"]["required"]
 
 
-def test_concurrent_calls_match_single_threaded(tmp_path):
+@pytest.mark.parametrize("engine_threads", [1, 2])
+def test_concurrent_calls_match_single_threaded(tmp_path, engine_threads):
+    """8 Python threads on one model; with engine_threads = 2 every call also uses the
+    process-wide pool (whose helpers sleep, wake and rebind between calls)."""
     meta, tensors = small_model(c_in=16, c_mid=96, size=16)
-    m = load(_write(tmp_path, meta, tensors), num_threads=1)
+    path = _write(tmp_path, meta, tensors)
+    m = load(path, num_threads=engine_threads)
     rng = np.random.default_rng(3)
     inputs = [rng.standard_normal((1 + i % 3, 16, 16, 16)).astype(np.float32) for i in range(40)]
-    expected = [m.run(x) for x in inputs]
+    one = load(path, num_threads=1)
+    expected = [one.run(x) for x in inputs]
     failures: list[str] = []
 
     def worker(t: int) -> None:
