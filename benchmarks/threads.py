@@ -5,11 +5,12 @@
     python benchmarks/threads.py --gaps 0 2 20 150     # 1 vs 2 threads after idle gaps, helper bound or not
 
 For each model at 224x224, batch 1 (random weights: latency does not depend on them), the
-engine with num_threads = 1 and 2 is called in turn, round after round (2 ms apart; versus.py's interleaved), for
-fp32 float layers and, where the CPU has AVX512-VNNI, int8 float layers (load option
-float_precision); the table gives wall-clock medians and the speed-up. The process is
-pinned to the first two CPUs. A profiled pass per thread count then gives each op type's
-share, and the speed-up per op type says where a second thread does not help.
+engine with num_threads = 1 and 2 is called in turn, round after round (2 ms apart;
+versus.py's interleaved), for fp32 float layers and, where the CPU has AVX512-VNNI, int8
+float layers (load option float_precision); the table gives wall-clock medians and the
+speed-up. The process is pinned to the first two CPUs. A profiled pass per thread count then
+gives each op type's share, and the speed-up per op type says where a second thread does not
+help.
 
 It also prints how long the engine's helper thread stays busy after a call (per-thread run
 time from /proc): the pool spins 0.5 ms for the next parallel section before it sleeps.
