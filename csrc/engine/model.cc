@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <new>
+#include <string_view>
 
 #include "runtime/threadpool.h"
 
@@ -14,6 +15,8 @@ struct Model::Step {
   std::unique_ptr<OpKernel> kernel;
   std::vector<int> inputs;  // value indices (0 = the model input, i + 1 = step i's output)
   int output;
+  std::vector<int64_t> in_ld;  // RunArgs::in_ld (empty: all inputs dense)
+  int64_t out_ld = 0;
 };
 
 struct Model::Plan {
@@ -107,7 +110,75 @@ void Model::build(std::unique_ptr<ModelFile> file, const LoadOptions& opts) {
                                os[3] == output_info_.w;
   if (!match) throw FormatError("the recorded output shape does not match what the graph computes");
   output_value_ = out;
+  place_concat_inputs(values, opts.concat_in_place);
   plan_for(1);  // the memory cap holds for one sample at least
+}
+
+// DenseNet grows its features by concat(features, new): copied, each layer
+// re-reads and re-writes all channels so far (2.8 of binary_densenet28's 15 ms).
+// Instead the concat's output buffer is given to its inputs: each input's
+// producer writes its channels straight into its slice (pixels at the concat's
+// stride), the concat then copies only what could not be placed, and nested
+// concats (features_k = concat(features_k-1, new_k)) all share the outermost
+// buffer. An input is placed when it is a float value its producer can write
+// strided and every other consumer can read strided, used once by the concat,
+// not already placed elsewhere, and neither the model input nor its output.
+// The planner then keeps the shared buffer alive from its first member's
+// producer to its last member's last use, and no member runs in place.
+void Model::place_concat_inputs(const std::vector<ValueInfo>& values, bool enabled) {
+  const int nvalues = static_cast<int>(values.size());
+  slot_.resize(nvalues);
+  for (int v = 0; v < nvalues; ++v) slot_[v] = Slot{v, 0};
+  has_members_.assign(nvalues, false);
+  group_last_.assign(nvalues, -1);
+  std::vector<std::vector<std::pair<int, size_t>>> uses(nvalues);  // (step, input position)
+  for (size_t i = 0; i < steps_.size(); ++i)
+    for (size_t k = 0; k < steps_[i]->inputs.size(); ++k) uses[steps_[i]->inputs[k]].emplace_back(static_cast<int>(i), k);
+  auto placeable = [&](int v, int step, size_t pos) {
+    if (v == 0 || v == output_value_ || slot_[v].root != v || has_members_[v]) return false;
+    if (values[v].dtype != DType::kF32 || !steps_[v - 1]->kernel->strided_output()) return false;
+    for (const auto& [j, k] : uses[v]) {
+      if (j == step && k == pos) continue;
+      if (j == step) return false;  // the same value twice in one concat
+      if (!steps_[j]->kernel->strided_input(k)) return false;
+    }
+    return true;
+  };
+  // Outermost first: a concat placed into a later one passes that buffer on to its inputs.
+  for (int i = enabled ? static_cast<int>(steps_.size()) - 1 : -1; i >= 0; --i) {
+    const Step& s = *steps_[i];
+    if (std::string_view(s.def->name) != "concat" || values[s.output].dtype != DType::kF32) continue;
+    const int root = slot_[s.output].root;
+    int64_t off = slot_[s.output].off;
+    for (size_t k = 0; k < s.inputs.size(); ++k) {
+      const int v = s.inputs[k];
+      if (placeable(v, i, k)) {
+        slot_[v] = Slot{root, off};
+        has_members_[root] = true;
+      }
+      off += values[v].c;
+    }
+  }
+  std::vector<int> last_use(nvalues, -1);
+  for (size_t i = 0; i < steps_.size(); ++i)
+    for (int v : steps_[i]->inputs) last_use[v] = static_cast<int>(i);
+  last_use[output_value_] = static_cast<int>(steps_.size());
+  for (int v = 1; v < nvalues; ++v) {
+    const int root = slot_[v].root;
+    if (root == v) continue;
+    group_last_[root] = std::max({group_last_[root], last_use[v], last_use[root]});
+    StepInfo& si = info_[v - 1];
+    si.written_into = info_[root - 1].output;
+    si.channel_offset = slot_[v].off;
+  }
+  const auto ld = [&](int v) { return slot_[v].root == v ? int64_t{0} : values[slot_[v].root].c; };
+  for (auto& step : steps_) {
+    step->out_ld = ld(step->output);
+    bool any = false;
+    for (int v : step->inputs) any |= ld(v) != 0;
+    if (any)
+      for (int v : step->inputs) step->in_ld.push_back(ld(v));
+  }
 }
 
 int64_t Model::input_floats(int64_t batch) const { return batch * input_info_.sample_elems(); }
@@ -148,47 +219,60 @@ std::shared_ptr<const Model::Plan> Model::plan_for(int64_t batch) const {
   };
   uint64_t total = align64(value_bytes(0)), scratch = 0;
   plan->offset[0] = 0;  // the input keeps its own block
+  auto take_block = [&](uint64_t nbytes) {
+    int best = -1;
+    for (size_t f = 0; f < free_blocks.size(); ++f)
+      if (free_blocks[f].size >= nbytes && (best < 0 || free_blocks[f].size < free_blocks[best].size))
+        best = static_cast<int>(f);
+    if (best >= 0) {
+      blocks.push_back(free_blocks[best]);
+      free_blocks.erase(free_blocks.begin() + best);
+    } else {
+      blocks.push_back(Block{total, align64(std::max<uint64_t>(nbytes, 64))});
+      total += blocks.back().size;
+    }
+    return static_cast<int>(blocks.size()) - 1;
+  };
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step& s = *steps_[i];
-    const uint64_t nbytes = value_bytes(s.output);
-    int reuse = -1;
-    if (s.def->inplace)
-      for (int v : s.inputs)
-        if (v != 0 && block_of[v] >= 0 && last_use[v] == static_cast<int>(i) && value_bytes(v) == nbytes) {
-          reuse = v;
-          break;
-        }
-    int b;
-    if (reuse >= 0) {
-      b = block_of[reuse];
-      block_of[reuse] = -1;
+    if (grouped(s.output)) {  // a concat written in place: the shared block, taken by its first member
+      const int root = slot_[s.output].root;
+      if (block_of[root] < 0) block_of[root] = take_block(value_bytes(root));
+      plan->offset[s.output] = blocks[block_of[root]].off + static_cast<uint64_t>(slot_[s.output].off) * 4;
     } else {
-      int best = -1;
-      for (size_t f = 0; f < free_blocks.size(); ++f)
-        if (free_blocks[f].size >= nbytes && (best < 0 || free_blocks[f].size < free_blocks[best].size))
-          best = static_cast<int>(f);
-      if (best >= 0) {
-        blocks.push_back(free_blocks[best]);
-        free_blocks.erase(free_blocks.begin() + best);
+      const uint64_t nbytes = value_bytes(s.output);
+      int reuse = -1;
+      if (s.def->inplace)
+        for (int v : s.inputs)
+          if (v != 0 && !grouped(v) && block_of[v] >= 0 && last_use[v] == static_cast<int>(i) &&
+              value_bytes(v) == nbytes) {
+            reuse = v;
+            break;
+          }
+      int b;
+      if (reuse >= 0) {
+        b = block_of[reuse];
+        block_of[reuse] = -1;
       } else {
-        blocks.push_back(Block{total, align64(std::max<uint64_t>(nbytes, 64))});
-        total += blocks.back().size;
+        b = take_block(nbytes);
       }
-      b = static_cast<int>(blocks.size()) - 1;
+      block_of[s.output] = b;
+      plan->offset[s.output] = blocks[b].off;
     }
-    block_of[s.output] = b;
-    plan->offset[s.output] = blocks[b].off;
     scratch = std::max<uint64_t>(scratch, static_cast<uint64_t>(s.kernel->transient_bytes(batch, num_threads_)));
     if (total + scratch > memory_cap_)
       throw MemoryCapError("batch " + std::to_string(batch) + " needs " + mib(total + scratch) +
                            " of activation memory at node " + std::to_string(i) + " (" + s.def->name + " '" +
                            info_[i].output + "'), above the memory cap of " + mib(memory_cap_) +
                            " (raise it at load: memory_cap)");
-    for (int v : s.inputs)
-      if (v != 0 && last_use[v] == static_cast<int>(i) && block_of[v] >= 0) {
-        free_blocks.push_back(blocks[block_of[v]]);
-        block_of[v] = -1;
+    for (int v : s.inputs) {
+      const int owner = grouped(v) ? slot_[v].root : v;
+      const int last = grouped(v) ? group_last_[owner] : last_use[v];
+      if (v != 0 && last == static_cast<int>(i) && block_of[owner] >= 0) {
+        free_blocks.push_back(blocks[block_of[owner]]);
+        block_of[owner] = -1;
       }
+    }
   }
   plan->bytes = total;
   std::lock_guard<std::mutex> lock(mu_);
@@ -246,7 +330,8 @@ void Model::run(const float* input, int64_t batch, float* output, double* step_s
     const Step& s = *steps_[i];
     ctx.ins.resize(s.inputs.size());
     for (size_t k = 0; k < s.inputs.size(); ++k) ctx.ins[k] = arena + plan->offset[s.inputs[k]];
-    RunArgs a{batch, ctx.ins.data(), arena + plan->offset[s.output], num_threads_};
+    RunArgs a{batch, ctx.ins.data(), arena + plan->offset[s.output], num_threads_,
+              s.in_ld.empty() ? nullptr : s.in_ld.data(), s.out_ld};
     if (step_seconds) {
       const auto t0 = std::chrono::steady_clock::now();
       s.kernel->run(a);

@@ -30,12 +30,19 @@ struct LoadOptions {
   uint64_t max_file_bytes = kDefaultMaxFileBytes;
   bool verify_checksum = true;
   FloatPrecision float_precision = FloatPrecision::kFp32;  // float conv2d / dense layers
+  // Producers write a float concat's inputs straight into its buffer (Model::
+  // place_concat_inputs); false copies them, with the same results (to measure it).
+  bool concat_in_place = true;
 };
 
 struct StepInfo {
   std::string op, output, source, output_attr;
   std::string precision;  // float layers: the precision they run in; else empty
   ValueInfo value;  // per sample
+  // The concat output whose buffer holds this output, written in place (its
+  // channels from `channel_offset` on); empty when the output has its own buffer.
+  std::string written_into;
+  int64_t channel_offset = 0;
 };
 
 class Model {
@@ -72,6 +79,8 @@ class Model {
   Model() = default;
   void build(std::unique_ptr<ModelFile> file, const LoadOptions& opts);
   std::shared_ptr<const Plan> plan_for(int64_t batch) const;
+  void place_concat_inputs(const std::vector<ValueInfo>& values, bool enabled);
+  bool grouped(int v) const { return slot_[v].root != v || has_members_[v]; }
   std::unique_ptr<Context> acquire() const;
   void release(std::unique_ptr<Context> ctx) const;
 
@@ -80,6 +89,15 @@ class Model {
   std::vector<StepInfo> info_;
   ValueInfo input_info_, output_info_;
   int output_value_ = 0;
+  // Per value: the value whose buffer holds it and its first channel there
+  // (root == itself: its own buffer), from place_concat_inputs.
+  struct Slot {
+    int root;
+    int64_t off;
+  };
+  std::vector<Slot> slot_;
+  std::vector<bool> has_members_;  // some other value lives in this one's buffer
+  std::vector<int> group_last_;    // per root with members: the last step using any of them
   int num_threads_ = 1;
   FloatPrecision float_precision_ = FloatPrecision::kFp32;
   uint64_t memory_cap_ = kDefaultMemoryCap;

@@ -95,12 +95,26 @@ struct ParamSpec {
 
 // What a kernel gets per call. Buffers are the call's own (an execution
 // context), so kernels are const and shared by all threads.
+//
+// A float value may live in a channel slice of a wider value's buffer (a concat
+// written in place: the planner lets the producers of its inputs write straight
+// into their slices). Its pixels are then `ld` floats apart instead of c. The
+// planner does that only where the kernel says it honours the stride
+// (OpKernel::strided_input / strided_output); every other kernel sees dense values.
 struct RunArgs {
   int64_t n;                  // batch
   const void* const* in;      // one pointer per input value
   void* out;
   int nthreads;
+  const int64_t* in_ld = nullptr;  // per input: floats from one pixel to the next (null: all dense)
+  int64_t out_ld = 0;              // the same for the output (0: dense)
 };
+
+// The pixel stride of input k (of shape v) in a call: its row_elems when dense.
+inline int64_t in_stride(const RunArgs& a, size_t k, const ValueInfo& v) {
+  return a.in_ld && a.in_ld[k] ? a.in_ld[k] : v.row_elems();
+}
+inline int64_t out_stride(const RunArgs& a, const ValueInfo& v) { return a.out_ld ? a.out_ld : v.row_elems(); }
 
 class OpKernel {
  public:
@@ -110,6 +124,11 @@ class OpKernel {
   // nthreads threads (counted against the memory cap together with the planned
   // values): per-thread scratch counts once per thread that can hold it.
   virtual int64_t transient_bytes(int64_t n, int nthreads) const { (void)n, (void)nthreads; return 0; }
+  // Whether run() reads input k / writes the output at the pixel stride of
+  // RunArgs (float values only). Fixed at build: the plan is made once per batch
+  // size and must hold under every instruction set.
+  virtual bool strided_input(size_t k) const { (void)k; return false; }
+  virtual bool strided_output() const { return false; }
 };
 
 class BuildCtx;

@@ -14,8 +14,8 @@ void bgemm_epilogue_neon(const int32_t* dot, const BgemmEpilogue& ep, void* out)
   bgemm_epilogue_scalar(dot, ep, out);
 }
 void pack_rows_f32_neon(const float* x, size_t rows, int channels, const float* thr,
-                        uint64_t* out) {
-  pack_rows_f32_portable(x, rows, channels, thr, out);
+                        uint64_t* out, size_t ldx) {
+  pack_rows_f32_portable(x, rows, channels, thr, out, ldx);
 }
 void bmaxpool_window_neon(const uint64_t* img, int width, int words, int y0, int y1, int x0,
                           int x1, uint64_t* out) {

@@ -22,8 +22,8 @@ const I8GemmConfig& i8gemm_config_avx512vnni() { return i8gemm_config_portable()
 const PoolKernels& pool_kernels_avx2() { return pool_kernels_portable(); }
 const PoolKernels& pool_kernels_avx512() { return pool_kernels_portable(); }
 void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
-                          uint64_t* out) {
-  pack_rows_f32_portable(x, rows, channels, thr, out);
+                          uint64_t* out, size_t ldx) {
+  pack_rows_f32_portable(x, rows, channels, thr, out, ldx);
 }
 void activation_f32_avx2(ActKind kind, const float* x, float* y, size_t n) {
   activation_f32_portable(kind, x, y, n);

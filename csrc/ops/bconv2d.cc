@@ -23,6 +23,7 @@
 #include <climits>
 #include <cstring>
 #include <map>
+#include <stdexcept>
 #include <tuple>
 #include <vector>
 
@@ -515,32 +516,39 @@ const char* bgemm_kernel_name() {
 
 namespace {
 void bconv2d_unfused(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
-                     const OutputStage& os, void* out, int nthreads);
+                     const OutputStage& os, void* out, int nthreads, size_t ldo);
 }  // namespace
 
+bool bconv2d_strided_ok(const ConvParams& p, const OutputStage& os) {
+  return os.kind == OutKind::kFloat && !os.residual && p.groups == 1 && !bgconv_uses_lanes(1, p.cin);
+}
+
 void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
-             const OutputStage& os, void* out, int nthreads) {
+             const OutputStage& os, void* out, int nthreads, size_t ldo) {
+  if (ldo == 0 || os.kind != OutKind::kFloat) ldo = static_cast<size_t>(p.oc);
+  if (ldo != static_cast<size_t>(p.oc) && !bconv2d_strided_ok(p, os))
+    throw std::logic_error("bconv2d: a strided output needs groups = 1, the GEMM kernel and no residual");
   const bool post = os.kind == OutKind::kFloat && (os.residual || os.post_act != Act::kNone);
   const Isa isa = active_isa();
   if (post && isa != Isa::kReference && p.groups == 1 && !bgconv_uses_lanes(1, p.cin)) {
     // the common case: fused into the tiles of the implicit GEMM
     StageArrays sa(os, 0, p.oc, w.nblocks);
-    conv_core(config_for(isa), x, words_for(p.cin), p, w, 0, sa, os.kind, os.act, out,
-              static_cast<size_t>(p.oc), nthreads, os.residual, os.post_act);
+    conv_core(config_for(isa), x, words_for(p.cin), p, w, 0, sa, os.kind, os.act, out, ldo, nthreads,
+              os.residual, os.post_act);
     return;
   }
-  bconv2d_unfused(x, w, p, os, out, nthreads);
+  bconv2d_unfused(x, w, p, os, out, nthreads, ldo);
   if (post)  // the other kernels: one pass over the output after them
-    add_residual_act(static_cast<float*>(out), os.residual, static_cast<size_t>(p.oc),
-                     static_cast<size_t>(p.n) * p.oh * p.ow, 0, p.oc, os.post_act);
+    add_residual_act(static_cast<float*>(out), os.residual, ldo, static_cast<size_t>(p.n) * p.oh * p.ow, 0,
+                     p.oc, os.post_act);
 }
 
 namespace {
 void bconv2d_unfused(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
-                     const OutputStage& os, void* out, int nthreads) {
+                     const OutputStage& os, void* out, int nthreads, size_t ldo) {
   const Isa isa = active_isa();
   if (isa == Isa::kReference) {
-    bconv2d_reference(x, w, p, os, out);
+    bconv2d_reference(x, w, p, os, out, ldo);
     return;
   }
   const BgemmConfig& cfg = config_for(isa);
@@ -552,7 +560,7 @@ void bconv2d_unfused(const uint64_t* x, const PackedWeights& w, const ConvParams
   }
   if (G == 1) {
     StageArrays sa(os, 0, p.oc, w.nblocks);
-    const size_t stride = os.kind == OutKind::kFloat ? p.oc : words_for(p.oc);
+    const size_t stride = os.kind == OutKind::kFloat ? ldo : words_for(p.oc);
     conv_core(cfg, x, words_for(p.cin), p, w, 0, sa, os.kind, os.act, out, stride, nthreads);
     return;
   }

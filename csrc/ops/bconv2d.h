@@ -40,13 +40,17 @@ struct OutputStage {
 
 // Output: float [n][oh][ow][oc] or uint64 [n][oh][ow][words_for(oc)].
 // Uses the active ISA (the naive reference kernel for Isa::kReference).
+// ldo: floats from one output pixel to the next of a float output (0: oc); a
+// wider stride needs groups = 1, a kernel other than the bit-sliced one
+// (bconv2d_strided_ok) and no residual.
 void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
-             const OutputStage& os, void* out, int nthreads);
+             const OutputStage& os, void* out, int nthreads, size_t ldo = 0);
+bool bconv2d_strided_ok(const ConvParams& p, const OutputStage& os);
 
 // The naive, obviously correct kernel: bit by bit, straight from the
 // definition of a +-1 convolution with the given padding.
 void bconv2d_reference(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
-                       const OutputStage& os, void* out);
+                       const OutputStage& os, void* out, size_t ldo = 0);
 
 // Name of the micro-kernel bconv2d/bgemm use under the active ISA.
 const char* bgemm_kernel_name();

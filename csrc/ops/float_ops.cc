@@ -176,11 +176,12 @@ void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b
 
 void conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p, int oc,
                 int dh, int dw, Act act, const float* slope, float* out, int nthreads,
-                const float* residual, Act post_act) {
+                const float* residual, Act post_act, long ldo) {
   const int K = p.kh * p.kw * p.c;
   const long M = static_cast<long>(p.n) * p.oh * p.ow;
+  if (ldo == 0) ldo = oc;
   if (is_pointwise(p)) {
-    sgemm(static_cast<int>(M), oc, K, x, K, w, 1, K, out, oc, bias, act, slope, nthreads,
+    sgemm(static_cast<int>(M), oc, K, x, K, w, 1, K, out, ldo, bias, act, slope, nthreads,
           residual, post_act);
     return;
   }
@@ -198,11 +199,11 @@ void conv2d_f32(const float* x, const float* w, const float* bias, const PoolPar
       const long m0 = ch * kRowChunk, m1 = std::min(M, m0 + kRowChunk);
       for (long m = m0; m < m1; ++m) im2col_row(x, p, dh, dw, m, cols.data() + (m - m0) * K);
       const int rows = static_cast<int>(m1 - m0);
-      sgemm_rows(cfg, pb, rows, oc, K, cols.data(), K, out + m0 * oc, oc);
-      finish_rows(out + m0 * oc, oc, 0, rows, 0, oc, bias, act, slope);
+      sgemm_rows(cfg, pb, rows, oc, K, cols.data(), K, out + m0 * ldo, ldo);
+      finish_rows(out + m0 * ldo, ldo, 0, rows, 0, oc, bias, act, slope);
       if (residual || post_act != Act::kNone)
-        add_residual_act(out + m0 * oc, residual ? residual + m0 * oc : nullptr,
-                         static_cast<size_t>(oc), static_cast<size_t>(rows), 0, oc, post_act);
+        add_residual_act(out + m0 * ldo, residual ? residual + m0 * ldo : nullptr,
+                         static_cast<size_t>(ldo), static_cast<size_t>(rows), 0, oc, post_act);
     }
   });
 }
@@ -429,11 +430,12 @@ void gemm_bf16(int M, const float* a, long lda, const Bf16Weights& w, float* c, 
 
 void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const float* bias,
                  const PoolParams& p, int dh, int dw, float* out, bool emulated, int nthreads,
-                 const float* residual, Act post_act) {
+                 const float* residual, Act post_act, long ldo) {
   const int K = p.kh * p.kw * p.c;
   const long M = static_cast<long>(p.n) * p.oh * p.ow;
+  if (ldo == 0) ldo = w.n;
   if (is_pointwise(p)) {
-    gemm_bf16(static_cast<int>(M), x, K, w, out, w.n, scale, bias, emulated, nthreads, residual, post_act);
+    gemm_bf16(static_cast<int>(M), x, K, w, out, ldo, scale, bias, emulated, nthreads, residual, post_act);
     return;
   }
   // The input is rounded to bf16 once (each value appears in up to kh x kw rows of
@@ -465,7 +467,7 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const
       if (w.split) im2col_row_runs(gather, xl.data(), p, dh, dw, m, n, oy, ox, h + K, uint16_t{0});
       else if (K & 1) h[K] = 0;
     });
-  }, out, w.n, scale, bias, nthreads, residual, post_act);
+  }, out, ldo, scale, bias, nthreads, residual, post_act);
 }
 
 int64_t conv2d_bf16_transient_bytes(const PoolParams& p, int N, bool split, int nthreads) {
@@ -618,8 +620,10 @@ void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, 
 }
 
 void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const PoolParams& p, int dh,
-                 int dw, float* out, bool emulated, int nthreads, const float* residual, Act post_act) {
+                 int dw, float* out, bool emulated, int nthreads, const float* residual, Act post_act,
+                 long ldo) {
   const I8GemmConfig& cfg = i8_cfg(emulated);
+  if (ldo == 0) ldo = w.n;
   if (nthreads <= 0) nthreads = get_num_threads();
   const int K = p.kh * p.kw * p.c;
   const long pix = static_cast<long>(p.h) * p.w, opix = static_cast<long>(p.oh) * p.ow;
@@ -630,7 +634,7 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
   if (is_pointwise(p)) {
     i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
       for (long m = m0; m < m1; ++m) quantize_row(cfg, x + m * K, K, qp[m / opix], rows + (m - m0) * w.kq, w.kq);
-    }, rq, out, w.n, bias, nthreads, residual, post_act);
+    }, rq, out, ldo, bias, nthreads, residual, post_act);
     return;
   }
   // The input is quantized once, then gathered one chunk of im2col rows at a time
@@ -655,7 +659,7 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
       im2col_row_runs(gather, xq.data(), p, dh, dw, m, n, oy, ox, b, zp);
       std::fill(b + K, b + 4L * w.kq, uint8_t{0});
     });
-  }, rq, out, w.n, bias, nthreads, residual, post_act);
+  }, rq, out, ldo, bias, nthreads, residual, post_act);
 }
 
 int64_t int8_transient_bytes(int64_t M, int N, int K, int nthreads) {
@@ -758,11 +762,12 @@ const PoolKernels& pool_cfg() {
 }
 }  // namespace
 
-void maxpool_f32(const float* x, const PoolParams& p, float* out, int nthreads) {
+void maxpool_f32(const float* x, const PoolParams& p, float* out, int nthreads, long ldo) {
   const PoolKernels& k = pool_cfg();
+  if (ldo == 0) ldo = p.c;
   pool_loop(p, nthreads, [&](int n, int, int, int y0, int y1, int x0, int x1, long o) {
     k.max(x + static_cast<long>(n) * p.h * p.w * p.c, static_cast<long>(p.w) * p.c, p.c, y0, y1, x0, x1,
-          out + o * p.c);
+          out + o * ldo);
   });
 }
 

@@ -29,9 +29,11 @@ struct PoolParams {
 
 // Float conv, NHWC input, OHWI weights (groups = 1), zero padding.
 // residual / post_act as for sgemm (residual [n][oh][ow][oc]).
+// ldo: floats from one output pixel to the next (0: oc; wider only without a residual).
+// The same for conv2d_bf16 and conv2d_int8.
 void conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p, int oc,
                 int dh, int dw, Act act, const float* slope, float* out, int nthreads,
-                const float* residual = nullptr, Act post_act = Act::kNone);
+                const float* residual = nullptr, Act post_act = Act::kNone, long ldo = 0);
 
 // Depthwise float conv (groups = channels, one filter per channel), NHWC,
 // weights [kh][kw][c], zero padding.
@@ -72,7 +74,7 @@ void gemm_bf16(int M, const float* a, long lda, const Bf16Weights& w, float* c, 
 // (groups = 1), zero padding; scale and bias as gemm_bf16's.
 void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const float* bias,
                  const PoolParams& p, int dh, int dw, float* out, bool emulated, int nthreads,
-                 const float* residual = nullptr, Act post_act = Act::kNone);
+                 const float* residual = nullptr, Act post_act = Act::kNone, long ldo = 0);
 
 // Bytes a gemm_bf16 call of M rows allocates on nthreads threads (each task
 // running at once holds its chunk of bf16 rows), and a conv2d_bf16 call (p.n
@@ -114,7 +116,7 @@ void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, 
 // sample's input quantized on its own.
 void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const PoolParams& p, int dh,
                  int dw, float* out, bool emulated, int nthreads, const float* residual = nullptr,
-                 Act post_act = Act::kNone);
+                 Act post_act = Act::kNone, long ldo = 0);
 
 // Transient bytes of a gemm_int8 call of M rows, and of a conv2d_int8 call (p.n included).
 int64_t int8_transient_bytes(int64_t M, int N, int K, int nthreads);
@@ -125,7 +127,8 @@ const char* i8gemm_kernel_name(bool emulated);
 // Max of +-1 values on packed bits: AND of the sign bits (bit set = -1);
 // padded positions are ignored.
 void maxpool_packed(const uint64_t* x, const PoolParams& p, uint64_t* out, int nthreads);
-void maxpool_f32(const float* x, const PoolParams& p, float* out, int nthreads);
+// ldo: floats from one output pixel to the next (0: p.c).
+void maxpool_f32(const float* x, const PoolParams& p, float* out, int nthreads, long ldo = 0);
 void avgpool_f32(const float* x, const PoolParams& p, bool count_include_pad, float* out,
                  int nthreads);
 

@@ -10,10 +10,10 @@
 namespace onebit {
 
 void pack_rows_f32_portable(const float* x, size_t rows, int channels, const float* thr,
-                            uint64_t* out) {
+                            uint64_t* out, size_t ldx) {
   const int W = words_for(channels);
   for (size_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * channels;
+    const float* xr = x + r * ldx;
     uint64_t* o = out + r * W;
     for (int wd = 0; wd < W; ++wd) {
       int c0 = wd * 64, c1 = c0 + 64 < channels ? c0 + 64 : channels;
@@ -45,16 +45,17 @@ void split_rows(size_t rows, int nthreads, size_t min_rows, F&& f) {
 }  // namespace
 
 void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
-                   int nthreads) {
+                   int nthreads, size_t ldx) {
   const Isa isa = active_isa();
   const int W = words_for(channels);
+  if (ldx == 0) ldx = static_cast<size_t>(channels);
   split_rows(rows, nthreads, 4096 / (channels + 1) + 1, [&](size_t r0, size_t r1) {
     if (isa == Isa::kAvx512) {
-      pack_rows_f32_avx512(x + r0 * channels, r1 - r0, channels, thr, out + r0 * W);
+      pack_rows_f32_avx512(x + r0 * ldx, r1 - r0, channels, thr, out + r0 * W, ldx);
     } else if (isa == Isa::kNeon) {
-      pack_rows_f32_neon(x + r0 * channels, r1 - r0, channels, thr, out + r0 * W);
+      pack_rows_f32_neon(x + r0 * ldx, r1 - r0, channels, thr, out + r0 * W, ldx);
     } else {
-      pack_rows_f32_portable(x + r0 * channels, r1 - r0, channels, thr, out + r0 * W);
+      pack_rows_f32_portable(x + r0 * ldx, r1 - r0, channels, thr, out + r0 * W, ldx);
     }
   });
 }
@@ -111,7 +112,7 @@ bool bgconv_uses_lanes(int groups, int cin_g) {
 
 PackedWeights pack_weights_ohwi(const float* w, int oc, int kh, int kw, int cin_g, int groups) {
   std::vector<uint64_t> words(static_cast<size_t>(oc) * kh * kw * words_for(cin_g), 0);
-  pack_rows_f32_portable(w, static_cast<size_t>(oc) * kh * kw, cin_g, nullptr, words.data());
+  pack_rows_f32_portable(w, static_cast<size_t>(oc) * kh * kw, cin_g, nullptr, words.data(), cin_g);
   return pack_weights_ohwi_words(std::move(words), oc, kh, kw, cin_g, groups);
 }
 

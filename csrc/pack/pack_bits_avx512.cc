@@ -6,11 +6,11 @@
 namespace onebit {
 
 void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
-                          uint64_t* out) {
+                          uint64_t* out, size_t ldx) {
   const int W = words_for(channels);
   const __m512 zero = _mm512_setzero_ps();
   for (size_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * channels;
+    const float* xr = x + r * ldx;
     uint64_t* o = out + r * W;
     for (int wd = 0; wd < W; ++wd) {
       uint64_t word = 0;

@@ -121,7 +121,7 @@ NB_MODULE(_C, m) {
     require(channels > 0 && x.size() % channels == 0, "bad channels");
     const size_t rows = x.size() / channels;
     require_size(out, rows * words_for(channels), "out");
-    pack_rows_f32_portable(x.data(), rows, channels, nullptr, out.data());
+    pack_rows_f32_portable(x.data(), rows, channels, nullptr, out.data(), channels);
   });
   m.def("pack_i8", [](In<int8_t> x, int channels, Out<uint64_t> out, int nthreads) {
     require(channels > 0 && x.size() % channels == 0, "input size is not a multiple of channels");

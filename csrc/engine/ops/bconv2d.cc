@@ -30,7 +30,13 @@ class Bconv2dKernel final : public OpKernel {
     OutputStage os = L_.stage();
     os.residual = residual;
     os.post_act = e_.act;
-    conv(static_cast<const uint64_t*>(a.in[0]), a.n, os, a.out, a.nthreads);
+    conv(static_cast<const uint64_t*>(a.in[0]), a.n, os, a.out, a.nthreads, static_cast<size_t>(a.out_ld));
+  }
+  // A float output straight into a slice of a concat (not the residual-planes input,
+  // whose scaled sum is written densely).
+  bool strided_output() const override {
+    OutputStage os = L_.stage();
+    return r_.bits == 1 && !e_.residual && bconv2d_strided_ok(p_, os);
   }
   int64_t transient_bytes(int64_t n, int nthreads) const override {
     // the binary kernel runs on every residual plane: n * residual_bits images
@@ -60,10 +66,11 @@ class Bconv2dKernel final : public OpKernel {
   }
 
  private:
-  void conv(const uint64_t* x, int64_t images, const OutputStage& os, void* out, int nthreads) const {
+  void conv(const uint64_t* x, int64_t images, const OutputStage& os, void* out, int nthreads,
+            size_t ldo = 0) const {
     ConvParams p = p_;
     p.n = static_cast<int>(images);
-    bconv2d(x, L_.w, p, os, out, nthreads);
+    bconv2d(x, L_.w, p, os, out, nthreads, ldo);
   }
   BinaryLayer L_;
   ConvParams p_;

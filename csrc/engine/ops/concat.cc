@@ -15,6 +15,10 @@ class ConcatKernel final : public OpKernel {
     for_row_chunks(rows, static_cast<size_t>(out_.row_elems()), a.nthreads,
                    [&](size_t r0, size_t r1) { copy_rows(a, r0, r1); });
   }
+  // A float concat may itself be a slice of a wider one and read its inputs from
+  // slices; an input the planner already placed in its own slice is not copied.
+  bool strided_input(size_t) const override { return out_.dtype == DType::kF32; }
+  bool strided_output() const override { return out_.dtype == DType::kF32; }
 
  private:
   void copy_rows(const RunArgs& a, size_t r0, size_t r1) const {
@@ -35,7 +39,7 @@ class ConcatKernel final : public OpKernel {
       }
       return;
     }
-    const size_t oc = static_cast<size_t>(out_.c);
+    const size_t ld = static_cast<size_t>(out_stride(a, out_));
     auto* y = static_cast<float*>(a.out);
     size_t off = 0;
     for (size_t k = 0; k < ins_.size(); ++k) {
@@ -43,10 +47,11 @@ class ConcatKernel final : public OpKernel {
       if (ins_[k].dtype == DType::kBits) {
         const size_t iw = static_cast<size_t>(ins_[k].row_elems());
         const auto* x = static_cast<const uint64_t*>(a.in[k]);
-        for (size_t r = r0; r < r1; ++r) unpack_rows_f32(x + r * iw, 1, static_cast<int>(c), y + r * oc + off);
-      } else {
+        for (size_t r = r0; r < r1; ++r) unpack_rows_f32(x + r * iw, 1, static_cast<int>(c), y + r * ld + off);
+      } else if (a.in[k] != y + off) {  // else written in place by its producer
         const auto* x = static_cast<const float*>(a.in[k]);
-        for (size_t r = r0; r < r1; ++r) std::memcpy(y + r * oc + off, x + r * c, c * sizeof(float));
+        const size_t ild = static_cast<size_t>(in_stride(a, k, ins_[k]));
+        for (size_t r = r0; r < r1; ++r) std::memcpy(y + r * ld + off, x + r * ild, c * sizeof(float));
       }
       off += c;
     }

@@ -51,19 +51,22 @@ class Conv2dKernel final : public OpKernel {
   // One group's convolution (groups = 1: the whole layer, with the fused add and relu
   // applied to each chunk of rows as it is finished).
   void conv_group(const float* x, int g, const PoolParams& p, float* y, int nthreads,
-                  const float* residual = nullptr, Act act = Act::kNone) const {
+                  const float* residual = nullptr, Act act = Act::kNone, long ldo = 0) const {
     const int og = oc_ / groups_;
     const float* b = bias_.data() + static_cast<size_t>(g) * og;
     if (bf16()) {
       const float* sc = scale_.empty() ? nullptr : scale_.data() + static_cast<size_t>(g) * og;
-      conv2d_bf16(x, w_bf16_[g], sc, b, p, dh_, dw_, y, emulated_, nthreads, residual, act);
+      conv2d_bf16(x, w_bf16_[g], sc, b, p, dh_, dw_, y, emulated_, nthreads, residual, act, ldo);
     } else if (int8()) {
-      conv2d_int8(x, w_i8_[g], b, p, dh_, dw_, y, emulated_, nthreads, residual, act);
+      conv2d_int8(x, w_i8_[g], b, p, dh_, dw_, y, emulated_, nthreads, residual, act, ldo);
     } else {
       const size_t wg = static_cast<size_t>(og) * p.kh * p.kw * p.c;
-      conv2d_f32(x, w_.data() + g * wg, b, p, og, dh_, dw_, Act::kNone, nullptr, y, nthreads, residual, act);
+      conv2d_f32(x, w_.data() + g * wg, b, p, og, dh_, dw_, Act::kNone, nullptr, y, nthreads, residual, act,
+                 ldo);
     }
   }
+  // groups = 1 without a residual can write into a slice of a concat.
+  bool strided_output() const override { return groups_ == 1 && !e_.residual; }
   void run(const RunArgs& a) const override {
     PoolParams p = p_;
     p.n = static_cast<int>(a.n);
@@ -71,7 +74,7 @@ class Conv2dKernel final : public OpKernel {
     auto* y = static_cast<float*>(a.out);
     const float* residual = e_.residual ? static_cast<const float*>(a.in[1]) : nullptr;
     if (groups_ == 1) {  // the add and relu fused into each chunk of rows
-      conv_group(x, 0, p, y, a.nthreads, residual, e_.act);
+      conv_group(x, 0, p, y, a.nthreads, residual, e_.act, static_cast<long>(a.out_ld));
       return;
     }
     if (!w_hwc_.empty()) {

@@ -10,8 +10,9 @@ class MaxpoolKernel final : public OpKernel {
   void run(const RunArgs& a) const override {
     PoolParams p = p_;
     p.n = static_cast<int>(a.n);
-    maxpool_f32(static_cast<const float*>(a.in[0]), p, static_cast<float*>(a.out), a.nthreads);
+    maxpool_f32(static_cast<const float*>(a.in[0]), p, static_cast<float*>(a.out), a.nthreads, a.out_ld);
   }
+  bool strided_output() const override { return true; }
 
  private:
   PoolParams p_;

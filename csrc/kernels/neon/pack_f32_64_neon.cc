@@ -37,12 +37,12 @@ inline uint64_t pack64(const float* x, const float* t, uint8x16_t weights) {
 }  // namespace
 
 void pack_rows_f32_neon(const float* x, size_t rows, int channels, const float* thr,
-                        uint64_t* out) {
+                        uint64_t* out, size_t ldx) {
   static const uint8_t kWeights[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
   const uint8x16_t weights = vld1q_u8(kWeights);
   const int W = words_for(channels), full = channels / 64;
   for (size_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * channels;
+    const float* xr = x + r * ldx;
     uint64_t* o = out + r * W;
     for (int wd = 0; wd < full; ++wd) o[wd] = pack64(xr + wd * 64, thr ? thr + wd * 64 : nullptr, weights);
     if (full < W) {

@@ -11,7 +11,8 @@ inline int bit_at(const uint64_t* row, int c) { return (row[c / 64] >> (c % 64))
 }  // namespace
 
 void bconv2d_reference(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
-                       const OutputStage& os, void* out) {
+                       const OutputStage& os, void* out, size_t ldo) {
+  if (ldo == 0) ldo = static_cast<size_t>(p.oc);
   const int T = p.kh * p.kw, cwin = words_for(p.cin), cw = w.cw;
   const int ocg = p.oc / p.groups, cing = p.cin / p.groups;
   const int nb = (p.oc + kNR - 1) / kNR, ocpad = nb * kNR, wout = words_for(p.oc);
@@ -59,7 +60,7 @@ void bconv2d_reference(const uint64_t* x, const PackedWeights& w, const ConvPara
                            thr.data() + b * kNR, flip[b]};
           // k_bits = 0 and dot passed directly: the scalar stage takes dot values.
           void* o = os.kind == OutKind::kFloat
-                        ? static_cast<void*>(static_cast<float*>(out) + pix * p.oc + b * kNR)
+                        ? static_cast<void*>(static_cast<float*>(out) + pix * ldo + b * kNR)
                         : static_cast<void*>(reinterpret_cast<uint32_t*>(
                               static_cast<uint64_t*>(out) + pix * wout) + b);
           bgemm_epilogue_scalar(dot.data() + b * kNR, ep, o);

@@ -94,7 +94,9 @@ class Model:
         """One row per op: index, op, source module, output shape (batch 1, NHWC storage), dtype.
 
         ``precision`` is what a float conv2d / dense layer computes in (``"fp32"``,
-        ``"bf16"``, ``"int8"``, ...) and ``""`` for every other op.
+        ``"bf16"``, ``"int8"``, ...) and ``""`` for every other op. ``written_into`` names
+        the concat whose buffer the op writes its output into, in place (at channel
+        ``channel_offset``; DenseNet's growing features are not copied), or is ``""``.
         """
         return [
             {
@@ -105,6 +107,8 @@ class Model:
                 "dtype": s["dtype"],
                 "output": s["output"],
                 "precision": s["precision"],
+                "written_into": s["written_into"],
+                "channel_offset": s["channel_offset"],
             }
             for i, s in enumerate(self._steps)
         ]
@@ -117,6 +121,7 @@ def load(
     *,
     memory_cap: int = DEFAULT_MEMORY_CAP,
     float_precision: str = "fp32",
+    concat_in_place: bool = True,
 ) -> Model:
     """Read, validate and prepare a .onebit file. Raises :class:`ModelFormatError` on a bad file.
 
@@ -141,6 +146,11 @@ def load(
 
     Depthwise float convolutions stay fp32. :attr:`Model.float_precision` reports the
     choice; docs/deployment.md and docs/performance.md give its speed and accuracy.
+
+    ``concat_in_place``: the ops that produce a float concat's inputs write them
+    straight into the concat's buffer (DenseNet's growing features are then never
+    copied; :meth:`Model.describe` shows which); ``False`` copies them, with the same
+    results, to measure what that saves.
     """
     path = os.fspath(path)
     if not isinstance(float_precision, str) or float_precision not in FLOAT_PRECISIONS:
@@ -158,6 +168,7 @@ def load(
             int(memory_cap),
             verify_checksum=verify_checksum,
             float_precision=float_precision,
+            concat_in_place=bool(concat_in_place),
         )
     except _C.EngineFormatError as e:
         raise ModelFormatError(f"{path}: {e}") from None
