@@ -36,6 +36,10 @@ struct OutputStage {
   // residual [n][oh][ow][oc] or null; what the exporter fused from a following add/relu.
   const float* residual = nullptr;
   Act post_act = Act::kNone;
+  // Both or neither: y = post_act(y) * post_scale + post_shift (+ residual) instead
+  // (ops/post_ops.h), per output channel.
+  const float* post_scale = nullptr;
+  const float* post_shift = nullptr;
 };
 
 // Output: float [n][oh][ow][oc] or uint64 [n][oh][ow][words_for(oc)].

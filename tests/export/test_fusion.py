@@ -1,6 +1,8 @@
-"""The exporter fuses a float conv's following add and relu into it (passes.fuse_conv_epilogues).
+"""The exporter fuses a float conv's following add and relu into it (passes.fuse_conv_epilogues),
+and a binary conv's relu -> BatchNorm -> add (QuickNet's blocks; passes.fuse_conv_post_affine).
 
-The engine then computes activation(conv + residual) in each tile as the conv writes it. The
+The engine then computes activation(conv + residual), or relu(conv) * scale + shift + residual,
+in each tile as the conv writes it. The
 fusion must not change a bit: every case is exported twice, with and without the pass, and
 both files must give identical outputs (compared as uint32) on every instruction set.
 The zoo models are covered by tests/runtime/test_golden.py: their fused exports reproduce
@@ -53,7 +55,8 @@ class ResNetish(nn.Module):
 def _export_both(model: nn.Module, x: torch.Tensor, tmp_path, monkeypatch) -> tuple[str, str]:
     fused, plain = str(tmp_path / "fused.onebit"), str(tmp_path / "plain.onebit")
     onebit.export(model, x[:1], fused)
-    without = tuple(p for p in passes.FOLDING_PASSES if p is not passes.fuse_conv_epilogues)
+    fusions = (passes.fuse_conv_epilogues, passes.fuse_conv_post_affine)
+    without = tuple(p for p in passes.FOLDING_PASSES if p not in fusions)
     monkeypatch.setattr(passes, "FOLDING_PASSES", without)
     onebit.export(model, x[:1], plain)
     monkeypatch.undo()
@@ -121,3 +124,45 @@ def test_a_conv_read_twice_keeps_its_output(tmp_path, monkeypatch):
     assert nodes[1]["inputs"][1] == nodes[0]["outputs"][0] and nodes[1]["attrs"]["activation"] == "relu"
     for isa, outs in _outputs_per_isa((fused, plain), x.numpy()).items():
         np.testing.assert_array_equal(outs[0].view(np.uint32), outs[2].view(np.uint32), err_msg=isa)
+
+
+class QuickNetish(nn.Module):
+    """QuickNet's blocks x + BN(relu(bconv(x))); one whose BN output is read twice (the add is
+    not fused: the conv keeps the affine only); a last block relu -> BN with no add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 48, 3, padding=1, bias=False), nn.BatchNorm2d(48))
+        self.convs = nn.ModuleList(QuantConv2d(48, 48, 3, padding=1, bias=False, **BIN) for _ in range(4))
+        self.bns = nn.ModuleList(nn.BatchNorm2d(48) for _ in range(4))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(96, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for i in range(2):
+            x = x + self.bns[i](torch.relu(self.convs[i](x)))
+        y = self.bns[2](torch.relu(self.convs[2](x)))
+        x = x + y
+        z = self.bns[3](torch.relu(self.convs[3](x)))
+        return self.head(torch.flatten(self.pool(torch.cat([z, y], 1)), 1))
+
+
+def test_relu_batchnorm_add_fuse_into_binary_convs_bit_for_bit(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = randomize_bn(QuickNetish()).eval()
+    x = torch.randn(3, 3, 12, 12)
+    fused, plain = _export_both(model, x, tmp_path, monkeypatch)
+    ops_f, ops_p = _ops(fused), _ops(plain)
+    assert ops_p["affine"] == 4 and ops_p["relu"] == 4 and ops_p["add"] == 3, ops_p
+    assert ops_f["affine"] == 0 and ops_f["relu"] == 0 and ops_f["add"] == 1, ops_f  # x + y: y is read twice
+    convs = [n for n in load(fused).meta["nodes"] if n["op"] == "bconv2d"]
+    assert all("post_scale" in n["params"] and n["attrs"]["activation"] == "relu" for n in convs)
+    assert [len(n["inputs"]) for n in convs] == [2, 2, 1, 1]
+    xs = x.numpy()
+    for isa, (f1, f2, p1, p2) in _outputs_per_isa((fused, plain), xs).items():
+        for a, b in ((f1, p1), (f2, p2), (f1, f2)):
+            np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32), err_msg=isa)
+    with torch.no_grad():
+        want = model(x).numpy()
+    np.testing.assert_allclose(load(fused).run(xs), want, rtol=1e-4, atol=1e-4)

@@ -599,6 +599,27 @@ def _fused_epilogue_cases():
 
         return f
 
+    def post_affine(scale, shift=None, bits=False, op="bconv2d"):
+        def f(meta, tensors):
+            if bits:
+                bits_out_with()(meta, tensors)
+            tensors.update(s8=np.ones(8, np.float32), s3=np.ones(3, np.float32), h8=np.zeros(8, np.float32),
+                           i8=np.zeros(8, np.int32))
+            if op == "conv2d":  # a float conv in place of the sign -> bconv2d pair
+                tensors["fw"] = np.zeros((8, 3, 3, 3), np.float32)
+                n = _node(meta, "bconv2d")
+                meta["nodes"].remove(_node(meta, "sign"))
+                n.update(op="conv2d", inputs=["input"])
+                n["params"] = {"weight": "fw", "multiplier": "m", "bias": "b"}
+                binary_only = ("in_channels", "pad_value", "output")
+                n["attrs"] = {k: v for k, v in n["attrs"].items() if k not in binary_only}
+            n = _node(meta, op)
+            n["params"]["post_scale"] = scale
+            if shift:
+                n["params"]["post_shift"] = shift
+
+        return f
+
     return [
         ("residual of another shape", bconv_inputs("input"), "residual input is 8 x 8 x 3, the output 8 x 8"),
         ("residual of bits", bconv_inputs("x1"), "input 1 must be float, is binary"),
@@ -608,6 +629,11 @@ def _fused_epilogue_cases():
         ("activation not a string", bconv_attr(activation=1), "attribute .activation. must be one of"),
         ("activation with bits output", bits_out_with(activation="relu"), "needs a float output"),
         ("residual with bits output", bits_out_with(residual="input"), "needs a float output"),
+        ("post_scale alone", post_affine("s8"), "post_scale and post_shift come together"),
+        ("post_scale too short", post_affine("s3", "h8"), "'post_scale' tensor has 3 values, needs 8"),
+        ("post_shift of int32", post_affine("s8", "i8"), "'post_shift' tensor must be float32 or float16"),
+        ("post_scale with bits output", post_affine("s8", "h8", bits=True), "needs a float output"),
+        ("post_scale on conv2d", post_affine("s8", "h8", op="conv2d"), "unknown parameter .post_scale."),
     ]
 
 

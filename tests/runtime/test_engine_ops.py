@@ -115,6 +115,25 @@ def case_bconv2d_depthwise_bits(g, c):
     return _bconv(g, c, c, "binary", groups=c, k=3, s=2, p=1, d=1)
 
 
+def _post_affine(g, c, groups):
+    """relu(bconv) * post_scale + post_shift + input (QuickNet's block, passes.fuse_conv_post_affine)."""
+    b = g.op("sign", "input", threshold=g.t(np.zeros(c, np.float32)))
+    attrs = conv_attrs(k=3, in_channels=c, pad_value=1.0, output="float", groups=groups, activation="relu")
+    return g.op("bconv2d", b, "input", attrs=attrs, weight=g.t(_signs((c, 3, 3, c // groups)), packed=True),
+                multiplier=g.t(RNG.uniform(0.5, 1.5, c).astype(np.float32)),
+                bias=g.t(RNG.standard_normal(c).astype(np.float32)),
+                post_scale=g.t(RNG.uniform(-2, 2, c).astype(np.float32)),
+                post_shift=g.t(RNG.standard_normal(c).astype(np.float32)))
+
+
+def case_bconv2d_post_affine(g, c):
+    return _post_affine(g, c, 1)
+
+
+def case_bconv2d_post_affine_depthwise(g, c):  # the bit-sliced kernel, then one pass over the output
+    return _post_affine(g, c, c)
+
+
 def case_bconv2d_grouped_multiplier_bits(g, c):
     return _bconv(g, c, 3 * c, "binary", groups=c, pad_value=1.0, k=3, s=1, p=2, d=2)
 

@@ -24,12 +24,14 @@ class Bconv2dKernel final : public OpKernel {
                            conv(planes, images, OutputStage{}, dots, a.nthreads);
                          });
       add_residual_act(y, residual, static_cast<size_t>(p_.oc), static_cast<size_t>(a.n * r_.rows_out),
-                       0, p_.oc, e_.act);
+                       0, p_.oc, e_.act, scale(), shift());
       return;
     }
     OutputStage os = L_.stage();
     os.residual = residual;
     os.post_act = e_.act;
+    os.post_scale = scale();
+    os.post_shift = shift();
     conv(static_cast<const uint64_t*>(a.in[0]), a.n, os, a.out, a.nthreads, static_cast<size_t>(a.out_ld));
   }
   // A float output straight into a slice of a concat (not the residual-planes input,
@@ -66,6 +68,8 @@ class Bconv2dKernel final : public OpKernel {
   }
 
  private:
+  const float* scale() const { return e_.post_scale.empty() ? nullptr : e_.post_scale.data(); }
+  const float* shift() const { return e_.post_shift.empty() ? nullptr : e_.post_shift.data(); }
   void conv(const uint64_t* x, int64_t images, const OutputStage& os, void* out, int nthreads,
             size_t ldo = 0) const {
     ConvParams p = p_;
@@ -117,13 +121,20 @@ std::vector<AttrSpec> attrs() {
   return a;
 }
 
+std::vector<ParamSpec> params() {
+  std::vector<ParamSpec> p = binary_layer_params();
+  for (const ParamSpec& s : post_affine_params()) p.push_back(s);
+  return p;
+}
+
 }  // namespace
 
 extern const OpDef kOpBconv2d = {
     "bconv2d",
     "Binary convolution: packed +-1 input and filters, exact integer dot products, then a float "
     "multiplier and bias, or per-channel integer thresholds that emit bits for the next binary layer. "
-    "Float output: an optional second input is added, then the activation (the fused residual add).",
-    1, 2, attrs(), binary_layer_params(), false, build};
+    "Float output: an optional second input is added, then the activation (the fused residual add); "
+    "with post_scale / post_shift, y = activation(conv) * post_scale + post_shift + the second input.",
+    1, 2, attrs(), params(), false, build};
 
 }  // namespace onebit::ops

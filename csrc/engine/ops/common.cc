@@ -20,12 +20,24 @@ AttrSpec activation_attr() {
               "applied last, after the residual input (if any) is added: relu as the relu op");
 }
 
+std::vector<ParamSpec> post_affine_params() {
+  return {{"post_scale", false, "float [O] (float output): y = activation(conv) * post_scale + post_shift"},
+          {"post_shift", false, "float [O], with post_scale; then the residual input is added"}};
+}
+
 FusedEpilogue read_fused_epilogue(const BuildCtx& ctx, const ValueInfo& out) {
   FusedEpilogue e;
   e.act = ctx.attr_enum("activation") == "relu" ? Act::kRelu : Act::kNone;
   e.residual = ctx.inputs().size() > 1;
-  if ((e.residual || e.act != Act::kNone) && out.dtype != DType::kF32)
-    ctx.fail("a residual input or an activation needs a float output");
+  const bool affine = ctx.has_param("post_scale") || ctx.has_param("post_shift");
+  if ((e.residual || e.act != Act::kNone || affine) && out.dtype != DType::kF32)
+    ctx.fail("a residual input, an activation or post_scale / post_shift needs a float output");
+  if (affine) {
+    if (!ctx.has_param("post_scale") || !ctx.has_param("post_shift"))
+      ctx.fail("post_scale and post_shift come together");
+    e.post_scale = ctx.param_f32("post_scale", out.c);
+    e.post_shift = ctx.param_f32("post_shift", out.c);
+  }
   if (e.residual) {
     ctx.require_input(1, DType::kF32, out.rank);
     const ValueInfo& r = ctx.input(1);

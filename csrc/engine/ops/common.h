@@ -63,7 +63,12 @@ AttrSpec activation_attr();
 struct FusedEpilogue {
   bool residual = false;  // input 1 is added
   Act act = Act::kNone;
+  // Parameters post_scale and post_shift (bconv2d): y = act(conv(x)) * post_scale +
+  // post_shift (+ residual), the BatchNorm after QuickNet's relu (ops/post_ops.h).
+  std::vector<float> post_scale, post_shift;
 };
+// The optional parameters of that affine.
+std::vector<ParamSpec> post_affine_params();
 // Reads `activation` and checks input 1 (if present) against `out` (set ctx.out
 // first). Both need a float output.
 FusedEpilogue read_fused_epilogue(const BuildCtx& ctx, const ValueInfo& out);

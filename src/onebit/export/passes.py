@@ -13,7 +13,10 @@ Run in :data:`FOLDING_PASSES` order by :func:`fold` (the driver calls it):
 7. a float-output conv whose only consumer is an ``add`` takes the add's other operand as
    its ``residual`` input, and one whose only consumer is a ``relu`` takes it as its
    ``activation``: the engine applies both to each tile as the conv writes it, instead of
-   passes over the whole tensor (:func:`fuse_conv_epilogues`).
+   passes over the whole tensor (:func:`fuse_conv_epilogues`),
+8. a binary conv with a relu whose only consumer is an ``affine`` (QuickNet's BatchNorm
+   after the relu) takes it as ``post_scale`` / ``post_shift``, and then the ``add`` that
+   follows as its residual (:func:`fuse_conv_post_affine`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ __all__ = [
     "fold_maxpool_sign",
     "fold_sign_into_bconv",
     "fuse_conv_epilogues",
+    "fuse_conv_post_affine",
 ]
 
 
@@ -362,6 +366,42 @@ def fuse_conv_epilogues(g: Graph) -> None:
         _remove(g, relu)
 
 
+def fuse_conv_post_affine(g: Graph) -> None:
+    """bconv(activation) -> affine [-> add(., r)]  ==>  bconv(x[, r], post_scale, post_shift).
+
+    QuickNet's blocks are ``x + BN(relu(bconv(x)))``: the BatchNorm comes after the relu, so
+    :func:`fold_affines` cannot fold it into the multiplier, and the relu, affine and add
+    were three passes over the block's output. The engine computes
+    ``relu(y) * post_scale + post_shift + r`` per tile, with those ops' own float32
+    roundings (the same bits). Runs after :func:`fuse_conv_epilogues`, which gave the conv
+    its relu; an affine after a conv without activation was folded already.
+    """
+    for conv in list(g.nodes):
+        if conv["op"] != "bconv2d" or not _float_conv(conv) or len(conv["inputs"]) != 1:
+            continue
+        if conv["attrs"].get("activation", "none") == "none" or "post_scale" in conv["params"]:
+            continue
+        affine = _sole_consumer(g, conv["outputs"][0])
+        if affine is None or affine["op"] != "affine":
+            continue
+        conv["params"]["post_scale"] = affine["params"].pop("scale")
+        conv["params"]["post_shift"] = affine["params"].pop("shift")
+        g.values.pop(conv["outputs"][0], None)
+        conv["outputs"] = list(affine["outputs"])
+        _remove(g, affine)
+        add = _sole_consumer(g, conv["outputs"][0])
+        if add is None or add["op"] != "add" or len(set(add["inputs"])) != 2:
+            continue
+        own = conv["outputs"][0]
+        residual = add["inputs"][1] if add["inputs"][0] == own else add["inputs"][0]
+        conv["inputs"] = [conv["inputs"][0], residual]
+        g.nodes.remove(conv)
+        g.nodes.insert(g.nodes.index(add), conv)  # r may be computed after the conv
+        conv["outputs"] = list(add["outputs"])
+        g.values.pop(own, None)
+        _remove(g, add)
+
+
 #: The folding passes in the order :func:`fold` runs them.
 FOLDING_PASSES: tuple[Callable[[Graph], None], ...] = (
     fold_affines,
@@ -371,6 +411,7 @@ FOLDING_PASSES: tuple[Callable[[Graph], None], ...] = (
     fold_sign_into_bconv,
     fold_affine_sign,
     fuse_conv_epilogues,
+    fuse_conv_post_affine,
 )
 
 

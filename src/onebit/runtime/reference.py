@@ -116,8 +116,17 @@ def _op_sign(x, node, P):
     return np.where(pos, 1.0, -1.0).astype(np.float32)
 
 
-def _fused(y: np.ndarray, residual: list[np.ndarray], node: dict[str, Any]) -> np.ndarray:
-    """A conv's fused epilogue: ``activation(y + residual)`` as the separate add and relu ops."""
+def _fused(
+    y: np.ndarray, residual: list[np.ndarray], node: dict[str, Any], P: dict[str, np.ndarray]
+) -> np.ndarray:
+    """A conv's fused epilogue: ``activation(y + residual)`` as the separate add and relu ops;
+    with ``post_scale`` / ``post_shift``, ``activation(y) * post_scale + post_shift + residual``
+    as the separate relu, affine and add ops."""
+    if "post_scale" in P:
+        if node["attrs"].get("activation", "none") == "relu":
+            y = _op_relu(y, node, {})
+        y = _op_affine(y, node, {"scale": P["post_scale"], "shift": P["post_shift"]})
+        return _op_add(y, residual[0], node, {}) if residual else y
     if residual:
         y = _op_add(y, residual[0], node, {})
     if node["attrs"].get("activation", "none") == "relu":
@@ -127,7 +136,7 @@ def _fused(y: np.ndarray, residual: list[np.ndarray], node: dict[str, Any]) -> n
 
 def _op_conv2d(x, *args):
     *residual, node, P = args
-    return _fused(_epilogue(_conv(x, P["weight"], node["attrs"]), node, P), residual, node)
+    return _fused(_epilogue(_conv(x, P["weight"], node["attrs"]), node, P), residual, node, P)
 
 
 def _op_bconv2d(x, *args):
@@ -137,8 +146,8 @@ def _op_bconv2d(x, *args):
         return _conv(b, P["weight"], node["attrs"], node["attrs"].get("pad_value", 1.0))
 
     if node["attrs"].get("residual_bits", 1) > 1:
-        return _fused(_epilogue(_residual_dots(x, node, dot), node, P), residual, node)
-    return _fused(_epilogue(dot(x), node, P), residual, node)
+        return _fused(_epilogue(_residual_dots(x, node, dot), node, P), residual, node, P)
+    return _fused(_epilogue(dot(x), node, P), residual, node, P)
 
 
 def _op_dense(x, node, P):
