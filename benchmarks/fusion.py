@@ -1,13 +1,14 @@
-"""What the exporter's epilogue fusion (passes.fuse_conv_epilogues) saves, per zoo model.
+"""What the exporter's epilogue fusions save, per zoo model.
 
     python benchmarks/fusion.py [--models binary_resnet_e18 quicknet] [--runs 40]
 
-Each model (224x224, batch 1, random weights) is exported twice, with and without the pass
-that gives a float conv its following add (as a residual input) and relu; both files give
-the same bits (tests/export/test_fusion.py). The two engines are called in turn on one
-thread pinned to one CPU; the table gives the CPU time of the calling thread per call
-(medians), the node counts, and the time of the separate add and relu ops in each graph
-(profiled passes; quicknet keeps the adds that follow a BatchNorm after its relu).
+Each model (224x224, batch 1, random weights) is exported twice, with and without the passes
+that give a float conv its following add (as a residual input) and relu
+(passes.fuse_conv_epilogues) and a binary conv its relu -> BatchNorm -> add (QuickNet's
+blocks, passes.fuse_conv_post_affine); both files give the same bits
+(tests/export/test_fusion.py). The two engines are called in turn on one thread pinned to one
+CPU; the table gives the CPU time of the calling thread per call (medians), the node counts,
+and the time of the separate add, relu and affine ops in each graph (profiled passes).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ DEFAULT_MODELS = ["binary_resnet_e18", "birealnet18", "quicknet", "binary_densen
 def export(model: torch.nn.Module, x: torch.Tensor, path: str, fuse: bool) -> None:
     saved = passes.FOLDING_PASSES
     if not fuse:
-        passes.FOLDING_PASSES = tuple(p for p in saved if p is not passes.fuse_conv_epilogues)
+        fusions = (passes.fuse_conv_epilogues, passes.fuse_conv_post_affine)
+        passes.FOLDING_PASSES = tuple(p for p in saved if p not in fusions)
     try:
         onebit.export(model, x, path)
     finally:
@@ -49,7 +51,8 @@ def main() -> None:
     print(f"lscpu: {cpu}; load average at start {os.getloadavg()[0]:.2f}")
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32))
     xn = x.numpy()
-    print("| model | nodes unfused -> fused | add + relu ops, ms | CPU ms unfused | CPU ms fused | saved |")
+    print("| model | nodes unfused -> fused | add + relu + affine ops, ms | CPU ms unfused | CPU ms fused "
+          "| saved |")
     print("|---|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
@@ -63,14 +66,14 @@ def main() -> None:
                 t = interleaved_median_ms({k: (lambda m=m: m.run(xn)) for k, m in engines.items()},
                                           args.runs, clock=time.thread_time)
             sep = {}
-            for k, m in engines.items():  # time of the add and relu ops left in each graph
+            for k, m in engines.items():  # time of the add, relu and affine ops left in each graph
                 m.layer_times.clear()
                 for _ in range(10):
                     m.run(xn, profile=True)
                 by_op = collections.Counter()
                 for i, s in m.layer_times.items():
                     by_op[m.meta["nodes"][i]["op"]] += 1e3 * s / 10
-                sep[k] = by_op["add"] + by_op["relu"]
+                sep[k] = by_op["add"] + by_op["relu"] + by_op["affine"]
             n0, n1 = (len(engines[k].meta["nodes"]) for k in ("unfused", "fused"))
             a, b = t["unfused"], t["fused"]
             print(f"| {name} | {n0} -> {n1} | {sep['unfused']:.2f} -> {sep['fused']:.2f} | {a:.2f} | "
