@@ -37,6 +37,7 @@ from torch import nn
 import onebit
 from onebit import quantizers
 from onebit.models.bethge import BinaryDenseNet
+from onebit.models.quicknet import QuickNet
 from onebit.models.xnornet import XnorBlock, _stem
 from onebit.nn import QuantConv2d, QuantLinear, Scale
 from onebit.runtime.format import read_model_file, write_model_file
@@ -230,6 +231,11 @@ def seed_models() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
         "scaled": (Scaled(), (1, 1, 16, 16)),
         "mixed": (Mixed(), (1, 3, 8, 8)),
         "float_ops": (FloatOps(), (1, 3, 8, 8)),
+        # its blocks' relu -> BatchNorm -> add fuse into the binary conv (post_scale, post_shift)
+        "quicknet_slim": (
+            QuickNet((1, 1, 1, 1), (16, 32, 32, 64), num_classes=10, input_size=32),
+            (1, 3, 32, 32),
+        ),
     }
 
 
