@@ -4,8 +4,12 @@
 namespace onebit::ops {
 namespace {
 std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
+  // A select, vectorized: this file is built with -fno-trapping-math (csrc/CMakeLists.txt);
+  // without it GCC kept a scalar branch on each value's sign, mispredicted half the time
+  // (3.9 ms for 112 x 112 x 64 values, now 0.14 ms, as an affine of that size takes).
   return pointwise(ctx, [s = ctx.param_f32("slope", ctx.input().c)](float x, size_t i) {
-    return x < 0.0f ? x * s[i] : x;
+    const float neg = x * s[i];
+    return x < 0.0f ? neg : x;
   });
 }
 }  // namespace
