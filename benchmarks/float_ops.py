@@ -50,6 +50,7 @@ def cases() -> dict[str, tuple[nn.Module, tuple[int, ...], bool]]:
         "group_norm (8 groups)": (nn.GroupNorm(8, 64), full, True),
         "upsample nearest x2 (call)": (nn.Upsample(scale_factor=2), half, False),
         "upsample bilinear x2 (call)": (nn.Upsample(scale_factor=2, mode="bilinear"), half, False),
+        "prelu (per channel)": (nn.PReLU(64), full, True),
         "maxpool 3x3 /1": (nn.MaxPool2d(3, 1, 1), full, True),
         "avgpool 3x3 /1": (nn.AvgPool2d(3, 1, 1), full, True),
     }
