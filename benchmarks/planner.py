@@ -1,0 +1,114 @@
+"""What the engine planner's two rewrites save: concats written in place, and per-element
+ops run on a binary conv's output tiles.
+
+    python benchmarks/planner.py [--runs 40]
+    python benchmarks/planner.py --option concat_in_place --models binary_densenet28
+
+Each model (224x224, batch 1, random weights: latency does not depend on them) is exported
+once and loaded with the load option on (the default) and off, and off once more (the A/A
+pair: what two loads of one file differ by in the same rounds, the run's resolution):
+
+* ``concat_in_place`` (DenseNets): the ops that produce a float concat's inputs write straight
+  into its buffer (Model::place_concat_inputs); off, every concat copies its inputs.
+* ``fuse_conv_tails`` (ReActNet): a binary conv runs the affine -> prelu -> affine after it on
+  each output tile (Model::fuse_conv_tails); off, they are three passes of their own.
+
+Both give the same bits either way (tests/runtime/test_concat_in_place.py,
+test_conv_tails.py). The engines are called in turn: on one thread pinned to one CPU (CPU time
+of the calling thread), then with two threads on the first two CPUs (wall time); medians. The
+table also gives the time of the ops the option concerns in a profiled pass (with the option
+on, the fused ops' time is inside the conv's) and the activation memory of one call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+import onebit
+from onebit.export.verify import interleaved_median_ms, pinned
+from onebit.runtime import load
+from versus import lscpu, pin_to
+
+OPTIONS = {
+    "concat_in_place": (["binary_densenet28", "binary_densenet37", "binary_densenet45"], ("concat", "sign")),
+    "fuse_conv_tails": (["reactnet_a"], ("affine", "prelu", "bconv2d")),
+}
+
+
+def op_ms(m, x: np.ndarray, ops: tuple[str, ...], n: int = 10) -> dict[str, float]:
+    """ms per call of each op type in ``ops`` over ``n`` profiled passes."""
+    m.layer_times.clear()
+    for _ in range(n):
+        m.run(x, profile=True)
+    by_op: dict[str, float] = collections.Counter()
+    for i, s in m.layer_times.items():
+        by_op[m.meta["nodes"][i]["op"]] += 1e3 * s / n
+    return {op: by_op[op] for op in ops}
+
+
+def measure(path: str, option: str, ops: tuple[str, ...], x: np.ndarray, runs: int) -> dict:
+    """Times (1 thread CPU, 2 threads wall), op times and memory with ``option`` on, off, off."""
+    out: dict = {}
+    for threads in (1, 2):
+        kinds = ("on", "off", "off again")
+        engines = {k: load(path, num_threads=threads, **{option: k == "on"}) for k in kinds}
+        calls = {k: (lambda m=m: m.run(x)) for k, m in engines.items()}
+        if threads == 1:
+            with pinned(1):
+                out[1] = interleaved_median_ms(calls, runs, clock=time.thread_time)
+                out["ops"] = {k: op_ms(engines[k], x, ops) for k in ("on", "off")}
+                out["mem"] = {k: engines[k].memory_bytes(1) / 2**20 for k in ("on", "off")}
+        else:
+            before = os.sched_getaffinity(0)
+            pin_to(sorted(before)[:2])
+            try:
+                out[2] = interleaved_median_ms(calls, runs)
+            finally:
+                pin_to(sorted(before))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--option", choices=sorted(OPTIONS), nargs="+", default=sorted(OPTIONS))
+    ap.add_argument("--models", nargs="+", default=None, help="(default: each option's models)")
+    ap.add_argument("--runs", type=int, default=40)
+    args = ap.parse_args()
+    cpu, flags = lscpu()
+    print(f"lscpu: {cpu}")
+    print(f"flags: {' '.join(sorted(flags))}")
+    print(f"load average at start {os.getloadavg()[0]:.2f}")
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+
+    def pair(t: dict[str, float]) -> str:
+        return (f"{t['off']:.2f} / {t['on']:.2f} ({t['off'] / t['on']:.3f}x; A/A "
+                f"{t['off'] / t['off again']:.3f}x)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for option in args.option:
+            models, ops = OPTIONS[option]
+            print(f"\n`{option}`: off -> on\n")
+            print(f"| model | {' + '.join(ops)} ops, ms | 1 thread, CPU ms: off / on "
+                  "| 2 threads, wall ms: off / on | activation memory, MiB |")
+            print("|---|---|---|---|---|")
+            for name in args.models or models:
+                torch.manual_seed(0)
+                path = os.path.join(tmp, f"{name}.onebit")
+                onebit.export(onebit.models.create(name).eval(), torch.from_numpy(x), path)
+                r = measure(path, option, ops, x, args.runs)
+                a, b = r["ops"]["off"], r["ops"]["on"]
+                opt = " + ".join(f"{a[o]:.2f}" for o in ops) + " -> " + " + ".join(f"{b[o]:.2f}" for o in ops)
+                print(f"| {name} | {opt} | {pair(r[1])} | {pair(r[2])} | "
+                      f"{r['mem']['off']:.1f} -> {r['mem']['on']:.1f} |", flush=True)
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
