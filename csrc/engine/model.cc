@@ -17,7 +17,6 @@ struct Model::Step {
   int output;
   std::vector<int64_t> in_ld;  // RunArgs::in_ld (empty: all inputs dense)
   int64_t out_ld = 0;
-  bool absorbed = false;  // run by the conv before it (Model::fuse_conv_tails): skipped
 };
 
 struct Model::Plan {
@@ -111,8 +110,6 @@ void Model::build(std::unique_ptr<ModelFile> file, const LoadOptions& opts) {
                                os[3] == output_info_.w;
   if (!match) throw FormatError("the recorded output shape does not match what the graph computes");
   output_value_ = out;
-  if (opts.fuse_conv_tails) fuse_conv_tails();
-  else producer_of_each_value();
   place_concat_inputs(values, opts.concat_in_place);
   plan_for(1);  // the memory cap holds for one sample at least
 }
@@ -128,45 +125,6 @@ void Model::build(std::unique_ptr<ModelFile> file, const LoadOptions& opts) {
 // not already placed elsewhere, and neither the model input nor its output.
 // The planner then keeps the shared buffer alive from its first member's
 // producer to its last member's last use, and no member runs in place.
-// ReActNet's RPReLU is affine -> prelu -> affine after each binary conv: three passes
-// over every block's output, 2.4 of reactnet_a's 11.6 ms on one thread. A float-output
-// conv whose output is read only by a per-element op (affine, prelu, relu, clip, scale),
-// itself read only by the next, and so on, runs that chain on each output tile as it
-// writes it (in L1), with each op's own arithmetic, and writes the chain's last value;
-// the chain's ops are skipped (their profiled time is the conv's). A value the model
-// outputs ends the chain.
-void Model::producer_of_each_value() {
-  producer_.assign(steps_.size() + 1, -1);
-  for (size_t i = 0; i < steps_.size(); ++i) producer_[steps_[i]->output] = static_cast<int>(i);
-}
-
-void Model::fuse_conv_tails() {
-  const int nvalues = static_cast<int>(steps_.size()) + 1;
-  producer_of_each_value();
-  std::vector<std::vector<int>> users(nvalues);
-  for (size_t i = 0; i < steps_.size(); ++i)
-    for (int v : steps_[i]->inputs) users[v].push_back(static_cast<int>(i));
-  for (size_t i = 0; i < steps_.size(); ++i) {
-    Step& conv = *steps_[i];
-    std::vector<int> chain;
-    std::vector<const TailOp*> ops;
-    for (int v = conv.output; v != output_value_ && users[v].size() == 1;) {
-      const Step& next = *steps_[users[v][0]];
-      if (next.inputs.size() != 1 || !next.kernel->tail_op()) break;
-      chain.push_back(users[v][0]);
-      ops.push_back(next.kernel->tail_op());
-      v = next.output;
-    }
-    if (chain.empty() || !conv.kernel->take_tail(std::move(ops))) continue;
-    for (int j : chain) {
-      steps_[j]->absorbed = true;
-      info_[j].fused_into = info_[i].output;
-    }
-    conv.output = steps_[chain.back()]->output;
-    producer_[conv.output] = static_cast<int>(i);
-  }
-}
-
 void Model::place_concat_inputs(const std::vector<ValueInfo>& values, bool enabled) {
   const int nvalues = static_cast<int>(values.size());
   slot_.resize(nvalues);
@@ -178,7 +136,7 @@ void Model::place_concat_inputs(const std::vector<ValueInfo>& values, bool enabl
     for (size_t k = 0; k < steps_[i]->inputs.size(); ++k) uses[steps_[i]->inputs[k]].emplace_back(static_cast<int>(i), k);
   auto placeable = [&](int v, int step, size_t pos) {
     if (v == 0 || v == output_value_ || slot_[v].root != v || has_members_[v]) return false;
-    if (values[v].dtype != DType::kF32 || !steps_[producer_[v]]->kernel->strided_output()) return false;
+    if (values[v].dtype != DType::kF32 || !steps_[v - 1]->kernel->strided_output()) return false;
     for (const auto& [j, k] : uses[v]) {
       if (j == step && k == pos) continue;
       if (j == step) return false;  // the same value twice in one concat
@@ -277,7 +235,6 @@ std::shared_ptr<const Model::Plan> Model::plan_for(int64_t batch) const {
   };
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step& s = *steps_[i];
-    if (s.absorbed) continue;  // run by the conv before it
     if (grouped(s.output)) {  // a concat written in place: the shared block, taken by its first member
       const int root = slot_[s.output].root;
       if (block_of[root] < 0) block_of[root] = take_block(value_bytes(root));
@@ -371,7 +328,6 @@ void Model::run(const float* input, int64_t batch, float* output, double* step_s
   }
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step& s = *steps_[i];
-    if (s.absorbed) continue;
     ctx.ins.resize(s.inputs.size());
     for (size_t k = 0; k < s.inputs.size(); ++k) ctx.ins[k] = arena + plan->offset[s.inputs[k]];
     RunArgs a{batch, ctx.ins.data(), arena + plan->offset[s.output], num_threads_,

@@ -33,9 +33,6 @@ struct LoadOptions {
   // Producers write a float concat's inputs straight into its buffer (Model::
   // place_concat_inputs); false copies them, with the same results (to measure it).
   bool concat_in_place = true;
-  // A binary conv runs the per-element ops that follow it on its output tiles (Model::
-  // fuse_conv_tails); false runs them as their own steps, with the same results.
-  bool fuse_conv_tails = true;
 };
 
 struct StepInfo {
@@ -46,9 +43,6 @@ struct StepInfo {
   // channels from `channel_offset` on); empty when the output has its own buffer.
   std::string written_into;
   int64_t channel_offset = 0;
-  // A per-element op the conv that feeds it runs on its output tiles (Model::
-  // fuse_conv_tails): that conv's output name; empty otherwise.
-  std::string fused_into;
 };
 
 class Model {
@@ -86,8 +80,6 @@ class Model {
   void build(std::unique_ptr<ModelFile> file, const LoadOptions& opts);
   std::shared_ptr<const Plan> plan_for(int64_t batch) const;
   void place_concat_inputs(const std::vector<ValueInfo>& values, bool enabled);
-  void fuse_conv_tails();
-  void producer_of_each_value();
   bool grouped(int v) const { return slot_[v].root != v || has_members_[v]; }
   std::unique_ptr<Context> acquire() const;
   void release(std::unique_ptr<Context> ctx) const;
@@ -104,7 +96,6 @@ class Model {
     int64_t off;
   };
   std::vector<Slot> slot_;
-  std::vector<int> producer_;      // per value: the step that writes it (-1: the model input)
   std::vector<bool> has_members_;  // some other value lives in this one's buffer
   std::vector<int> group_last_;    // per root with members: the last step using any of them
   int num_threads_ = 1;

@@ -17,7 +17,6 @@
 #include "engine/errors.h"
 #include "engine/json.h"
 #include "engine/model_file.h"
-#include "ops/post_ops.h"
 
 namespace onebit {
 
@@ -130,12 +129,6 @@ class OpKernel {
   // size and must hold under every instruction set.
   virtual bool strided_input(size_t k) const { (void)k; return false; }
   virtual bool strided_output() const { return false; }
-  // A per-element float op with one input (affine, prelu, relu, clip, scale): its form a
-  // conv's output stage can run (Model::fuse_conv_tails); null for every other op.
-  virtual const TailOp* tail_op() const { return nullptr; }
-  // At build only: a float-output conv that can run these ops on its output tiles takes
-  // them and returns true (its output is then theirs).
-  virtual bool take_tail(std::vector<const TailOp*> ops) { (void)ops; return false; }
 };
 
 class BuildCtx;

@@ -83,7 +83,7 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
                const PackedWeights& w, int g, const StageArrays& sa, OutKind kind, Act act,
                void* out, size_t out_stride, int nthreads, const float* residual = nullptr,
                Act post_act = Act::kNone, const float* post_scale = nullptr,
-               const float* post_shift = nullptr, const TailOp* const* tail = nullptr, int ntail = 0) {
+               const float* post_shift = nullptr) {
   const int T = p.kh * p.kw, cw = w.cw, nb = w.nblocks, oc = p.oc;
   const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
   const size_t block_words = static_cast<size_t>(T) * cw * kNR;
@@ -279,14 +279,12 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
                       : static_cast<void*>(static_cast<uint64_t*>(out) + (m0 + i) * out_stride);
     };
     // The fused add/relu of a float output, on the rows and channels just written.
-    const bool post =
-        kind == OutKind::kFloat && (residual || post_act != Act::kNone || post_scale || ntail > 0);
+    const bool post = kind == OutKind::kFloat && (residual || post_act != Act::kNone || post_scale);
     const int c0 = b0 * kNR, c1 = std::min(oc, b1 * kNR);
     auto finish = [&](size_t m0, size_t rows) {
       add_residual_act(static_cast<float*>(out) + m0 * out_stride,
                        residual ? residual + m0 * out_stride : nullptr, out_stride, rows, c0, c1,
                        post_act, post_scale, post_shift);
-      apply_tail(tail, ntail, static_cast<float*>(out) + m0 * out_stride, rows, out_stride, c0, c1);
     };
     const size_t t_end = std::min(mtiles, (mt + 1) * tiles_per_task);
     Cursor cur = cursor_at(mt * tiles_per_task * MR);
@@ -531,23 +529,20 @@ void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
   if (ldo == 0 || os.kind != OutKind::kFloat) ldo = static_cast<size_t>(p.oc);
   if (ldo != static_cast<size_t>(p.oc) && !bconv2d_strided_ok(p, os))
     throw std::logic_error("bconv2d: a strided output needs groups = 1, the GEMM kernel and no residual");
-  const bool post = os.kind == OutKind::kFloat &&
-                    (os.residual || os.post_act != Act::kNone || os.post_scale || os.ntail > 0);
+  const bool post =
+      os.kind == OutKind::kFloat && (os.residual || os.post_act != Act::kNone || os.post_scale);
   const Isa isa = active_isa();
   if (post && isa != Isa::kReference && p.groups == 1 && !bgconv_uses_lanes(1, p.cin)) {
     // the common case: fused into the tiles of the implicit GEMM
     StageArrays sa(os, 0, p.oc, w.nblocks);
     conv_core(config_for(isa), x, words_for(p.cin), p, w, 0, sa, os.kind, os.act, out, ldo, nthreads,
-              os.residual, os.post_act, os.post_scale, os.post_shift, os.tail, os.ntail);
+              os.residual, os.post_act, os.post_scale, os.post_shift);
     return;
   }
   bconv2d_unfused(x, w, p, os, out, nthreads, ldo);
-  if (post) {  // the other kernels: one pass over the output after them
-    const size_t rows = static_cast<size_t>(p.n) * p.oh * p.ow;
-    add_residual_act(static_cast<float*>(out), os.residual, ldo, rows, 0, p.oc, os.post_act, os.post_scale,
-                     os.post_shift);
-    apply_tail(os.tail, os.ntail, static_cast<float*>(out), rows, ldo, 0, p.oc);
-  }
+  if (post)  // the other kernels: one pass over the output after them
+    add_residual_act(static_cast<float*>(out), os.residual, ldo, static_cast<size_t>(p.n) * p.oh * p.ow, 0,
+                     p.oc, os.post_act, os.post_scale, os.post_shift);
 }
 
 namespace {

@@ -21,8 +21,6 @@ struct ConvParams {
   int oc = 1;
 };
 
-class TailOp;  // ops/post_ops.h
-
 // Per-output-channel output stage; null arrays mean mult 1, bias 0, slope 0.25,
 // thr 0, flip 0. Bits output: bit set (= -1) iff dot < thr[c], or dot > thr[c]
 // where flip[c] != 0.
@@ -42,9 +40,6 @@ struct OutputStage {
   // (ops/post_ops.h), per output channel.
   const float* post_scale = nullptr;
   const float* post_shift = nullptr;
-  // Then these per-element ops, in order (ops/post_ops.h TailOp).
-  const TailOp* const* tail = nullptr;
-  int ntail = 0;
 };
 
 // Output: float [n][oh][ow][oc] or uint64 [n][oh][ow][words_for(oc)].

@@ -20,20 +20,6 @@
 
 namespace onebit {
 
-// A per-element op the engine runs on a conv's output tiles as they are written
-// (Model::fuse_conv_tails: ReActNet's affine -> prelu -> affine after each binary conv):
-// in place on rows x [c0, c1) of y at stride ld floats, with the op's own arithmetic.
-class TailOp {
- public:
-  virtual ~TailOp() = default;
-  virtual void apply(float* y, size_t rows, size_t ld, int c0, int c1) const = 0;
-};
-
-static inline void apply_tail(const TailOp* const* tail, int ntail, float* y, size_t rows, size_t ld, int c0,
-                              int c1) {
-  for (int k = 0; k < ntail; ++k) tail[k]->apply(y, rows, ld, c0, c1);
-}
-
 // rows x [c0, c1) of y (and of residual, when not null), both at stride ld floats;
 // scale and shift (both or neither) are indexed by channel.
 static inline void add_residual_act(float* y, const float* residual, size_t ld, size_t rows,

@@ -25,8 +25,6 @@ class Bconv2dKernel final : public OpKernel {
                          });
       add_residual_act(y, residual, static_cast<size_t>(p_.oc), static_cast<size_t>(a.n * r_.rows_out),
                        0, p_.oc, e_.act, scale(), shift());
-      apply_tail(tail_.data(), static_cast<int>(tail_.size()), y, static_cast<size_t>(a.n * r_.rows_out),
-                 static_cast<size_t>(p_.oc), 0, p_.oc);
       return;
     }
     OutputStage os = L_.stage();
@@ -34,14 +32,7 @@ class Bconv2dKernel final : public OpKernel {
     os.post_act = e_.act;
     os.post_scale = scale();
     os.post_shift = shift();
-    os.tail = tail_.data();
-    os.ntail = static_cast<int>(tail_.size());
     conv(static_cast<const uint64_t*>(a.in[0]), a.n, os, a.out, a.nthreads, static_cast<size_t>(a.out_ld));
-  }
-  bool take_tail(std::vector<const TailOp*> ops) override {
-    if (L_.bits_out) return false;
-    tail_ = std::move(ops);
-    return true;
   }
   // A float output straight into a slice of a concat (not the residual-planes input,
   // whose scaled sum is written densely).
@@ -89,7 +80,6 @@ class Bconv2dKernel final : public OpKernel {
   ConvParams p_;
   ResidualInput r_;
   FusedEpilogue e_;
-  std::vector<const TailOp*> tail_;  // Model::fuse_conv_tails
 };
 
 std::unique_ptr<OpKernel> build(BuildCtx& ctx) {

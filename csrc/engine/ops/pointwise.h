@@ -9,7 +9,7 @@
 namespace onebit::ops {
 
 template <class F>
-class PointwiseKernel final : public OpKernel, public TailOp {
+class PointwiseKernel final : public OpKernel {
  public:
   PointwiseKernel(ValueInfo v, F f) : v_(v), f_(std::move(f)) {}
   void run(const RunArgs& a) const override {
@@ -21,13 +21,6 @@ class PointwiseKernel final : public OpKernel, public TailOp {
         for (size_t i = 0; i < c; ++i) y[r * c + i] = f_(x[r * c + i], i);
     });
   }
-  void apply(float* y, size_t rows, size_t ld, int c0, int c1) const override {
-    for (size_t r = 0; r < rows; ++r) {
-      float* yr = y + r * ld;
-      for (int i = c0; i < c1; ++i) yr[i] = f_(yr[i], static_cast<size_t>(i));
-    }
-  }
-  const TailOp* tail_op() const override { return this; }
 
  private:
   ValueInfo v_;

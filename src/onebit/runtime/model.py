@@ -97,9 +97,6 @@ class Model:
         ``"bf16"``, ``"int8"``, ...) and ``""`` for every other op. ``written_into`` names
         the concat whose buffer the op writes its output into, in place (at channel
         ``channel_offset``; DenseNet's growing features are not copied), or is ``""``.
-        ``fused_into`` names the output of the binary conv that runs this per-element op on
-        its output tiles (ReActNet's affine -> prelu -> affine; its profiled time is the
-        conv's), or is ``""``.
         """
         return [
             {
@@ -112,7 +109,6 @@ class Model:
                 "precision": s["precision"],
                 "written_into": s["written_into"],
                 "channel_offset": s["channel_offset"],
-                "fused_into": s["fused_into"],
             }
             for i, s in enumerate(self._steps)
         ]
@@ -126,7 +122,6 @@ def load(
     memory_cap: int = DEFAULT_MEMORY_CAP,
     float_precision: str = "fp32",
     concat_in_place: bool = True,
-    fuse_conv_tails: bool = True,
 ) -> Model:
     """Read, validate and prepare a .onebit file. Raises :class:`ModelFormatError` on a bad file.
 
@@ -156,10 +151,6 @@ def load(
     straight into the concat's buffer (DenseNet's growing features are then never
     copied; :meth:`Model.describe` shows which); ``False`` copies them, with the same
     results, to measure what that saves.
-
-    ``fuse_conv_tails``: a binary conv whose float output goes only through per-element
-    ops (affine, prelu, relu, clip, scale; ReActNet's RPReLU) runs them on each output tile
-    as it writes it; ``False`` runs them as their own passes, with the same results.
     """
     path = os.fspath(path)
     if not isinstance(float_precision, str) or float_precision not in FLOAT_PRECISIONS:
@@ -178,7 +169,6 @@ def load(
             verify_checksum=verify_checksum,
             float_precision=float_precision,
             concat_in_place=bool(concat_in_place),
-            fuse_conv_tails=bool(fuse_conv_tails),
         )
     except _C.EngineFormatError as e:
         raise ModelFormatError(f"{path}: {e}") from None
