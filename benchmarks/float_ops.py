@@ -1,4 +1,4 @@
-"""The engine's float ops (issue 16's, and pooling) against PyTorch, one thread, per op.
+"""The engine's float ops (issue 16's, pooling and the per-channel ops) against PyTorch, one thread, per op.
 
     .venv/bin/python benchmarks/float_ops.py [--runs 50] [--isa avx2]
 
@@ -51,6 +51,7 @@ def cases() -> dict[str, tuple[nn.Module, tuple[int, ...], bool]]:
         "upsample nearest x2 (call)": (nn.Upsample(scale_factor=2), half, False),
         "upsample bilinear x2 (call)": (nn.Upsample(scale_factor=2, mode="bilinear"), half, False),
         "prelu (per channel)": (nn.PReLU(64), full, True),
+        "batchnorm + relu (affine, relu)": (nn.Sequential(nn.BatchNorm2d(64), nn.ReLU()), full, True),
         "maxpool 3x3 /1": (nn.MaxPool2d(3, 1, 1), full, True),
         "avgpool 3x3 /1": (nn.AvgPool2d(3, 1, 1), full, True),
     }

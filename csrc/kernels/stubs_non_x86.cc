@@ -5,6 +5,7 @@
 #include "kernels/i8gemm.h"
 #include "kernels/bgconv.h"
 #include "kernels/bgemm.h"
+#include "kernels/chanwise.h"
 #include "kernels/peak.h"
 #include "kernels/pool.h"
 #include "kernels/sgemm.h"
@@ -21,6 +22,8 @@ const Bf16GemmConfig& bf16gemm_config_avx512bf16() { return bf16gemm_config_port
 const I8GemmConfig& i8gemm_config_avx512vnni() { return i8gemm_config_portable(); }
 const PoolKernels& pool_kernels_avx2() { return pool_kernels_portable(); }
 const PoolKernels& pool_kernels_avx512() { return pool_kernels_portable(); }
+ChanFn chanwise_avx2() { return chanwise_portable(); }
+ChanFn chanwise_avx512() { return chanwise_portable(); }
 void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
                           uint64_t* out, size_t ldx) {
   pack_rows_f32_portable(x, rows, channels, thr, out, ldx);

@@ -10,6 +10,7 @@
 #include "dispatch.h"
 #include "kernels/bf16gemm.h"
 #include "kernels/bmaxpool.h"
+#include "kernels/chanwise.h"
 #include "kernels/i8gemm.h"
 #include "kernels/pool.h"
 #include "kernels/sgemm.h"
@@ -750,6 +751,16 @@ void maxpool_packed(const uint64_t* x, const PoolParams& p, uint64_t* out, int n
     if (y0 >= y1 || x0 >= x1)
       for (int c = 0; c < W; ++c) d[c] = 0;  // empty window: +1 (cannot happen with torch rules)
   });
+}
+
+void chanwise(const ChanParams& p, const float* x, size_t ldx, float* y, size_t ldy, size_t rows, int c0,
+              int c1) {
+  static const ChanFn portable = chanwise_portable(), avx2 = chanwise_avx2(), avx512 = chanwise_avx512();
+  switch (active_isa()) {
+    case Isa::kAvx512: return avx512(p, x, ldx, y, ldy, rows, c0, c1);
+    case Isa::kAvx2: return avx2(p, x, ldx, y, ldy, rows, c0, c1);
+    default: return portable(p, x, ldx, y, ldy, rows, c0, c1);
+  }
 }
 
 namespace {

@@ -582,6 +582,37 @@ def test_activation_is_bit_identical_on_every_isa(kind, tmp_path):
         assert deep.sum() > 10 and np.all(y[deep] == 0)
 
 
+@pytest.mark.parametrize("c", [1, 7, 16, 17, 64, 70])
+def test_channel_ops_are_bit_identical_on_every_isa(c, tmp_path):
+    """affine, prelu, relu, clip and scale run kernels/chanwise_impl.h compiled per ISA (4, 8 or
+    16 lanes, and the remainders): every ISA gives the reference's bits, NaN, infinities, -0
+    and subnormals included."""
+    from onebit import _C
+
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-40, 3e38, -3e38], np.float32)
+    x = np.concatenate([RNG.standard_normal(40 * c).astype(np.float32) * 3, np.resize(special, 9 * c)])
+    x = x.reshape(1, c, 7, 7)
+    g = G(list(x.shape))
+    y = g.op("affine", "input", scale=g.t(RNG.uniform(-2, 2, c).astype(np.float32)),
+             shift=g.t(RNG.standard_normal(c).astype(np.float32)))
+    y = g.op("prelu", y, slope=g.t(RNG.uniform(-0.5, 0.5, c).astype(np.float32)))
+    a = g.op("clip", y, attrs={"min": -1.5, "max": 2.0})
+    b = g.op("scale", g.op("relu", y), attrs={"value": -0.75})
+    out = g.op("concat", a, b, y)
+    g.write(tmp_path / "m.onebit", out, [1, 3 * c, 7, 7])
+    before, results = _C.active_isa(), {}
+    try:
+        for name in ("portable", "avx2", "avx512"):
+            if _C.isa_supported(name):
+                _C.set_isa(name)
+                results[name] = load(tmp_path / "m.onebit").run(x).view(np.uint32)
+    finally:
+        _C.set_isa(before)
+    want = run_reference({"inputs": [{"name": "input"}], "outputs": [{"name": out}], "nodes": g.nodes}, g.ref, x)
+    for name, bits in results.items():
+        np.testing.assert_array_equal(bits, want.view(np.uint32), err_msg=name)
+
+
 def _large_row_parallel(g, c):
     """relu, affine, add and three concats (bits at a word boundary, bits off it, float) on a
     value big enough to be split into row tasks (ops/common.h for_row_chunks)."""

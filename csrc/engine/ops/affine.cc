@@ -6,10 +6,7 @@ namespace onebit::ops {
 namespace {
 std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   const int64_t c = ctx.input().c;
-  return pointwise(ctx, [s = ctx.param_f32("scale", c), b = ctx.param_f32("shift", c)](float x, size_t i) {
-    const float t = x * s[i];
-    return t + b[i];
-  });
+  return chan_op(ctx, ChanParams{ChanOp::kAffine}, ctx.param_f32("scale", c), ctx.param_f32("shift", c));
 }
 }  // namespace
 

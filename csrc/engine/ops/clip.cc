@@ -6,7 +6,9 @@ namespace {
 std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   const float lo = static_cast<float>(ctx.attr_real("min")), hi = static_cast<float>(ctx.attr_real("max"));
   if (!(lo <= hi)) ctx.fail("attribute 'min' must not exceed 'max'");
-  return pointwise(ctx, [lo, hi](float x, size_t) { return x < lo ? lo : (x > hi ? hi : x); });
+  ChanParams p{ChanOp::kClip};
+  p.lo = lo, p.hi = hi;
+  return chan_op(ctx, p);
 }
 }  // namespace
 

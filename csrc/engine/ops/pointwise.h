@@ -1,38 +1,45 @@
-// Per-element float ops: y[pixel][c] = f(x[pixel][c], c). Each op file gives f;
-// the kernels are alias-safe (out may be the input: OpDef::inplace).
+// Per-element float ops y[pixel][c] = f(x[pixel][c]) with per-channel parameters (affine,
+// prelu, relu, clip, scale): one kernel over kernels/chanwise.h, which runs at the active
+// instruction set's width. Alias-safe (out may be the input: OpDef::inplace).
 #pragma once
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "engine/ops/common.h"
+#include "kernels/chanwise.h"
 
 namespace onebit::ops {
 
-template <class F>
-class PointwiseKernel final : public OpKernel {
+class ChanKernel final : public OpKernel {
  public:
-  PointwiseKernel(ValueInfo v, F f) : v_(v), f_(std::move(f)) {}
-  void run(const RunArgs& a) const override {
-    const size_t rows = rows_of(a.n, v_), c = static_cast<size_t>(v_.c);
-    const auto* x = static_cast<const float*>(a.in[0]);
-    auto* y = static_cast<float*>(a.out);
-    for_row_chunks(rows, c, a.nthreads, [&](size_t r0, size_t r1) {
-      for (size_t r = r0; r < r1; ++r)
-        for (size_t i = 0; i < c; ++i) y[r * c + i] = f_(x[r * c + i], i);
+  // a, b: the per-channel parameters p.a and p.b point into (may be empty).
+  ChanKernel(ValueInfo v, ChanParams p, std::vector<float> a = {}, std::vector<float> b = {})
+      : v_(v), a_(std::move(a)), b_(std::move(b)), p_(p) {
+    p_.a = a_.empty() ? nullptr : a_.data();
+    p_.b = b_.empty() ? nullptr : b_.data();
+  }
+  void run(const RunArgs& r) const override {
+    const size_t rows = rows_of(r.n, v_), c = static_cast<size_t>(v_.c);
+    const auto* x = static_cast<const float*>(r.in[0]);
+    auto* y = static_cast<float*>(r.out);
+    for_row_chunks(rows, c, r.nthreads, [&](size_t r0, size_t r1) {
+      chanwise(p_, x + r0 * c, c, y + r0 * c, c, r1 - r0, 0, static_cast<int>(c));
     });
   }
 
  private:
   ValueInfo v_;
-  F f_;
+  std::vector<float> a_, b_;
+  ChanParams p_;
 };
 
 // Float input of any rank; the output has its shape.
-template <class F>
-std::unique_ptr<OpKernel> pointwise(BuildCtx& ctx, F f) {
+inline std::unique_ptr<OpKernel> chan_op(BuildCtx& ctx, ChanParams p, std::vector<float> a = {},
+                                         std::vector<float> b = {}) {
   ctx.require_input(0, DType::kF32, 0);
   ctx.out = ctx.input();
-  return std::make_unique<PointwiseKernel<F>>(ctx.input(), std::move(f));
+  return std::make_unique<ChanKernel>(ctx.input(), p, std::move(a), std::move(b));
 }
 
 }  // namespace onebit::ops

@@ -1,12 +1,10 @@
-// relu: y = max(x, 0), NaN stays NaN (reference.py _op_relu).
-#include <cmath>
-
+// relu: y = max(x, 0), NaN stays NaN, -0 becomes +0 (reference.py _op_relu).
 #include "engine/ops/pointwise.h"
 
 namespace onebit::ops {
 namespace {
 std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
-  return pointwise(ctx, [](float x, size_t) { return (x > 0.0f || std::isnan(x)) ? x : 0.0f; });
+  return chan_op(ctx, ChanParams{ChanOp::kRelu});
 }
 }  // namespace
 

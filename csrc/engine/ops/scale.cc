@@ -5,7 +5,9 @@ namespace onebit::ops {
 namespace {
 std::unique_ptr<OpKernel> build(BuildCtx& ctx) {
   const float v = static_cast<float>(ctx.attr_real("value"));
-  return pointwise(ctx, [v](float x, size_t) { return x * v; });
+  ChanParams p{ChanOp::kScale};
+  p.lo = v;
+  return chan_op(ctx, p);
 }
 }  // namespace
 

@@ -1,0 +1,53 @@
+// Per-channel element-wise float ops (kernels/chanwise.h): the loops, included by one
+// translation unit per instruction set (kernels/<isa>/chanwise_<isa>.cc), each compiled
+// with its own flags, so GCC vectorizes them 4 (SSE2, NEON), 8 (AVX2) or 16 (AVX-512)
+// lanes wide. The same operations in the same order on every ISA, one rounding each
+// (-ffp-contract=off; -fno-trapping-math only lets GCC if-convert the selects): the bits
+// do not depend on the ISA. Everything here has internal linkage.
+#pragma once
+#include "kernels/chanwise.h"
+
+namespace onebit {
+namespace {
+
+template <class F>
+inline void rows_of(const float* x, size_t ldx, float* y, size_t ldy, size_t rows, int c0, int c1, F f) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    float* yr = y + r * ldy;
+    for (int i = c0; i < c1; ++i) yr[i] = f(xr[i], i);
+  }
+}
+
+void chanwise_impl(const ChanParams& p, const float* x, size_t ldx, float* y, size_t ldy, size_t rows, int c0,
+                   int c1) {
+  const float* a = p.a;
+  const float* b = p.b;
+  const float lo = p.lo, hi = p.hi;
+  switch (p.op) {
+    case ChanOp::kAffine:
+      rows_of(x, ldx, y, ldy, rows, c0, c1, [a, b](float v, int i) {
+        const float t = v * a[i];
+        return t + b[i];
+      });
+      break;
+    case ChanOp::kPrelu:
+      rows_of(x, ldx, y, ldy, rows, c0, c1, [a](float v, int i) {
+        const float neg = v * a[i];
+        return v < 0.0f ? neg : v;
+      });
+      break;
+    case ChanOp::kRelu:
+      rows_of(x, ldx, y, ldy, rows, c0, c1, [](float v, int) { return (v > 0.0f || v != v) ? v : 0.0f; });
+      break;
+    case ChanOp::kClip:
+      rows_of(x, ldx, y, ldy, rows, c0, c1, [lo, hi](float v, int) { return v < lo ? lo : (v > hi ? hi : v); });
+      break;
+    case ChanOp::kScale:
+      rows_of(x, ldx, y, ldy, rows, c0, c1, [lo](float v, int) { return v * lo; });
+      break;
+  }
+}
+
+}  // namespace
+}  // namespace onebit
