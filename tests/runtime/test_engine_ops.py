@@ -608,7 +608,8 @@ def test_channel_ops_are_bit_identical_on_every_isa(c, tmp_path):
                 results[name] = load(tmp_path / "m.onebit").run(x).view(np.uint32)
     finally:
         _C.set_isa(before)
-    want = run_reference({"inputs": [{"name": "input"}], "outputs": [{"name": out}], "nodes": g.nodes}, g.ref, x)
+    meta = {"inputs": [{"name": "input"}], "outputs": [{"name": out}], "nodes": g.nodes}
+    want = run_reference(meta, g.ref, x)
     for name, bits in results.items():
         np.testing.assert_array_equal(bits, want.view(np.uint32), err_msg=name)
 
