@@ -29,33 +29,32 @@ from onebit.export.verify import interleaved_median_ms, pinned
 from onebit.runtime import load
 from versus import lscpu, pin_to
 
-OPTIONS = {
-    "concat_in_place": (["binary_densenet28", "binary_densenet37", "binary_densenet45"], ("concat", "sign")),
-}
+DEFAULT_MODELS = ["binary_densenet28", "binary_densenet37", "binary_densenet45"]
+OPS = ("concat", "sign")  # the signs read the growing features
 
 
-def op_ms(m, x: np.ndarray, ops: tuple[str, ...], n: int = 10) -> dict[str, float]:
-    """ms per call of each op type in ``ops`` over ``n`` profiled passes."""
+def op_ms(m, x: np.ndarray, n: int = 10) -> dict[str, float]:
+    """ms per call of each op type in ``OPS`` over ``n`` profiled passes."""
     m.layer_times.clear()
     for _ in range(n):
         m.run(x, profile=True)
     by_op: dict[str, float] = collections.Counter()
     for i, s in m.layer_times.items():
         by_op[m.meta["nodes"][i]["op"]] += 1e3 * s / n
-    return {op: by_op[op] for op in ops}
+    return {op: by_op[op] for op in OPS}
 
 
-def measure(path: str, option: str, ops: tuple[str, ...], x: np.ndarray, runs: int) -> dict:
-    """Times (1 thread CPU, 2 threads wall), op times and memory with ``option`` on, off, off."""
+def measure(path: str, x: np.ndarray, runs: int) -> dict:
+    """Times (1 thread CPU, 2 threads wall), op times and memory with concat_in_place on, off, off."""
     out: dict = {}
     for threads in (1, 2):
         kinds = ("on", "off", "off again")
-        engines = {k: load(path, num_threads=threads, **{option: k == "on"}) for k in kinds}
+        engines = {k: load(path, num_threads=threads, concat_in_place=k == "on") for k in kinds}
         calls = {k: (lambda m=m: m.run(x)) for k, m in engines.items()}
         if threads == 1:
             with pinned(1):
                 out[1] = interleaved_median_ms(calls, runs, clock=time.thread_time)
-                out["ops"] = {k: op_ms(engines[k], x, ops) for k in ("on", "off")}
+                out["ops"] = {k: op_ms(engines[k], x) for k in ("on", "off")}
                 out["mem"] = {k: engines[k].memory_bytes(1) / 2**20 for k in ("on", "off")}
         else:
             before = os.sched_getaffinity(0)
@@ -69,7 +68,7 @@ def measure(path: str, option: str, ops: tuple[str, ...], x: np.ndarray, runs: i
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=None, help="(default: the three DenseNets)")
+    ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
     ap.add_argument("--runs", type=int, default=40)
     args = ap.parse_args()
     cpu, flags = lscpu()
@@ -82,22 +81,20 @@ def main() -> None:
         return (f"{t['off']:.2f} / {t['on']:.2f} ({t['off'] / t['on']:.3f}x; A/A "
                 f"{t['off'] / t['off again']:.3f}x)")
 
+    print("\n`concat_in_place`: off -> on\n")
+    print("| model | concat + sign ops, ms | 1 thread, CPU ms: off / on "
+          "| 2 threads, wall ms: off / on | activation memory, MiB |")
+    print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for option in OPTIONS:
-            models, ops = OPTIONS[option]
-            print(f"\n`{option}`: off -> on\n")
-            print(f"| model | {' + '.join(ops)} ops, ms | 1 thread, CPU ms: off / on "
-                  "| 2 threads, wall ms: off / on | activation memory, MiB |")
-            print("|---|---|---|---|---|")
-            for name in args.models or models:
-                torch.manual_seed(0)
-                path = os.path.join(tmp, f"{name}.onebit")
-                onebit.export(onebit.models.create(name).eval(), torch.from_numpy(x), path)
-                r = measure(path, option, ops, x, args.runs)
-                a, b = r["ops"]["off"], r["ops"]["on"]
-                opt = " + ".join(f"{a[o]:.2f}" for o in ops) + " -> " + " + ".join(f"{b[o]:.2f}" for o in ops)
-                print(f"| {name} | {opt} | {pair(r[1])} | {pair(r[2])} | "
-                      f"{r['mem']['off']:.1f} -> {r['mem']['on']:.1f} |", flush=True)
+        for name in args.models:
+            torch.manual_seed(0)
+            path = os.path.join(tmp, f"{name}.onebit")
+            onebit.export(onebit.models.create(name).eval(), torch.from_numpy(x), path)
+            r = measure(path, x, args.runs)
+            a, b = r["ops"]["off"], r["ops"]["on"]
+            opt = " + ".join(f"{a[o]:.2f}" for o in OPS) + " -> " + " + ".join(f"{b[o]:.2f}" for o in OPS)
+            print(f"| {name} | {opt} | {pair(r[1])} | {pair(r[2])} | "
+                  f"{r['mem']['off']:.1f} -> {r['mem']['on']:.1f} |", flush=True)
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 

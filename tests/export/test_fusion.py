@@ -80,6 +80,17 @@ def _outputs_per_isa(paths: tuple[str, ...], x: np.ndarray) -> dict[str, list[np
     return out
 
 
+def _assert_same_bits_and_close_to_torch(model: nn.Module, x: torch.Tensor, fused: str, plain: str) -> None:
+    """Fused and unfused files give the same bits on every ISA and thread count; and torch's answer."""
+    xs = x.numpy()
+    for isa, (f1, f2, p1, p2) in _outputs_per_isa((fused, plain), xs).items():
+        for a, b in ((f1, p1), (f2, p2), (f1, f2)):
+            np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32), err_msg=isa)
+    with torch.no_grad():
+        want = model(x).numpy()
+    np.testing.assert_allclose(load(fused).run(xs), want, rtol=1e-4, atol=1e-4)
+
+
 def test_residual_and_relu_fuse_into_convs_bit_for_bit(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model = randomize_bn(ResNetish()).eval()
@@ -94,13 +105,7 @@ def test_residual_and_relu_fuse_into_convs_bit_for_bit(tmp_path, monkeypatch):
     assert [n["op"] for n in with_residual] == ["bconv2d", "bconv2d", "bconv2d", "conv2d"]
     assert [n["attrs"].get("activation", "none") for n in with_residual] == ["none", "none", "relu", "relu"]
     assert nodes[0]["op"] == "conv2d" and nodes[0]["attrs"]["activation"] == "relu"
-    xs = x.numpy()
-    for isa, (f1, f2, p1, p2) in _outputs_per_isa((fused, plain), xs).items():
-        for a, b in ((f1, p1), (f2, p2), (f1, f2)):
-            np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32), err_msg=isa)
-    with torch.no_grad():
-        want = model(x).numpy()
-    np.testing.assert_allclose(load(fused).run(xs), want, rtol=1e-4, atol=1e-4)
+    _assert_same_bits_and_close_to_torch(model, x, fused, plain)
 
 
 def test_a_conv_read_twice_keeps_its_output(tmp_path, monkeypatch):
@@ -159,10 +164,4 @@ def test_relu_batchnorm_add_fuse_into_binary_convs_bit_for_bit(tmp_path, monkeyp
     convs = [n for n in load(fused).meta["nodes"] if n["op"] == "bconv2d"]
     assert all("post_scale" in n["params"] and n["attrs"]["activation"] == "relu" for n in convs)
     assert [len(n["inputs"]) for n in convs] == [2, 2, 1, 1]
-    xs = x.numpy()
-    for isa, (f1, f2, p1, p2) in _outputs_per_isa((fused, plain), xs).items():
-        for a, b in ((f1, p1), (f2, p2), (f1, f2)):
-            np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32), err_msg=isa)
-    with torch.no_grad():
-        want = model(x).numpy()
-    np.testing.assert_allclose(load(fused).run(xs), want, rtol=1e-4, atol=1e-4)
+    _assert_same_bits_and_close_to_torch(model, x, fused, plain)

@@ -544,12 +544,25 @@ def test_docs_list_exactly_the_registered_ops():
     assert listed == set(ops()), (sorted(listed - set(ops())), sorted(set(ops()) - listed))
 
 
+def _bits_on_every_fast_isa(path, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The file's output on x as uint32, per optimized ISA this CPU has (the active one restored)."""
+    from onebit import _C
+
+    before, results = _C.active_isa(), {}
+    try:
+        for name in ("portable", "avx2", "avx512"):
+            if _C.isa_supported(name):
+                _C.set_isa(name)
+                results[name] = load(path).run(x).view(np.uint32)
+    finally:
+        _C.set_isa(before)
+    return results
+
+
 @pytest.mark.parametrize("kind", ["gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh"])
 def test_activation_is_bit_identical_on_every_isa(kind, tmp_path):
     """The activation kernels are compiled once per ISA from one source (kernels/activation_impl.h)
     with IEEE operations only: every ISA gives the same bits, NaN and the extremes included."""
-    from onebit import _C
-
     x = np.concatenate(
         [
             RNG.standard_normal(4000) * 6,
@@ -559,14 +572,7 @@ def test_activation_is_bit_identical_on_every_isa(kind, tmp_path):
     g = G(list(x.shape))
     out = g.op("activation", "input", attrs={"kind": kind})
     g.write(tmp_path / "m.onebit", out, list(x.shape))
-    before, results = _C.active_isa(), {}
-    try:
-        for name in ("portable", "avx2", "avx512"):
-            if _C.isa_supported(name):
-                _C.set_isa(name)
-                results[name] = load(tmp_path / "m.onebit").run(x).view(np.uint32)
-    finally:
-        _C.set_isa(before)
+    results = _bits_on_every_fast_isa(tmp_path / "m.onebit", x)
     for name, bits in results.items():
         np.testing.assert_array_equal(bits, results["portable"], err_msg=name)
     y = results["portable"].view(np.float32)[0]
@@ -587,8 +593,6 @@ def test_channel_ops_are_bit_identical_on_every_isa(c, tmp_path):
     """affine, prelu, relu, clip and scale run kernels/chanwise_impl.h compiled per ISA (4, 8 or
     16 lanes, and the remainders): every ISA gives the reference's bits, NaN, infinities, -0
     and subnormals included."""
-    from onebit import _C
-
     special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-40, 3e38, -3e38], np.float32)
     x = np.concatenate([RNG.standard_normal(40 * c).astype(np.float32) * 3, np.resize(special, 9 * c)])
     x = x.reshape(1, c, 7, 7)
@@ -600,14 +604,7 @@ def test_channel_ops_are_bit_identical_on_every_isa(c, tmp_path):
     b = g.op("scale", g.op("relu", y), attrs={"value": -0.75})
     out = g.op("concat", a, b, y)
     g.write(tmp_path / "m.onebit", out, [1, 3 * c, 7, 7])
-    before, results = _C.active_isa(), {}
-    try:
-        for name in ("portable", "avx2", "avx512"):
-            if _C.isa_supported(name):
-                _C.set_isa(name)
-                results[name] = load(tmp_path / "m.onebit").run(x).view(np.uint32)
-    finally:
-        _C.set_isa(before)
+    results = _bits_on_every_fast_isa(tmp_path / "m.onebit", x)
     meta = {"inputs": [{"name": "input"}], "outputs": [{"name": out}], "nodes": g.nodes}
     want = run_reference(meta, g.ref, x)
     for name, bits in results.items():

@@ -322,6 +322,22 @@ def _float_conv(node: dict[str, Any] | None) -> bool:
     )
 
 
+def _take_output(g: Graph, conv: dict[str, Any], node: dict[str, Any]) -> None:
+    """``conv`` now writes what ``node`` (its output's sole consumer) wrote; ``node`` goes."""
+    g.values.pop(conv["outputs"][0], None)
+    conv["outputs"] = list(node["outputs"])
+    _remove(g, node)
+
+
+def _absorb_add(g: Graph, conv: dict[str, Any], add: dict[str, Any], residual: str) -> None:
+    """``conv`` takes ``add``'s other operand as its residual input and writes the sum. It moves
+    to the add's place in the node order: ``residual`` may be computed after the conv."""
+    conv["inputs"] = [conv["inputs"][0], residual]
+    g.nodes.remove(conv)
+    g.nodes.insert(g.nodes.index(add), conv)
+    _take_output(g, conv, add)
+
+
 def fuse_conv_epilogues(g: Graph) -> None:
     """conv -> add(., r) [-> relu]  ==>  conv(x, residual=r, activation=relu).
 
@@ -345,12 +361,7 @@ def fuse_conv_epilogues(g: Graph) -> None:
                 continue
             if conv["attrs"].get("activation", "none") != "none" or _sole_consumer(g, own) is not add:
                 continue
-            conv["inputs"] = [conv["inputs"][0], residual]
-            g.nodes.remove(conv)
-            g.nodes.insert(g.nodes.index(add), conv)
-            conv["outputs"] = list(add["outputs"])
-            g.values.pop(own, None)
-            _remove(g, add)
+            _absorb_add(g, conv, add, residual)
             break
     for relu in list(g.nodes):
         if relu["op"] != "relu":
@@ -361,9 +372,7 @@ def fuse_conv_epilogues(g: Graph) -> None:
         if _sole_consumer(g, conv["outputs"][0]) is not relu:
             continue
         conv["attrs"]["activation"] = "relu"
-        g.values.pop(conv["outputs"][0], None)
-        conv["outputs"] = list(relu["outputs"])
-        _remove(g, relu)
+        _take_output(g, conv, relu)
 
 
 def fuse_conv_post_affine(g: Graph) -> None:
@@ -386,20 +395,12 @@ def fuse_conv_post_affine(g: Graph) -> None:
             continue
         conv["params"]["post_scale"] = affine["params"].pop("scale")
         conv["params"]["post_shift"] = affine["params"].pop("shift")
-        g.values.pop(conv["outputs"][0], None)
-        conv["outputs"] = list(affine["outputs"])
-        _remove(g, affine)
-        add = _sole_consumer(g, conv["outputs"][0])
+        _take_output(g, conv, affine)
+        own = conv["outputs"][0]
+        add = _sole_consumer(g, own)
         if add is None or add["op"] != "add" or len(set(add["inputs"])) != 2:
             continue
-        own = conv["outputs"][0]
-        residual = add["inputs"][1] if add["inputs"][0] == own else add["inputs"][0]
-        conv["inputs"] = [conv["inputs"][0], residual]
-        g.nodes.remove(conv)
-        g.nodes.insert(g.nodes.index(add), conv)  # r may be computed after the conv
-        conv["outputs"] = list(add["outputs"])
-        g.values.pop(own, None)
-        _remove(g, add)
+        _absorb_add(g, conv, add, add["inputs"][1] if add["inputs"][0] == own else add["inputs"][0])
 
 
 #: The folding passes in the order :func:`fold` runs them.
