@@ -170,7 +170,12 @@ def test_group_norm_matches_torch(tmp_path, groups, affine, functional):
     got, want, meta = _export_run(tmp_path, GroupNormNet(groups, affine, functional), torch.randn(3, 3, 7, 6))
     node = next(n for n in meta["nodes"] if n["op"] == "group_norm")
     assert node["attrs"] == {"groups": groups, "eps": 1e-4}
-    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    # The conv's float sums round differently from torch's (its kernel and summation order
+    # depend on the CPU's instruction set), and normalizing divides that rounding error of
+    # values near 3.0 by the group's std: scale the tolerance by the output's magnitude, as for
+    # the activations after convs. (A biased/unbiased variance swap or a wrong
+    # group still misses it by two orders of magnitude.)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
 
 
 def test_group_norm_on_a_dense_output(tmp_path):
