@@ -132,6 +132,10 @@ class QuantMixin:
             wq = wq * Q.xnor_weight_scale(w)
         return wq
 
+    def _scales_output(self) -> bool:
+        """Whether a per-sample or per-channel factor multiplies the output before the bias."""
+        return self.scaling == "channel" or (self.scaling == "xnor" and self.input_quantizer is not None)
+
     def weight_sign_and_scale(self) -> tuple[Tensor, Tensor] | None:
         """Export protocol: the ±1 weights and the per-output-channel factor the layer applies.
 
@@ -144,7 +148,10 @@ class QuantMixin:
         """
         wq = self.weight_quantizer
         sign_scale = getattr(wq, "sign_scale", None)
-        w = self.weight.detach()
+        # Means over a filter (alpha) are taken in float64 and rounded once: a float32 sum's
+        # order follows the CPU's vector width, so the exported factors would differ in the
+        # last bit between CPUs (AVX2 and AVX-512 builds of PyTorch).
+        w = self.weight.detach().to(torch.float64)
         a = sign_scale(w) if sign_scale is not None else None
         if a is None:
             return None
@@ -251,16 +258,20 @@ class QuantConv2d(QuantMixin, nn.Conv2d):
         if self.input_quantizer is not None:
             x = self.input_quantizer(x)
         w = self.quantized_weight()
+        # With no scale between them, the bias goes into the conv call itself: the layer then
+        # computes exactly what nn.Conv2d does (its kernels may add the bias in a different
+        # order from a separate add, which changes the last bit on some CPUs).
+        bias = self.bias if not self._scales_output() else None
         if self.pad_value not in (None, 0.0):
             x = F.pad(x, self.explicit_padding(), value=self.pad_value)
-            y = F.conv2d(x, w, None, self.stride, 0, self.dilation, self.groups)
+            y = F.conv2d(x, w, bias, self.stride, 0, self.dilation, self.groups)
         else:
-            y = self._conv_forward(x, w, None)
+            y = self._conv_forward(x, w, bias)
         if self.scaling == "xnor" and self.input_quantizer is not None:
             y = y * self._activation_scale(x_real)
         elif self.scaling == "channel":
             y = y * self.scale.view(1, -1, 1, 1)
-        if self.bias is not None:
+        if self.bias is not None and bias is None:
             y = y + self.bias.view(1, -1, 1, 1)
         return y
 
@@ -312,12 +323,13 @@ class QuantLinear(QuantMixin, nn.Linear):
         x_real = x
         if self.input_quantizer is not None:
             x = self.input_quantizer(x)
-        y = F.linear(x, self.quantized_weight())
+        bias = self.bias if not self._scales_output() else None  # as QuantConv2d.forward
+        y = F.linear(x, self.quantized_weight(), bias)
         if self.scaling == "xnor" and self.input_quantizer is not None:
             y = y * x_real.abs().mean(dim=-1, keepdim=True)
         elif self.scaling == "channel":
             y = y * self.scale
-        if self.bias is not None:
+        if self.bias is not None and bias is None:
             y = y + self.bias
         return y
 
