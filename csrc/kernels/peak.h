@@ -8,5 +8,12 @@ namespace onebit {
 double peak_binary_macs_avx512(double seconds);
 // vfmadd231ps on zmm registers, 12 independent chains: fp32 FMAs/s.
 double peak_fp32_fmas_avx512(double seconds);
+// The avx2 path's ceilings: its nibble-lookup popcount (xor, 2 and, shift,
+// 2 vpshufb, 2 byte adds per 256 binary MACs) and vfmadd231ps on ymm.
+double peak_binary_macs_avx2(double seconds);
+double peak_fp32_fmas_avx2(double seconds);
+// Integer MACs/s an int8 layer could reach on AVX2: vpmaddwd + vpaddd on int16 (exact), and
+// vpmaddubsw + vpmaddwd + vpaddd on u8 x s8 (saturates in int16, so not exact).
+void peak_int_macs_avx2(double seconds, double* madd16, double* maddubs8);
 
 }  // namespace onebit

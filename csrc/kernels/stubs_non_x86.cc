@@ -24,6 +24,10 @@ const PoolKernels& pool_kernels_avx2() { return pool_kernels_portable(); }
 const PoolKernels& pool_kernels_avx512() { return pool_kernels_portable(); }
 ChanFn chanwise_avx2() { return chanwise_portable(); }
 ChanFn chanwise_avx512() { return chanwise_portable(); }
+void pack_rows_f32_avx2(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
+                        size_t ldx) {
+  pack_rows_f32_portable(x, rows, channels, thr, out, ldx);
+}
 void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
                           uint64_t* out, size_t ldx) {
   pack_rows_f32_portable(x, rows, channels, thr, out, ldx);
@@ -36,4 +40,7 @@ void activation_f32_avx512(ActKind kind, const float* x, float* y, size_t n) {
 }
 double peak_binary_macs_avx512(double) { return 0.0; }
 double peak_fp32_fmas_avx512(double) { return 0.0; }
+double peak_binary_macs_avx2(double) { return 0.0; }
+double peak_fp32_fmas_avx2(double) { return 0.0; }
+void peak_int_macs_avx2(double, double* madd16, double* maddubs8) { *madd16 = *maddubs8 = 0.0; }
 }  // namespace onebit

@@ -41,7 +41,7 @@ template <class T>
 using avector = std::vector<T, AlignedAlloc<T>>;
 
 // rows x channels float/int8 -> rows x words_for(channels) words.
-// Bit set iff x < thr[c] (thr may be null: 0). Uses AVX-512 or NEON when active.
+// Bit set iff x < thr[c] (thr may be null: 0). Uses AVX-512, AVX2 or NEON when active.
 // ldx: floats from one row of x to the next (0: channels; a slice of a wider value).
 void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
                    int nthreads, size_t ldx = 0);
@@ -49,6 +49,8 @@ void pack_rows_i8(const int8_t* x, size_t rows, int channels, uint64_t* out, int
 // Portable versions (reference for the tests, fallback elsewhere).
 void pack_rows_f32_portable(const float* x, size_t rows, int channels, const float* thr,
                             uint64_t* out, size_t ldx);
+void pack_rows_f32_avx2(const float* x, size_t rows, int channels, const float* thr,
+                        uint64_t* out, size_t ldx);
 void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
                           uint64_t* out, size_t ldx);
 void pack_rows_f32_neon(const float* x, size_t rows, int channels, const float* thr,

@@ -52,6 +52,8 @@ void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, 
   split_rows(rows, nthreads, 4096 / (channels + 1) + 1, [&](size_t r0, size_t r1) {
     if (isa == Isa::kAvx512) {
       pack_rows_f32_avx512(x + r0 * ldx, r1 - r0, channels, thr, out + r0 * W, ldx);
+    } else if (isa == Isa::kAvx2) {
+      pack_rows_f32_avx2(x + r0 * ldx, r1 - r0, channels, thr, out + r0 * W, ldx);
     } else if (isa == Isa::kNeon) {
       pack_rows_f32_neon(x + r0 * ldx, r1 - r0, channels, thr, out + r0 * W, ldx);
     } else {

@@ -89,21 +89,39 @@ NB_MODULE(_C, m) {
     d["sgemm"] = sgemm_kernel_name();
     d["bf16gemm"] = bf16gemm_kernel_name(false);
     d["i8gemm"] = i8gemm_kernel_name(false);
-    d["pack"] = active_isa() == Isa::kAvx512 ? "pack_f32_avx512" : "pack_f32_portable";
+    d["pack"] = active_isa() == Isa::kAvx512 ? "pack_f32_avx512"
+                : active_isa() == Isa::kAvx2   ? "pack_f32_avx2"
+                : active_isa() == Isa::kNeon   ? "pack_f32_64_neon"
+                                               : "pack_f32_portable";
     return d;
   }, "Micro-kernels chosen for the active instruction set.");
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, nb::arg("n"));
+  // The peak loops of the active path (avx512 or avx2; 0 elsewhere): what
+  // benchmarks/kernels.py reports the kernels' share of.
   m.def("peak_binary_macs", [](double s) {
-    if (!isa_supported(Isa::kAvx512)) return 0.0;
+    const Isa isa = active_isa();
     nb::gil_scoped_release g;
-    return peak_binary_macs_avx512(s);
+    if (isa == Isa::kAvx512) return peak_binary_macs_avx512(s);
+    if (isa == Isa::kAvx2) return peak_binary_macs_avx2(s);
+    return 0.0;
   }, nb::arg("seconds") = 0.3);
   m.def("peak_fp32_fmas", [](double s) {
-    if (!isa_supported(Isa::kAvx512)) return 0.0;
+    const Isa isa = active_isa();
     nb::gil_scoped_release g;
-    return peak_fp32_fmas_avx512(s);
+    if (isa == Isa::kAvx512) return peak_fp32_fmas_avx512(s);
+    if (isa == Isa::kAvx2) return peak_fp32_fmas_avx2(s);
+    return 0.0;
   }, nb::arg("seconds") = 0.3);
+  m.def("peak_int_macs_avx2", [](double s) {
+    double m16 = 0, m8 = 0;
+    if (isa_supported(Isa::kAvx2)) {
+      nb::gil_scoped_release g;
+      peak_int_macs_avx2(s, &m16, &m8);
+    }
+    return std::make_tuple(m16, m8);
+  }, nb::arg("seconds") = 0.3,
+     "(int16 vpmaddwd, u8 x s8 vpmaddubsw) MACs/s on AVX2; (0, 0) without AVX2.");
 
   // ---- packing -------------------------------------------------------------
   m.def("pack_f32", [](In<float> x, int channels, std::optional<In<float>> thr,
