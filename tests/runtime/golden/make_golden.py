@@ -5,14 +5,22 @@ script only with the engine whose outputs are to be recorded; it refuses to repl
 goldens without ``--overwrite``::
 
     .venv/bin/python tests/runtime/golden/make_golden.py [--train] [--only CASE ...] [--overwrite]
-    .venv/bin/python tests/runtime/golden/make_golden.py --rehash
+    .venv/bin/python tests/runtime/golden/make_golden.py --rehash WHY
+    .venv/bin/python tests/runtime/golden/make_golden.py --add-isa avx512
 
 ``--rehash`` is for an exporter change meant to keep every output (a fusion pass): it
 re-exports the zoo cases and records only their new export hashes (``rehashed_at`` says
 when and why), leaving every golden output as recorded. test_golden.py then proves the claim:
 the new files must reproduce the old outputs bit for bit.
 
-The committed goldens were recorded once (``--train``) with the Python executor over the C++
+``--add-isa`` records one more ISA's outputs (one the recording CPU lacked) from the stored
+calibration, after checking that every export reproduces its recorded hash.
+
+The committed goldens were recorded on 2026-12-02 (``--overwrite``) on an AVX2-only Zen 3
+(no avx512 outputs: record them with ``--add-isa avx512`` on an AVX-512 machine), after the
+cases were made CPU-independent (numpy-drawn weights, stored calibration, float64 filter means
+in the exporter): the earlier recording, calibrated on a Zen 4, could not be reproduced here.
+The first recording was made (``--train``) with the Python executor over the C++
 kernels (src/onebit/runtime/model.py before commit beaacce replaced it with a binding to the
 C++ engine), tree at 33f86b9. Afterwards that executor (model.py and reference.py of
 beaacce~1), run on the later kernels, reproduced every golden output that was re-checked
@@ -23,7 +31,7 @@ What it writes next to itself:
 
 * ``inputs.npz``: every input, exactly (float32 NCHW): the photos each model's BatchNorms are
   calibrated on and the batches that are run (ISA-independent, so stored once, not per ISA).
-  The test needs neither the data folder nor Pillow: it calibrates on these arrays.
+  The test needs neither the data folder nor Pillow (recording calibrated on these arrays).
 * ``golden_<isa>.npz``: per ISA the engine supports here, the outputs of every case and
   run, key ``<case>/<run>/t<threads>``.
 * ``manifest.json``: per case how it is built (zoo name, kwargs, calibration and run
@@ -32,7 +40,15 @@ What it writes next to itself:
   and exported; committed, it is also a format-compatibility fixture. Without ``--train`` the
   committed file is used as it is.
 
-A case is a model built deterministically (``torch.manual_seed(0)``), its BatchNorm
+* ``calibration.npz``: per zoo case the buffers (BatchNorm running statistics) its model had
+  after calibration when recorded, key ``<case>/<buffer name>``. Cases are exported from these,
+  not calibrated again: calibrating runs PyTorch's convolutions and reductions, whose rounding
+  depends on the CPU (oneDNN and ATen pick kernels by instruction set: an AVX2-only Zen 3 and
+  an AVX-512 Zen 4 gave different statistics in the last bits, hence different files, and the
+  goldens could not judge the engine on the other CPU). Building (seeded init) and exporting
+  (element-wise folding) round the same everywhere.
+
+A case is a model built deterministically (numpy-drawn weights, see ``_build``), its BatchNorm
 statistics calibrated on real images (as tests/export/test_zoo_export.py does), exported with
 ``onebit.export`` and run with ``onebit.runtime.load(path, num_threads=n).run(x)`` for every
 ISA and ``n`` in 1, 2. Building and exporting run with one PyTorch thread: with two, the
@@ -70,6 +86,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 DATA = os.environ.get("ONEBIT_DATA", os.path.join(ROOT, "..", "shared", "data"))
 
 INPUTS = os.path.join(HERE, "inputs.npz")
+CALIBRATION = os.path.join(HERE, "calibration.npz")
 MANIFEST = os.path.join(HERE, "manifest.json")
 TRAINED = os.path.join(HERE, "mnist_mlp.onebit")
 TRAINED_CASE = "mnist_mlp_trained"
@@ -169,19 +186,82 @@ def supported_isas() -> list[str]:
     return [name for name in ISAS if _C.isa_supported(name)]
 
 
-def export_case(spec: dict[str, Any], inputs: dict[str, np.ndarray], path: str | os.PathLike) -> int:
-    """Build, calibrate and export the zoo case ``spec`` (a manifest entry) to ``path``; returns bytes."""
+def _build(spec: dict[str, Any]) -> Any:
+    """The case's model with weights drawn by numpy (seed 0), the same bits on every CPU.
+
+    PyTorch's own initializers are not: their kernels are compiled per instruction set, and
+    ``ATEN_CPU_CAPABILITY=default`` already changes the last bits of ``uniform_`` (an FMA where
+    the AVX2 build contracts one). So every conv / dense weight is drawn uniformly in
+    ``+-1/sqrt(fan_in)`` (PyTorch's default range), every other non-constant parameter (biases)
+    in ``+-0.1``; constant ones (BatchNorm's 1 and 0, PReLU's 0.25, ...) keep PyTorch's value.
+    (A conv weight whose init happened to be constant would keep it too: none of the zoo's is.)
+    """
     import torch
 
     import onebit
+
+    torch.manual_seed(0)
+    model = onebit.models.create(spec["model"], **spec["kwargs"])
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        for _, p in model.named_parameters():
+            if p.numel() <= 1 or bool((p == p.reshape(-1)[0]).all()):
+                continue  # constant-initialized
+            bound = 1.0 / float(np.sqrt(p[0].numel())) if p.dim() >= 2 else 0.1
+            p.copy_(torch.from_numpy(rng.uniform(-bound, bound, tuple(p.shape)).astype(np.float32)))
+    return model
+
+
+def calibrate_case(spec: dict[str, Any], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Build the zoo case ``spec``, calibrate its BatchNorms on its photos; returns its buffers."""
+    import torch
+
     from onebit.export.verify import calibrate_batchnorm
 
     with torch_threads(1):
-        torch.manual_seed(0)
-        model = onebit.models.create(spec["model"], **spec["kwargs"])
-        x = torch.from_numpy(np.ascontiguousarray(inputs[spec["calibration"]]))
-        calibrate_batchnorm(model, x, batch=len(x))
-        return onebit.export(model, x[:1], path)
+        model = _build(spec)
+        before = {k: v.clone() for k, v in model.named_parameters()}
+        calibrate_batchnorm(model, torch.from_numpy(np.ascontiguousarray(inputs[spec["calibration"]])),
+                            batch=len(inputs[spec["calibration"]]))
+        # only buffers may change (no backward runs), or storing buffers would not be enough
+        assert all(torch.equal(before[k], v) for k, v in model.named_parameters()), spec["model"]
+        return {name: b.detach().numpy().copy() for name, b in model.named_buffers()}
+
+
+def case_buffers(calibration: dict[str, np.ndarray], case: str) -> dict[str, np.ndarray]:
+    """The stored buffers of ``case`` from a loaded calibration.npz."""
+    prefix = case + "/"
+    return {k[len(prefix):]: v for k, v in calibration.items() if k.startswith(prefix)}
+
+
+def export_case(
+    spec: dict[str, Any],
+    buffers: dict[str, np.ndarray],
+    inputs: dict[str, np.ndarray],
+    path: str | os.PathLike,
+) -> int:
+    """Build the zoo case ``spec``, set its calibrated ``buffers``, export it to ``path``; returns bytes."""
+    import torch
+
+    import onebit
+
+    with torch_threads(1):
+        model = _build(spec)
+        names = {name for name, _ in model.named_buffers()}
+        if names != set(buffers):
+            raise ValueError(
+                f"{spec['model']}: stored calibration has buffers {sorted(set(buffers) ^ names)[:5]} "
+                "the model does not (or lacks some it has): record the case again"
+            )
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(torch.from_numpy(buffers[name]))
+        for m in model.modules():  # as calibrate_batchnorm leaves them
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = None
+        model.eval()
+        x = torch.from_numpy(np.ascontiguousarray(inputs[spec["calibration"]][:1]))
+        return onebit.export(model, x, path)
 
 
 def run_engine(path: str | os.PathLike, x: np.ndarray, threads: int) -> np.ndarray:
@@ -349,6 +429,11 @@ def _bits(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
 
 
+def reference_runs(runs: dict[str, str]) -> dict[str, str]:
+    """The runs recorded (and checked) on the reference ISA: the batch-1 one."""
+    return {"b1": runs["b1"]} if "b1" in runs else dict(list(runs.items())[:1])
+
+
 def record_case(
     case: str, path: str, runs: dict[str, str], inputs: dict[str, np.ndarray], isas: list[str]
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
@@ -356,28 +441,35 @@ def record_case(
     outputs: dict[str, dict[str, np.ndarray]] = {name: {} for name in isas}
     notes: dict[str, Any] = {"threads_differ": [], "isas_differ_from_reference": {}, "run_seconds": {}}
     for name in isas:
+        # the naive reference kernels (~100x slower than portable) run the batch-1 input on one
+        # thread only: what test_golden.py checks of them
+        here = reference_runs(runs) if name == "reference" else runs
+        threads = (1,) if name == "reference" else THREADS
         with isa(name):
             t0 = time.perf_counter()
-            for run, key in runs.items():
-                for n in THREADS:
+            for run, key in here.items():
+                for n in threads:
                     y = run_engine(path, inputs[key], n)
                     assert y.dtype == np.float32 and np.isfinite(y).all(), (case, name, run, n)
                     outputs[name][output_key(case, run, n)] = y
-                if not np.array_equal(*(_bits(outputs[name][output_key(case, run, n)]) for n in THREADS)):
+                if len(threads) > 1 and not np.array_equal(
+                    *(_bits(outputs[name][output_key(case, run, n)]) for n in threads)
+                ):
                     notes["threads_differ"].append(f"{name}/{run}")
             notes["run_seconds"][name] = round(time.perf_counter() - t0, 3)
     if "reference" in isas:
+        ref = outputs["reference"]
         for name in isas:
             differ = [
                 k.split("/", 1)[1]
                 for k, y in outputs[name].items()
-                if not np.array_equal(_bits(y), _bits(outputs["reference"][k]))
+                if k in ref and not np.array_equal(_bits(y), _bits(ref[k]))
             ]
             if differ:
-                ref = outputs["reference"]
                 rel = max(
                     float(np.abs(outputs[name][k] - ref[k]).max() / (np.abs(ref[k]).max() + 1e-30))
                     for k in outputs[name]
+                    if k in ref
                 )
                 notes["isas_differ_from_reference"][name] = {"runs": differ, "max_rel_diff": rel}
     return outputs, notes
@@ -398,9 +490,17 @@ def main(argv: list[str] | None = None) -> int:
         help="record only the zoo cases' new export hashes (the outputs stay as recorded); WHY goes "
         "into the manifest",
     )
+    ap.add_argument(
+        "--add-isa",
+        metavar="ISA",
+        help="record the outputs of one more ISA (one this CPU has, e.g. avx512 on an AVX-512 machine) "
+        "for every case, from the stored calibration; the other ISAs' outputs stay as recorded",
+    )
     args = ap.parse_args(argv)
     if args.rehash:
         return rehash(args.rehash)
+    if args.add_isa:
+        return add_isa(args.add_isa)
     if os.path.exists(MANIFEST) and not args.overwrite:
         sys.exit(
             f"{MANIFEST} exists: recording again replaces the outputs of the engine the goldens came from "
@@ -421,9 +521,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ISAs on this CPU: {isas}; torch {torch.__version__}; onebit {onebit.__version__}", flush=True)
     manifest: dict[str, Any] = {"cases": {}}
     old_out: dict[str, dict[str, np.ndarray]] = {}
+    calibration: dict[str, np.ndarray] = {}
     if args.only:
         with open(MANIFEST) as f:
             manifest = json.load(f)
+        with np.load(CALIBRATION) as z:
+            calibration = {k: z[k] for k in z.files if k.split("/", 1)[0] not in args.only}
         for name in isas:
             with np.load(golden_path(name)) as z:
                 old_out[name] = {k: z[k] for k in z.files if k.split("/", 1)[0] not in args.only}
@@ -470,11 +573,14 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 spec = dict(cases[case])
                 path = os.path.join(tmp, case.replace("@", "_") + ".onebit")
-                nbytes = export_case(spec, inputs, path)
+                buffers = calibrate_case(spec, inputs)
+                calibration.update({f"{case}/{k}": v for k, v in buffers.items()})
+                nbytes = export_case(spec, buffers, inputs, path)
                 again = os.path.join(tmp, "again.onebit")
-                export_case(spec, inputs, again)
+                export_case(spec, calibrate_case(spec, inputs), inputs, again)
                 t_export = time.perf_counter() - t0
                 spec["content_sha256"] = content_sha256(path)
+                # calibrating and exporting twice in this process gives the same file
                 spec["export_reproducible"] = content_sha256(again) == spec["content_sha256"]
                 spec["file_sha256_when_recorded"] = file_sha256(path)
                 spec["file_bytes"] = nbytes
@@ -499,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     used |= {spec["calibration"] for spec in manifest["cases"].values() if "calibration" in spec}
     used |= {spec["labels"] for spec in manifest["cases"].values() if "labels" in spec}
     np.savez_compressed(INPUTS, **{k: v for k, v in inputs.items() if k in used})
+    np.savez_compressed(CALIBRATION, **dict(sorted(calibration.items())))
     for name in isas:
         merged = {**old_out.get(name, {}), **outputs[name]}
         np.savez_compressed(golden_path(name), **compact(merged))
@@ -508,10 +615,11 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "git_head": head,
-        "engine": "onebit.runtime.model (Python executor over the C++ kernels)",
+        "engine": "onebit.runtime.load (the C++ engine)",
         "isas": isas,
         "threads": list(THREADS),
         "cpu": _cpu_name(),
+        "cpu_signature": cpu_signature(),
     }
     manifest["cases"] = dict(sorted(manifest["cases"].items()))
     with open(MANIFEST, "w") as f:
@@ -521,12 +629,55 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def add_isa(name: str) -> int:
+    """Record ``name``'s outputs of every case (the exports must reproduce the recorded hashes)."""
+    if name not in supported_isas():
+        sys.exit(f"this CPU cannot run {name} (it has {supported_isas()})")
+    with open(MANIFEST) as f:
+        manifest = json.load(f)
+    with np.load(INPUTS) as z:
+        inputs = {k: z[k] for k in z.files}
+    with np.load(CALIBRATION) as z:
+        calibration = {k: z[k] for k in z.files}
+    outputs: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, spec in manifest["cases"].items():
+            path = TRAINED if case == TRAINED_CASE else os.path.join(tmp, "case.onebit")
+            if case != TRAINED_CASE:
+                export_case(spec, case_buffers(calibration, case), inputs, path)
+                if content_sha256(path) != spec["content_sha256"]:
+                    sys.exit(
+                        f"{case}: the export no longer reproduces the recorded file; record every ISA again"
+                    )
+            out, notes = record_case(case, path, spec["runs"], inputs, [name])
+            outputs.update(out[name])
+            spec.setdefault("run_seconds", {})[name] = notes["run_seconds"][name]
+            spec.setdefault("threads_differ", []).extend(notes["threads_differ"])
+            print(f"{case:34s} {name} runs {notes['run_seconds'][name]} s", flush=True)
+    np.savez_compressed(golden_path(name), **compact(outputs))
+    rec = manifest["recorded_with"]
+    rec["isas"] = [i for i in ISAS if i in {*rec["isas"], name}]
+    rec.setdefault("added", []).append({"isa": name, "cpu_signature": cpu_signature(), "git_head": _head()})
+    with open(MANIFEST, "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+    print(f"wrote {golden_path(name)}; manifest lists {rec['isas']}")
+    return 0
+
+
+def _head() -> str:
+    git = ["git", "-C", ROOT, "rev-parse", "HEAD"]
+    return subprocess.run(git, capture_output=True, text=True).stdout.strip()
+
+
 def rehash(why: str) -> int:
     """Re-export every zoo case and store its new content hash; the golden outputs are untouched."""
     with open(MANIFEST) as f:
         manifest = json.load(f)
     with np.load(INPUTS) as z:
         inputs = {k: z[k] for k in z.files}
+    with np.load(CALIBRATION) as z:
+        calibration = {k: z[k] for k in z.files}
     head = subprocess.run(
         ["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -536,7 +687,7 @@ def rehash(why: str) -> int:
             if case == TRAINED_CASE:
                 continue
             path = os.path.join(tmp, "case.onebit")
-            spec["file_bytes"] = export_case(spec, inputs, path)
+            spec["file_bytes"] = export_case(spec, case_buffers(calibration, case), inputs, path)
             new = content_sha256(path)
             differs = new != spec["content_sha256"]
             if differs:
@@ -551,6 +702,29 @@ def rehash(why: str) -> int:
         f.write("\n")
     print(f"{changed} export hash(es) changed; golden outputs kept: run tests/runtime/test_golden.py")
     return 0
+
+
+def cpu_signature() -> str:
+    """``family/model/stepping`` and the vector extensions PyTorch's kernels dispatch on.
+
+    The model name alone does not tell CPUs apart ("AMD EPYC" is both Zen 3 and Zen 4).
+    """
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("cpu family", "model", "stepping", "flags") and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip() and fields:
+                    break
+    except OSError:
+        return platform.processor()
+    flags = set(fields.get("flags", "").split())
+    vec = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    where = "/".join(fields.get(k, "?") for k in ("cpu family", "model", "stepping"))
+    return f"{where} {' '.join(vec)}"
 
 
 def _cpu_name() -> str:
