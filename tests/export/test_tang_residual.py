@@ -6,8 +6,10 @@ images from a 5,000-image subset (one PyTorch thread), then classifies the test 
 and in the engine in the same batches of 500.
 
 * ``scale="sample"`` (one scale per image) deploys as bconv2d/bdense with residual_bits: the
-  planes go through the XNOR-popcount kernels. Full 10,000-image test set, >= 99.5% of the
-  predictions equal (measured: 99.99% at 2 bits, 99.98% at 3 bits).
+  planes go through the XNOR-popcount kernels. The first 2,000 test images (the whole 10,000
+  took 42 s more per case on a Zen 3 and measured 99.99% at 2 bits, 99.98% at 3; the 2,000:
+  100.00% at both), >= 99.5% of
+  the predictions equal.
 * ``scale="channel"`` (the default rule, per channel over the batch) deploys exactly as
   residual_sign + float convs with ±1 weights, but its scales couple the images of a batch: a
   rounding difference in one image moves every image's scales, and the planes of the dense
@@ -17,7 +19,7 @@ and in the engine in the same batches of 500.
   PyTorch fp32 at least as often as PyTorch fp64 does (less 0.3 points), or on 99.5%
   (measured: 99.70% against a floor of 99.45% at 2 bits, 99.45% against 99.35% at 3 bits).
 
-Each case takes about 50 s of CPU time (200 training steps, the evaluations in both runtimes).
+Each case takes 40-80 s on a Zen 3 (200 training steps: 38 s; the evaluations in both runtimes).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA = os.environ.get("ONEBIT_DATA") or str(ROOT.parent / "shared" / "data")
 
 STEPS, BATCH, TRAIN_IMAGES, EVAL_BATCH = 200, 32, 5_000, 500
-CHANNEL_TEST_IMAGES = 2_000
+SAMPLE_TEST_IMAGES = CHANNEL_TEST_IMAGES = 2_000
 
 pytestmark = pytest.mark.slow
 
@@ -101,16 +103,16 @@ def _export_and_run(m: torch.nn.Module, x: torch.Tensor, path: pathlib.Path) -> 
 def test_tang_per_sample_scales_run_at_binary_speed_like_torch(bits, cifar, tmp_path, one_thread):
     train, test, norm = cifar
     m = train_tang(bits, "sample", train, norm)
-    x = norm(test.images)
+    x = norm(test.images[:SAMPLE_TEST_IMAGES])
     engine_pred, ops = _export_and_run(m, x, tmp_path / f"tang_{bits}bit_sample.onebit")
     assert "residual_sign" not in ops and {"bconv2d", "bdense"} <= ops  # planes through the binary kernels
     torch_pred = _predict(m, x)
-    labels = test.labels.numpy()
+    labels = test.labels[:SAMPLE_TEST_IMAGES].numpy()
     acc, same = float(np.mean(torch_pred == labels)), float(np.mean(torch_pred == engine_pred))
     print(
         f"{bits}-bit sample: PyTorch {acc:.4f}, engine {np.mean(engine_pred == labels):.4f}, same {same:.4f}"
     )
-    assert len(labels) == 10_000
+    assert len(labels) == SAMPLE_TEST_IMAGES
     assert acc > 0.2, acc  # it learned (chance is 10%)
     assert same >= 0.995, same
 
