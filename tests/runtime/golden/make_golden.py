@@ -512,9 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     import onebit
 
     # the tree when the engine is imported (others may commit while this runs)
-    head = subprocess.run(
-        ["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    head = _head()
     import onebit.runtime  # noqa: F401  (the engine to record, fixed from here on)
 
     isas = supported_isas()
@@ -622,9 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_signature": cpu_signature(),
     }
     manifest["cases"] = dict(sorted(manifest["cases"].items()))
-    with open(MANIFEST, "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
+    _write_manifest(manifest)
     print(f"wrote {INPUTS}, {MANIFEST} and golden_<isa>.npz for {isas}")
     return 0
 
@@ -633,12 +629,7 @@ def add_isa(name: str) -> int:
     """Record ``name``'s outputs of every case (the exports must reproduce the recorded hashes)."""
     if name not in supported_isas():
         sys.exit(f"this CPU cannot run {name} (it has {supported_isas()})")
-    with open(MANIFEST) as f:
-        manifest = json.load(f)
-    with np.load(INPUTS) as z:
-        inputs = {k: z[k] for k in z.files}
-    with np.load(CALIBRATION) as z:
-        calibration = {k: z[k] for k in z.files}
+    manifest, inputs, calibration = _load_recorded()
     outputs: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for case, spec in manifest["cases"].items():
@@ -658,9 +649,7 @@ def add_isa(name: str) -> int:
     rec = manifest["recorded_with"]
     rec["isas"] = [i for i in ISAS if i in {*rec["isas"], name}]
     rec.setdefault("added", []).append({"isa": name, "cpu_signature": cpu_signature(), "git_head": _head()})
-    with open(MANIFEST, "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
+    _write_manifest(manifest)
     print(f"wrote {golden_path(name)}; manifest lists {rec['isas']}")
     return 0
 
@@ -670,17 +659,27 @@ def _head() -> str:
     return subprocess.run(git, capture_output=True, text=True).stdout.strip()
 
 
-def rehash(why: str) -> int:
-    """Re-export every zoo case and store its new content hash; the golden outputs are untouched."""
+def _load_recorded() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The committed manifest, inputs and calibration."""
     with open(MANIFEST) as f:
         manifest = json.load(f)
     with np.load(INPUTS) as z:
         inputs = {k: z[k] for k in z.files}
     with np.load(CALIBRATION) as z:
         calibration = {k: z[k] for k in z.files}
-    head = subprocess.run(
-        ["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    return manifest, inputs, calibration
+
+
+def _write_manifest(manifest: dict[str, Any]) -> None:
+    with open(MANIFEST, "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+
+
+def rehash(why: str) -> int:
+    """Re-export every zoo case and store its new content hash; the golden outputs are untouched."""
+    manifest, inputs, calibration = _load_recorded()
+    head = _head()
     changed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for case, spec in manifest["cases"].items():
@@ -697,9 +696,7 @@ def rehash(why: str) -> int:
                 spec["content_sha256"] = new
                 spec["file_sha256_when_recorded"] = file_sha256(path)
             print(f"{case:34s} {'new export hash' if differs else 'same export'}", flush=True)
-    with open(MANIFEST, "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
+    _write_manifest(manifest)
     print(f"{changed} export hash(es) changed; golden outputs kept: run tests/runtime/test_golden.py")
     return 0
 
@@ -709,17 +706,8 @@ def cpu_signature() -> str:
 
     The model name alone does not tell CPUs apart ("AMD EPYC" is both Zen 3 and Zen 4).
     """
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("cpu family", "model", "stepping", "flags") and key not in fields:
-                    fields[key] = value.strip()
-                if not line.strip() and fields:
-                    break
-    except OSError:
+    fields = _cpuinfo()
+    if not fields:
         return platform.processor()
     flags = set(fields.get("flags", "").split())
     vec = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
@@ -727,15 +715,23 @@ def cpu_signature() -> str:
     return f"{where} {' '.join(vec)}"
 
 
-def _cpu_name() -> str:
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo ({} where there is none)."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip() and fields:
+                    break
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor()
+    return fields
+
+
+def _cpu_name() -> str:
+    return _cpuinfo().get("model name") or platform.processor()
 
 
 if __name__ == "__main__":
