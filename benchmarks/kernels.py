@@ -169,9 +169,10 @@ def main() -> None:
     print(f"CPU: {cpu_name()} ({_C.cpu_features()}), {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"kernels: {K.kernel_info()}; torch {torch.__version__}")
-    print(f"peak per core ({K.kernel_info()['isa']} loops): {peak_b / 1e9:.0f} G binary MACs/s, "
+    isa = K.kernel_info()["isa"]
+    print(f"peak per core ({isa} loops): {peak_b / 1e9:.0f} G binary MACs/s, "
           f"{peak_f / 1e9:.1f} G fp32 FMAs/s (ratio {peak_b / max(peak_f, 1):.1f}x)")
-    if K.kernel_info()["isa"] == "avx2":
+    if isa == "avx2":
         m16, m8 = _C.peak_int_macs_avx2(0.3)
         print(f"  int8 layers without VNNI could use: int16 vpmaddwd {m16 / 1e9:.1f} G MACs/s (exact, "
               f"{m16 / max(peak_f, 1):.2f}x fp32), u8 x s8 vpmaddubsw {m8 / 1e9:.1f} G MACs/s "
