@@ -17,7 +17,8 @@ the new files must reproduce the old outputs bit for bit.
 calibration, after checking that every export reproduces its recorded hash.
 
 The committed goldens were recorded on 2026-12-02 (``--overwrite``) on an AVX2-only Zen 3
-(no avx512 outputs: record them with ``--add-isa avx512`` on an AVX-512 machine), after the
+(avx2, portable, reference; the avx512 outputs were added the same day with ``--add-isa avx512``
+on an AMD Zen 5, family 26 model 2, where every export reproduced its recorded hash), after the
 cases were made CPU-independent (numpy-drawn weights, stored calibration, float64 filter means
 in the exporter): the earlier recording, calibrated on a Zen 4, could not be reproduced here.
 The first recording was made (``--train``) with the Python executor over the C++
