@@ -1,13 +1,27 @@
 // fp32 GEMM micro-kernels (first float conv, dense layers).
 //
-// C[mr x nr] (+)= A[mr x kc] * Bp[kc x NR], A rows at stride lda, Bp a packed
-// panel (NR floats per k, zero-padded). Only the first nr columns are stored.
+// C[mr x nr] (+)= A[mr x kc] * Bp[kc x NR], Bp a packed panel (NR floats per k,
+// zero-padded); only the first nr columns are stored.
+//
+// A row i is `nseg` segments of `seg_len` contiguous values (kc = nseg * seg_len),
+// segment s at p + i * ld + s * seg_stride. A plain GEMM passes one segment (the
+// row); a convolution passes its kernel rows (kw * C values each, one input row
+// apart), read in place from its input instead of from an im2col copy. Each
+// output is summed in one accumulator, k ascending from zero, however A is
+// segmented: the same bits as the im2col copy gives.
 #pragma once
 
 namespace onebit {
 
-using SgemmUkernelFn = void (*)(int mr, int nr, int kc, const float* a, long lda,
-                                const float* bp, float* c, long ldc, bool accumulate);
+struct SgemmA {
+  const float* p;
+  long ld;
+  int nseg, seg_len;
+  long seg_stride;
+};
+
+using SgemmUkernelFn = void (*)(int mr, int nr, const SgemmA& a, const float* bp, float* c, long ldc,
+                                bool accumulate);
 
 // Few rows times row-major weights (dense layers at small batch): for
 // m < M, n < N: c[m*ldc + n] = sum_k a[m*lda + k] * w[n*ldw + k]. No packing,

@@ -78,7 +78,7 @@ void sgemm_rows(const SgemmConfig& cfg, const PackedB& pb, int rows, int N, int 
                            static_cast<size_t>(pn) * kc * NR;
       const int nr = std::min(NR, N - pn * NR);
       for (int r = 0; r < rows; r += MR)
-        cfg.fn(std::min(MR, rows - r), nr, kc, a + r * lda + k0, lda, panel,
+        cfg.fn(std::min(MR, rows - r), nr, SgemmA{a + r * lda + k0, lda, 1, kc, 0}, panel,
                c + r * ldc + pn * NR, ldc, kb > 0);
     }
   }
@@ -139,6 +139,59 @@ bool is_pointwise(const PoolParams& p) {
 constexpr int kRowChunk = 96;  // rows per task step: 16 micro-tiles of 6
 constexpr int kMaxKernelRows = 64;  // kh <= 64 (engine/op.h kMaxKernel)
 
+// A float conv with no dilation along x whose K fits one block (the 7x7 stem, a
+// 3x3 stem on RGB): each tile of MR output pixels along one output row reads
+// its kh kernel rows in place (SgemmA segments of kw * C values, pixel i at
+// i * sw * C), so the im2col copy is made only for the tiles that touch the
+// zero padding. The copy cost the 224x224 7x7 stem half as much time as its
+// FMAs (K = 147 values copied per output pixel, in 21-float pieces). Same
+// bits as the im2col path: one accumulator per output, k ascending from zero.
+void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float* x, const PoolParams& p,
+                         int oc, int dh, const float* bias, Act act, const float* slope, float* out,
+                         int nthreads, const float* residual, Act post_act, long ldo) {
+  const int K = p.kh * p.kw * p.c, MR = cfg.mr, NR = cfg.nr;
+  const int seg = p.kw * p.c;
+  const long lda = static_cast<long>(p.sw) * p.c, seg_stride = static_cast<long>(dh) * p.w * p.c;
+  // Output columns [ox_lo, ox_hi) read no padding along x.
+  const int ox_lo = std::min(p.ow, (p.pl + p.sw - 1) / p.sw);
+  const int ox_hi = p.w - p.kw + p.pl < 0 ? ox_lo
+                                          : std::clamp((p.w - p.kw + p.pl) / p.sw + 1, ox_lo, p.ow);
+  const long orows = static_cast<long>(p.n) * p.oh;
+  const int ntasks = static_cast<int>(std::min<long>(orows, nthreads == 1 ? 1 : 8 * nthreads));
+  parallel_for(ntasks, nthreads, [&](int t) {
+    avector<float> cols(static_cast<size_t>(MR) * K);
+    for (long r = orows * t / ntasks; r < orows * (t + 1) / ntasks; ++r) {
+      const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
+      const int iy0 = oy * p.sh - p.pt;
+      const bool rows_in = iy0 >= 0 && iy0 + (p.kh - 1) * dh < p.h;
+      const long m0 = r * p.ow;
+      float* orow = out + m0 * ldo;
+      for (int pn = 0; pn < pb.npanels; ++pn) {
+        const float* panel = pb.data.data() + static_cast<size_t>(pn) * K * NR;
+        const int nr = std::min(NR, oc - pn * NR);
+        // Whole MR-pixel tiles along the row; one that touches the padding is
+        // copied whole (split off, it left a tile of one pixel per row).
+        for (int ox = 0; ox < p.ow; ox += MR) {
+          const int mr = std::min(MR, p.ow - ox);
+          const bool interior = rows_in && ox >= ox_lo && ox + mr <= ox_hi;
+          SgemmA a{cols.data(), K, 1, K, 0};
+          if (interior) {
+            a = SgemmA{x + ((static_cast<long>(n) * p.h + iy0) * p.w + (ox * p.sw - p.pl)) * p.c, lda, p.kh,
+                       seg, seg_stride};
+          } else {
+            for (int q = 0; q < mr; ++q) im2col_row(x, p, dh, 1, m0 + ox + q, cols.data() + q * K);
+          }
+          cfg.fn(mr, nr, a, panel, orow + ox * ldo + pn * NR, ldo, false);
+        }
+      }
+      finish_rows(orow, ldo, 0, p.ow, 0, oc, bias, act, slope);
+      if (residual || post_act != Act::kNone)
+        add_residual_act(orow, residual ? residual + m0 * ldo : nullptr, static_cast<size_t>(ldo),
+                         static_cast<size_t>(p.ow), 0, oc, post_act);
+    }
+  });
+}
+
 }  // namespace
 
 void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b_rs, long b_cs,
@@ -186,12 +239,16 @@ void conv2d_f32(const float* x, const float* w, const float* bias, const PoolPar
           residual, post_act);
     return;
   }
-  // im2col one chunk of rows at a time into a small per-task buffer that
-  // stays in L1/L2 (a whole-image im2col buffer, 7 MB for a 224x224 7x7
-  // stem, costs more in page faults and DRAM traffic than the GEMM).
   const SgemmConfig& cfg = sgemm_cfg();
   const PackedB pb = pack_b(cfg, oc, K, w, 1, K);
   if (nthreads <= 0) nthreads = get_num_threads();
+  if (dw == 1 && K > 0 && K <= kKC) {
+    conv2d_f32_in_place(cfg, pb, x, p, oc, dh, bias, act, slope, out, nthreads, residual, post_act, ldo);
+    return;
+  }
+  // im2col one chunk of rows at a time into a small per-task buffer that
+  // stays in L1/L2 (a whole-image im2col buffer, 7 MB for a 224x224 7x7
+  // stem, costs more in page faults and DRAM traffic than the GEMM).
   const long chunks = (M + kRowChunk - 1) / kRowChunk;
   const int ntasks = static_cast<int>(std::min<long>(chunks, nthreads == 1 ? 1 : 8 * nthreads));
   parallel_for(ntasks, nthreads, [&](int t) {

@@ -33,6 +33,45 @@ def test_conv2d_f32(isa, rng, case):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+def _im2col(x, kh, kw, s, pad, d):
+    """(n*oh*ow, kh*kw*C) patches of NHWC ``x`` in OHWI order, zero padding (t, b, l, r)."""
+    xp = np.pad(x, ((0, 0), (pad[0], pad[1]), (pad[2], pad[3]), (0, 0)))
+    n, hp, wp, c = xp.shape
+    oh = (hp - d[0] * (kh - 1) - 1) // s[0] + 1
+    ow = (wp - d[1] * (kw - 1) - 1) // s[1] + 1
+    taps = [xp[:, ky * d[0] : ky * d[0] + s[0] * (oh - 1) + 1 : s[0],
+               kx * d[1] : kx * d[1] + s[1] * (ow - 1) + 1 : s[1]]
+            for ky in range(kh) for kx in range(kw)]
+    return np.stack(taps, axis=3).reshape(n * oh * ow, kh * kw * c), (n, oh, ow)
+
+
+# (n, h, w, c, oc, k, stride, padding (t, b, l, r), dilation): the 7x7 RGB stem and
+# the 3x3/2 one (kernel rows read in place), asymmetric padding, dilation along y
+# only (in place) and along x (im2col), K = 252 (the last in place) and 261 (im2col,
+# two K blocks), output widths that are no multiple of the tile, oc tails.
+@pytest.mark.parametrize("case", [
+    (1, 37, 41, 3, 64, 7, 2, (3, 3, 3, 3), (1, 1)),
+    (2, 20, 19, 3, 16, 3, 2, (1, 1, 1, 1), (1, 1)),
+    (1, 15, 23, 5, 40, 3, 1, (0, 2, 1, 0), (2, 1)),
+    (1, 15, 23, 5, 40, 3, 1, (1, 1, 2, 2), (1, 2)),
+    (1, 9, 13, 28, 33, 3, 1, (1, 1, 1, 1), (1, 1)),
+    (1, 9, 13, 29, 33, 3, 1, (1, 1, 1, 1), (1, 1)),
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv2d_f32_equals_gemm_of_its_im2col_bit_for_bit(isa, rng, case, threads):
+    """The conv reads its kernel rows in place where it can; the sums must be the GEMM's."""
+    n, h, w_, c, oc, k, s, pad, d = case
+    x = rng.standard_normal((n, h, w_, c)).astype(np.float32)
+    w = rng.standard_normal((oc, k, k, c)).astype(np.float32)
+    b = rng.standard_normal(oc).astype(np.float32)
+    cols, (n, oh, ow) = _im2col(x, k, k, (s, s), pad, d)
+    want = K.dense_f32(cols, w.reshape(oc, -1), b, activation="relu", num_threads=1)
+    got = K.conv2d_f32(x, w, b, stride=s, padding=pad, dilation=d, activation="relu",
+                       num_threads=threads)
+    assert got.shape == (n, oh, ow, oc)
+    np.testing.assert_array_equal(got.reshape(-1, oc), want)
+
+
 @pytest.mark.parametrize("groups,ci,co,k,s,p", [(16, 16, 16, 3, 2, 1), (5, 5, 5, 3, 1, 1),
                                                (3, 12, 6, 3, 1, 0), (2, 8, 8, 5, 2, 2)])
 def test_grouped_and_depthwise_conv2d_f32(isa, rng, groups, ci, co, k, s, p):

@@ -11,18 +11,21 @@ namespace {
 // storing them at every k (the 7x7 stem ran at a third of torch's speed). Tails
 // use vmaskmovps instead, as the AVX-512 kernel uses masked stores.
 template <int MR>
-void kernel(int nr, int kc, const float* a, long lda, const float* bp, float* c, long ldc,
-            bool accumulate) {
+void kernel(int nr, const SgemmA& A, const float* bp, float* c, long ldc, bool accumulate) {
   __m256 acc[MR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  for (int k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_loadu_ps(bp + k * 16), b1 = _mm256_loadu_ps(bp + k * 16 + 8);
+  const long lda = A.ld;
+  for (int s = 0; s < A.nseg; ++s, bp += A.seg_len * 16) {
+    const float* a = A.p + s * A.seg_stride;
+    for (int k = 0; k < A.seg_len; ++k) {
+      const __m256 b0 = _mm256_loadu_ps(bp + k * 16), b1 = _mm256_loadu_ps(bp + k * 16 + 8);
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m256 av = _mm256_broadcast_ss(a + i * lda + k);
-      acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+      for (int i = 0; i < MR; ++i) {
+        const __m256 av = _mm256_broadcast_ss(a + i * lda + k);
+        acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+        acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+      }
     }
   }
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -50,15 +53,15 @@ void kernel(int nr, int kc, const float* a, long lda, const float* bp, float* c,
   }
 }
 
-void sgemm_6x16_avx2(int mr, int nr, int kc, const float* a, long lda, const float* bp, float* c,
-                     long ldc, bool accumulate) {
+void sgemm_6x16_avx2(int mr, int nr, const SgemmA& a, const float* bp, float* c, long ldc,
+                     bool accumulate) {
   switch (mr) {
-    case 6: kernel<6>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    case 5: kernel<5>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    case 4: kernel<4>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    case 3: kernel<3>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    case 2: kernel<2>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    default: kernel<1>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
+    case 6: kernel<6>(nr, a, bp, c, ldc, accumulate); break;
+    case 5: kernel<5>(nr, a, bp, c, ldc, accumulate); break;
+    case 4: kernel<4>(nr, a, bp, c, ldc, accumulate); break;
+    case 3: kernel<3>(nr, a, bp, c, ldc, accumulate); break;
+    case 2: kernel<2>(nr, a, bp, c, ldc, accumulate); break;
+    default: kernel<1>(nr, a, bp, c, ldc, accumulate); break;
   }
 }
 

@@ -8,18 +8,21 @@ namespace onebit {
 namespace {
 
 template <int MR>
-void kernel(int nr, int kc, const float* a, long lda, const float* bp, float* c, long ldc,
-            bool accumulate) {
+void kernel(int nr, const SgemmA& A, const float* bp, float* c, long ldc, bool accumulate) {
   __m512 acc[MR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  for (int k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16);
+  const long lda = A.ld;
+  for (int s = 0; s < A.nseg; ++s, bp += A.seg_len * 32) {
+    const float* a = A.p + s * A.seg_stride;
+    for (int k = 0; k < A.seg_len; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16);
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m512 av = _mm512_set1_ps(a[i * lda + k]);
-      acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+      for (int i = 0; i < MR; ++i) {
+        const __m512 av = _mm512_set1_ps(a[i * lda + k]);
+        acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+      }
     }
   }
   const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
@@ -37,15 +40,15 @@ void kernel(int nr, int kc, const float* a, long lda, const float* bp, float* c,
   }
 }
 
-void sgemm_6x32_avx512(int mr, int nr, int kc, const float* a, long lda, const float* bp,
-                       float* c, long ldc, bool accumulate) {
+void sgemm_6x32_avx512(int mr, int nr, const SgemmA& a, const float* bp, float* c, long ldc,
+                       bool accumulate) {
   switch (mr) {
-    case 6: kernel<6>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    case 5: kernel<5>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    case 4: kernel<4>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    case 3: kernel<3>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    case 2: kernel<2>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    default: kernel<1>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
+    case 6: kernel<6>(nr, a, bp, c, ldc, accumulate); break;
+    case 5: kernel<5>(nr, a, bp, c, ldc, accumulate); break;
+    case 4: kernel<4>(nr, a, bp, c, ldc, accumulate); break;
+    case 3: kernel<3>(nr, a, bp, c, ldc, accumulate); break;
+    case 2: kernel<2>(nr, a, bp, c, ldc, accumulate); break;
+    default: kernel<1>(nr, a, bp, c, ldc, accumulate); break;
   }
 }
 

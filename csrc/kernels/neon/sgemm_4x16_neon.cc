@@ -18,16 +18,19 @@ namespace onebit {
 namespace {
 
 template <int MR>
-void kernel(int nr, int kc, const float* a, long lda, const float* bp, float* c, long ldc,
-            bool accumulate) {
+void kernel(int nr, const SgemmA& A, const float* bp, float* c, long ldc, bool accumulate) {
   float32x4_t acc[MR][4];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < 4; ++j) acc[i][j] = vdupq_n_f32(0.0f);
-  int k = 0;
-  for (; k + 4 <= kc; k += 4) {
-    float32x4_t av[MR];
-    for (int i = 0; i < MR; ++i) av[i] = vld1q_f32(a + i * lda + k);
-    const float* b = bp + k * 16;
+  const long lda = A.ld;
+  for (int s = 0; s < A.nseg; ++s, bp += A.seg_len * 16) {
+    const float* a = A.p + s * A.seg_stride;
+    const int kc = A.seg_len;
+    int k = 0;
+    for (; k + 4 <= kc; k += 4) {
+      float32x4_t av[MR];
+      for (int i = 0; i < MR; ++i) av[i] = vld1q_f32(a + i * lda + k);
+      const float* b = bp + k * 16;
 #define ONEBIT_SGEMM_STEP(L)                                                        \
   {                                                                                 \
     const float32x4_t b0 = vld1q_f32(b + 16 * L), b1 = vld1q_f32(b + 16 * L + 4);   \
@@ -38,23 +41,24 @@ void kernel(int nr, int kc, const float* a, long lda, const float* bp, float* c,
       acc[i][2] = vfmaq_laneq_f32(acc[i][2], b2, av[i], L);                         \
       acc[i][3] = vfmaq_laneq_f32(acc[i][3], b3, av[i], L);                         \
     }                                                                               \
-  }
-    ONEBIT_SGEMM_STEP(0)
-    ONEBIT_SGEMM_STEP(1)
-    ONEBIT_SGEMM_STEP(2)
-    ONEBIT_SGEMM_STEP(3)
+    }
+      ONEBIT_SGEMM_STEP(0)
+      ONEBIT_SGEMM_STEP(1)
+      ONEBIT_SGEMM_STEP(2)
+      ONEBIT_SGEMM_STEP(3)
 #undef ONEBIT_SGEMM_STEP
-  }
-  for (; k < kc; ++k) {
-    const float* b = bp + k * 16;
-    const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4);
-    const float32x4_t b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
-    for (int i = 0; i < MR; ++i) {
-      const float32x4_t av = vld1q_dup_f32(a + i * lda + k);
-      acc[i][0] = vfmaq_f32(acc[i][0], b0, av);
-      acc[i][1] = vfmaq_f32(acc[i][1], b1, av);
-      acc[i][2] = vfmaq_f32(acc[i][2], b2, av);
-      acc[i][3] = vfmaq_f32(acc[i][3], b3, av);
+    }
+    for (; k < kc; ++k) {
+      const float* b = bp + k * 16;
+      const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4);
+      const float32x4_t b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
+      for (int i = 0; i < MR; ++i) {
+        const float32x4_t av = vld1q_dup_f32(a + i * lda + k);
+        acc[i][0] = vfmaq_f32(acc[i][0], b0, av);
+        acc[i][1] = vfmaq_f32(acc[i][1], b1, av);
+        acc[i][2] = vfmaq_f32(acc[i][2], b2, av);
+        acc[i][3] = vfmaq_f32(acc[i][3], b3, av);
+      }
     }
   }
   for (int i = 0; i < MR; ++i) {
@@ -73,13 +77,13 @@ void kernel(int nr, int kc, const float* a, long lda, const float* bp, float* c,
   }
 }
 
-void sgemm_4x16_neon(int mr, int nr, int kc, const float* a, long lda, const float* bp, float* c,
-                     long ldc, bool accumulate) {
+void sgemm_4x16_neon(int mr, int nr, const SgemmA& a, const float* bp, float* c, long ldc,
+                     bool accumulate) {
   switch (mr) {
-    case 4: kernel<4>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    case 3: kernel<3>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    case 2: kernel<2>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
-    default: kernel<1>(nr, kc, a, lda, bp, c, ldc, accumulate); break;
+    case 4: kernel<4>(nr, a, bp, c, ldc, accumulate); break;
+    case 3: kernel<3>(nr, a, bp, c, ldc, accumulate); break;
+    case 2: kernel<2>(nr, a, bp, c, ldc, accumulate); break;
+    default: kernel<1>(nr, a, bp, c, ldc, accumulate); break;
   }
 }
 

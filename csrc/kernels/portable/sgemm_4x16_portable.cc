@@ -4,14 +4,17 @@
 namespace onebit {
 namespace {
 
-void sgemm_4x16_portable(int mr, int nr, int kc, const float* a, long lda, const float* bp,
-                         float* c, long ldc, bool accumulate) {
+void sgemm_4x16_portable(int mr, int nr, const SgemmA& A, const float* bp, float* c, long ldc,
+                         bool accumulate) {
   float acc[4][16] = {};
-  for (int k = 0; k < kc; ++k) {
-    const float* b = bp + k * 16;
-    for (int i = 0; i < mr; ++i) {
-      const float av = a[i * lda + k];
-      for (int j = 0; j < 16; ++j) acc[i][j] += av * b[j];
+  for (int s = 0; s < A.nseg; ++s, bp += A.seg_len * 16) {
+    const float* a = A.p + s * A.seg_stride;
+    for (int k = 0; k < A.seg_len; ++k) {
+      const float* b = bp + k * 16;
+      for (int i = 0; i < mr; ++i) {
+        const float av = a[i * A.ld + k];
+        for (int j = 0; j < 16; ++j) acc[i][j] += av * b[j];
+      }
     }
   }
   for (int i = 0; i < mr; ++i)

@@ -551,7 +551,9 @@ def conv2d_f32(
     """Float convolution, NHWC float32, zero padding (e.g. the first layer, stems).
 
     ``w`` in OHWI (or OIHW) layout with I = in_channels // groups.
-    groups = 1: im2col + a blocked AVX-512/AVX2 FMA GEMM. groups = in_channels
+    groups = 1: an AVX-512/AVX2 FMA GEMM over the kernel rows read in place
+    (kh * kw * C <= 256, no dilation along x: stems), else over an im2col copy
+    in 256-deep blocks; the same sums either way. groups = in_channels
     = out_channels (depthwise, e.g. QuickNet's stem, BlurPool): a direct
     per-channel kernel. Other groups: one GEMM per group.
     """
