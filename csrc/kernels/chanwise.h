@@ -17,6 +17,10 @@ enum class ChanOp : uint8_t {
   kRelu,    // y = x where x > 0 or NaN, else +0
   kClip,    // y = lo where x < lo, hi where x > hi, else x (NaN stays)
   kScale,   // y = x * lo
+  // A float conv/dense layer's output stage (ops/float_ops.cc): t = x + b[i], then
+  kBias,       // y = t
+  kBiasRelu,   // y = 0 where t < 0, else t (-0 and NaN stay)
+  kBiasPrelu,  // y = t * a[i] where t < 0, else t
 };
 
 struct ChanParams {

@@ -46,6 +46,22 @@ void chanwise_impl(const ChanParams& p, const float* x, size_t ldx, float* y, si
     case ChanOp::kScale:
       rows_of(x, ldx, y, ldy, rows, c0, c1, [lo](float v, int) { return v * lo; });
       break;
+    case ChanOp::kBias:
+      rows_of(x, ldx, y, ldy, rows, c0, c1, [b](float v, int i) { return v + b[i]; });
+      break;
+    case ChanOp::kBiasRelu:
+      rows_of(x, ldx, y, ldy, rows, c0, c1, [b](float v, int i) {
+        const float t = v + b[i];
+        return t < 0.0f ? 0.0f : t;
+      });
+      break;
+    case ChanOp::kBiasPrelu:
+      rows_of(x, ldx, y, ldy, rows, c0, c1, [a, b](float v, int i) {
+        const float t = v + b[i];
+        const float neg = t * a[i];
+        return t < 0.0f ? neg : t;
+      });
+      break;
   }
 }
 

@@ -84,18 +84,21 @@ void sgemm_rows(const SgemmConfig& cfg, const PackedB& pb, int rows, int N, int 
   }
 }
 
+// C rows [r0, r1), columns [n0, n1): + bias, then the activation, at the ISA's
+// width (kernels/chanwise). A null bias adds +0 (as a scalar loop did: -0 -> +0).
 void finish_rows(float* c, long ldc, int r0, int r1, int n0, int n1, const float* bias, Act act,
                  const float* slope) {
-  if (!bias && act == Act::kNone) return;
-  for (int r = r0; r < r1; ++r) {
-    float* cr = c + r * ldc;
-    for (int j = n0; j < n1; ++j) {
-      float y = cr[j] + (bias ? bias[j] : 0.0f);
-      if (act == Act::kRelu) y = y < 0.0f ? 0.0f : y;
-      else if (act == Act::kPrelu) y = y < 0.0f ? y * slope[j] : y;
-      cr[j] = y;
-    }
+  if ((!bias && act == Act::kNone) || r1 <= r0 || n1 <= n0) return;
+  if (!bias) {
+    thread_local avector<float> zeros;
+    if (zeros.size() < static_cast<size_t>(n1)) zeros.assign(static_cast<size_t>(n1), 0.0f);
+    bias = zeros.data();
   }
+  ChanParams p{act == Act::kRelu ? ChanOp::kBiasRelu : act == Act::kPrelu ? ChanOp::kBiasPrelu : ChanOp::kBias};
+  p.a = slope;
+  p.b = bias;
+  float* rows = c + static_cast<long>(r0) * ldc;
+  chanwise(p, rows, static_cast<size_t>(ldc), rows, static_cast<size_t>(ldc), static_cast<size_t>(r1 - r0), n0, n1);
 }
 
 // Row m of the im2col matrix of an NHWC input (zero padding): the kh x kw x C

@@ -20,7 +20,9 @@ namespace {
 template <int MR>
 void kernel(int nr, const SgemmA& A, const float* bp, float* c, long ldc, bool accumulate) {
   float32x4_t acc[MR][4];
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) acc[i][j] = vdupq_n_f32(0.0f);
   const long lda = A.ld;
   for (int s = 0; s < A.nseg; ++s, bp += A.seg_len * 16) {
@@ -29,13 +31,14 @@ void kernel(int nr, const SgemmA& A, const float* bp, float* c, long ldc, bool a
     int k = 0;
     for (; k + 4 <= kc; k += 4) {
       float32x4_t av[MR];
+#pragma GCC unroll 4
       for (int i = 0; i < MR; ++i) av[i] = vld1q_f32(a + i * lda + k);
       const float* b = bp + k * 16;
 #define ONEBIT_SGEMM_STEP(L)                                                        \
   {                                                                                 \
     const float32x4_t b0 = vld1q_f32(b + 16 * L), b1 = vld1q_f32(b + 16 * L + 4);   \
     const float32x4_t b2 = vld1q_f32(b + 16 * L + 8), b3 = vld1q_f32(b + 16 * L + 12); \
-    for (int i = 0; i < MR; ++i) {                                                  \
+    _Pragma("GCC unroll 4") for (int i = 0; i < MR; ++i) {                          \
       acc[i][0] = vfmaq_laneq_f32(acc[i][0], b0, av[i], L);                         \
       acc[i][1] = vfmaq_laneq_f32(acc[i][1], b1, av[i], L);                         \
       acc[i][2] = vfmaq_laneq_f32(acc[i][2], b2, av[i], L);                         \
@@ -52,6 +55,7 @@ void kernel(int nr, const SgemmA& A, const float* bp, float* c, long ldc, bool a
       const float* b = bp + k * 16;
       const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4);
       const float32x4_t b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
+#pragma GCC unroll 4
       for (int i = 0; i < MR; ++i) {
         const float32x4_t av = vld1q_dup_f32(a + i * lda + k);
         acc[i][0] = vfmaq_f32(acc[i][0], b0, av);
@@ -61,18 +65,24 @@ void kernel(int nr, const SgemmA& A, const float* bp, float* c, long ldc, bool a
       }
     }
   }
+  // Column tails go through a copy of one vector, never of the accumulator
+  // array: with the array's address taken (or its loops left rolled) GCC kept
+  // all 16 accumulators on the stack and stored them at every step of k.
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
-    if (nr == 16) {
-      for (int j = 0; j < 4; ++j) {
-        float32x4_t r = acc[i][j];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const int lanes = nr - 4 * j;
+      float32x4_t r = acc[i][j];
+      if (lanes >= 4) {
         if (accumulate) r = vaddq_f32(r, vld1q_f32(ci + 4 * j));
         vst1q_f32(ci + 4 * j, r);
+      } else if (lanes > 0) {
+        float t[4];
+        vst1q_f32(t, r);
+        for (int l = 0; l < lanes; ++l) ci[4 * j + l] = accumulate ? t[l] + ci[4 * j + l] : t[l];
       }
-    } else {
-      float tmp[16];
-      for (int j = 0; j < 4; ++j) vst1q_f32(tmp + 4 * j, acc[i][j]);
-      for (int j = 0; j < nr; ++j) ci[j] = accumulate ? tmp[j] + ci[j] : tmp[j];
     }
   }
 }
