@@ -100,8 +100,9 @@ class Conv2dKernel final : public OpKernel {
   int64_t transient_bytes(int64_t n, int nthreads) const override {
     if (!w_hwc_.empty()) return 0;  // depthwise: a direct loop
     // conv2d_f32 (per group): each thread running a task holds an im2col chunk of 96 rows
-    // (kRowChunk in ops/float_ops.cc) x K floats, and each call packs the weights for the
-    // GEMM, K x N rounded up to 32 columns. (This counted 2 x 64 rows and no packing: with
+    // (kRowChunk in ops/float_ops.cc), or of one output row where it reads the kernel rows
+    // in place, x K floats, and each call packs the weights for the GEMM, K x N rounded up
+    // to 32 columns. (This counted 2 x 64 rows and no packing: with
     // 2 threads a 64 KB file with a 64 x 64 x 120 kernel held 432 MiB under a 256 MiB cap.)
     const int64_t cg = p_.c / groups_, og = oc_ / groups_, k = int64_t{p_.kh} * p_.kw * cg;
     const int64_t chunks = (n * p_.oh * p_.ow + 95) / 96;
@@ -112,7 +113,8 @@ class Conv2dKernel final : public OpKernel {
     // int8: the input quantized to u8, its per-sample parameters and the tasks' chunks of u8 rows.
     int64_t b = bf16()   ? conv2d_bf16_transient_bytes(pg, static_cast<int>(og), !scale_.empty(), nthreads)
                 : int8() ? conv2d_int8_transient_bytes(pg, static_cast<int>(og), nthreads)
-                         : std::min<int64_t>(chunks, std::max(nthreads, 1)) * 96 * k * 4 + k * ((og + 31) / 32 * 32) * 4;
+                         : std::min<int64_t>(std::max(chunks, n * p_.oh), std::max(nthreads, 1)) * std::max(96, p_.ow) * k * 4 +
+                               k * ((og + 31) / 32 * 32) * 4;
     if (groups_ != 1) b += n * (int64_t{p_.h} * p_.w * cg + int64_t{p_.oh} * p_.ow * og) * 4;
     return b;
   }
