@@ -39,14 +39,12 @@ const char* sgemm_kernel_name() { return sgemm_cfg().name; }
 namespace {
 
 // B packed for the micro-kernel: [kb][panel][kc][NR], zero-padded columns.
-struct PackedB {
-  avector<float> data;
-  int npanels = 0, nkb = 0;
-};
+using PackedB = F32Weights;
 
 PackedB pack_b(const SgemmConfig& cfg, int N, int K, const float* b, long b_rs, long b_cs) {
   const int NR = cfg.nr;
   PackedB pb;
+  pb.kernel = cfg.name;
   pb.npanels = (N + NR - 1) / NR;
   pb.nkb = K > 0 ? (K + kKC - 1) / kKC : 0;
   pb.data.assign(static_cast<size_t>(std::max(K, 1)) * pb.npanels * NR, 0.0f);
@@ -61,6 +59,14 @@ PackedB pack_b(const SgemmConfig& cfg, int N, int K, const float* b, long b_rs, 
     }
   }
   return pb;
+}
+
+// B for cfg: the weights packed at load if they were packed for cfg, else packed now into tmp.
+const PackedB& packed_for(const SgemmConfig& cfg, const F32Weights* pre, PackedB& tmp, int N, int K,
+                          const float* b, long b_rs, long b_cs) {
+  if (pre && pre->kernel && std::strcmp(pre->kernel, cfg.name) == 0) return *pre;
+  tmp = pack_b(cfg, N, K, b, b_rs, b_cs);
+  return tmp;
 }
 
 // C rows [0, rows) = A rows (stride lda) x packed B.
@@ -201,9 +207,16 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
 
 }  // namespace
 
+F32Weights pack_weights_f32(int N, int K, const float* w, long ldw) { return pack_b(sgemm_cfg(), N, K, w, 1, ldw); }
+
+int64_t packed_f32_bytes(int N, int K) {
+  const int NR = sgemm_cfg().nr;
+  return int64_t{std::max(K, 1)} * ((N + NR - 1) / NR) * NR * 4;
+}
+
 void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b_rs, long b_cs,
            float* c, long ldc, const float* bias, Act act, const float* slope, int nthreads,
-           const float* residual, Act post_act) {
+           const float* residual, Act post_act, const F32Weights* packed) {
   if (M <= 0 || N <= 0) return;
   const bool post = residual || post_act != Act::kNone;
   const SgemmConfig& cfg = sgemm_cfg();
@@ -220,7 +233,8 @@ void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b
     });
     return;
   }
-  const PackedB pb = pack_b(cfg, N, K, b, b_rs, b_cs);
+  PackedB tmp;
+  const PackedB& pb = packed_for(cfg, packed, tmp, N, K, b, b_rs, b_cs);
   const int chunks = (M + kRowChunk - 1) / kRowChunk;
   const int ntasks = std::min(chunks, nthreads == 1 ? 1 : 8 * nthreads);
   parallel_for(ntasks, nthreads, [&](int t) {
@@ -237,17 +251,18 @@ void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b
 
 void conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p, int oc,
                 int dh, int dw, Act act, const float* slope, float* out, int nthreads,
-                const float* residual, Act post_act, long ldo) {
+                const float* residual, Act post_act, long ldo, const F32Weights* packed) {
   const int K = p.kh * p.kw * p.c;
   const long M = static_cast<long>(p.n) * p.oh * p.ow;
   if (ldo == 0) ldo = oc;
   if (is_pointwise(p)) {
     sgemm(static_cast<int>(M), oc, K, x, K, w, 1, K, out, ldo, bias, act, slope, nthreads,
-          residual, post_act);
+          residual, post_act, packed);
     return;
   }
   const SgemmConfig& cfg = sgemm_cfg();
-  const PackedB pb = pack_b(cfg, oc, K, w, 1, K);
+  PackedB tmp;
+  const PackedB& pb = packed_for(cfg, packed, tmp, oc, K, w, 1, K);
   if (nthreads <= 0) nthreads = get_num_threads();
   if (dw == 1 && K > 0 && K <= kKC) {
     conv2d_f32_in_place(cfg, pb, x, p, oc, dh, bias, act, slope, out, nthreads, residual, post_act, ldo);

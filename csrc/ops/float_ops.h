@@ -10,14 +10,28 @@
 
 namespace onebit {
 
+// fp32 weights (N, K), row n at w + n * ldw, packed for the GEMM micro-kernel of the
+// ISA active when they were packed ([kb][panel][kc][NR], zero-padded columns): once at
+// load, instead of at every call. A call under another ISA (set_isa after the load)
+// packs the raw weights again for itself; the packing never changes a result.
+struct F32Weights {
+  const char* kernel = nullptr;  // the SgemmConfig name (sgemm_kernel_name()) packed for
+  avector<float> data;
+  int npanels = 0, nkb = 0;
+};
+F32Weights pack_weights_f32(int N, int K, const float* w, long ldw);
+// Bytes pack_weights_f32 holds for (N, K) under the active ISA.
+int64_t packed_f32_bytes(int N, int K);
+
 // C[M x N] = A[M x K] * B[K x N] (+ bias[n]) then activation (relu / prelu
 // with per-column slope). B(k, n) = b[k * b_rs + n * b_cs], so a (N, K) weight
 // matrix is used as-is with b_rs = 1, b_cs = K.
 // residual / post_act: then y = post_act(y + residual[m * ldc + n]) (ops/post_ops.h), on
 // each chunk of rows as it is finished.
+// packed: b packed at load (pack_weights_f32 of the (N, K) matrix), or null.
 void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b_rs, long b_cs,
            float* c, long ldc, const float* bias, Act act, const float* slope, int nthreads,
-           const float* residual = nullptr, Act post_act = Act::kNone);
+           const float* residual = nullptr, Act post_act = Act::kNone, const F32Weights* packed = nullptr);
 
 const char* sgemm_kernel_name();
 
@@ -31,9 +45,11 @@ struct PoolParams {
 // residual / post_act as for sgemm (residual [n][oh][ow][oc]).
 // ldo: floats from one output pixel to the next (0: oc; wider only without a residual).
 // The same for conv2d_bf16 and conv2d_int8.
+// packed: w packed at load (pack_weights_f32(oc, kh * kw * C, w, kh * kw * C)), or null.
 void conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p, int oc,
                 int dh, int dw, Act act, const float* slope, float* out, int nthreads,
-                const float* residual = nullptr, Act post_act = Act::kNone, long ldo = 0);
+                const float* residual = nullptr, Act post_act = Act::kNone, long ldo = 0,
+                const F32Weights* packed = nullptr);
 
 // Depthwise float conv (groups = channels, one filter per channel), NHWC,
 // weights [kh][kw][c], zero padding.

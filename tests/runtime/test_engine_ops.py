@@ -211,7 +211,7 @@ def _fused_conv(g, c, oc, groups, residual, k=3, act="relu"):
     )
 
 
-def case_conv2d_fused_residual_relu(g, c):  # im2col path
+def case_conv2d_fused_residual_relu(g, c):  # K = 45: kernel rows read in place
     return _fused_conv(g, c, c, 1, "input")
 
 
@@ -557,6 +557,49 @@ def _bits_on_every_fast_isa(path, x: np.ndarray) -> dict[str, np.ndarray]:
     finally:
         _C.set_isa(before)
     return results
+
+
+def test_float_convs_packed_at_load_run_under_another_isa(tmp_path):
+    """fp32 conv weights are packed at load for the active ISA's GEMM kernel; run under
+    another ISA (set_isa after the load) they are packed again for it: every (load ISA,
+    run ISA) pair gives the outputs of loading under the run ISA."""
+    from onebit import _C
+
+    g = G([1, 3, 21, 19])
+    stem = g.op(
+        "conv2d",
+        "input",
+        attrs=conv_attrs(k=7, s=2, p=3, groups=1, activation="relu"),
+        weight=g.t(RNG.standard_normal((40, 7, 7, 3)).astype(np.float32)),
+        multiplier=g.t(RNG.uniform(0.5, 1.5, 40).astype(np.float32)),
+        bias=g.t(RNG.standard_normal(40).astype(np.float32)),
+    )
+    out = g.op(
+        "conv2d",
+        stem,
+        attrs=conv_attrs(k=1, p=0, groups=1, activation="none"),
+        weight=g.t(RNG.standard_normal((70, 1, 1, 40)).astype(np.float32)),
+        multiplier=g.t(RNG.uniform(0.5, 1.5, 70).astype(np.float32)),
+        bias=g.t(RNG.standard_normal(70).astype(np.float32)),
+    )
+    g.write(tmp_path / "m.onebit", out, [1, 70, 11, 10])
+    x = RNG.standard_normal((2, 3, 21, 19)).astype(np.float32)
+    isas = [n for n in ("portable", "avx2", "avx512", "neon") if _C.isa_supported(n)]
+    if len(isas) < 2:
+        pytest.skip(f"this CPU runs one optimized ISA ({isas}): no other to switch to")
+    before = _C.active_isa()
+    try:
+        loaded = {}
+        for name in isas:
+            _C.set_isa(name)
+            loaded[name] = load(tmp_path / "m.onebit")
+        for run_isa in isas:
+            _C.set_isa(run_isa)
+            want = loaded[run_isa].run(x)
+            for load_isa in isas:
+                np.testing.assert_array_equal(loaded[load_isa].run(x), want, err_msg=f"{load_isa} -> {run_isa}")
+    finally:
+        _C.set_isa(before)
 
 
 @pytest.mark.parametrize("kind", ["gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh"])

@@ -44,6 +44,14 @@ class Conv2dKernel final : public OpKernel {
       }
       if (int8) scale_.clear();  // in the int8 weights' scales
       w_ = std::vector<float>();  // the packed panels replace the fp32 weights
+    } else {
+      // fp32: packed once here for the active ISA's GEMM kernel (the raw weights stay,
+      // for a call under another ISA), unless the panels' zero columns would more than
+      // double them (a group of few filters: packed per call, as before).
+      const int og = oc_ / groups_, k = p_.kh * p_.kw * (p_.c / groups_);
+      if (packed_f32_bytes(og, k) <= 2 * int64_t{og} * k * 4)
+        for (int g = 0; g < groups_; ++g)
+          w_f32_.push_back(pack_weights_f32(og, k, w_.data() + static_cast<size_t>(g) * og * k, k));
     }
   }
   bool bf16() const { return !w_bf16_.empty(); }
@@ -62,7 +70,7 @@ class Conv2dKernel final : public OpKernel {
     } else {
       const size_t wg = static_cast<size_t>(og) * p.kh * p.kw * p.c;
       conv2d_f32(x, w_.data() + g * wg, b, p, og, dh_, dw_, Act::kNone, nullptr, y, nthreads, residual, act,
-                 ldo);
+                 ldo, w_f32_.empty() ? nullptr : &w_f32_[g]);
     }
   }
   // groups = 1 without a residual can write into a slice of a concat.
@@ -123,6 +131,7 @@ class Conv2dKernel final : public OpKernel {
   std::vector<float> w_, w_hwc_, scale_, bias_;
   std::vector<Bf16Weights> w_bf16_;  // per group, when the layer runs in bf16
   std::vector<Int8Weights> w_i8_;    // per group, when the layer runs in int8
+  std::vector<F32Weights> w_f32_;    // per group, packed at load, when it runs in fp32
   bool emulated_ = false;
   PoolParams p_;
   int oc_, dh_, dw_, groups_;
