@@ -597,7 +597,8 @@ def test_float_convs_packed_at_load_run_under_another_isa(tmp_path):
             _C.set_isa(run_isa)
             want = loaded[run_isa].run(x)
             for load_isa in isas:
-                np.testing.assert_array_equal(loaded[load_isa].run(x), want, err_msg=f"{load_isa} -> {run_isa}")
+                got = loaded[load_isa].run(x)
+                np.testing.assert_array_equal(got, want, err_msg=f"loaded under {load_isa}, run under {run_isa}")
     finally:
         _C.set_isa(before)
 
