@@ -598,7 +598,7 @@ def test_float_convs_packed_at_load_run_under_another_isa(tmp_path):
             want = loaded[run_isa].run(x)
             for load_isa in isas:
                 got = loaded[load_isa].run(x)
-                np.testing.assert_array_equal(got, want, err_msg=f"loaded under {load_isa}, run under {run_isa}")
+                np.testing.assert_array_equal(got, want, err_msg=f"load {load_isa}, run {run_isa}")
     finally:
         _C.set_isa(before)
 
