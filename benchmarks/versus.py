@@ -113,7 +113,7 @@ ISA_CLASSES = {
         IsaClass("amx", "AMX (full: AMX-INT8/BF16 + AVX-512 VNNI/BF16), e.g. Xeon Sapphire Rapids",
                  _AVX512 + ("avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"),
                  None, None, None, True),
-        IsaClass("avx512_bf16", "AVX-512 with VNNI and BF16, no AMX, e.g. AMD Zen 4, Xeon Cooper Lake",
+        IsaClass("avx512_bf16", "AVX-512 with VNNI and BF16, no AMX, e.g. AMD Zen 4 and 5, Xeon Cooper Lake",
                  _AVX512 + ("avx512_vnni", "avx512_bf16"), "AVX512_CORE_BF16", "avx512", "avx512", True),
         IsaClass("avx512_vnni", "AVX-512 VNNI without AMX or BF16, e.g. Xeon Cascade/Ice Lake",
                  _AVX512 + ("avx512_vnni",), "AVX512_CORE_VNNI", "avx512", "avx512", False),
@@ -137,8 +137,12 @@ def lscpu() -> tuple[str, set[str]]:
 
 
 def parse_cpu_info(text: str) -> tuple[str, set[str]]:
-    """Model name and flags from lscpu's or /proc/cpuinfo's text."""
+    """Model name (with the CPU family and model numbers where given) and flags from
+    lscpu's or /proc/cpuinfo's text. The numbers tell CPUs apart that a guest names
+    alike: "AMD EPYC" has been a Zen 3 (family 25 model 1), a Zen 4 (25/17) and a
+    Zen 5 (26/2) here."""
     name, flags = "unknown CPU", set()
+    family = model = None
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip().lower()
@@ -146,6 +150,12 @@ def parse_cpu_info(text: str) -> tuple[str, set[str]]:
             name = value.strip()
         elif key in ("flags", "features") and not flags:
             flags = set(value.split())
+        elif key == "cpu family" and family is None:
+            family = value.strip()
+        elif key == "model" and model is None:
+            model = value.strip()
+    if family and model and name != "unknown CPU":
+        name += f" (family {family} model {model})"
     return name, flags
 
 

@@ -58,6 +58,11 @@ def test_parse_cpu_info_reads_lscpu_and_cpuinfo(vs):
     )
     assert vs.parse_cpu_info(cpuinfo) == ("AMD EPYC", {"avx2", "fma"})
     assert vs.parse_cpu_info("") == ("unknown CPU", set())
+    # the family and model numbers tell apart CPUs a guest names alike
+    zen5 = "Model name:  AMD EPYC\nCPU family:  26\nModel:       2\nFlags:  avx2\n"
+    assert vs.parse_cpu_info(zen5) == ("AMD EPYC (family 26 model 2)", {"avx2"})
+    zen3 = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: avx2\n"
+    assert vs.parse_cpu_info(zen3) == ("AMD EPYC (family 25 model 1)", {"avx2"})
 
 
 @pytest.mark.parametrize(
