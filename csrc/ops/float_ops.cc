@@ -69,17 +69,20 @@ const PackedB& packed_for(const SgemmConfig& cfg, const F32Weights* pre, PackedB
   return tmp;
 }
 
-// C rows [0, rows) = A rows (stride lda) x packed B.
+// C rows [0, rows) = A rows (stride lda) x packed B, for the columns of panels [p0, p1)
+// (p1 < 0: all).
 void sgemm_rows(const SgemmConfig& cfg, const PackedB& pb, int rows, int N, int K,
-                const float* a, long lda, float* c, long ldc) {
+                const float* a, long lda, float* c, long ldc, int p0 = 0, int p1 = -1) {
   const int NR = cfg.nr, MR = cfg.mr;
+  if (p1 < 0) p1 = pb.npanels;
   if (pb.nkb == 0) {
-    for (int r = 0; r < rows; ++r) std::fill(c + r * ldc, c + r * ldc + N, 0.0f);
+    const int n0 = std::min(N, p0 * NR), n1 = std::min(N, p1 * NR);
+    for (int r = 0; r < rows; ++r) std::fill(c + r * ldc + n0, c + r * ldc + n1, 0.0f);
     return;
   }
   for (int kb = 0; kb < pb.nkb; ++kb) {
     const int k0 = kb * kKC, kc = std::min(kKC, K - k0);
-    for (int pn = 0; pn < pb.npanels; ++pn) {
+    for (int pn = p0; pn < p1; ++pn) {
       const float* panel = pb.data.data() + static_cast<size_t>(k0) * pb.npanels * NR +
                            static_cast<size_t>(pn) * kc * NR;
       const int nr = std::min(NR, N - pn * NR);
@@ -235,16 +238,26 @@ void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b
   }
   PackedB tmp;
   const PackedB& pb = packed_for(cfg, packed, tmp, N, K, b, b_rs, b_cs);
+  // Tasks are chunks of rows times groups of column panels: with few rows (a 1x1
+  // shortcut at 7x7 is one chunk of 49) row chunks alone left a second thread idle.
   const int chunks = (M + kRowChunk - 1) / kRowChunk;
-  const int ntasks = std::min(chunks, nthreads == 1 ? 1 : 8 * nthreads);
+  int groups = 1;
+  while (nthreads > 1 && chunks * groups < 4 * nthreads && groups < pb.npanels) groups *= 2;
+  groups = std::min(groups, std::max(pb.npanels, 1));
+  const int total = chunks * groups;
+  const int ntasks = std::min(total, nthreads == 1 ? 1 : 8 * nthreads);
   parallel_for(ntasks, nthreads, [&](int t) {
-    for (int ch = chunks * t / ntasks; ch < chunks * (t + 1) / ntasks; ++ch) {
+    for (int q = static_cast<int>(static_cast<long>(total) * t / ntasks);
+         q < static_cast<int>(static_cast<long>(total) * (t + 1) / ntasks); ++q) {
+      const int ch = q / groups, g = q % groups;
       const int r0 = ch * kRowChunk, r1 = std::min(M, r0 + kRowChunk);
-      sgemm_rows(cfg, pb, r1 - r0, N, K, a + r0 * lda, lda, c + r0 * ldc, ldc);
-      finish_rows(c, ldc, r0, r1, 0, N, bias, act, slope);
+      const int p0 = pb.npanels * g / groups, p1 = pb.npanels * (g + 1) / groups;
+      const int n0 = std::min(N, p0 * cfg.nr), n1 = groups == 1 ? N : std::min(N, p1 * cfg.nr);
+      sgemm_rows(cfg, pb, r1 - r0, N, K, a + r0 * lda, lda, c + r0 * ldc, ldc, p0, groups == 1 ? -1 : p1);
+      finish_rows(c, ldc, r0, r1, n0, n1, bias, act, slope);
       if (post)
         add_residual_act(c + r0 * ldc, residual ? residual + r0 * ldc : nullptr,
-                         static_cast<size_t>(ldc), static_cast<size_t>(r1 - r0), 0, N, post_act);
+                         static_cast<size_t>(ldc), static_cast<size_t>(r1 - r0), n0, n1, post_act);
     }
   });
 }
