@@ -131,6 +131,9 @@ def _float_ops(rng: np.random.Generator, min_time: float) -> None:
     thr = rng.standard_normal(64).astype(np.float32)
     p56 = K.pack_bits(a56)
     a56t = torch.from_numpy(a56).permute(0, 3, 1, 2).contiguous()
+    dwk = rng.standard_normal((64, 3, 3, 1)).astype(np.float32)
+    a56cl = a56t.contiguous(memory_format=torch.channels_last)  # torch's fastest layout for it here
+    dwkt = torch.from_numpy(dwk).permute(0, 3, 1, 2).contiguous()
     rows = [
         ("conv2d_f32 224x224 3->64 7x7 s2 (first layer)",
          lambda: K.conv2d_f32(x, w, stride=2, padding=3, num_threads=1),
@@ -141,6 +144,9 @@ def _float_ops(rng: np.random.Generator, min_time: float) -> None:
         ("sign_threshold_pack 56x56x64 (float -> bits)",
          lambda: K.sign_threshold_pack(a56, thr, num_threads=1),
          lambda: torch.sign(a56t - torch.from_numpy(thr)[:, None, None])),
+        ("depthwise conv 3x3 s2 56x56x64 (BlurPool)",
+         lambda: K.conv2d_f32(a56, dwk, stride=2, padding=1, groups=64, num_threads=1),
+         lambda: torch.nn.functional.conv2d(a56cl, dwkt, stride=2, padding=1, groups=64)),
         ("maxpool 3x3 s2 56x56x64 (packed / torch float)",
          lambda: K.maxpool_packed(p56, 64, 3, 2, 1, num_threads=1),
          lambda: torch.nn.functional.max_pool2d(a56t, 3, 2, 1)),

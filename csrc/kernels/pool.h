@@ -12,11 +12,18 @@ namespace onebit {
 // window gives NaN, an empty window -inf.
 using PoolWindowFn = void (*)(const float* x, long rs, int C, int y0, int y1, int x0, int x1, float* d);
 
+// One output pixel of a depthwise conv (ops/float_ops.cc depthwise_conv2d_f32):
+// d[c] = bias[c] (+0 without a bias), then d[c] += xs[t][c] * ws[t][c] for the taps
+// t < ntaps in order (those inside the input), the product and the sum each rounded.
+using DwPixelFn = void (*)(const float* const* xs, const float* const* ws, int ntaps, const float* bias, int C,
+                           float* d);
+
 // maxpool: as above. sum: d[c] = the sum over the window, added row by row, left to
 // right, each addition rounded in fp32 (avgpool scales it afterwards).
 struct PoolKernels {
   PoolWindowFn max;
   PoolWindowFn sum;
+  DwPixelFn dwconv;
 };
 
 const PoolKernels& pool_kernels_portable();  // also NEON (baseline)

@@ -790,29 +790,41 @@ void pool_loop(const PoolParams& p, int nthreads, F&& f) {
 }
 }  // namespace
 
+namespace {
+const PoolKernels& pool_cfg() {
+  switch (active_isa()) {
+    case Isa::kAvx512: return pool_kernels_avx512();
+    case Isa::kAvx2: return pool_kernels_avx2();
+    default: return pool_kernels_portable();
+  }
+}
+}  // namespace
+
 void depthwise_conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p,
                           int dh, int dw, Act act, const float* slope, float* out, int nthreads) {
   const long rows = static_cast<long>(p.n) * p.oh;
   if (nthreads <= 0) nthreads = get_num_threads();
   const int ntasks = static_cast<int>(std::min<long>(rows, nthreads == 1 ? 1 : 4 * nthreads));
   const int C = p.c;
+  const PoolKernels& k = pool_cfg();
   parallel_for(ntasks, nthreads, [&](int t) {
+    std::vector<const float*> xs(static_cast<size_t>(p.kh) * p.kw), ws(xs.size());
     for (long r = rows * t / ntasks; r < rows * (t + 1) / ntasks; ++r) {
       const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
       for (int ox = 0; ox < p.ow; ++ox) {
         float* o = out + (r * p.ow + ox) * C;
-        for (int c = 0; c < C; ++c) o[c] = bias ? bias[c] : 0.0f;
+        int ntaps = 0;  // the taps inside the input, in (ky, kx) order; channels are contiguous
         for (int ky = 0; ky < p.kh; ++ky) {
           const int iy = oy * p.sh - p.pt + ky * dh;
           if (iy < 0 || iy >= p.h) continue;
           for (int kx = 0; kx < p.kw; ++kx) {
             const int ix = ox * p.sw - p.pl + kx * dw;
             if (ix < 0 || ix >= p.w) continue;
-            const float* xs = x + ((static_cast<long>(n) * p.h + iy) * p.w + ix) * C;
-            const float* ws = w + (static_cast<long>(ky) * p.kw + kx) * C;
-            for (int c = 0; c < C; ++c) o[c] += xs[c] * ws[c];  // channels are contiguous
+            xs[ntaps] = x + ((static_cast<long>(n) * p.h + iy) * p.w + ix) * C;
+            ws[ntaps++] = w + (static_cast<long>(ky) * p.kw + kx) * C;
           }
         }
+        k.dwconv(xs.data(), ws.data(), ntaps, bias, C, o);
         if (act != Act::kNone)
           for (int c = 0; c < C; ++c) {
             if (act == Act::kRelu) o[c] = o[c] < 0.0f ? 0.0f : o[c];
@@ -854,16 +866,6 @@ void chanwise(const ChanParams& p, const float* x, size_t ldx, float* y, size_t 
     default: return portable(p, x, ldx, y, ldy, rows, c0, c1);
   }
 }
-
-namespace {
-const PoolKernels& pool_cfg() {
-  switch (active_isa()) {
-    case Isa::kAvx512: return pool_kernels_avx512();
-    case Isa::kAvx2: return pool_kernels_avx2();
-    default: return pool_kernels_portable();
-  }
-}
-}  // namespace
 
 void maxpool_f32(const float* x, const PoolParams& p, float* out, int nthreads, long ldo) {
   const PoolKernels& k = pool_cfg();
