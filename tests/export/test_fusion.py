@@ -165,3 +165,64 @@ def test_relu_batchnorm_add_fuse_into_binary_convs_bit_for_bit(tmp_path, monkeyp
     assert all("post_scale" in n["params"] and n["attrs"]["activation"] == "relu" for n in convs)
     assert [len(n["inputs"]) for n in convs] == [2, 2, 1, 1]
     _assert_same_bits_and_close_to_torch(model, x, fused, plain)
+
+
+class DenseTransition(nn.Module):
+    """BinaryDenseNet's transition after a concat: BN -> maxpool -> relu -> 1x1 conv; then a
+    second BN -> maxpool (3x3/2, padded) read by a sign, which must stay a binary maxpool."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1, self.pool1 = nn.BatchNorm2d(16), nn.MaxPool2d(2)
+        self.conv = nn.Conv2d(16, 16, 1)
+        self.c, self.d = nn.Conv2d(16, 8, 1), nn.Conv2d(16, 8, 1)
+        self.bn2, self.pool2 = nn.BatchNorm2d(16), nn.MaxPool2d(3, 2, 1)
+        self.bconv = QuantConv2d(16, 8, 3, padding=1, bias=False, **BIN)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([self.a(x), self.b(x)], 1)  # no conv produces the BN's input: it stays an affine
+        y = self.conv(torch.relu(self.pool1(self.bn1(y))))
+        z = torch.cat([self.c(y), self.d(y)], 1)
+        return self.bconv(self.pool2(self.bn2(z)))
+
+
+def _with_positive_gammas(model: nn.Module) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data.abs_().add_(0.1)
+    return model
+
+
+def _export_without(model: nn.Module, x: torch.Tensor, tmp_path, monkeypatch, skip) -> tuple[str, str]:
+    moved, plain = str(tmp_path / "moved.onebit"), str(tmp_path / "plain.onebit")
+    onebit.export(model, x[:1], moved)
+    monkeypatch.setattr(passes, "FOLDING_PASSES", tuple(p for p in passes.FOLDING_PASSES if p is not skip))
+    onebit.export(model, x[:1], plain)
+    monkeypatch.undo()
+    return moved, plain
+
+
+def test_affine_moves_past_maxpool_bit_for_bit(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = _with_positive_gammas(randomize_bn(DenseTransition())).eval()
+    x = torch.randn(2, 3, 12, 12)
+    x[0, 0, :3, :3] = 0.0  # zeros under the windows: -0 and +0 must come out as before
+    moved, plain = _export_without(model, x, tmp_path, monkeypatch, passes.move_affine_past_maxpool)
+    ops = [n["op"] for n in load(moved).meta["nodes"]]
+    i = ops.index("maxpool")
+    assert ops[i + 1 : i + 3] == ["affine", "relu"], ops  # the transition: pooled, then scaled
+    assert ops.count("maxpool") == 1 and "bmaxpool" in ops, ops  # the pool before the sign stays binary
+    assert [n["op"] for n in load(plain).meta["nodes"]][i] == "affine"
+    _assert_same_bits_and_close_to_torch(model, x, moved, plain)
+
+
+def test_affine_with_a_negative_scale_stays_before_maxpool(tmp_path, monkeypatch):
+    """max(a x + b) = a max(x) + b needs a > 0: a channel with a < 0 keeps the affine first."""
+    torch.manual_seed(0)
+    model = _with_positive_gammas(randomize_bn(DenseTransition())).eval()
+    model.bn1.weight.data[3] = -0.7
+    x = torch.randn(2, 3, 12, 12)
+    moved, plain = _export_without(model, x, tmp_path, monkeypatch, passes.move_affine_past_maxpool)
+    assert [n["op"] for n in load(moved).meta["nodes"]] == [n["op"] for n in load(plain).meta["nodes"]]
+    _assert_same_bits_and_close_to_torch(model, x, moved, plain)

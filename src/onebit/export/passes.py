@@ -17,6 +17,10 @@ Run in :data:`FOLDING_PASSES` order by :func:`fold` (the driver calls it):
 8. a binary conv with a relu whose only consumer is an ``affine`` (QuickNet's BatchNorm
    after the relu) takes it as ``post_scale`` / ``post_shift``, and then the ``add`` that
    follows as its residual (:func:`fuse_conv_post_affine`).
+
+Between 1 and 2, an ``affine -> maxpool`` whose scales are all positive becomes
+``maxpool -> affine`` (:func:`move_affine_past_maxpool`: BinaryDenseNet's transitions, the
+affine then runs on a quarter of the values).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "fold_sign_into_bconv",
     "fuse_conv_epilogues",
     "fuse_conv_post_affine",
+    "move_affine_past_maxpool",
 ]
 
 
@@ -184,6 +189,41 @@ def fold_affines(g: Graph) -> None:
             _remove(g, node)
             _rename_input(g, out, prod["outputs"][0])
             changed = True
+
+
+def move_affine_past_maxpool(g: Graph) -> None:
+    """affine -> maxpool  ==>  maxpool -> affine, when every scale is positive.
+
+    Exact, not approximately so: with a > 0, x -> fl(fl(x * a) + b) (the engine's affine, two
+    roundings) never decreases, so the max of the transformed window is the transformed max;
+    maxpool ignores padded positions, and NaN wins either way. A shift of -0.0 is left alone
+    (it could turn the window's zeros -0 and +0 apart after an underflow, and the max keeps
+    the first of equal values). BinaryDenseNet's transitions (BatchNorm -> maxpool 2x2 ->
+    relu -> 1x1 conv) then scale a quarter of the values.
+    """
+    for node in list(g.nodes):
+        if node["op"] != "affine" or g.values[node["inputs"][0]].kind != "float":
+            continue
+        pool = _sole_consumer(g, node["outputs"][0])
+        if pool is None or pool["op"] != "maxpool":
+            continue
+        scale = g.tensors[node["params"]["scale"]]
+        shift = g.tensors[node["params"]["shift"]]
+        if not (np.all(np.isfinite(scale)) and np.all(scale > 0) and np.all(np.isfinite(shift))):
+            continue
+        if np.any((shift == 0) & np.signbit(shift)):
+            continue
+        after = _sole_consumer(g, pool["outputs"][0])
+        if after is not None and after["op"] == "sign":
+            continue  # affine -> maxpool -> sign becomes sign -> binary maxpool (passes 3 and 6)
+        x, scaled, pooled = node["inputs"][0], node["outputs"][0], pool["outputs"][0]
+        new = g.fresh(pool["source"])
+        g.values[new] = Value(new, "float", g.values[pooled].shape)
+        del g.values[scaled]
+        pool["inputs"], pool["outputs"] = [x], [new]
+        node["inputs"], node["outputs"] = [new], [pooled]
+        g.nodes.remove(node)
+        g.nodes.insert(g.nodes.index(pool) + 1, node)
 
 
 def _k_max(node: dict[str, Any]) -> int:
@@ -406,6 +446,7 @@ def fuse_conv_post_affine(g: Graph) -> None:
 #: The folding passes in the order :func:`fold` runs them.
 FOLDING_PASSES: tuple[Callable[[Graph], None], ...] = (
     fold_affines,
+    move_affine_past_maxpool,
     fold_bconv_pool_affine_sign,
     fold_maxpool_sign,
     fold_flatten_sign,
