@@ -1,6 +1,7 @@
 """What the exporter's epilogue fusions save, per zoo model.
 
     python benchmarks/fusion.py [--models binary_resnet_e18 quicknet] [--runs 40]
+    python benchmarks/fusion.py --models binary_densenet28 --passes move_affine_past_maxpool
 
 Each model (224x224, batch 1, random weights) is exported twice, with and without the passes
 that give a float conv its following add (as a residual input) and relu
@@ -35,10 +36,15 @@ from versus import lscpu
 DEFAULT_MODELS = ["binary_resnet_e18", "birealnet18", "quicknet", "binary_densenet28"]
 
 
-def export(model: torch.nn.Module, x: torch.Tensor, path: str, fuse: bool) -> None:
+DEFAULT_PASSES = ["fuse_conv_epilogues", "fuse_conv_post_affine"]
+
+
+def export(model: torch.nn.Module, x: torch.Tensor, path: str, fuse: bool,
+           names: list[str] = DEFAULT_PASSES) -> None:
+    """Export ``model``; with fuse=False, without the folding passes ``names``."""
     saved = passes.FOLDING_PASSES
     if not fuse:
-        fusions = (passes.fuse_conv_epilogues, passes.fuse_conv_post_affine)
+        fusions = tuple(getattr(passes, n) for n in names)
         passes.FOLDING_PASSES = tuple(p for p in saved if p not in fusions)
     try:
         onebit.export(model, x, path)
@@ -50,9 +56,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
     ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--passes", nargs="+", default=DEFAULT_PASSES,
+                    choices=[p.__name__ for p in passes.FOLDING_PASSES],
+                    help="the passes the unfused export leaves out (default: the epilogue fusions; "
+                    "e.g. move_affine_past_maxpool for BinaryDenseNet's transitions)")
     args = ap.parse_args()
     cpu, _ = lscpu()
-    print(f"lscpu: {cpu}; load average at start {os.getloadavg()[0]:.2f}")
+    print(f"lscpu: {cpu}; load average at start {os.getloadavg()[0]:.2f}; unfused = without {args.passes}")
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32))
     xn = x.numpy()
     print("| model | nodes unfused -> fused | add + relu + affine ops, ms | CPU ms unfused | CPU ms fused "
@@ -64,7 +74,7 @@ def main() -> None:
             model = onebit.models.create(name).eval()
             paths = {k: os.path.join(tmp, f"{name}_{k}.onebit") for k in ("unfused", "fused")}
             for k, p in paths.items():
-                export(model, x, p, fuse=k == "fused")
+                export(model, x, p, fuse=k == "fused", names=args.passes)
             engines = {k: load(p, num_threads=1) for k, p in paths.items()}
             engines["unfused again"] = load(paths["unfused"], num_threads=1)
             with pinned(1):
