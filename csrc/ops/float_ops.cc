@@ -807,24 +807,46 @@ void depthwise_conv2d_f32(const float* x, const float* w, const float* bias, con
   const int ntasks = static_cast<int>(std::min<long>(rows, nthreads == 1 ? 1 : 4 * nthreads));
   const int C = p.c;
   const PoolKernels& k = pool_cfg();
+  // Every tap's offset from the window's first value, and the weights' rows: an output pixel
+  // whose window lies inside the input takes its taps from these (no bounds checks).
+  const int taps = p.kh * p.kw;
+  std::vector<long> off(static_cast<size_t>(taps));
+  std::vector<const float*> wtap(static_cast<size_t>(taps));
+  for (int ky = 0; ky < p.kh; ++ky)
+    for (int kx = 0; kx < p.kw; ++kx) {
+      off[ky * p.kw + kx] = (static_cast<long>(ky) * dh * p.w + static_cast<long>(kx) * dw) * C;
+      wtap[ky * p.kw + kx] = w + (static_cast<long>(ky) * p.kw + kx) * C;
+    }
+  const int ox_lo = std::min(p.ow, (p.pl + p.sw - 1) / p.sw);
+  const int span = (p.kw - 1) * dw;  // the window's width - 1
+  const int ox_hi =
+      p.w - 1 - span + p.pl < 0 ? ox_lo : std::clamp((p.w - 1 - span + p.pl) / p.sw + 1, ox_lo, p.ow);
   parallel_for(ntasks, nthreads, [&](int t) {
-    std::vector<const float*> xs(static_cast<size_t>(p.kh) * p.kw), ws(xs.size());
+    std::vector<const float*> xs(static_cast<size_t>(taps)), ws(xs.size());
     for (long r = rows * t / ntasks; r < rows * (t + 1) / ntasks; ++r) {
       const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
+      const int iy0 = oy * p.sh - p.pt;
+      const bool rows_in = iy0 >= 0 && iy0 + (p.kh - 1) * dh < p.h;
       for (int ox = 0; ox < p.ow; ++ox) {
         float* o = out + (r * p.ow + ox) * C;
-        int ntaps = 0;  // the taps inside the input, in (ky, kx) order; channels are contiguous
-        for (int ky = 0; ky < p.kh; ++ky) {
-          const int iy = oy * p.sh - p.pt + ky * dh;
-          if (iy < 0 || iy >= p.h) continue;
-          for (int kx = 0; kx < p.kw; ++kx) {
-            const int ix = ox * p.sw - p.pl + kx * dw;
-            if (ix < 0 || ix >= p.w) continue;
-            xs[ntaps] = x + ((static_cast<long>(n) * p.h + iy) * p.w + ix) * C;
-            ws[ntaps++] = w + (static_cast<long>(ky) * p.kw + kx) * C;
+        if (rows_in && ox >= ox_lo && ox < ox_hi) {
+          const float* base = x + ((static_cast<long>(n) * p.h + iy0) * p.w + (ox * p.sw - p.pl)) * C;
+          for (int q = 0; q < taps; ++q) xs[q] = base + off[q];
+          k.dwconv(xs.data(), wtap.data(), taps, bias, C, o);
+        } else {
+          int ntaps = 0;  // the taps inside the input, in (ky, kx) order; channels are contiguous
+          for (int ky = 0; ky < p.kh; ++ky) {
+            const int iy = iy0 + ky * dh;
+            if (iy < 0 || iy >= p.h) continue;
+            for (int kx = 0; kx < p.kw; ++kx) {
+              const int ix = ox * p.sw - p.pl + kx * dw;
+              if (ix < 0 || ix >= p.w) continue;
+              xs[ntaps] = x + ((static_cast<long>(n) * p.h + iy) * p.w + ix) * C;
+              ws[ntaps++] = wtap[ky * p.kw + kx];
+            }
           }
+          k.dwconv(xs.data(), ws.data(), ntaps, bias, C, o);
         }
-        k.dwconv(xs.data(), ws.data(), ntaps, bias, C, o);
         if (act != Act::kNone)
           for (int c = 0; c < C; ++c) {
             if (act == Act::kRelu) o[c] = o[c] < 0.0f ? 0.0f : o[c];

@@ -84,6 +84,37 @@ def test_grouped_and_depthwise_conv2d_f32(isa, rng, groups, ci, co, k, s, p):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+# (h, w, C, k, stride, padding (t, b, l, r), dilation): windows inside the input (tap offsets
+# precomputed) and across its border (taps checked), channel blocks of 64, 16 and 1.
+@pytest.mark.parametrize("case", [
+    (13, 11, 16, 3, 2, (1, 1, 1, 1), (1, 1)),
+    (12, 15, 86, 3, 1, (0, 2, 1, 0), (2, 1)),
+    (9, 10, 5, 5, 2, (2, 2, 2, 2), (1, 2)),
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_conv2d_f32_sums_taps_in_order_bit_for_bit(isa, rng, case, threads):
+    """bias, then + x * w per tap inside the input in (ky, kx) order, each op rounded in fp32:
+    the same bits wherever the window lies (the engine's goldens depend on it)."""
+    h, w_, c, k, s, pad, d = case
+    x = rng.standard_normal((2, h, w_, c)).astype(np.float32)
+    w = rng.standard_normal((c, k, k, 1)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    got = K.conv2d_f32(x, w, b, stride=s, padding=pad, dilation=d, groups=c, num_threads=threads)
+    n, oh, ow, _ = got.shape
+    want = np.empty_like(got)
+    for oy in range(oh):
+        for ox in range(ow):
+            acc = np.broadcast_to(b, (n, c)).copy()
+            for ky in range(k):
+                iy = oy * s - pad[0] + ky * d[0]
+                for kx in range(k):
+                    ix = ox * s - pad[2] + kx * d[1]
+                    if 0 <= iy < h and 0 <= ix < w_:
+                        acc = acc + x[:, iy, ix, :] * w[:, ky, kx, 0]  # float32: each op rounded
+            want[:, oy, ox, :] = acc
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
 @pytest.mark.parametrize("m,k,n", [(1, 512, 1000), (5, 300, 37), (64, 1, 3)])
 def test_dense_f32(isa, rng, m, k, n):
     x = rng.standard_normal((m, k)).astype(np.float32)
