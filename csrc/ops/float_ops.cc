@@ -151,6 +151,22 @@ bool is_pointwise(const PoolParams& p) {
 constexpr int kRowChunk = 96;  // rows per task step: 16 micro-tiles of 6
 constexpr int kMaxKernelRows = 64;  // kh <= 64 (engine/op.h kMaxKernel)
 
+// The part of a conv or pooling window's output that reads no zero padding: output
+// columns [ox_lo, ox_hi) (dw: dilation along x), and whether output row oy's kh rows
+// (dh apart) all lie in the input.
+struct InsideCols {
+  int ox_lo, ox_hi;
+};
+InsideCols inside_cols(const PoolParams& p, int dw) {
+  const int lo = std::min(p.ow, (p.pl + p.sw - 1) / p.sw);
+  const int last = p.w - 1 - (p.kw - 1) * dw + p.pl;  // the last window start, + pl
+  return {lo, last < 0 ? lo : std::clamp(last / p.sw + 1, lo, p.ow)};
+}
+bool rows_inside(const PoolParams& p, int oy, int dh) {
+  const int iy0 = oy * p.sh - p.pt;
+  return iy0 >= 0 && iy0 + (p.kh - 1) * dh < p.h;
+}
+
 // A float conv with no dilation along x whose K fits one block (the 7x7 stem, a
 // 3x3 stem on RGB): each tile of MR output pixels along one output row reads
 // its kh kernel rows in place (SgemmA segments of kw * C values, pixel i at
@@ -164,22 +180,19 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
   const int K = p.kh * p.kw * p.c, MR = cfg.mr, NR = cfg.nr;
   const int seg = p.kw * p.c;
   const long lda = static_cast<long>(p.sw) * p.c, seg_stride = static_cast<long>(dh) * p.w * p.c;
-  // Output columns [ox_lo, ox_hi) read no padding along x.
-  const int ox_lo = std::min(p.ow, (p.pl + p.sw - 1) / p.sw);
-  const int ox_hi = p.w - p.kw + p.pl < 0 ? ox_lo
-                                          : std::clamp((p.w - p.kw + p.pl) / p.sw + 1, ox_lo, p.ow);
+  const InsideCols in = inside_cols(p, 1);
   const long orows = static_cast<long>(p.n) * p.oh;
   const int ntasks = static_cast<int>(std::min<long>(orows, nthreads == 1 ? 1 : 8 * nthreads));
   // Whole MR-pixel tiles along each output row; a tile that touches the padding is
   // copied (im2col) whole, once for all panels (split off, it left a tile of one
   // pixel per row; copied per panel, the copies cost 8% of binary_resnet_e18).
-  const auto interior = [&](bool rows_in, int ox, int mr) { return rows_in && ox >= ox_lo && ox + mr <= ox_hi; };
+  const auto interior = [&](bool rows_in, int ox, int mr) { return rows_in && ox >= in.ox_lo && ox + mr <= in.ox_hi; };
   parallel_for(ntasks, nthreads, [&](int t) {
     avector<float> cols(static_cast<size_t>(p.ow) * K);
     for (long r = orows * t / ntasks; r < orows * (t + 1) / ntasks; ++r) {
       const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
       const int iy0 = oy * p.sh - p.pt;
-      const bool rows_in = iy0 >= 0 && iy0 + (p.kh - 1) * dh < p.h;
+      const bool rows_in = rows_inside(p, oy, dh);
       const long m0 = r * p.ow;
       float* orow = out + m0 * ldo;
       for (int ox = 0; ox < p.ow; ox += MR) {
@@ -252,8 +265,8 @@ void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b
       const int ch = q / groups, g = q % groups;
       const int r0 = ch * kRowChunk, r1 = std::min(M, r0 + kRowChunk);
       const int p0 = pb.npanels * g / groups, p1 = pb.npanels * (g + 1) / groups;
-      const int n0 = std::min(N, p0 * cfg.nr), n1 = groups == 1 ? N : std::min(N, p1 * cfg.nr);
-      sgemm_rows(cfg, pb, r1 - r0, N, K, a + r0 * lda, lda, c + r0 * ldc, ldc, p0, groups == 1 ? -1 : p1);
+      const int n0 = std::min(N, p0 * cfg.nr), n1 = std::min(N, p1 * cfg.nr);
+      sgemm_rows(cfg, pb, r1 - r0, N, K, a + r0 * lda, lda, c + r0 * ldc, ldc, p0, p1);
       finish_rows(c, ldc, r0, r1, n0, n1, bias, act, slope);
       if (post)
         add_residual_act(c + r0 * ldc, residual ? residual + r0 * ldc : nullptr,
@@ -817,19 +830,16 @@ void depthwise_conv2d_f32(const float* x, const float* w, const float* bias, con
       off[ky * p.kw + kx] = (static_cast<long>(ky) * dh * p.w + static_cast<long>(kx) * dw) * C;
       wtap[ky * p.kw + kx] = w + (static_cast<long>(ky) * p.kw + kx) * C;
     }
-  const int ox_lo = std::min(p.ow, (p.pl + p.sw - 1) / p.sw);
-  const int span = (p.kw - 1) * dw;  // the window's width - 1
-  const int ox_hi =
-      p.w - 1 - span + p.pl < 0 ? ox_lo : std::clamp((p.w - 1 - span + p.pl) / p.sw + 1, ox_lo, p.ow);
+  const InsideCols in = inside_cols(p, dw);
   parallel_for(ntasks, nthreads, [&](int t) {
     std::vector<const float*> xs(static_cast<size_t>(taps)), ws(xs.size());
     for (long r = rows * t / ntasks; r < rows * (t + 1) / ntasks; ++r) {
       const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
       const int iy0 = oy * p.sh - p.pt;
-      const bool rows_in = iy0 >= 0 && iy0 + (p.kh - 1) * dh < p.h;
+      const bool rows_in = rows_inside(p, oy, dh);
       for (int ox = 0; ox < p.ow; ++ox) {
         float* o = out + (r * p.ow + ox) * C;
-        if (rows_in && ox >= ox_lo && ox < ox_hi) {
+        if (rows_in && ox >= in.ox_lo && ox < in.ox_hi) {
           const float* base = x + ((static_cast<long>(n) * p.h + iy0) * p.w + (ox * p.sw - p.pl)) * C;
           for (int q = 0; q < taps; ++q) xs[q] = base + off[q];
           k.dwconv(xs.data(), wtap.data(), taps, bias, C, o);
