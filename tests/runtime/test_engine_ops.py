@@ -603,6 +603,53 @@ def test_float_convs_packed_at_load_run_under_another_isa(tmp_path):
         _C.set_isa(before)
 
 
+@pytest.mark.parametrize("engine_threads", [1, 2])
+def test_float_convs_shared_by_many_threads(tmp_path, engine_threads):
+    """8 Python threads call one model whose float convs hold weights packed at load (a 7x7
+    stem read in place, a pointwise conv split over column panels, a depthwise conv): every
+    output is the single-threaded one, bit for bit."""
+    import threading
+
+    g = G([1, 3, 23, 21])
+    stem = g.op(
+        "conv2d", "input", attrs=conv_attrs(k=7, s=2, p=3, groups=1, activation="relu"),
+        weight=g.t(RNG.standard_normal((48, 7, 7, 3)).astype(np.float32)),
+        multiplier=g.t(RNG.uniform(0.5, 1.5, 48).astype(np.float32)),
+        bias=g.t(RNG.standard_normal(48).astype(np.float32)),
+    )
+    dw = g.op(
+        "conv2d", stem, attrs=conv_attrs(k=3, s=1, p=1, groups=48, activation="none"),
+        weight=g.t(RNG.standard_normal((48, 3, 3, 1)).astype(np.float32)),
+        multiplier=g.t(RNG.uniform(0.5, 1.5, 48).astype(np.float32)),
+        bias=g.t(RNG.standard_normal(48).astype(np.float32)),
+    )
+    out = g.op(
+        "conv2d", dw, attrs=conv_attrs(k=1, p=0, groups=1, activation="none"),
+        weight=g.t(RNG.standard_normal((200, 1, 1, 48)).astype(np.float32)),
+        multiplier=g.t(RNG.uniform(0.5, 1.5, 200).astype(np.float32)),
+        bias=g.t(RNG.standard_normal(200).astype(np.float32)),
+    )
+    g.write(tmp_path / "m.onebit", out, [1, 200, 12, 11])
+    m = load(tmp_path / "m.onebit", num_threads=engine_threads)
+    one = load(tmp_path / "m.onebit", num_threads=1)
+    inputs = [RNG.standard_normal((1 + i % 3, 3, 23, 21)).astype(np.float32) for i in range(24)]
+    expected = [one.run(x) for x in inputs]
+    failures: list[str] = []
+
+    def worker(t: int) -> None:
+        for i in range(t, len(inputs) * 3, 8):
+            got = m.run(inputs[i % len(inputs)])
+            if not np.array_equal(got.view(np.uint32), expected[i % len(inputs)].view(np.uint32)):
+                failures.append(f"thread {t}, input {i % len(inputs)}")
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not failures, failures
+
+
 @pytest.mark.parametrize("kind", ["gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh"])
 def test_activation_is_bit_identical_on_every_isa(kind, tmp_path):
     """The activation kernels are compiled once per ISA from one source (kernels/activation_impl.h)
