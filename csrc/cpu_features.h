@@ -16,6 +16,13 @@ struct CpuFeatures {
   bool avx512bitalg = false;
   bool avx512vnni = false;
   bool avx512bf16 = false;  // VCVTNE2PS2BF16 / VDPBF16PS (cpuid leaf 7 subleaf 1, EAX bit 5)
+  // AMX (cpuid leaf 7 EDX bits 24, 25, 22), true only where the OS enables the
+  // tile state (XCR0 bits 17 and 18) and, on Linux, grants this process the
+  // tile data (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), asked once
+  // at detection): without that permission the first tile instruction faults.
+  bool amx_tile = false;
+  bool amx_int8 = false;
+  bool amx_bf16 = false;
   // aarch64: Advanced SIMD is architectural (always true there); dot product
   // (ARMv8.2 UDOT/SDOT) and i8mm (ARMv8.6 USMMLA) are detected, not used
   // (docs/performance.md, "aarch64": they would not shorten the binary kernel).

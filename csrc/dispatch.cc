@@ -20,6 +20,7 @@ const char* isa_name(Isa isa) {
     case Isa::kAvx2: return "avx2";
     case Isa::kAvx512: return "avx512";
     case Isa::kNeon: return "neon";
+    case Isa::kAmx: return "amx";
   }
   return "unknown";
 }
@@ -30,8 +31,9 @@ Isa parse_isa(const std::string& name) {
   if (name == "avx2") return Isa::kAvx2;
   if (name == "avx512") return Isa::kAvx512;
   if (name == "neon") return Isa::kNeon;
+  if (name == "amx") return Isa::kAmx;
   throw std::invalid_argument("unknown instruction set '" + name +
-                              "': expected one of reference, portable, avx2, avx512, neon");
+                              "': expected one of reference, portable, avx2, avx512, amx, neon");
 }
 
 bool isa_supported(Isa isa) {
@@ -42,12 +44,15 @@ bool isa_supported(Isa isa) {
     case Isa::kAvx2: return f.avx2 && f.fma;
     case Isa::kAvx512: return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vpopcntdq;
     case Isa::kNeon: return f.neon;
+    case Isa::kAmx: return isa_supported(Isa::kAvx512) && f.amx_tile && f.amx_int8;
   }
   return false;
 }
 
 Isa best_isa() {
   if (isa_supported(Isa::kNeon)) return Isa::kNeon;
+  // Not kAmx: its only tile kernel (the opt-in int8 float layers) made whole
+  // models slower on the one AMX CPU measured (docs/performance.md, "AMX").
   if (isa_supported(Isa::kAvx512)) return Isa::kAvx512;
   if (isa_supported(Isa::kAvx2)) return Isa::kAvx2;
   return Isa::kPortable;

@@ -16,7 +16,7 @@ def test_extension_builds_and_runs():
     assert _C.popcount64(0) == 0
     assert _C.popcount64(0xFFFF_FFFF_FFFF_FFFF) == 64
     assert _C.popcount64(0b1011) == 3
-    assert _C.active_isa() in {"reference", "portable", "avx2", "avx512"}
+    assert _C.active_isa() in {"reference", "portable", "avx2", "avx512", "amx", "neon"}
     assert _C.isa_supported("portable")
 
 

@@ -164,7 +164,7 @@ void check_float_precision_supported(FloatPrecision p) {
         (bf16 ? "AVX512_BF16 (VDPBF16PS)" : "AVX512_VNNI (VPDPBUSD)") + " on the avx512 path, which this CPU lacks "
         "(it has: " + cpu_features_string() + "); '" + name + "_emulated' computes the same results in "
         "portable code (slower than fp32), 'fp32' is the default");
-  if (active_isa() != Isa::kAvx512)
+  if (active_simd_isa() != Isa::kAvx512)
     throw std::invalid_argument(
         "float_precision '" + name + "' runs " + (bf16 ? "AVX512-BF16" : "AVX512-VNNI") +
         " kernels, part of the avx512 path, but the instruction set in force is '" + isa_name(active_isa()) +

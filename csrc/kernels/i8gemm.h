@@ -17,17 +17,23 @@
 //
 // Layouts (shared by every kernel):
 // * A: rows of kq = ceil(K / 4) 32-bit words, word q holding x_q[4q .. 4q+3]
-//   (byte 0 first; K not a multiple of 4: zero bytes); lda counts words.
+//   (byte 0 first; K not a multiple of 4: zero bytes), then zero words up to
+//   kq_pad = kq rounded up to kI8KB; lda counts words.
 // * B: panels of kI8NR = 32 columns; for each group q of 4 k, 32 words (column
-//   j: the 4 int8 w_q[4q .. 4q+3][j]), zero-padded columns and k. No K blocks:
-//   the int32 sums are exact.
+//   j: the 4 int8 w_q[4q .. 4q+3][j]), zero-padded columns and k, kq_pad groups
+//   per panel (the AMX tiles read whole blocks of kI8KB groups; the other
+//   kernels stop at kq). No K blocks: the int32 sums are exact.
+// * Rows: a caller's A buffer holds whole blocks of kI8RowAlign rows (rows past
+//   M are read by the AMX kernel and their results dropped).
 #pragma once
 
 #include <cstdint>
 
 namespace onebit {
 
-constexpr int kI8NR = 32;  // columns per packed panel
+constexpr int kI8NR = 32;        // columns per packed panel
+constexpr int kI8KB = 16;        // k groups (64 bytes) per AMX tile row
+constexpr int kI8RowAlign = 32;  // rows per AMX block (two 16-row tiles)
 // The most k a layer may have for its int32 sums to be exact: |x_q w_q| <= 255 * 127
 // and |zp * sum w_q| <= 255 * 127 * K, so 2 * 32385 * K < 2^31.
 constexpr int kInt8MaxK = 32768;
@@ -59,18 +65,28 @@ using I8RangeFn = void (*)(const float* x, long n, float* lo, float* hi);
 // the other to dst (an im2col row: one run per kernel row).
 using I8GatherFn = void (*)(const uint8_t* const* src, int runs, int run, uint8_t fill, uint8_t* dst);
 
+// C[m x n] = the output stage of A[m x 4kq] * B[4kq x n], B's panels ldb words
+// apart, e's arrays starting at row 0 / column 0: a whole block of a GEMM in
+// one call (the AMX kernel configures its tiles once per call).
+using I8BlockFn = void (*)(int m, int n, int kq, const uint32_t* a, long lda, const uint32_t* b, long ldb,
+                           float* c, long ldc, const I8Epilogue& e);
+
 struct I8GemmConfig {
   const char* name;
   int mr;  // rows per micro-tile (nr is always kI8NR)
-  I8UkernelFn fn;
+  I8UkernelFn fn;  // null where `block` is set
+  I8BlockFn block;  // null: the caller tiles the block with `fn`
   I8QuantizeFn quantize;
   I8RangeFn range;
   I8GatherFn gather;
 };
 
-// The emulation in portable C++ (any CPU), and the AVX512-VNNI kernels (only
-// where cpu_features().avx512vnni; a stub elsewhere).
+// The emulation in portable C++ (any CPU), the AVX512-VNNI kernels (only
+// where cpu_features().avx512vnni; a stub elsewhere) and the AMX-INT8 block
+// kernel, with the VNNI kernels' quantization and gather (only where
+// cpu_features().amx_int8 and the amx path is in force; a stub elsewhere).
 const I8GemmConfig& i8gemm_config_portable();
 const I8GemmConfig& i8gemm_config_avx512vnni();
+const I8GemmConfig& i8gemm_config_amx();
 
 }  // namespace onebit

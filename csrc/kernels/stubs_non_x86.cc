@@ -20,6 +20,7 @@ const SgemmConfig& sgemm_config_avx2() { return sgemm_config_portable(); }
 const SgemmConfig& sgemm_config_avx512() { return sgemm_config_portable(); }
 const Bf16GemmConfig& bf16gemm_config_avx512bf16() { return bf16gemm_config_portable(); }
 const I8GemmConfig& i8gemm_config_avx512vnni() { return i8gemm_config_portable(); }
+const I8GemmConfig& i8gemm_config_amx() { return i8gemm_config_portable(); }
 const PoolKernels& pool_kernels_avx2() { return pool_kernels_portable(); }
 const PoolKernels& pool_kernels_avx512() { return pool_kernels_portable(); }
 ChanFn chanwise_avx2() { return chanwise_portable(); }

@@ -504,13 +504,13 @@ void conv_lanes(const BgconvConfig& cfg, const uint64_t* x, const PackedWeights&
 }  // namespace
 
 const char* bgconv_kernel_name() {
-  Isa isa = active_isa();
+  Isa isa = active_simd_isa();
   if (isa == Isa::kReference) return "bconv2d_reference";
   return lanes_config_for(isa).name;
 }
 
 const char* bgemm_kernel_name() {
-  Isa isa = active_isa();
+  Isa isa = active_simd_isa();
   if (isa == Isa::kReference) return "bconv2d_reference";
   return config_for(isa).name;
 }
@@ -531,7 +531,7 @@ void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
     throw std::logic_error("bconv2d: a strided output needs groups = 1, the GEMM kernel and no residual");
   const bool post =
       os.kind == OutKind::kFloat && (os.residual || os.post_act != Act::kNone || os.post_scale);
-  const Isa isa = active_isa();
+  const Isa isa = active_simd_isa();
   if (post && isa != Isa::kReference && p.groups == 1 && !bgconv_uses_lanes(1, p.cin)) {
     // the common case: fused into the tiles of the implicit GEMM
     StageArrays sa(os, 0, p.oc, w.nblocks);
@@ -548,7 +548,7 @@ void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
 namespace {
 void bconv2d_unfused(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
                      const OutputStage& os, void* out, int nthreads, size_t ldo) {
-  const Isa isa = active_isa();
+  const Isa isa = active_simd_isa();
   if (isa == Isa::kReference) {
     bconv2d_reference(x, w, p, os, out, ldo);
     return;

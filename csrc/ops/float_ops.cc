@@ -22,7 +22,7 @@ namespace onebit {
 namespace {
 
 const SgemmConfig& sgemm_cfg() {
-  switch (active_isa()) {
+  switch (active_simd_isa()) {
     case Isa::kAvx512: return sgemm_config_avx512();
     case Isa::kAvx2: return sgemm_config_avx2();
     case Isa::kNeon: return sgemm_config_neon();
@@ -340,9 +340,13 @@ LowpSchedule lowp_schedule(long M, int row_words, int npanels, int nthreads) {
   return s;
 }
 
+// A task's buffer of A rows holds whole blocks of kI8RowAlign rows (zeros past
+// the chunk's own rows; the AMX kernel reads whole tiles).
+long round_up_rows(long rows) { return (rows + kI8RowAlign - 1) / kI8RowAlign * kI8RowAlign; }
+
 // Bytes of A rows the tasks of a schedule hold at once (one chunk each).
 int64_t lowp_rows_bytes(const LowpSchedule& s, long M, int row_words, int nthreads) {
-  return std::min<int64_t>(s.ntasks, nthreads) * std::min<int64_t>(s.rows_per_chunk, M) * row_words * 4;
+  return std::min<int64_t>(s.ntasks, nthreads) * round_up_rows(std::min<long>(s.rows_per_chunk, M)) * row_words * 4;
 }
 
 // C (M rows, n columns in panels of nr) = A x W, A's rows formed on the fly.
@@ -357,7 +361,7 @@ void lowp_driver(long M, int row_words, int n, int npanels, int nr, int nthreads
   const LowpSchedule s = lowp_schedule(M, row_words, npanels, nthreads);
   const long R = s.rows_per_chunk;
   parallel_for(static_cast<int>(s.ntasks), nthreads, [&](int t) {
-    avector<uint32_t> rows(static_cast<size_t>(std::min(R, M)) * row_words);
+    avector<uint32_t> rows(static_cast<size_t>(round_up_rows(std::min(R, M))) * row_words);
     long formed = -1;
     for (long it = s.items * t / s.ntasks; it < s.items * (t + 1) / s.ntasks; ++it) {
       const long ch = it / s.groups;
@@ -423,7 +427,7 @@ int conversion_parts(long pixels, int nthreads) {
 namespace {
 
 const Bf16GemmConfig& bf16_cfg(bool emulated) {
-  if (!emulated && active_isa() == Isa::kAvx512 && cpu_features().avx512bf16)
+  if (!emulated && active_simd_isa() == Isa::kAvx512 && cpu_features().avx512bf16)
     return bf16gemm_config_avx512bf16();
   return bf16gemm_config_portable();
 }
@@ -599,7 +603,9 @@ int64_t bf16_transient_bytes(int64_t M, int N, int K, int nthreads) {
 namespace {
 
 const I8GemmConfig& i8_cfg(bool emulated) {
-  if (!emulated && active_isa() == Isa::kAvx512 && cpu_features().avx512vnni) return i8gemm_config_avx512vnni();
+  if (emulated) return i8gemm_config_portable();
+  if (active_isa() == Isa::kAmx) return i8gemm_config_amx();  // isa_supported: amx_int8
+  if (active_simd_isa() == Isa::kAvx512 && cpu_features().avx512vnni) return i8gemm_config_avx512vnni();
   return i8gemm_config_portable();
 }
 
@@ -648,19 +654,28 @@ RowQuant row_quant(long M, const std::vector<QuantParams>& qp, SampleOf&& sample
 template <class Form>
 void i8_driver(const I8GemmConfig& cfg, const Int8Weights& w, long M, Form&& form, const RowQuant& rq,
                float* c, long ldc, const float* bias, int nthreads, const float* residual, Act post_act) {
+  const long ldb = static_cast<long>(w.kq_pad) * kI8NR;  // words per panel
   const auto run = [&](long m0, int nrows, int p0, int p1, const uint32_t* rows, float* cc) {
+    if (cfg.block) {
+      const int j0 = p0 * kI8NR;
+      const I8Epilogue e{rq.zp.data() + m0, rq.scale.data() + m0, w.wsum.data() + j0, w.scale.data() + j0,
+                         bias ? bias + j0 : nullptr};
+      cfg.block(nrows, std::min(w.n, p1 * kI8NR) - j0, w.kq, rows, w.kq_pad, w.data.data() + p0 * ldb, ldb,
+                cc + j0, ldc, e);
+      return;
+    }
     for (int pn = p0; pn < p1; ++pn) {
-      const uint32_t* panel = w.data.data() + static_cast<size_t>(pn) * w.kq * kI8NR;
+      const uint32_t* panel = w.data.data() + pn * ldb;
       const int nr = std::min(kI8NR, w.n - pn * kI8NR), j0 = pn * kI8NR;
       for (int r = 0; r < nrows; r += cfg.mr) {
         const I8Epilogue e{rq.zp.data() + m0 + r, rq.scale.data() + m0 + r, w.wsum.data() + j0,
                            w.scale.data() + j0, bias ? bias + j0 : nullptr};
-        cfg.fn(std::min(cfg.mr, nrows - r), nr, w.kq, rows + static_cast<long>(r) * w.kq, w.kq, panel,
+        cfg.fn(std::min(cfg.mr, nrows - r), nr, w.kq, rows + static_cast<long>(r) * w.kq_pad, w.kq_pad, panel,
                cc + r * ldc + j0, ldc, e);
       }
     }
   };
-  lowp_driver(M, w.kq, w.n, w.npanels, kI8NR, nthreads, form, run, c, ldc, residual, post_act);
+  lowp_driver(M, w.kq_pad, w.n, w.npanels, kI8NR, nthreads, form, run, c, ldc, residual, post_act);
 }
 
 // Quantizes K floats into a row of A (zero bytes after K).
@@ -679,8 +694,9 @@ Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const floa
   pw.n = std::max(N, 0);
   pw.k = std::max(K, 0);
   pw.kq = (pw.k + 3) / 4;
+  pw.kq_pad = (pw.kq + kI8KB - 1) / kI8KB * kI8KB;
   pw.npanels = (pw.n + kI8NR - 1) / kI8NR;
-  pw.data.assign(static_cast<size_t>(pw.kq) * pw.npanels * kI8NR, 0u);
+  pw.data.assign(static_cast<size_t>(pw.kq_pad) * pw.npanels * kI8NR, 0u);
   pw.scale.assign(pw.n, 1.0f);
   pw.wsum.assign(pw.n, 0);
   std::vector<int8_t> q(static_cast<size_t>(pw.kq) * 4, 0);
@@ -704,7 +720,7 @@ Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const floa
     for (int k = 0; k < pw.k; ++k) sum += q[k];
     pw.wsum[n] = sum;
     const int pn = n / kI8NR, j = n % kI8NR;
-    uint32_t* dst = pw.data.data() + static_cast<size_t>(pn) * pw.kq * kI8NR + j;
+    uint32_t* dst = pw.data.data() + static_cast<size_t>(pn) * pw.kq_pad * kI8NR + j;
     for (int g = 0; g < pw.kq; ++g) {
       uint32_t word = 0;
       for (int t = 0; t < 4; ++t) word |= static_cast<uint32_t>(static_cast<uint8_t>(q[4 * g + t])) << (8 * t);
@@ -721,7 +737,7 @@ void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, 
   for (int m = 0; m < M; ++m) qp[m] = quant_params(cfg, a + m * lda, w.k);
   const RowQuant rq = row_quant(M, qp, [](long m) { return m; });
   i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
-    for (long m = m0; m < m1; ++m) quantize_row(cfg, a + m * lda, w.k, qp[m], rows + (m - m0) * w.kq, w.kq);
+    for (long m = m0; m < m1; ++m) quantize_row(cfg, a + m * lda, w.k, qp[m], rows + (m - m0) * w.kq_pad, w.kq_pad);
   }, rq, c, ldc, bias, nthreads, residual, post_act);
 }
 
@@ -739,7 +755,8 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
   const RowQuant rq = row_quant(M, qp, [&](long m) { return m / opix; });
   if (is_pointwise(p)) {
     i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
-      for (long m = m0; m < m1; ++m) quantize_row(cfg, x + m * K, K, qp[m / opix], rows + (m - m0) * w.kq, w.kq);
+      for (long m = m0; m < m1; ++m)
+        quantize_row(cfg, x + m * K, K, qp[m / opix], rows + (m - m0) * w.kq_pad, w.kq_pad);
     }, rq, out, ldo, bias, nthreads, residual, post_act);
     return;
   }
@@ -757,13 +774,13 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
   });
   i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
     for_output_pixels(p, m0, m1, [&](long m, int n, int oy, int ox) {
-      auto* b = reinterpret_cast<uint8_t*>(rows + (m - m0) * w.kq);
+      auto* b = reinterpret_cast<uint8_t*>(rows + (m - m0) * w.kq_pad);
       const auto zp = static_cast<uint8_t>(qp[n].zpi);
       const auto gather = [&](const uint8_t* const* src, int runs, int run, uint8_t* dst) {
         cfg.gather(src, runs, run, zp, dst);
       };
       im2col_row_runs(gather, xq.data(), p, dh, dw, m, n, oy, ox, b, zp);
-      std::fill(b + K, b + 4L * w.kq, uint8_t{0});
+      std::fill(b + K, b + 4L * w.kq_pad, uint8_t{0});
     });
   }, rq, out, ldo, bias, nthreads, residual, post_act);
 }
@@ -771,7 +788,7 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
 int64_t int8_transient_bytes(int64_t M, int N, int K, int nthreads) {
   if (M <= 0 || N <= 0) return 0;
   if (nthreads <= 0) nthreads = get_num_threads();
-  const int kq = (std::max(K, 0) + 3) / 4, npanels = (N + kI8NR - 1) / kI8NR;
+  const int kq = ((std::max(K, 0) + 3) / 4 + kI8KB - 1) / kI8KB * kI8KB, npanels = (N + kI8NR - 1) / kI8NR;
   // the A rows of each task; per row of A its sample's parameters and the
   // output stage's zero point and scale
   return lowp_rows_bytes(lowp_schedule(M, kq, npanels, nthreads), M, kq, nthreads) +
@@ -805,7 +822,7 @@ void pool_loop(const PoolParams& p, int nthreads, F&& f) {
 
 namespace {
 const PoolKernels& pool_cfg() {
-  switch (active_isa()) {
+  switch (active_simd_isa()) {
     case Isa::kAvx512: return pool_kernels_avx512();
     case Isa::kAvx2: return pool_kernels_avx2();
     default: return pool_kernels_portable();
@@ -869,7 +886,7 @@ void depthwise_conv2d_f32(const float* x, const float* w, const float* bias, con
 
 void maxpool_packed(const uint64_t* x, const PoolParams& p, uint64_t* out, int nthreads) {
   const int W = words_for(p.c);
-  if (active_isa() == Isa::kNeon) {
+  if (active_simd_isa() == Isa::kNeon) {
     pool_loop(p, nthreads, [&](int n, int, int, int y0, int y1, int x0, int x1, long o) {
       bmaxpool_window_neon(x + static_cast<long>(n) * p.h * p.w * W, p.w, W, y0, y1, x0, x1,
                            out + o * W);
@@ -892,7 +909,7 @@ void maxpool_packed(const uint64_t* x, const PoolParams& p, uint64_t* out, int n
 void chanwise(const ChanParams& p, const float* x, size_t ldx, float* y, size_t ldy, size_t rows, int c0,
               int c1) {
   static const ChanFn portable = chanwise_portable(), avx2 = chanwise_avx2(), avx512 = chanwise_avx512();
-  switch (active_isa()) {
+  switch (active_simd_isa()) {
     case Isa::kAvx512: return avx512(p, x, ldx, y, ldy, rows, c0, c1);
     case Isa::kAvx2: return avx2(p, x, ldx, y, ldy, rows, c0, c1);
     default: return portable(p, x, ldx, y, ldy, rows, c0, c1);

@@ -107,14 +107,16 @@ const char* bf16gemm_kernel_name(bool emulated);
 //
 // Weights quantized per output channel (symmetric int8) once at load; each call
 // quantizes the input per sample (u8 with a zero point) and sums the integer
-// products exactly (kernels/i8gemm.h). `emulated` as for bf16: the AVX512-VNNI
-// kernels where the avx512 path is in force and the CPU has AVX512_VNNI, else
-// the portable emulation, with the same bits.
+// products exactly (kernels/i8gemm.h). `emulated` as for bf16: the AMX-INT8
+// kernel on the amx path, the AVX512-VNNI kernels where the avx512 path is in
+// force and the CPU has AVX512_VNNI, else the portable emulation, all with the
+// same bits.
 struct Int8Weights {
   avector<uint32_t> data;      // panels of kI8NR columns, see kernels/i8gemm.h
   std::vector<float> scale;    // per column: s_w
   std::vector<int32_t> wsum;   // per column: sum_k w_q
   int n = 0, k = 0, kq = 0, npanels = 0;
+  int kq_pad = 0;  // kq rounded up to kI8KB: the groups per panel and the words per A row
   size_t bytes() const { return data.size() * 4 + scale.size() * 4 + wsum.size() * 4; }
 };
 

@@ -46,7 +46,7 @@ void split_rows(size_t rows, int nthreads, size_t min_rows, F&& f) {
 
 void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
                    int nthreads, size_t ldx) {
-  const Isa isa = active_isa();
+  const Isa isa = active_simd_isa();
   const int W = words_for(channels);
   if (ldx == 0) ldx = static_cast<size_t>(channels);
   split_rows(rows, nthreads, 4096 / (channels + 1) + 1, [&](size_t r0, size_t r1) {

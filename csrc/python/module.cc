@@ -89,9 +89,9 @@ NB_MODULE(_C, m) {
     d["sgemm"] = sgemm_kernel_name();
     d["bf16gemm"] = bf16gemm_kernel_name(false);
     d["i8gemm"] = i8gemm_kernel_name(false);
-    d["pack"] = active_isa() == Isa::kAvx512 ? "pack_f32_avx512"
-                : active_isa() == Isa::kAvx2   ? "pack_f32_avx2"
-                : active_isa() == Isa::kNeon   ? "pack_f32_64_neon"
+    d["pack"] = active_simd_isa() == Isa::kAvx512 ? "pack_f32_avx512"
+                : active_simd_isa() == Isa::kAvx2   ? "pack_f32_avx2"
+                : active_simd_isa() == Isa::kNeon   ? "pack_f32_64_neon"
                                                : "pack_f32_portable";
     return d;
   }, "Micro-kernels chosen for the active instruction set.");
@@ -100,14 +100,14 @@ NB_MODULE(_C, m) {
   // The peak loops of the active path (avx512 or avx2; 0 elsewhere): what
   // benchmarks/kernels.py reports the kernels' share of.
   m.def("peak_binary_macs", [](double s) {
-    const Isa isa = active_isa();
+    const Isa isa = active_simd_isa();
     nb::gil_scoped_release g;
     if (isa == Isa::kAvx512) return peak_binary_macs_avx512(s);
     if (isa == Isa::kAvx2) return peak_binary_macs_avx2(s);
     return 0.0;
   }, nb::arg("seconds") = 0.3);
   m.def("peak_fp32_fmas", [](double s) {
-    const Isa isa = active_isa();
+    const Isa isa = active_simd_isa();
     nb::gil_scoped_release g;
     if (isa == Isa::kAvx512) return peak_fp32_fmas_avx512(s);
     if (isa == Isa::kAvx2) return peak_fp32_fmas_avx2(s);

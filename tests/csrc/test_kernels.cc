@@ -789,6 +789,10 @@ struct I8Path {
 std::vector<I8Path> i8_paths() {
   std::vector<I8Path> v{{"int8_emulated", best_isa(), true}, {"int8 under portable", Isa::kPortable, false}};
   if (cpu_features().avx512vnni && isa_supported(Isa::kAvx512)) v.push_back({"int8 avx512vnni", Isa::kAvx512, false});
+  if (isa_supported(Isa::kAmx))
+    v.push_back({"int8 amx", Isa::kAmx, false});
+  else if (static bool said = false; !said)
+    said = true, std::printf("SKIP int8 amx: no AMX-INT8 this process may use (has: %s)\n", cpu_features_string().c_str());
   return v;
 }
 

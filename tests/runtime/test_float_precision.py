@@ -27,6 +27,7 @@ scalar model of the instructions by tests/csrc/test_kernels.cc.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -54,7 +55,24 @@ HAS_VNNI = "avx512vnni" in _C.cpu_features().split() and _C.isa_supported("avx51
 needs_vnni = pytest.mark.skipif(
     not HAS_VNNI, reason=f"CPU lacks AVX512_VNNI (has: {_C.cpu_features()}): the int8 kernel cannot run"
 )
-INT8 = ["int8_emulated", pytest.param("int8", marks=needs_vnni)]
+HAS_AMX = _C.isa_supported("amx")
+needs_amx = pytest.mark.skipif(
+    not HAS_AMX, reason=f"no AMX-INT8 this process may use (has: {_C.cpu_features()}): the amx path cannot run"
+)
+#: "int8-amx": float_precision "int8" on the amx path (the AMX-INT8 tile kernel), which is opt-in
+INT8 = ["int8_emulated", pytest.param("int8", marks=needs_vnni), pytest.param("int8-amx", marks=needs_amx)]
+
+
+@contextlib.contextmanager
+def int8_path(precision: str):
+    """Runs the block under the instruction set a PRECISIONS / INT8 entry names; yields the load option."""
+    before = _C.active_isa()
+    if precision == "int8-amx":
+        _C.set_isa("amx")
+    try:
+        yield precision.removesuffix("-amx")
+    finally:
+        _C.set_isa(before)
 
 
 def bf16_round(x: np.ndarray) -> np.ndarray:
@@ -210,6 +228,11 @@ class _ConvAddRelu(nn.Module):
 def test_fused_residual_add_and_relu(tmp_path, precision):
     """A conv with the following add and relu fused into it applies them in every precision: the
     fused model gives the bits of the same two convs, add and relu run as separate ops."""
+    with int8_path(precision) as prec:
+        _check_fused_residual_add_and_relu(tmp_path, prec)
+
+
+def _check_fused_residual_add_and_relu(tmp_path, precision: str) -> None:
     torch.manual_seed(3)
     model = _ConvAddRelu().eval()
     x = torch.randn(2, 5, 9, 8)
@@ -479,9 +502,10 @@ def test_int8_conv2d_is_its_quantization_model(tmp_path, case, precision):
     torch.manual_seed(0)
     conv = nn.Conv2d(cin, cout, k, s, pad, dil, groups=groups, bias=True)
     x = torch.randn(n, cin, h, w) * torch.tensor([1.0, 0.1, 3.0])[torch.arange(n) % 3].view(-1, 1, 1, 1)
-    m = load(export(tmp_path, nn.Sequential(conv), x), num_threads=2, float_precision=precision)
-    assert [r["precision"] for r in m.describe() if r["op"] == "conv2d"] == [precision]
-    got = m.run(x.numpy())
+    with int8_path(precision) as prec:
+        m = load(export(tmp_path, nn.Sequential(conv), x), num_threads=2, float_precision=prec)
+        assert [r["precision"] for r in m.describe() if r["op"] == "conv2d"] == [prec]
+        got = m.run(x.numpy())
     wq, sw = _quant_weights(conv.weight.detach().numpy())
     wsum = wq.reshape(cout, -1).sum(1)
     b = conv.bias.detach().numpy()
@@ -527,8 +551,8 @@ def test_int8_dense_is_its_quantization_model(tmp_path, batch, k, n, precision):
     torch.manual_seed(1)
     fc = nn.Linear(k, n)
     x = torch.randn(batch, k) + torch.linspace(-1, 2, batch)[:, None]  # rows with other ranges and signs
-    m = load(export(tmp_path, nn.Sequential(fc), x), num_threads=2, float_precision=precision)
-    got = m.run(x.numpy())
+    with int8_path(precision) as prec:
+        got = load(export(tmp_path, nn.Sequential(fc), x), num_threads=2, float_precision=prec).run(x.numpy())
     wq, sw = _quant_weights(fc.weight.detach().numpy())
     for i in range(batch):
         xq, sa, zp = _quant(x[i].numpy())
@@ -552,6 +576,24 @@ def test_int8_kernel_is_bit_identical_to_its_emulation(tmp_path, name):
         load(small, float_precision="int8").run(xs).view(np.uint32),
         load(small, float_precision="int8_emulated").run(xs).view(np.uint32),
     )
+
+
+@needs_amx
+@pytest.mark.parametrize("threads", [1, 2])
+def test_int8_amx_is_bit_identical_to_vnni_and_emulation(tmp_path, threads):
+    """The AMX tile kernel (opt-in: ONEBIT_ISA=amx) gives the VNNI kernel's bits on whole models, also
+    when the path is switched after the load (the packed weights do not depend on it)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    for name in ("binary_resnet_e18", "quicknet"):
+        path = export(tmp_path, onebit.models.create(name).eval(), x, f"{name}.onebit")
+        m = load(path, num_threads=threads, float_precision="int8")
+        with int8_path("int8-amx"):
+            assert _C.kernel_names()["i8gemm"] == "i8gemm_32x32_amx"
+            got = m.run(x.numpy())
+        want = load(path, num_threads=threads, float_precision="int8_emulated").run(x.numpy())
+        np.testing.assert_array_equal(got.view(np.uint32), m.run(x.numpy()).view(np.uint32))
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
 def test_int8_refused_under_a_forced_portable_path(tmp_path, portable_isa):

@@ -28,8 +28,8 @@ class ActivationKernel final : public OpKernel {
     const auto* x = static_cast<const float*>(a.in[0]);
     auto* y = static_cast<float*>(a.out);
     auto fn = activation_f32_portable;
-    if (active_isa() == Isa::kAvx512) fn = activation_f32_avx512;
-    else if (active_isa() == Isa::kAvx2) fn = activation_f32_avx2;
+    if (active_simd_isa() == Isa::kAvx512) fn = activation_f32_avx512;
+    else if (active_simd_isa() == Isa::kAvx2) fn = activation_f32_avx2;
     // 16K floats per task (more for values above 2^34 floats: at most 2^20 tasks)
     const size_t per_task = std::max(size_t{1} << 14, (total + (size_t{1} << 20) - 1) >> 20);
     const int tasks = static_cast<int>((total + per_task - 1) / per_task);

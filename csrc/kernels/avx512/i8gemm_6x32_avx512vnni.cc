@@ -7,6 +7,7 @@
 // cpu_features().avx512vnni.
 #include <immintrin.h>
 
+#include "kernels/avx512/i8_epilogue_avx512.h"
 #include "kernels/i8gemm.h"
 
 namespace onebit {
@@ -27,28 +28,9 @@ void kernel(int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp, flo
       acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
     }
   }
-  const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
-  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
-  const __m512i ws0 = _mm512_maskz_loadu_epi32(m0, e.wsum), ws1 = _mm512_maskz_loadu_epi32(m1, e.wsum + 16);
-  const __m512 sw0 = _mm512_maskz_loadu_ps(m0, e.sw), sw1 = _mm512_maskz_loadu_ps(m1, e.sw + 16);
-  const __m512 b0 = e.bias ? _mm512_maskz_loadu_ps(m0, e.bias) : _mm512_setzero_ps();
-  const __m512 b1 = e.bias ? _mm512_maskz_loadu_ps(m1, e.bias + 16) : _mm512_setzero_ps();
+  const I8Columns cols = i8_columns(nr, e);
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    const __m512i zp = _mm512_set1_epi32(e.zp[i]);
-    const __m512 sa = _mm512_set1_ps(e.sa[i]);
-    // (masked forms with every lane set: GCC 12 warns on the plain ones' undefined pass-through)
-    __m512 y0 = _mm512_mask_cvtepi32_ps(sw0, 0xFFFF, _mm512_sub_epi32(acc[i][0], _mm512_mullo_epi32(zp, ws0)));
-    __m512 y1 = _mm512_mask_cvtepi32_ps(sw1, 0xFFFF, _mm512_sub_epi32(acc[i][1], _mm512_mullo_epi32(zp, ws1)));
-    y0 = _mm512_mul_ps(y0, _mm512_mul_ps(sa, sw0));
-    y1 = _mm512_mul_ps(y1, _mm512_mul_ps(sa, sw1));
-    if (e.bias) {
-      y0 = _mm512_add_ps(y0, b0);
-      y1 = _mm512_add_ps(y1, b1);
-    }
-    _mm512_mask_storeu_ps(c + i * ldc, m0, y0);
-    _mm512_mask_storeu_ps(c + i * ldc + 16, m1, y1);
-  }
+  for (int i = 0; i < MR; ++i) i8_store_row(cols, e, i, e.bias != nullptr, acc[i][0], acc[i][1], c + i * ldc);
 }
 
 void i8gemm_6x32_avx512vnni(int mr, int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp,
@@ -108,7 +90,7 @@ void gather_avx512vnni(const uint8_t* const* src, int runs, int run, uint8_t fil
 }  // namespace
 
 const I8GemmConfig& i8gemm_config_avx512vnni() {
-  static const I8GemmConfig cfg{"i8gemm_6x32_avx512vnni", 6, i8gemm_6x32_avx512vnni, quantize_avx512vnni,
+  static const I8GemmConfig cfg{"i8gemm_6x32_avx512vnni", 6, i8gemm_6x32_avx512vnni, nullptr, quantize_avx512vnni,
                                 range_avx512vnni, gather_avx512vnni};
   return cfg;
 }

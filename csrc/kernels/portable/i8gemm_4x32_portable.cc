@@ -63,7 +63,7 @@ void gather_portable(const uint8_t* const* src, int runs, int run, uint8_t fill,
 }  // namespace
 
 const I8GemmConfig& i8gemm_config_portable() {
-  static const I8GemmConfig cfg{"i8gemm_4x32_portable", 4, i8gemm_4x32_portable, quantize_portable,
+  static const I8GemmConfig cfg{"i8gemm_4x32_portable", 4, i8gemm_4x32_portable, nullptr, quantize_portable,
                                 range_portable, gather_portable};
   return cfg;
 }

@@ -192,7 +192,7 @@ def get_num_threads() -> int:
 
 
 def active_isa() -> str:
-    """Instruction set in use: 'avx512', 'avx2', 'portable' or 'reference'."""
+    """Instruction set in use: 'amx' (opt-in), 'avx512', 'avx2', 'neon', 'portable' or 'reference'."""
     return str(_C.active_isa())
 
 
