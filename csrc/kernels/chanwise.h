@@ -21,6 +21,10 @@ enum class ChanOp : uint8_t {
   kBias,       // y = t
   kBiasRelu,   // y = 0 where t < 0, else t (-0 and NaN stay)
   kBiasPrelu,  // y = t * a[i] where t < 0, else t
+  // The ops the exporter fused into a conv (ops/post_ops.h), in their order, one
+  // rounding each: without a: y = relu?(x + res[r * ldr + i]); with a (scale)
+  // and b (shift): y = relu?(x) * a[i] + b[i] (+ res[r * ldr + i]); res may be null.
+  kPost,
 };
 
 struct ChanParams {
@@ -28,6 +32,10 @@ struct ChanParams {
   const float* a = nullptr;  // per channel
   const float* b = nullptr;
   float lo = 0, hi = 0;
+  // kPost: the residual rows (null: none) and whether relu comes first
+  const float* res = nullptr;
+  size_t ldr = 0;
+  bool relu = false;
 };
 
 // y[r * ldy + i] = op(x[r * ldx + i]) for r < rows, i in [c0, c1) (i indexes the

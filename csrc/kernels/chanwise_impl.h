@@ -19,6 +19,39 @@ inline void rows_of(const float* x, size_t ldx, float* y, size_t ldy, size_t row
   }
 }
 
+// kPost, one loop per combination so each vectorizes.
+template <bool RELU, bool AFFINE, bool RES>
+void post_rows(const ChanParams& p, const float* x, size_t ldx, float* y, size_t ldy, size_t rows, int c0,
+               int c1) {
+  const float* a = p.a;
+  const float* b = p.b;
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    const float* rr = RES ? p.res + r * p.ldr : nullptr;
+    float* yr = y + r * ldy;
+    for (int i = c0; i < c1; ++i) {
+      float v = xr[i];
+      if (RES && !AFFINE) v = v + rr[i];
+      if (RELU) v = (v > 0.0f || v != v) ? v : 0.0f;  // as the relu op: NaN stays, -0 becomes +0
+      if (AFFINE) {
+        const float t = v * a[i];
+        v = t + b[i];
+        if (RES) v = v + rr[i];
+      }
+      yr[i] = v;
+    }
+  }
+}
+
+template <bool RELU, bool AFFINE>
+void post_rows_res(const ChanParams& p, const float* x, size_t ldx, float* y, size_t ldy, size_t rows, int c0,
+                   int c1) {
+  if (p.res)
+    post_rows<RELU, AFFINE, true>(p, x, ldx, y, ldy, rows, c0, c1);
+  else
+    post_rows<RELU, AFFINE, false>(p, x, ldx, y, ldy, rows, c0, c1);
+}
+
 void chanwise_impl(const ChanParams& p, const float* x, size_t ldx, float* y, size_t ldy, size_t rows, int c0,
                    int c1) {
   const float* a = p.a;
@@ -61,6 +94,14 @@ void chanwise_impl(const ChanParams& p, const float* x, size_t ldx, float* y, si
         const float neg = t * a[i];
         return t < 0.0f ? neg : t;
       });
+      break;
+    case ChanOp::kPost:
+      if (p.relu)
+        p.a ? post_rows_res<true, true>(p, x, ldx, y, ldy, rows, c0, c1)
+            : post_rows_res<true, false>(p, x, ldx, y, ldy, rows, c0, c1);
+      else
+        p.a ? post_rows_res<false, true>(p, x, ldx, y, ldy, rows, c0, c1)
+            : post_rows_res<false, false>(p, x, ldx, y, ldy, rows, c0, c1);
       break;
   }
 }

@@ -17,34 +17,25 @@
 #include <cstddef>
 
 #include "kernels/bgemm.h"
+#include "kernels/chanwise.h"
 
 namespace onebit {
 
 // rows x [c0, c1) of y (and of residual, when not null), both at stride ld floats;
-// scale and shift (both or neither) are indexed by channel.
+// scale and shift (both or neither) are indexed by channel. At the active ISA's
+// width (kernels/chanwise.h, ChanOp::kPost), the same bits on every ISA.
 static inline void add_residual_act(float* y, const float* residual, size_t ld, size_t rows,
                                     int c0, int c1, Act act, const float* scale = nullptr,
                                     const float* shift = nullptr) {
   if (!residual && act == Act::kNone && !scale) return;
-  for (size_t r = 0; r < rows; ++r) {
-    float* yr = y + r * ld;
-    if (scale) {  // as the relu, affine and add ops, one rounding each
-      for (int j = c0; j < c1; ++j) {
-        float v = yr[j];
-        if (act == Act::kRelu) v = (v > 0.0f || v != v) ? v : 0.0f;
-        const float t = v * scale[j];
-        v = t + shift[j];
-        yr[j] = residual ? v + residual[r * ld + j] : v;
-      }
-      continue;
-    }
-    if (residual) {
-      const float* rr = residual + r * ld;
-      for (int j = c0; j < c1; ++j) yr[j] = yr[j] + rr[j];
-    }
-    if (act == Act::kRelu)  // as the relu op: NaN stays NaN, -0 becomes +0
-      for (int j = c0; j < c1; ++j) yr[j] = (yr[j] > 0.0f || yr[j] != yr[j]) ? yr[j] : 0.0f;
-  }
+  ChanParams p;
+  p.op = ChanOp::kPost;
+  p.a = scale;
+  p.b = shift;
+  p.res = residual;
+  p.ldr = ld;
+  p.relu = act == Act::kRelu;
+  chanwise(p, y, ld, y, ld, rows, c0, c1);
 }
 
 }  // namespace onebit
