@@ -1441,7 +1441,8 @@ CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracl
   st.cases++;
   static const std::vector<onebit::Isa> isas = [] {
     std::vector<onebit::Isa> v;
-    for (auto i : {onebit::Isa::kReference, onebit::Isa::kPortable, onebit::Isa::kAvx2, onebit::Isa::kAvx512})
+    for (auto i : {onebit::Isa::kReference, onebit::Isa::kPortable, onebit::Isa::kAvx2, onebit::Isa::kAvx512,
+                   onebit::Isa::kAmx})
       if (onebit::isa_supported(i)) v.push_back(i);
     return v;
   }();
@@ -1456,7 +1457,7 @@ CaseResult run_case(const std::string& file, Stats& st, Rng& r, bool allow_oracl
   static const char* const kPrecisions[] = {"bf16_emulated", "int8_emulated", "bf16", "int8"};
   if (r.chance(25)) {
     size_t pick = r.below(4);
-    const bool avx512 = onebit::active_isa() == onebit::Isa::kAvx512;
+    const bool avx512 = onebit::active_simd_isa() == onebit::Isa::kAvx512;  // amx included
     if (pick == 2 && !(avx512 && onebit::cpu_features().avx512bf16)) pick = 0;
     if (pick == 3 && !(avx512 && onebit::cpu_features().avx512vnni)) pick = 1;
     o.float_precision = kPrecisions[pick];

@@ -57,7 +57,7 @@ needs_vnni = pytest.mark.skipif(
 )
 HAS_AMX = _C.isa_supported("amx")
 needs_amx = pytest.mark.skipif(
-    not HAS_AMX, reason=f"no AMX-INT8 this process may use (has: {_C.cpu_features()}): the amx path cannot run"
+    not HAS_AMX, reason=f"no AMX-INT8 this process may use (has: {_C.cpu_features()}): no amx path"
 )
 #: "int8-amx": float_precision "int8" on the amx path (the AMX-INT8 tile kernel), which is opt-in
 INT8 = ["int8_emulated", pytest.param("int8", marks=needs_vnni), pytest.param("int8-amx", marks=needs_amx)]
