@@ -178,6 +178,10 @@ def main() -> None:
     isa = K.kernel_info()["isa"]
     print(f"peak per core ({isa} loops): {peak_b / 1e9:.0f} G binary MACs/s, "
           f"{peak_f / 1e9:.1f} G fp32 FMAs/s (ratio {peak_b / max(peak_f, 1):.1f}x)")
+    amx = _C.peak_int8_macs_amx(0.3)
+    if amx:  # what a binary layer expanded to bytes could reach (docs/performance.md, "AMX")
+        print(f"  AMX-INT8 (tdpbusd, tiles resident): {amx / 1e9:.0f} G int8 MACs/s "
+              f"({amx / max(peak_b, 1):.2f}x the binary peak, {amx / max(peak_f, 1):.1f}x fp32)")
     if isa == "avx2":
         m16, m8 = _C.peak_int_macs_avx2(0.3)
         print(f"  int8 layers without VNNI could use: int16 vpmaddwd {m16 / 1e9:.1f} G MACs/s (exact, "

@@ -15,5 +15,8 @@ double peak_fp32_fmas_avx2(double seconds);
 // Integer MACs/s an int8 layer could reach on AVX2: vpmaddwd + vpaddd on int16 (exact), and
 // vpmaddubsw + vpmaddwd + vpaddd on u8 x s8 (saturates in int16, so not exact).
 void peak_int_macs_avx2(double seconds, double* madd16, double* maddubs8);
+// TDPBUSD on four register-resident 16x16 tiles: u8 x s8 MACs/s (AMX-INT8 only,
+// where isa_supported(Isa::kAmx); 0 elsewhere).
+double peak_int8_macs_amx(double seconds);
 
 }  // namespace onebit

@@ -44,4 +44,5 @@ double peak_fp32_fmas_avx512(double) { return 0.0; }
 double peak_binary_macs_avx2(double) { return 0.0; }
 double peak_fp32_fmas_avx2(double) { return 0.0; }
 void peak_int_macs_avx2(double, double* madd16, double* maddubs8) { *madd16 = *maddubs8 = 0.0; }
+double peak_int8_macs_amx(double) { return 0.0; }
 }  // namespace onebit

@@ -122,6 +122,11 @@ NB_MODULE(_C, m) {
     return std::make_tuple(m16, m8);
   }, nb::arg("seconds") = 0.3,
      "(int16 vpmaddwd, u8 x s8 vpmaddubsw) MACs/s on AVX2; (0, 0) without AVX2.");
+  m.def("peak_int8_macs_amx", [](double s) {
+    if (!isa_supported(Isa::kAmx)) return 0.0;
+    nb::gil_scoped_release g;
+    return peak_int8_macs_amx(s);
+  }, nb::arg("seconds") = 0.3, "AMX-INT8 TDPBUSD u8 x s8 MACs/s on register-resident tiles; 0 without AMX.");
 
   // ---- packing -------------------------------------------------------------
   m.def("pack_f32", [](In<float> x, int channels, std::optional<In<float>> thr,
