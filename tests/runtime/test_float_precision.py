@@ -579,6 +579,34 @@ def test_int8_kernel_is_bit_identical_to_its_emulation(tmp_path, name):
 
 
 @needs_amx
+def test_int8_amx_shared_by_many_threads(tmp_path):
+    """8 Python threads on one int8 model on the amx path (tiles configured and released per
+    kernel call, per thread) give the single-threaded bits."""
+    import threading
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 64, 64)
+    path = export(tmp_path, onebit.models.create("binary_resnet_e18").eval(), x)
+    inputs = [np.random.default_rng(i).standard_normal((1, 3, 64, 64)).astype(np.float32) for i in range(4)]
+    with int8_path("int8-amx"):
+        m = load(path, num_threads=2, float_precision="int8")
+        want = [m.run(v) for v in inputs]
+        failures: list[str] = []
+
+        def worker(t: int) -> None:
+            for i in range(t, t + 12):
+                if not np.array_equal(m.run(inputs[i % 4]).view(np.uint32), want[i % 4].view(np.uint32)):
+                    failures.append(f"thread {t}, input {i % 4}")
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    assert not failures, failures
+
+
+@needs_amx
 @pytest.mark.parametrize("threads", [1, 2])
 def test_int8_amx_is_bit_identical_to_vnni_and_emulation(tmp_path, threads):
     """The AMX tile kernel (opt-in: ONEBIT_ISA=amx) gives the VNNI kernel's bits on whole models, also
