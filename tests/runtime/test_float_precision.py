@@ -431,6 +431,20 @@ def test_onebit_isa_environment_forcing(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy").view(np.uint32), want.view(np.uint32))
 
 
+def test_onebit_isa_amx_is_opt_in_and_checked():
+    """The amx path is never the default; ONEBIT_ISA=amx selects the tile kernel where the CPU and
+    the OS allow AMX-INT8 and is refused, naming the CPU's features, elsewhere."""
+    assert _C.best_isa() != "amx"
+    code = "from onebit import _C\nprint(_C.active_isa(), _C.kernel_names()['i8gemm'])\n"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, ONEBIT_ISA="amx"))
+    if HAS_AMX:
+        assert r.returncode == 0 and r.stdout.split() == ["amx", "i8gemm_32x32_amx"], r.stdout + r.stderr
+    else:
+        assert r.returncode != 0, r.stdout
+        assert "instruction set 'amx' is not supported by this CPU" in r.stderr, r.stderr
+
+
 @needs_bf16
 def test_isa_switched_after_load_keeps_the_bits(tmp_path):
     """A bf16 model loaded on the avx512 path and run after set_isa('portable') runs the emulation:
