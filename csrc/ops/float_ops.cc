@@ -341,7 +341,9 @@ LowpSchedule lowp_schedule(long M, int row_words, int npanels, int nthreads) {
 }
 
 // A task's buffer of A rows holds whole blocks of kI8RowAlign rows (zeros past
-// the chunk's own rows; the AMX kernel reads whole tiles).
+// the chunk's own rows; the AMX kernel reads whole tiles). It is zeroed once,
+// at allocation: forming a row writes only its first kq words, so the int8
+// rows' padding words up to kq_pad stay zero without a store per row.
 long round_up_rows(long rows) { return (rows + kI8RowAlign - 1) / kI8RowAlign * kI8RowAlign; }
 
 // Bytes of A rows the tasks of a schedule hold at once (one chunk each).
@@ -737,7 +739,7 @@ void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, 
   for (int m = 0; m < M; ++m) qp[m] = quant_params(cfg, a + m * lda, w.k);
   const RowQuant rq = row_quant(M, qp, [](long m) { return m; });
   i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
-    for (long m = m0; m < m1; ++m) quantize_row(cfg, a + m * lda, w.k, qp[m], rows + (m - m0) * w.kq_pad, w.kq_pad);
+    for (long m = m0; m < m1; ++m) quantize_row(cfg, a + m * lda, w.k, qp[m], rows + (m - m0) * w.kq_pad, w.kq);
   }, rq, c, ldc, bias, nthreads, residual, post_act);
 }
 
@@ -756,7 +758,7 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
   if (is_pointwise(p)) {
     i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
       for (long m = m0; m < m1; ++m)
-        quantize_row(cfg, x + m * K, K, qp[m / opix], rows + (m - m0) * w.kq_pad, w.kq_pad);
+        quantize_row(cfg, x + m * K, K, qp[m / opix], rows + (m - m0) * w.kq_pad, w.kq);
     }, rq, out, ldo, bias, nthreads, residual, post_act);
     return;
   }
@@ -780,7 +782,7 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
         cfg.gather(src, runs, run, zp, dst);
       };
       im2col_row_runs(gather, xq.data(), p, dh, dw, m, n, oy, ox, b, zp);
-      std::fill(b + K, b + 4L * w.kq_pad, uint8_t{0});
+      std::fill(b + K, b + 4L * w.kq, uint8_t{0});  // words kq..kq_pad: zero since allocation
     });
   }, rq, out, ldo, bias, nthreads, residual, post_act);
 }
