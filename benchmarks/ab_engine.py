@@ -2,6 +2,7 @@
 
     python benchmarks/ab_engine.py 96cb4d7                      # the zoo models, 1 thread
     python benchmarks/ab_engine.py 96cb4d7 --threads 1 2 --rounds 8 --models quicknet
+    python benchmarks/ab_engine.py 17cc850 --precision int8     # float layers in int8 on both sides
 
 The two engines cannot share a process (each is the package's ``_C`` extension), so every
 round runs one process per side, A (the commit) and B (this build), first one then the
@@ -32,7 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODELS = ["binary_resnet_e18", "birealnet18", "quicknet", "binary_densenet28"]
 
 
-def child(side: str, threads: int, files: list[str]) -> None:
+def child(side: str, threads: int, precision: str, files: list[str]) -> None:
     """Time the files with the onebit package in ``side`` and print {file: ms} as JSON."""
     import time
 
@@ -51,7 +52,7 @@ def child(side: str, threads: int, files: list[str]) -> None:
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
     out = {}
     for f in files:
-        m = load(f, num_threads=threads)
+        m = load(f, num_threads=threads, float_precision=precision)
         for _ in range(5):
             m.run(x)
         ts = []
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
     ap.add_argument("--threads", nargs="+", type=int, default=[1])
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--precision", default="fp32", help="float_precision of both sides' loads (default fp32)")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
                 # rounds against an identical engine (the host warming up within a round).
                 order = (("A", a_side), ("B", b_side))
                 for side, d in order if r % 2 == 0 else order[::-1]:
-                    cmd = [sys.executable, os.path.abspath(__file__), "--child", d, str(t), *files]
+                    cmd = [sys.executable, os.path.abspath(__file__), "--child", d, str(t), args.precision,
+                           *files]
                     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
                     if res.returncode:
                         sys.exit(f"side {side} failed:\n{res.stderr[-2000:]}")
@@ -139,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
                 a, b = ms["A"][name + ".onebit"], ms["B"][name + ".onebit"]
                 wins = sum(bb < aa for aa, bb in zip(a, b, strict=True))
                 rows.append((name, t, float(np.median(a)), float(np.median(b)), wins))
-    print(f"\nA = {args.commit}, B = this build; medians over {args.rounds} rounds; load average at end "
+    print(f"\nA = {args.commit}, B = this build; float layers in {args.precision}; medians over "
+          f"{args.rounds} rounds; load average at end "
           f"{os.getloadavg()[0]:.2f}\n")
     print("| model | threads | A ms | B ms | A / B | rounds B faster |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -149,6 +153,6 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
+        child(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5:])
     else:
         main()

@@ -178,6 +178,10 @@ def main() -> None:
     isa = K.kernel_info()["isa"]
     print(f"peak per core ({isa} loops): {peak_b / 1e9:.0f} G binary MACs/s, "
           f"{peak_f / 1e9:.1f} G fp32 FMAs/s (ratio {peak_b / max(peak_f, 1):.1f}x)")
+    vnni = _C.peak_int8_macs_vnni(0.3)
+    if vnni:  # the ceiling of the int8 float layers (load option float_precision="int8")
+        print(f"  AVX512-VNNI (vpdpbusd, 12 chains): {vnni / 1e9:.0f} G int8 MACs/s "
+              f"({vnni / max(peak_f, 1):.1f}x fp32)")
     amx = _C.peak_int8_macs_amx(0.3)
     if amx:  # what a binary layer expanded to bytes could reach (docs/performance.md, "AMX")
         print(f"  AMX-INT8 (tdpbusd, tiles resident): {amx / 1e9:.0f} G int8 MACs/s "

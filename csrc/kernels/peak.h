@@ -8,6 +8,10 @@ namespace onebit {
 double peak_binary_macs_avx512(double seconds);
 // vfmadd231ps on zmm registers, 12 independent chains: fp32 FMAs/s.
 double peak_fp32_fmas_avx512(double seconds);
+// VPDPBUSD on zmm registers, 12 independent chains: u8 x s8 MACs/s (64 per
+// instruction; AVX512-VNNI only, where cpu_features().avx512vnni). The ceiling
+// of the int8 float layers' 6x32 kernel.
+double peak_int8_macs_avx512vnni(double seconds);
 // The avx2 path's ceilings: its nibble-lookup popcount (xor, 2 and, shift,
 // 2 vpshufb, 2 byte adds per 256 binary MACs) and vfmadd231ps on ymm.
 double peak_binary_macs_avx2(double seconds);

@@ -122,6 +122,11 @@ NB_MODULE(_C, m) {
     return std::make_tuple(m16, m8);
   }, nb::arg("seconds") = 0.3,
      "(int16 vpmaddwd, u8 x s8 vpmaddubsw) MACs/s on AVX2; (0, 0) without AVX2.");
+  m.def("peak_int8_macs_vnni", [](double s) {
+    if (!isa_supported(Isa::kAvx512) || !cpu_features().avx512vnni) return 0.0;
+    nb::gil_scoped_release g;
+    return peak_int8_macs_avx512vnni(s);
+  }, nb::arg("seconds") = 0.3, "AVX512-VNNI VPDPBUSD u8 x s8 MACs/s on registers; 0 without AVX512-VNNI.");
   m.def("peak_int8_macs_amx", [](double s) {
     if (!isa_supported(Isa::kAmx)) return 0.0;
     nb::gil_scoped_release g;

@@ -13,6 +13,15 @@
 namespace onebit {
 namespace {
 
+// acc += VPDPBUSD(a u8, b s8), through inline asm: GCC 12 expands
+// _mm512_dpbusd_epi32 on an array of accumulators with two register copies per
+// instruction (24 VMOVDQA beside the 12 VPDPBUSD of each k step, seen in
+// objdump), which cost the 6x32 kernel ~30% on Zen 5. The "+v" operand keeps
+// each accumulator in one register for the whole loop.
+inline void dpbusd(__m512i& acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+
 template <int MR>
 void kernel(int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp, float* c, long ldc,
             const I8Epilogue& e) {
@@ -24,8 +33,8 @@ void kernel(int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp, flo
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m512i av = _mm512_set1_epi32(static_cast<int>(a[i * lda + q]));
-      acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
-      acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
+      dpbusd(acc[i][0], av, b0);
+      dpbusd(acc[i][1], av, b1);
     }
   }
   const I8Columns cols = i8_columns(nr, e);
