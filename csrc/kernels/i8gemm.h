@@ -25,6 +25,13 @@
 //   kernels stop at kq). No K blocks: the int32 sums are exact.
 // * Rows: a caller's A buffer holds whole blocks of kI8RowAlign rows (rows past
 //   M are read by the AMX kernel and their results dropped).
+// * Kernel rows (convolutions with no dilation along x, Int8Weights::run > 0):
+//   K = kh runs of run = kw * C values, each run padded with zero weights to
+//   run_words = ceil(run / 4) words, so kq = kh * run_words. A row of A is then
+//   the kh runs of its input pixels, each starting a word boundary of the row:
+//   the bytes between a run's end and the next word boundary are multiplied by
+//   zero weights (any value gives the same sums). Such a row can be read in place
+//   from the quantized NHWC input (I8A below), at any byte address.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +41,7 @@ namespace onebit {
 constexpr int kI8NR = 32;        // columns per packed panel
 constexpr int kI8KB = 16;        // k groups (64 bytes) per AMX tile row
 constexpr int kI8RowAlign = 32;  // rows per AMX block (two 16-row tiles)
+constexpr int kI8Slack = 4;      // zero bytes after a quantized input whose rows are read in place
 // The most k a layer may have for its int32 sums to be exact: |x_q w_q| <= 255 * 127
 // and |zp * sum w_q| <= 255 * 127 * K, so 2 * 32385 * K < 2^31.
 constexpr int kInt8MaxK = 32768;
@@ -61,9 +69,26 @@ using I8QuantizeFn = void (*)(const float* src, uint8_t* dst, long n, float inv,
 // lo = min(0, min x), hi = max(0, max x) over n values (NaNs skipped).
 using I8RangeFn = void (*)(const float* x, long n, float* lo, float* hi);
 
-// Copies `runs` runs of `run` bytes, run i from src[i] (null: `fill` bytes), one after
-// the other to dst (an im2col row: one run per kernel row).
-using I8GatherFn = void (*)(const uint8_t* const* src, int runs, int run, uint8_t fill, uint8_t* dst);
+// Copies `runs` runs of `run` bytes, run i from src[i] (null: `fill` bytes), to
+// dst + i * dst_stride (an im2col row: one run per kernel row); the bytes
+// between runs are not written.
+using I8GatherFn = void (*)(const uint8_t* const* src, int runs, int run, uint8_t fill, uint8_t* dst,
+                            long dst_stride);
+
+// Rows of A read where they lie: row i's word q of segment s is the 4 bytes at
+// p + i * ld + s * seg_stride + 4 * q (any alignment), for nseg segments of
+// seg_words words (kq = nseg * seg_words): the kernel rows of a convolution's
+// quantized input (nseg = kh), or rows formed in a buffer (nseg = 1).
+struct I8A {
+  const uint8_t* p;
+  long ld;
+  int nseg, seg_words;
+  long seg_stride;
+};
+
+// C[mr x nr] = the output stage of A[mr x 4kq] * Bp[4kq x 32], A as I8A says.
+using I8SegUkernelFn = void (*)(int mr, int nr, const I8A& a, const uint32_t* bp, float* c, long ldc,
+                                const I8Epilogue& e);
 
 // C[m x n] = the output stage of A[m x 4kq] * B[4kq x n], B's panels ldb words
 // apart, e's arrays starting at row 0 / column 0: a whole block of a GEMM in
@@ -79,6 +104,7 @@ struct I8GemmConfig {
   I8QuantizeFn quantize;
   I8RangeFn range;
   I8GatherFn gather;
+  I8SegUkernelFn seg;  // null: A rows are always formed (the AMX kernel)
 };
 
 // The emulation in portable C++ (any CPU), the AVX512-VNNI kernels (only

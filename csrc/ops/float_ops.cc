@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "cpu_features.h"
@@ -114,13 +115,14 @@ void finish_rows(float* c, long ldc, int r0, int r1, int n0, int n1, const float
 // values output pixel m reads, in OHWI filter order (T: float, or the bf16 bits
 // of a rounded input, or a quantized input, whose zero is `pad`).
 template <class T>
-void im2col_row(const T* x, const PoolParams& p, int dh, int dw, long m, T* dst, T pad = T{0}) {
+void im2col_row(const T* x, const PoolParams& p, int dh, int dw, long m, T* dst, T pad = T{0}, long dst_row = 0) {
+  if (dst_row == 0) dst_row = static_cast<long>(p.kw) * p.c;  // kernel row ky at dst + ky * dst_row
   const int ox = static_cast<int>(m % p.ow), oy = static_cast<int>((m / p.ow) % p.oh);
   const int n = static_cast<int>(m / (static_cast<long>(p.ow) * p.oh));
   for (int ky = 0; ky < p.kh; ++ky) {
     const int iy = oy * p.sh - p.pt + ky * dh;
     const int ix0 = ox * p.sw - p.pl;
-    T* d = dst + ky * p.kw * p.c;
+    T* d = dst + ky * dst_row;
     const T* srow = x + (static_cast<long>(n) * p.h + iy) * p.w * p.c;
     if (iy < 0 || iy >= p.h) {
       for (int q = 0; q < p.kw * p.c; ++q) d[q] = pad;
@@ -397,16 +399,17 @@ void for_output_pixels(const PoolParams& p, long m0, long m1, F&& f) {
   }
 }
 
-// Row m = (n, oy, ox) of the im2col matrix (as im2col_row) of a converted copy
-// x of an input: a pixel whose kernel rows lie inside the input horizontally
-// takes one run per kernel row, gather(src, kh, run, dst) (src[ky] null: the
-// row is padding), a border pixel value by value (padding: pad).
+// Row m = (n, oy, ox) of the im2col matrix (as im2col_row, kernel row ky at
+// dst + ky * dst_row) of a converted copy x of an input: a pixel whose kernel
+// rows lie inside the input horizontally takes one run per kernel row,
+// gather(src, kh, run, dst, dst_row) (src[ky] null: the row is padding), a
+// border pixel value by value (padding: pad).
 template <class T, class Gather>
 void im2col_row_runs(Gather&& gather, const T* x, const PoolParams& p, int dh, int dw, long m, int n, int oy,
-                     int ox, T* dst, T pad) {
+                     int ox, T* dst, T pad, long dst_row) {
   const int ix0 = ox * p.sw - p.pl;
   if (dw != 1 || ix0 < 0 || ix0 + p.kw > p.w) {
-    im2col_row(x, p, dh, dw, m, dst, pad);
+    im2col_row(x, p, dh, dw, m, dst, pad, dst_row);
     return;
   }
   const T* src[kMaxKernelRows];
@@ -414,7 +417,7 @@ void im2col_row_runs(Gather&& gather, const T* x, const PoolParams& p, int dh, i
     const int iy = oy * p.sh - p.pt + ky * dh;
     src[ky] = iy < 0 || iy >= p.h ? nullptr : x + ((static_cast<long>(n) * p.h + iy) * p.w + ix0) * p.c;
   }
-  gather(src, p.kh, p.kw * p.c, dst);
+  gather(src, p.kh, p.kw * p.c, dst, dst_row);
 }
 
 // Splits a whole input into about 1024-pixel parts for a per-value conversion.
@@ -569,14 +572,14 @@ void conv2d_bf16(const float* x, const Bf16Weights& w, const float* scale, const
       }
     }
   });
-  const auto gather = [&](const uint16_t* const* src, int runs, int run, uint16_t* dst) {
+  const auto gather = [&](const uint16_t* const* src, int runs, int run, uint16_t* dst, long /*contiguous*/) {
     cfg.gather(src, runs, run, dst);
   };
   bf16_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
     for_output_pixels(p, m0, m1, [&](long m, int n, int oy, int ox) {
       auto* h = reinterpret_cast<uint16_t*>(rows + (m - m0) * w.kp);
-      im2col_row_runs(gather, xb.data(), p, dh, dw, m, n, oy, ox, h, uint16_t{0});
-      if (w.split) im2col_row_runs(gather, xl.data(), p, dh, dw, m, n, oy, ox, h + K, uint16_t{0});
+      im2col_row_runs(gather, xb.data(), p, dh, dw, m, n, oy, ox, h, uint16_t{0}, long{p.kw} * p.c);
+      if (w.split) im2col_row_runs(gather, xl.data(), p, dh, dw, m, n, oy, ox, h + K, uint16_t{0}, long{p.kw} * p.c);
       else if (K & 1) h[K] = 0;
     });
   }, out, ldo, scale, bias, nthreads, residual, post_act);
@@ -691,11 +694,26 @@ void quantize_row(const I8GemmConfig& cfg, const float* src, int K, const QuantP
 
 const char* i8gemm_kernel_name(bool emulated) { return i8_cfg(emulated).name; }
 
-Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const float* pm1_scale) {
+int int8_conv_run(const PoolParams& p, int dw) {
+  const int run = p.kw * p.c, run4 = (run + 3) / 4 * 4;
+  if (dw != 1 || is_pointwise(p) || run <= 0 || 3 * run4 > 4 * run) return 0;
+  return run;
+}
+
+Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const float* pm1_scale, int run) {
   Int8Weights pw;
   pw.n = std::max(N, 0);
   pw.k = std::max(K, 0);
-  pw.kq = (pw.k + 3) / 4;
+  if (run > 0 && pw.k % run == 0) {
+    pw.run = run;
+    pw.run_words = (run + 3) / 4;
+    pw.kq = pw.k / run * pw.run_words;
+  } else {
+    pw.kq = (pw.k + 3) / 4;
+  }
+  // where value k of a filter goes among the 4 kq bytes (the kernel-row layout leaves
+  // zero weights between the runs)
+  const auto at = [&](int k) { return pw.run ? k / pw.run * 4 * pw.run_words + k % pw.run : k; };
   pw.kq_pad = (pw.kq + kI8KB - 1) / kI8KB * kI8KB;
   pw.npanels = (pw.n + kI8NR - 1) / kI8NR;
   pw.data.assign(static_cast<size_t>(pw.kq_pad) * pw.npanels * kI8NR, 0u);
@@ -704,9 +722,10 @@ Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const floa
   std::vector<int8_t> q(static_cast<size_t>(pw.kq) * 4, 0);
   for (int n = 0; n < pw.n; ++n) {
     const float* wn = w + n * ldw;
+    std::fill(q.begin(), q.end(), int8_t{0});
     if (pm1_scale) {
       pw.scale[n] = pm1_scale[n];
-      for (int k = 0; k < pw.k; ++k) q[k] = wn[k] < 0.0f ? -1 : 1;
+      for (int k = 0; k < pw.k; ++k) q[at(k)] = wn[k] < 0.0f ? -1 : 1;
     } else {
       float amax = 0.0f;
       for (int k = 0; k < pw.k; ++k) amax = std::max(amax, std::fabs(wn[k]));
@@ -715,11 +734,11 @@ Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const floa
       for (int k = 0; k < pw.k; ++k) {
         float v = std::nearbyint(wn[k] / s);
         v = v > -127.0f ? (v < 127.0f ? v : 127.0f) : -127.0f;  // clamped (a NaN weight: -127)
-        q[k] = static_cast<int8_t>(v);
+        q[at(k)] = static_cast<int8_t>(v);
       }
     }
     int32_t sum = 0;
-    for (int k = 0; k < pw.k; ++k) sum += q[k];
+    for (const int8_t v : q) sum += v;
     pw.wsum[n] = sum;
     const int pn = n / kI8NR, j = n % kI8NR;
     uint32_t* dst = pw.data.data() + static_cast<size_t>(pn) * pw.kq_pad * kI8NR + j;
@@ -743,6 +762,73 @@ void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, 
   }, rq, c, ldc, bias, nthreads, residual, post_act);
 }
 
+namespace {
+
+// A conv2d_int8 in the kernel-row layout (Int8Weights::run) on a kernel that reads
+// A in place (I8GemmConfig::seg), as conv2d_f32_in_place: each tile of MR output
+// pixels along one output row reads its kh kernel rows from the quantized input
+// xq (segments of run_words words, pixel i at i * sw * C bytes), and only the
+// tiles that touch the padding have their rows formed (as im2col rows in the
+// same layout, padding = the sample's zero point). Forming every row cost the
+// 224x224 7x7 stem on RGB as much time as its VPDPBUSDs (147 bytes in 21-byte
+// pieces per output pixel); the layout's zero weights add 1/7 to its K.
+void conv2d_int8_in_place(const I8GemmConfig& cfg, const Int8Weights& w, const uint8_t* xq,
+                          const std::vector<QuantParams>& qp, const float* bias, const PoolParams& p, int dh,
+                          float* out, long ldo, int nthreads, const float* residual, Act post_act) {
+  constexpr int kMaxMR = 8;
+  const int MR = std::min(cfg.mr, kMaxMR);
+  const long row_bytes = 4L * w.kq, lda = static_cast<long>(p.sw) * p.c;
+  const long seg_stride = static_cast<long>(dh) * p.w * p.c;
+  const InsideCols in = inside_cols(p, 1);
+  const long orows = static_cast<long>(p.n) * p.oh;
+  const int ntasks = static_cast<int>(std::min<long>(orows, nthreads == 1 ? 1 : 8 * nthreads));
+  const auto interior = [&](bool rows_in, int ox, int mr) { return rows_in && ox >= in.ox_lo && ox + mr <= in.ox_hi; };
+  parallel_for(ntasks, nthreads, [&](int t) {
+    // formed rows: zero at allocation, so the bytes between the runs stay zero
+    avector<uint8_t> cols(static_cast<size_t>(p.ow) * row_bytes);
+    int32_t zp[kMaxMR];
+    float sa[kMaxMR];
+    for (long r = orows * t / ntasks; r < orows * (t + 1) / ntasks; ++r) {
+      const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
+      const int iy0 = oy * p.sh - p.pt;
+      const bool rows_in = rows_inside(p, oy, dh);
+      const long m0 = r * p.ow;
+      float* orow = out + m0 * ldo;
+      const auto zpb = static_cast<uint8_t>(qp[n].zpi);
+      std::fill(zp, zp + MR, qp[n].zpi);
+      std::fill(sa, sa + MR, qp[n].scale);
+      const auto gather = [&](const uint8_t* const* src, int runs, int run, uint8_t* dst, long dst_row) {
+        cfg.gather(src, runs, run, zpb, dst, dst_row);
+      };
+      for (int ox = 0; ox < p.ow; ox += MR) {
+        const int mr = std::min(MR, p.ow - ox);
+        if (!interior(rows_in, ox, mr))
+          for (int q = ox; q < ox + mr; ++q)
+            im2col_row_runs(gather, xq, p, dh, 1, m0 + q, n, oy, q, cols.data() + q * row_bytes, zpb,
+                            4L * w.run_words);
+      }
+      const uint8_t* xrow = xq + ((static_cast<long>(n) * p.h + iy0) * p.w - p.pl) * p.c;
+      for (int pn = 0; pn < w.npanels; ++pn) {
+        const uint32_t* panel = w.data.data() + static_cast<size_t>(pn) * w.kq_pad * kI8NR;
+        const int j0 = pn * kI8NR, nr = std::min(kI8NR, w.n - j0);
+        const I8Epilogue e{zp, sa, w.wsum.data() + j0, w.scale.data() + j0, bias ? bias + j0 : nullptr};
+        for (int ox = 0; ox < p.ow; ox += MR) {
+          const int mr = std::min(MR, p.ow - ox);
+          const I8A a = interior(rows_in, ox, mr)
+                            ? I8A{xrow + static_cast<long>(ox) * lda, lda, p.kh, w.run_words, seg_stride}
+                            : I8A{cols.data() + ox * row_bytes, row_bytes, 1, w.kq, 0};
+          cfg.seg(mr, nr, a, panel, orow + ox * ldo + j0, ldo, e);
+        }
+      }
+      if (residual || post_act != Act::kNone)
+        add_residual_act(orow, residual ? residual + m0 * ldo : nullptr, static_cast<size_t>(ldo),
+                         static_cast<size_t>(p.ow), 0, w.n, post_act);
+    }
+  });
+}
+
+}  // namespace
+
 void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const PoolParams& p, int dh,
                  int dw, float* out, bool emulated, int nthreads, const float* residual, Act post_act,
                  long ldo) {
@@ -762,9 +848,13 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
     }, rq, out, ldo, bias, nthreads, residual, post_act);
     return;
   }
-  // The input is quantized once, then gathered one chunk of im2col rows at a time
-  // (padding: the sample's zero point).
-  avector<uint8_t> xq(static_cast<size_t>(p.n) * pix * p.c);
+  // The input is quantized once (kI8Slack zero bytes after it: rows read in place
+  // run up to 3 bytes past a kernel row), then read in place or gathered one chunk of
+  // im2col rows at a time (padding: the sample's zero point).
+  const bool runs = w.run > 0;  // the kernel-row layout: K = kh runs of run_words words
+  if (runs && (dw != 1 || w.run != p.kw * p.c))
+    throw std::logic_error("conv2d_int8: weights packed for kernel rows of another shape");
+  avector<uint8_t> xq(static_cast<size_t>(p.n) * pix * p.c + kI8Slack);
   const int cparts = conversion_parts(p.n * pix, nthreads);
   parallel_for(cparts, nthreads, [&](int t) {
     const long total = p.n * pix;
@@ -774,15 +864,21 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
       a0 = end;
     }
   });
+  if (runs && cfg.seg) {
+    conv2d_int8_in_place(cfg, w, xq.data(), qp, bias, p, dh, out, ldo, nthreads, residual, post_act);
+    return;
+  }
+  const long dst_row = runs ? 4L * w.run_words : static_cast<long>(p.kw) * p.c;
   i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
     for_output_pixels(p, m0, m1, [&](long m, int n, int oy, int ox) {
       auto* b = reinterpret_cast<uint8_t*>(rows + (m - m0) * w.kq_pad);
       const auto zp = static_cast<uint8_t>(qp[n].zpi);
-      const auto gather = [&](const uint8_t* const* src, int runs, int run, uint8_t* dst) {
-        cfg.gather(src, runs, run, zp, dst);
+      const auto gather = [&](const uint8_t* const* src, int nruns, int run, uint8_t* dst, long stride) {
+        cfg.gather(src, nruns, run, zp, dst, stride);
       };
-      im2col_row_runs(gather, xq.data(), p, dh, dw, m, n, oy, ox, b, zp);
-      std::fill(b + K, b + 4L * w.kq, uint8_t{0});  // words kq..kq_pad: zero since allocation
+      im2col_row_runs(gather, xq.data(), p, dh, dw, m, n, oy, ox, b, zp, dst_row);
+      // words kq..kq_pad, and (runs) the bytes between the runs: zero since allocation
+      if (!runs) std::fill(b + K, b + 4L * w.kq, uint8_t{0});
     });
   }, rq, out, ldo, bias, nthreads, residual, post_act);
 }
@@ -797,10 +893,17 @@ int64_t int8_transient_bytes(int64_t M, int N, int K, int nthreads) {
          M * static_cast<int64_t>(sizeof(QuantParams) + sizeof(int32_t) + sizeof(float));
 }
 
-int64_t conv2d_int8_transient_bytes(const PoolParams& p, int N, int nthreads) {
+int64_t conv2d_int8_transient_bytes(const PoolParams& p, int N, int run, int nthreads) {
   const int64_t M = int64_t{p.n} * p.oh * p.ow;
-  const int64_t input_copy = is_pointwise(p) ? 0 : int64_t{p.n} * p.h * p.w * p.c;
-  return input_copy + int8_transient_bytes(M, N, p.kh * p.kw * p.c, nthreads);
+  if (is_pointwise(p)) return int8_transient_bytes(M, N, p.kh * p.kw * p.c, nthreads);
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const int64_t input_copy = int64_t{p.n} * p.h * p.w * p.c + kI8Slack;
+  // K as the weights hold it (the kernel-row layout pads each run to whole words)
+  const int64_t kbytes = run > 0 ? int64_t{p.kh} * ((run + 3) / 4) * 4 : int64_t{p.kh} * p.kw * p.c;
+  const int64_t formed = int8_transient_bytes(M, N, static_cast<int>(kbytes), nthreads);
+  // in place (conv2d_int8_in_place): one output row of formed rows per thread
+  const int64_t in_place = int64_t{std::max(nthreads, 1)} * p.ow * ((kbytes + 3) / 4 * 4);
+  return input_copy + std::max(formed, in_place);
 }
 
 namespace {

@@ -117,13 +117,25 @@ struct Int8Weights {
   std::vector<int32_t> wsum;   // per column: sum_k w_q
   int n = 0, k = 0, kq = 0, npanels = 0;
   int kq_pad = 0;  // kq rounded up to kI8KB: the groups per panel and the words per A row
+  // > 0: K is K / run kernel rows of `run` values, each padded with zero weights to
+  // run_words words (kernels/i8gemm.h, "Kernel rows"), so that a conv2d_int8 reads
+  // its rows of A in place from the quantized input.
+  int run = 0, run_words = 0;
   size_t bytes() const { return data.size() * 4 + scale.size() * 4 + wsum.size() * 4; }
 };
 
 // W(n, k) = w[n * ldw + k]. pm1_scale non-null: the weights are +-1 and
 // pm1_scale[n] their multiplier (w_q = +-1, s_w = the multiplier); else w_q =
 // round(w / s_w) with s_w = max_k |W(n, k)| / 127. K must be <= kInt8MaxK.
-Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const float* pm1_scale);
+// run > 0 (a divisor of K): the kernel-row layout, for conv2d_int8 with that
+// conv's kw * C as run and no dilation along x (int8_conv_run says when).
+Int8Weights pack_weights_int8(int N, int K, const float* w, long ldw, const float* pm1_scale, int run = 0);
+
+// The `run` of pack_weights_int8 for a conv2d_int8 with these parameters: kw * C
+// where its rows can be read in place (groups = 1, no dilation along x, not a
+// pointwise conv) and the padding of its kernel rows to whole words adds at most
+// a third to K; else 0 (rows of A formed per call).
+int int8_conv_run(const PoolParams& p, int dw);
 
 // C[M x N] = dequantized(q(A) * W_q^T) + bias[n], each row of A quantized on its own.
 void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, long ldc,
@@ -138,7 +150,8 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
 
 // Transient bytes of a gemm_int8 call of M rows, and of a conv2d_int8 call (p.n included).
 int64_t int8_transient_bytes(int64_t M, int N, int K, int nthreads);
-int64_t conv2d_int8_transient_bytes(const PoolParams& p, int N, int nthreads);
+// run: the weights' Int8Weights::run.
+int64_t conv2d_int8_transient_bytes(const PoolParams& p, int N, int run, int nthreads);
 
 const char* i8gemm_kernel_name(bool emulated);
 

@@ -867,7 +867,9 @@ void test_conv2d_int8(int cases) {
     }
     for (float& v : w) v = rfloat(-1.0f, 1.0f);
     for (float& v : bias) v = rfloat(-0.5f, 0.5f);
-    const Int8Weights pw = pack_weights_int8(oc, K, w.data(), K, nullptr);
+    // both layouts: plain rows, and (where int8_conv_run allows) kernel rows read in place
+    std::vector<Int8Weights> layouts{pack_weights_int8(oc, K, w.data(), K, nullptr)};
+    if (const int run = int8_conv_run(p, dw)) layouts.push_back(pack_weights_int8(oc, K, w.data(), K, nullptr, run));
     const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
     std::vector<float> want(M * oc);
     std::vector<std::vector<int>> wq(oc);
@@ -887,16 +889,18 @@ void test_conv2d_int8(int cases) {
           }
       for (int o = 0; o < oc; ++o) want[m * oc + o] = model_i8_out(aq, q, wq[o], sw[o], &bias[o]);
     }
-    for (const I8Path& path : i8_paths()) {
-      set_active_isa(path.isa);
-      std::vector<float> got(M * oc, -7.0f);
-      conv2d_int8(x.data(), pw, bias.data(), p, dh, dw, got.data(), path.emulated, 1 + (t & 1));
-      size_t where = 0;
-      const bool ok = same_bits(got, want, &where);
-      report(ok, fmt("conv2d_int8 %s: n%d %dx%dx%d -> %d k%dx%d s%d,%d d%d,%d pad %d,%d,%d,%d%s", path.name, p.n, p.h,
-                     p.w, p.c, oc, p.kh, p.kw, p.sh, p.sw, dh, dw, p.pt, p.pl, p.pb, p.pr,
-                     ok ? "" : fmt(": element %zu is %.9g, expected %.9g", where, got[where], want[where]).c_str()));
-    }
+    for (const Int8Weights& pw : layouts)
+      for (const I8Path& path : i8_paths()) {
+        set_active_isa(path.isa);
+        std::vector<float> got(M * oc, -7.0f);
+        conv2d_int8(x.data(), pw, bias.data(), p, dh, dw, got.data(), path.emulated, 1 + (t & 1));
+        size_t where = 0;
+        const bool ok = same_bits(got, want, &where);
+        report(ok, fmt("conv2d_int8 %s%s: n%d %dx%dx%d -> %d k%dx%d s%d,%d d%d,%d pad %d,%d,%d,%d%s", path.name,
+                       pw.run ? " (kernel rows)" : "", p.n, p.h, p.w, p.c, oc, p.kh, p.kw, p.sh, p.sw, dh, dw, p.pt,
+                       p.pl, p.pb, p.pr,
+                       ok ? "" : fmt(": element %zu is %.9g, expected %.9g", where, got[where], want[where]).c_str()));
+      }
   }
   set_active_isa(before);
 }

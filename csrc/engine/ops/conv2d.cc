@@ -35,10 +35,12 @@ class Conv2dKernel final : public OpKernel {
       emulated_ = precision == FloatPrecision::kBf16Emulated || precision == FloatPrecision::kInt8Emulated;
       const bool int8 = precision == FloatPrecision::kInt8 || precision == FloatPrecision::kInt8Emulated;
       const int og = oc_ / groups_, k = p_.kh * p_.kw * (p_.c / groups_);
+      // int8, groups = 1: kernel rows read in place where int8_conv_run allows
+      const int run = int8 && groups_ == 1 ? int8_conv_run(p_, dw_) : 0;
       for (int g = 0; g < groups_; ++g) {
         const float* wg = w_.data() + static_cast<size_t>(g) * og * k;
         if (int8)
-          w_i8_.push_back(pack_weights_int8(og, k, wg, k, scale_.empty() ? nullptr : scale_.data() + g * og));
+          w_i8_.push_back(pack_weights_int8(og, k, wg, k, scale_.empty() ? nullptr : scale_.data() + g * og, run));
         else
           w_bf16_.push_back(pack_weights_bf16(og, k, wg, k, !scale_.empty()));  // +-1: split input
       }
@@ -120,7 +122,7 @@ class Conv2dKernel final : public OpKernel {
     pg.n = static_cast<int>(n), pg.c = static_cast<int>(cg);
     // int8: the input quantized to u8, its per-sample parameters and the tasks' chunks of u8 rows.
     int64_t b = bf16()   ? conv2d_bf16_transient_bytes(pg, static_cast<int>(og), !scale_.empty(), nthreads)
-                : int8() ? conv2d_int8_transient_bytes(pg, static_cast<int>(og), nthreads)
+                : int8() ? conv2d_int8_transient_bytes(pg, static_cast<int>(og), w_i8_[0].run, nthreads)
                          : std::min<int64_t>(std::max(chunks, n * p_.oh), std::max(nthreads, 1)) * std::max(96, p_.ow) * k * 4 +
                                k * ((og + 31) / 32 * 32) * 4;
     if (groups_ != 1) b += n * (int64_t{p_.h} * p_.w * cg + int64_t{p_.oh} * p_.ow * og) * 4;

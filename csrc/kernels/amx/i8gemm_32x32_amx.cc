@@ -109,7 +109,7 @@ void i8gemm_block_amx(int m, int n, int kq, const uint32_t* a, long lda, const u
 const I8GemmConfig& i8gemm_config_amx() {
   const I8GemmConfig& vnni = i8gemm_config_avx512vnni();
   static const I8GemmConfig cfg{"i8gemm_32x32_amx", kI8RowAlign, nullptr, i8gemm_block_amx,
-                                vnni.quantize, vnni.range, vnni.gather};
+                                vnni.quantize, vnni.range, vnni.gather, nullptr};
   return cfg;
 }
 

@@ -7,6 +7,8 @@
 // cpu_features().avx512vnni.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "kernels/avx512/i8_epilogue_avx512.h"
 #include "kernels/i8gemm.h"
 
@@ -23,18 +25,22 @@ inline void dpbusd(__m512i& acc, __m512i a, __m512i b) {
 }
 
 template <int MR>
-void kernel(int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp, float* c, long ldc,
-            const I8Epilogue& e) {
+void kernel(int nr, const I8A& A, const uint32_t* bp, float* c, long ldc, const I8Epilogue& e) {
   __m512i acc[MR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
-  for (int q = 0; q < kq; ++q) {
-    const __m512i b0 = _mm512_loadu_si512(bp + q * 32), b1 = _mm512_loadu_si512(bp + q * 32 + 16);
+  for (int s = 0; s < A.nseg; ++s) {
+    const uint8_t* a = A.p + s * A.seg_stride;
+    for (int q = 0; q < A.seg_words; ++q, bp += 32) {
+      const __m512i b0 = _mm512_loadu_si512(bp), b1 = _mm512_loadu_si512(bp + 16);
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m512i av = _mm512_set1_epi32(static_cast<int>(a[i * lda + q]));
-      dpbusd(acc[i][0], av, b0);
-      dpbusd(acc[i][1], av, b1);
+      for (int i = 0; i < MR; ++i) {
+        int32_t w;
+        std::memcpy(&w, a + i * A.ld + 4 * q, 4);  // any alignment: a VPBROADCASTD from memory
+        const __m512i av = _mm512_set1_epi32(w);
+        dpbusd(acc[i][0], av, b0);
+        dpbusd(acc[i][1], av, b1);
+      }
     }
   }
   const I8Columns cols = i8_columns(nr, e);
@@ -42,16 +48,21 @@ void kernel(int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp, flo
   for (int i = 0; i < MR; ++i) i8_store_row(cols, e, i, e.bias != nullptr, acc[i][0], acc[i][1], c + i * ldc);
 }
 
+void i8gemm_seg_6x32_avx512vnni(int mr, int nr, const I8A& a, const uint32_t* bp, float* c, long ldc,
+                                const I8Epilogue& e) {
+  switch (mr) {
+    case 6: kernel<6>(nr, a, bp, c, ldc, e); break;
+    case 5: kernel<5>(nr, a, bp, c, ldc, e); break;
+    case 4: kernel<4>(nr, a, bp, c, ldc, e); break;
+    case 3: kernel<3>(nr, a, bp, c, ldc, e); break;
+    case 2: kernel<2>(nr, a, bp, c, ldc, e); break;
+    default: kernel<1>(nr, a, bp, c, ldc, e); break;
+  }
+}
+
 void i8gemm_6x32_avx512vnni(int mr, int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp,
                             float* c, long ldc, const I8Epilogue& e) {
-  switch (mr) {
-    case 6: kernel<6>(nr, kq, a, lda, bp, c, ldc, e); break;
-    case 5: kernel<5>(nr, kq, a, lda, bp, c, ldc, e); break;
-    case 4: kernel<4>(nr, kq, a, lda, bp, c, ldc, e); break;
-    case 3: kernel<3>(nr, kq, a, lda, bp, c, ldc, e); break;
-    case 2: kernel<2>(nr, kq, a, lda, bp, c, ldc, e); break;
-    default: kernel<1>(nr, kq, a, lda, bp, c, ldc, e); break;
-  }
+  i8gemm_seg_6x32_avx512vnni(mr, nr, I8A{reinterpret_cast<const uint8_t*>(a), lda * 4, 1, kq, 0}, bp, c, ldc, e);
 }
 
 // x * inv, + zp, max(., 0) (NaN -> 0: VMAXPS returns its second operand), min(., 255),
@@ -86,9 +97,10 @@ void range_avx512vnni(const float* x, long n, float* lo, float* hi) {
   *lo = a, *hi = b;
 }
 
-void gather_avx512vnni(const uint8_t* const* src, int runs, int run, uint8_t fill, uint8_t* dst) {
+void gather_avx512vnni(const uint8_t* const* src, int runs, int run, uint8_t fill, uint8_t* dst,
+                       long dst_stride) {
   const __m512i vfill = _mm512_set1_epi8(static_cast<char>(fill));
-  for (int i = 0; i < runs; ++i, dst += run)
+  for (int i = 0; i < runs; ++i, dst += dst_stride)
     for (int q = 0; q < run; q += 64) {
       const __mmask64 m = run - q >= 64 ? ~__mmask64{0} : (__mmask64{1} << (run - q)) - 1;
       const __m512i v = src[i] ? _mm512_maskz_loadu_epi8(m, src[i] + q) : vfill;
@@ -100,7 +112,8 @@ void gather_avx512vnni(const uint8_t* const* src, int runs, int run, uint8_t fil
 
 const I8GemmConfig& i8gemm_config_avx512vnni() {
   static const I8GemmConfig cfg{"i8gemm_6x32_avx512vnni", 6, i8gemm_6x32_avx512vnni, nullptr, quantize_avx512vnni,
-                                range_avx512vnni, gather_avx512vnni};
+                                range_avx512vnni, gather_avx512vnni,
+                                i8gemm_seg_6x32_avx512vnni};
   return cfg;
 }
 
