@@ -104,7 +104,8 @@ struct I8GemmConfig {
   I8QuantizeFn quantize;
   I8RangeFn range;
   I8GatherFn gather;
-  I8SegUkernelFn seg;  // null: A rows are always formed (the AMX kernel)
+  I8SegUkernelFn seg;  // null: A rows are always formed (the AMX kernel; the portable emulation, so
+                       // that the formed rows of the kernel-row layout are tested on every CPU)
 };
 
 // The emulation in portable C++ (any CPU), the AVX512-VNNI kernels (only

@@ -765,60 +765,59 @@ void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, 
 namespace {
 
 // A conv2d_int8 in the kernel-row layout (Int8Weights::run) on a kernel that reads
-// A in place (I8GemmConfig::seg), as conv2d_f32_in_place: each tile of MR output
-// pixels along one output row reads its kh kernel rows from the quantized input
-// xq (segments of run_words words, pixel i at i * sw * C bytes), and only the
-// tiles that touch the padding have their rows formed (as im2col rows in the
-// same layout, padding = the sample's zero point). Forming every row cost the
-// 224x224 7x7 stem on RGB as much time as its VPDPBUSDs (147 bytes in 21-byte
-// pieces per output pixel); the layout's zero weights add 1/7 to its K.
-void conv2d_int8_in_place(const I8GemmConfig& cfg, const Int8Weights& w, const uint8_t* xq,
+// A in place (I8GemmConfig::seg). The input is quantized into a copy padded with
+// the sample's zero point (kI8Slack zero bytes after it: rows read in place run up
+// to 3 bytes past a kernel row), so every tile of MR output pixels along an output
+// row reads its kh kernel rows where they lie (segments of run_words words, pixel i
+// at i * sw * C bytes) and no row of A is formed. Forming them cost the 224x224 7x7
+// stem on RGB as much time as its VPDPBUSDs (147 bytes in 21-byte pieces per output
+// pixel), and forming only the tiles that touch the padding still 12% of it; the
+// layout's zero weights add 1/7 to its K.
+void conv2d_int8_in_place(const I8GemmConfig& cfg, const Int8Weights& w, const float* x,
                           const std::vector<QuantParams>& qp, const float* bias, const PoolParams& p, int dh,
                           float* out, long ldo, int nthreads, const float* residual, Act post_act) {
   constexpr int kMaxMR = 8;
   const int MR = std::min(cfg.mr, kMaxMR);
-  const long row_bytes = 4L * w.kq, lda = static_cast<long>(p.sw) * p.c;
-  const long seg_stride = static_cast<long>(dh) * p.w * p.c;
-  const InsideCols in = inside_cols(p, 1);
+  const int hp = p.h + p.pt + p.pb, wp = p.w + p.pl + p.pr;
+  const long prow = static_cast<long>(wp) * p.c;  // bytes per padded input row
+  avector<uint8_t> xq(static_cast<size_t>(p.n) * hp * prow + kI8Slack);
+  const long nrows_in = static_cast<long>(p.n) * hp;
+  const int cparts = conversion_parts(nrows_in * wp, nthreads);
+  parallel_for(cparts, nthreads, [&](int t) {
+    for (long r = nrows_in * t / cparts; r < nrows_in * (t + 1) / cparts; ++r) {
+      const int n = static_cast<int>(r / hp), iy = static_cast<int>(r % hp) - p.pt;
+      uint8_t* d = xq.data() + r * prow;
+      const auto zp = static_cast<uint8_t>(qp[n].zpi);
+      if (iy < 0 || iy >= p.h) {
+        std::memset(d, zp, static_cast<size_t>(prow));
+        continue;
+      }
+      std::memset(d, zp, static_cast<size_t>(p.pl) * p.c);
+      cfg.quantize(x + (static_cast<long>(n) * p.h + iy) * p.w * p.c, d + static_cast<long>(p.pl) * p.c,
+                   static_cast<long>(p.w) * p.c, qp[n].inv, qp[n].zp);
+      std::memset(d + static_cast<long>(p.pl + p.w) * p.c, zp, static_cast<size_t>(p.pr) * p.c);
+    }
+  });
+  const long lda = static_cast<long>(p.sw) * p.c, seg_stride = static_cast<long>(dh) * prow;
   const long orows = static_cast<long>(p.n) * p.oh;
   const int ntasks = static_cast<int>(std::min<long>(orows, nthreads == 1 ? 1 : 8 * nthreads));
-  const auto interior = [&](bool rows_in, int ox, int mr) { return rows_in && ox >= in.ox_lo && ox + mr <= in.ox_hi; };
   parallel_for(ntasks, nthreads, [&](int t) {
-    // formed rows: zero at allocation, so the bytes between the runs stay zero
-    avector<uint8_t> cols(static_cast<size_t>(p.ow) * row_bytes);
     int32_t zp[kMaxMR];
     float sa[kMaxMR];
     for (long r = orows * t / ntasks; r < orows * (t + 1) / ntasks; ++r) {
       const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
-      const int iy0 = oy * p.sh - p.pt;
-      const bool rows_in = rows_inside(p, oy, dh);
       const long m0 = r * p.ow;
       float* orow = out + m0 * ldo;
-      const auto zpb = static_cast<uint8_t>(qp[n].zpi);
       std::fill(zp, zp + MR, qp[n].zpi);
       std::fill(sa, sa + MR, qp[n].scale);
-      const auto gather = [&](const uint8_t* const* src, int runs, int run, uint8_t* dst, long dst_row) {
-        cfg.gather(src, runs, run, zpb, dst, dst_row);
-      };
-      for (int ox = 0; ox < p.ow; ox += MR) {
-        const int mr = std::min(MR, p.ow - ox);
-        if (!interior(rows_in, ox, mr))
-          for (int q = ox; q < ox + mr; ++q)
-            im2col_row_runs(gather, xq, p, dh, 1, m0 + q, n, oy, q, cols.data() + q * row_bytes, zpb,
-                            4L * w.run_words);
-      }
-      const uint8_t* xrow = xq + ((static_cast<long>(n) * p.h + iy0) * p.w - p.pl) * p.c;
+      const uint8_t* xrow = xq.data() + (static_cast<long>(n) * hp + static_cast<long>(oy) * p.sh) * prow;
       for (int pn = 0; pn < w.npanels; ++pn) {
         const uint32_t* panel = w.data.data() + static_cast<size_t>(pn) * w.kq_pad * kI8NR;
         const int j0 = pn * kI8NR, nr = std::min(kI8NR, w.n - j0);
         const I8Epilogue e{zp, sa, w.wsum.data() + j0, w.scale.data() + j0, bias ? bias + j0 : nullptr};
-        for (int ox = 0; ox < p.ow; ox += MR) {
-          const int mr = std::min(MR, p.ow - ox);
-          const I8A a = interior(rows_in, ox, mr)
-                            ? I8A{xrow + static_cast<long>(ox) * lda, lda, p.kh, w.run_words, seg_stride}
-                            : I8A{cols.data() + ox * row_bytes, row_bytes, 1, w.kq, 0};
-          cfg.seg(mr, nr, a, panel, orow + ox * ldo + j0, ldo, e);
-        }
+        for (int ox = 0; ox < p.ow; ox += MR)
+          cfg.seg(std::min(MR, p.ow - ox), nr, I8A{xrow + ox * lda, lda, p.kh, w.run_words, seg_stride}, panel,
+                  orow + ox * ldo + j0, ldo, e);
       }
       if (residual || post_act != Act::kNone)
         add_residual_act(orow, residual ? residual + m0 * ldo : nullptr, static_cast<size_t>(ldo),
@@ -848,13 +847,16 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
     }, rq, out, ldo, bias, nthreads, residual, post_act);
     return;
   }
-  // The input is quantized once (kI8Slack zero bytes after it: rows read in place
-  // run up to 3 bytes past a kernel row), then read in place or gathered one chunk of
-  // im2col rows at a time (padding: the sample's zero point).
   const bool runs = w.run > 0;  // the kernel-row layout: K = kh runs of run_words words
   if (runs && (dw != 1 || w.run != p.kw * p.c))
     throw std::logic_error("conv2d_int8: weights packed for kernel rows of another shape");
-  avector<uint8_t> xq(static_cast<size_t>(p.n) * pix * p.c + kI8Slack);
+  if (runs && cfg.seg) {
+    conv2d_int8_in_place(cfg, w, x, qp, bias, p, dh, out, ldo, nthreads, residual, post_act);
+    return;
+  }
+  // The input is quantized once, then gathered one chunk of im2col rows at a time
+  // (padding: the sample's zero point).
+  avector<uint8_t> xq(static_cast<size_t>(p.n) * pix * p.c);
   const int cparts = conversion_parts(p.n * pix, nthreads);
   parallel_for(cparts, nthreads, [&](int t) {
     const long total = p.n * pix;
@@ -864,10 +866,6 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
       a0 = end;
     }
   });
-  if (runs && cfg.seg) {
-    conv2d_int8_in_place(cfg, w, xq.data(), qp, bias, p, dh, out, ldo, nthreads, residual, post_act);
-    return;
-  }
   const long dst_row = runs ? 4L * w.run_words : static_cast<long>(p.kw) * p.c;
   i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
     for_output_pixels(p, m0, m1, [&](long m, int n, int oy, int ox) {
@@ -897,13 +895,12 @@ int64_t conv2d_int8_transient_bytes(const PoolParams& p, int N, int run, int nth
   const int64_t M = int64_t{p.n} * p.oh * p.ow;
   if (is_pointwise(p)) return int8_transient_bytes(M, N, p.kh * p.kw * p.c, nthreads);
   if (nthreads <= 0) nthreads = get_num_threads();
-  const int64_t input_copy = int64_t{p.n} * p.h * p.w * p.c + kI8Slack;
-  // K as the weights hold it (the kernel-row layout pads each run to whole words)
+  // the quantized input: padded (conv2d_int8_in_place) or not, and with the rows of A
+  // formed in the layout of the weights (the kernel-row layout pads each run to whole
+  // words) where the kernel cannot read them in place (AMX)
+  const int64_t input_copy = int64_t{p.n} * (p.h + p.pt + p.pb) * (p.w + p.pl + p.pr) * p.c + kI8Slack;
   const int64_t kbytes = run > 0 ? int64_t{p.kh} * ((run + 3) / 4) * 4 : int64_t{p.kh} * p.kw * p.c;
-  const int64_t formed = int8_transient_bytes(M, N, static_cast<int>(kbytes), nthreads);
-  // in place (conv2d_int8_in_place): one output row of formed rows per thread
-  const int64_t in_place = int64_t{std::max(nthreads, 1)} * p.ow * ((kbytes + 3) / 4 * 4);
-  return input_copy + std::max(formed, in_place);
+  return input_copy + int8_transient_bytes(M, N, static_cast<int>(kbytes), nthreads);
 }
 
 namespace {

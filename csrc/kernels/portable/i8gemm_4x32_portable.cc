@@ -11,15 +11,13 @@
 namespace onebit {
 namespace {
 
-void i8gemm_seg_4x32_portable(int mr, int nr, const I8A& A, const uint32_t* bp, float* c, long ldc,
-                              const I8Epilogue& e) {
+void i8gemm_4x32_portable(int mr, int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp,
+                          float* c, long ldc, const I8Epilogue& e) {
   int32_t acc[4][32] = {};
-  for (int q = 0; q < A.nseg * A.seg_words; ++q) {
+  for (int q = 0; q < kq; ++q) {
     const uint32_t* b = bp + q * 32;
-    const uint8_t* a = A.p + (q / A.seg_words) * A.seg_stride + 4 * (q % A.seg_words);
     for (int i = 0; i < mr; ++i) {
-      const uint32_t aw = static_cast<uint32_t>(a[i * A.ld]) | static_cast<uint32_t>(a[i * A.ld + 1]) << 8 |
-           static_cast<uint32_t>(a[i * A.ld + 2]) << 16 | static_cast<uint32_t>(a[i * A.ld + 3]) << 24;
+      const uint32_t aw = a[i * lda + q];
       for (int j = 0; j < 32; ++j) {
         int32_t s = 0;
         for (int t = 0; t < 4; ++t)
@@ -34,11 +32,6 @@ void i8gemm_seg_4x32_portable(int mr, int nr, const I8A& A, const uint32_t* bp, 
       y = y * (e.sa[i] * e.sw[j]);
       c[i * ldc + j] = e.bias ? y + e.bias[j] : y;
     }
-}
-
-void i8gemm_4x32_portable(int mr, int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp,
-                          float* c, long ldc, const I8Epilogue& e) {
-  i8gemm_seg_4x32_portable(mr, nr, I8A{reinterpret_cast<const uint8_t*>(a), lda * 4, 1, kq, 0}, bp, c, ldc, e);
 }
 
 void quantize_portable(const float* src, uint8_t* dst, long n, float inv, float zp) {
@@ -72,7 +65,8 @@ void gather_portable(const uint8_t* const* src, int runs, int run, uint8_t fill,
 
 const I8GemmConfig& i8gemm_config_portable() {
   static const I8GemmConfig cfg{"i8gemm_4x32_portable", 4, i8gemm_4x32_portable, nullptr, quantize_portable,
-                                range_portable, gather_portable, i8gemm_seg_4x32_portable};
+                                range_portable, gather_portable,
+                                nullptr};  // rows always formed, as on AMX: that path is tested on every CPU
   return cfg;
 }
 
