@@ -50,6 +50,9 @@ void conv2d_f32(const float* x, const float* w, const float* bias, const PoolPar
                 int dh, int dw, Act act, const float* slope, float* out, int nthreads,
                 const float* residual = nullptr, Act post_act = Act::kNone, long ldo = 0,
                 const F32Weights* packed = nullptr);
+// Bytes of the zero-padded input copy a conv2d_f32 call with these parameters makes
+// (the stems whose kernel rows are read in place; 0 for the others).
+int64_t conv2d_f32_pad_copy_bytes(const PoolParams& p, int dw);
 
 // Depthwise float conv (groups = channels, one filter per channel), NHWC,
 // weights [kh][kw][c], zero padding.

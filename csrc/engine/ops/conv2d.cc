@@ -125,6 +125,7 @@ class Conv2dKernel final : public OpKernel {
                 : int8() ? conv2d_int8_transient_bytes(pg, static_cast<int>(og), w_i8_[0].run, nthreads)
                          : std::min<int64_t>(std::max(chunks, n * p_.oh), std::max(nthreads, 1)) * std::max(96, p_.ow) * k * 4 +
                                k * ((og + 31) / 32 * 32) * 4;
+    if (!bf16() && !int8()) b += conv2d_f32_pad_copy_bytes(pg, dw_);
     if (groups_ != 1) b += n * (int64_t{p_.h} * p_.w * cg + int64_t{p_.oh} * p_.ow * og) * 4;
     return b;
   }
