@@ -56,6 +56,18 @@ struct BgemmStage {
   // pop > pop_thr[j] = floor((k_bits - thr[j]) / 2), so kernels may compare
   // the raw 64-bit popcounts (no narrowing, no arithmetic).
   const int64_t* pop_thr;
+  // The fused add / relu / BatchNorm of a float output (ops/post_ops.h), done in
+  // registers by the kernels whose BgemmConfig::fuses_post is set (the others leave
+  // it to the caller): with post set, y = relu?(y + res), or with post_scale
+  // y = relu?(y) * post_scale + post_shift (+ res), in that order, one rounding per
+  // step, as ChanOp::kPost. Row i's residual (null: none) is at
+  // residual + (out[i] - out_base): the residual and the output share one layout.
+  bool post = false;
+  bool post_relu = false;
+  const float* post_scale = nullptr;
+  const float* post_shift = nullptr;
+  const float* residual = nullptr;
+  const float* out_base = nullptr;
 };
 
 // The per-block view used by the scalar output stage. (static: header code is
@@ -80,6 +92,7 @@ struct BgemmConfig {
   const char* name;
   int mr_max;
   BgemmUkernelFn fn[8];
+  bool fuses_post = false;  // the kernels apply BgemmStage's post-op themselves
 };
 
 const BgemmConfig& bgemm_config_portable();

@@ -260,9 +260,20 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
     const int64_t v = static_cast<int64_t>(kbits) - sa.thr[c];  // floor(v / 2)
     pop_thr[c] = v >= 0 ? v / 2 : -((-v + 1) / 2);
   }
-  const BgemmStage stage{kind,          act,           kbits,         oc,
-                         sa.mult.data(), sa.bias.data(), sa.slope.data(), sa.thr.data(),
-                         sa.flip.data(), pop_thr.data()};
+  BgemmStage stage{kind,          act,           kbits,         oc,
+                   sa.mult.data(), sa.bias.data(), sa.slope.data(), sa.thr.data(),
+                   sa.flip.data(), pop_thr.data()};
+  // The fused add/relu of a float output: in the kernel's registers where it can
+  // (BgemmConfig::fuses_post), else on the rows and channels just written.
+  const bool post = kind == OutKind::kFloat && (residual || post_act != Act::kNone || post_scale);
+  const bool post_in_kernel = post && cfg.fuses_post;
+  if (post_in_kernel) {
+    stage.post = true;
+    stage.post_relu = post_act == Act::kRelu;
+    stage.post_scale = post_scale, stage.post_shift = post_shift;
+    stage.residual = residual;
+    stage.out_base = static_cast<const float*>(out);
+  }
 
   auto task = [&](int task_id) {
     const size_t mt = static_cast<size_t>(task_id) / nsplit;
@@ -278,8 +289,6 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
                       ? static_cast<void*>(static_cast<float*>(out) + (m0 + i) * out_stride)
                       : static_cast<void*>(static_cast<uint64_t*>(out) + (m0 + i) * out_stride);
     };
-    // The fused add/relu of a float output, on the rows and channels just written.
-    const bool post = kind == OutKind::kFloat && (residual || post_act != Act::kNone || post_scale);
     const int c0 = b0 * kNR, c1 = std::min(oc, b1 * kNR);
     auto finish = [&](size_t m0, size_t rows) {
       add_residual_act(static_cast<float*>(out) + m0 * out_stride,
@@ -295,7 +304,7 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
         rows_out(tile0 * MR, mrs[0]);
         cfg.fn[mrs[0] - 1](kw, rows, koff.data(), wblocks, block_words, b0, b1, corr,
                            stage, outp);
-        if (post) finish(tile0 * MR, static_cast<size_t>(mrs[0]));
+        if (post && !post_in_kernel) finish(tile0 * MR, static_cast<size_t>(mrs[0]));
         continue;
       }
       for (int b = b0; b < b1; ++b)
@@ -304,7 +313,7 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
           cfg.fn[mrs[q] - 1](kw, rows + q * MR, koff.data(), wblocks, block_words, b, b + 1,
                              corr + q * MR, stage, outp);
         }
-      if (post)
+      if (post && !post_in_kernel)
         for (int q = 0; q < np; ++q) finish((tile0 + q) * MR, static_cast<size_t>(mrs[q]));
     }
   };

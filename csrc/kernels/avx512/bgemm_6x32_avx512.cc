@@ -14,6 +14,34 @@
 namespace onebit {
 namespace {
 
+// BgemmStage's fused post-op on the 32 values of one block about to be stored at o
+// (channels c0 .. c0 + 31, n of them valid): the operations of ChanOp::kPost
+// (kernels/chanwise_impl.h) in its order, so the same bits as the separate pass.
+inline void post_op(const BgemmStage& st, const float* o, int n, int c0, __m512& y0, __m512& y1) {
+  const __mmask16 m0 = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+  const __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : static_cast<__mmask16>((1u << (n - 16)) - 1);
+  const float* r = st.residual ? st.residual + (o - st.out_base) : nullptr;
+  const __m512 zero = _mm512_setzero_ps();
+  if (r && !st.post_scale) {
+    y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(m0, r));
+    y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(m1, r + 16));
+  }
+  if (st.post_relu) {  // v > 0 or NaN: v, else +0 (the relu op: -0 becomes +0)
+    y0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y0, zero, _CMP_NLE_UQ), y0);
+    y1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y1, zero, _CMP_NLE_UQ), y1);
+  }
+  if (st.post_scale) {
+    y0 = _mm512_add_ps(_mm512_mul_ps(y0, _mm512_maskz_loadu_ps(m0, st.post_scale + c0)),
+                       _mm512_maskz_loadu_ps(m0, st.post_shift + c0));
+    y1 = _mm512_add_ps(_mm512_mul_ps(y1, _mm512_maskz_loadu_ps(m1, st.post_scale + c0 + 16)),
+                       _mm512_maskz_loadu_ps(m1, st.post_shift + c0 + 16));
+    if (r) {
+      y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(m0, r));
+      y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(m1, r + 16));
+    }
+  }
+}
+
 template <int MR>
 void bgemm_mrx32_avx512(int kw, const uint64_t* const* rows, const ptrdiff_t* koff,
                         const uint64_t* wbase,
@@ -103,6 +131,7 @@ void bgemm_mrx32_avx512(int kw, const uint64_t* const* rows, const ptrdiff_t* ko
                                 _mm512_loadu_ps(slope + 16));
       }
       float* o = static_cast<float*>(out[i]) + b * kNR;
+      if (st.post) post_op(st, o, nvalid, b * kNR, y0, y1);
       if (nvalid == kNR) {
         _mm512_storeu_ps(o, y0);
         _mm512_storeu_ps(o + 16, y1);
@@ -130,7 +159,8 @@ const BgemmConfig& bgemm_config_avx512() {
   static const BgemmConfig cfg{"bgemm_6x32_avx512", 6,
                                {bgemm_mrx32_avx512<1>, bgemm_mrx32_avx512<2>,
                                 bgemm_mrx32_avx512<3>, bgemm_mrx32_avx512<4>,
-                                bgemm_mrx32_avx512<5>, bgemm_mrx32_avx512<6>}};
+                                bgemm_mrx32_avx512<5>, bgemm_mrx32_avx512<6>},
+                               /*fuses_post=*/true};
   return cfg;
 }
 
