@@ -11,6 +11,8 @@
 // segmented: the same bits as the im2col copy gives.
 #pragma once
 
+#include "kernels/bgemm.h"  // Act
+
 namespace onebit {
 
 struct SgemmA {
@@ -30,11 +32,25 @@ using SgemmUkernelFn = void (*)(int mr, int nr, const SgemmA& a, const float* bp
 using SgemvFn = void (*)(int M, int N, int K, const float* a, long lda, const float* w,
                          long ldw, float* c, long ldc);
 
+// The output stage a kernel may fuse into its store (no accumulate): y = c + bias
+// (bias null: + 0), then relu (y < 0: 0) or prelu (y < 0: y * slope), the
+// operations of ChanOp::kBias / kBiasRelu / kBiasPrelu in their order, so the bits
+// equal the separate pass (finish_rows in ops/float_ops.cc). bias and slope are
+// indexed from the tile's first column.
+struct SgemmOut {
+  const float* bias;
+  Act act;
+  const float* slope;
+};
+using SgemmUkernelOutFn = void (*)(int mr, int nr, const SgemmA& a, const float* bp, float* c, long ldc,
+                                   const SgemmOut& o);
+
 struct SgemmConfig {
   const char* name;
   int mr, nr;
   SgemmUkernelFn fn;
   SgemvFn gemv;
+  SgemmUkernelOutFn fn_out = nullptr;  // null: the caller applies the output stage
 };
 
 const SgemmConfig& sgemm_config_portable();

@@ -214,6 +214,11 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
   // copied (im2col) whole, once for all panels (split off, it left a tile of one
   // pixel per row; copied per panel, the copies cost 8% of binary_resnet_e18).
   const auto interior = [&](bool rows_in, int ox, int mr) { return rows_in && ox >= in.ox_lo && ox + mr <= in.ox_hi; };
+  // bias and activation in the kernel's store where it can (SgemmConfig::fn_out)
+  const bool fused_out = cfg.fn_out && (bias || act != Act::kNone);
+  const auto out_stage = [&](int pn) {
+    return SgemmOut{bias ? bias + pn * NR : nullptr, act, slope ? slope + pn * NR : nullptr};
+  };
   parallel_for(ntasks, nthreads, [&](int t) {
     avector<float> cols(static_cast<size_t>(p.ow) * K);
     for (long r = orows * t / ntasks; r < orows * (t + 1) / ntasks; ++r) {
@@ -237,10 +242,13 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
                   ? SgemmA{x + ((static_cast<long>(n) * p.h + iy0) * p.w + (ox * p.sw - p.pl)) * p.c, lda, p.kh,
                            seg, seg_stride}
                   : SgemmA{cols.data() + static_cast<size_t>(ox) * K, K, 1, K, 0};
-          cfg.fn(mr, nr, a, panel, orow + ox * ldo + pn * NR, ldo, false);
+          if (fused_out)
+            cfg.fn_out(mr, nr, a, panel, orow + ox * ldo + pn * NR, ldo, out_stage(pn));
+          else
+            cfg.fn(mr, nr, a, panel, orow + ox * ldo + pn * NR, ldo, false);
         }
       }
-      finish_rows(orow, ldo, 0, p.ow, 0, oc, bias, act, slope);
+      if (!fused_out) finish_rows(orow, ldo, 0, p.ow, 0, oc, bias, act, slope);
       if (residual || post_act != Act::kNone)
         add_residual_act(orow, residual ? residual + m0 * ldo : nullptr, static_cast<size_t>(ldo),
                          static_cast<size_t>(p.ow), 0, oc, post_act);

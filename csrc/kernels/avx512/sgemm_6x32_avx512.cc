@@ -7,8 +7,9 @@
 namespace onebit {
 namespace {
 
-template <int MR>
-void kernel(int nr, const SgemmA& A, const float* bp, float* c, long ldc, bool accumulate) {
+template <int MR, bool OUT = false>
+void kernel(int nr, const SgemmA& A, const float* bp, float* c, long ldc, bool accumulate,
+            const SgemmOut* out = nullptr) {
   __m512 acc[MR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -35,6 +36,20 @@ void kernel(int nr, const SgemmA& A, const float* bp, float* c, long ldc, bool a
       r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, ci));
       r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, ci + 16));
     }
+    if constexpr (OUT) {  // SgemmOut: + bias (or + 0), then relu / prelu, as finish_rows
+      const __m512 zero = _mm512_setzero_ps();
+      r0 = _mm512_add_ps(r0, out->bias ? _mm512_maskz_loadu_ps(m0, out->bias) : zero);
+      r1 = _mm512_add_ps(r1, out->bias ? _mm512_maskz_loadu_ps(m1, out->bias + 16) : zero);
+      if (out->act == Act::kRelu) {
+        r0 = _mm512_mask_mov_ps(r0, _mm512_cmp_ps_mask(r0, zero, _CMP_LT_OQ), zero);
+        r1 = _mm512_mask_mov_ps(r1, _mm512_cmp_ps_mask(r1, zero, _CMP_LT_OQ), zero);
+      } else if (out->act == Act::kPrelu) {
+        r0 = _mm512_mask_mul_ps(r0, _mm512_cmp_ps_mask(r0, zero, _CMP_LT_OQ), r0,
+                                _mm512_maskz_loadu_ps(m0, out->slope));
+        r1 = _mm512_mask_mul_ps(r1, _mm512_cmp_ps_mask(r1, zero, _CMP_LT_OQ), r1,
+                                _mm512_maskz_loadu_ps(m1, out->slope + 16));
+      }
+    }
     _mm512_mask_storeu_ps(ci, m0, r0);
     _mm512_mask_storeu_ps(ci + 16, m1, r1);
   }
@@ -49,6 +64,18 @@ void sgemm_6x32_avx512(int mr, int nr, const SgemmA& a, const float* bp, float* 
     case 3: kernel<3>(nr, a, bp, c, ldc, accumulate); break;
     case 2: kernel<2>(nr, a, bp, c, ldc, accumulate); break;
     default: kernel<1>(nr, a, bp, c, ldc, accumulate); break;
+  }
+}
+
+void sgemm_out_6x32_avx512(int mr, int nr, const SgemmA& a, const float* bp, float* c, long ldc,
+                           const SgemmOut& o) {
+  switch (mr) {
+    case 6: kernel<6, true>(nr, a, bp, c, ldc, false, &o); break;
+    case 5: kernel<5, true>(nr, a, bp, c, ldc, false, &o); break;
+    case 4: kernel<4, true>(nr, a, bp, c, ldc, false, &o); break;
+    case 3: kernel<3, true>(nr, a, bp, c, ldc, false, &o); break;
+    case 2: kernel<2, true>(nr, a, bp, c, ldc, false, &o); break;
+    default: kernel<1, true>(nr, a, bp, c, ldc, false, &o); break;
   }
 }
 
@@ -90,7 +117,7 @@ void sgemv_avx512(int M, int N, int K, const float* a, long lda, const float* w,
 }  // namespace
 
 const SgemmConfig& sgemm_config_avx512() {
-  static const SgemmConfig cfg{"sgemm_6x32_avx512", 6, 32, sgemm_6x32_avx512, sgemv_avx512};
+  static const SgemmConfig cfg{"sgemm_6x32_avx512", 6, 32, sgemm_6x32_avx512, sgemv_avx512, sgemm_out_6x32_avx512};
   return cfg;
 }
 
