@@ -24,14 +24,19 @@ inline void dpbusd(__m512i& acc, __m512i a, __m512i b) {
   asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
 }
 
-template <int MR>
+// SEGW > 0: A.seg_words == SEGW, the segment loop unrolled whole (the kernel rows of
+// an RGB stem are 3 or 6 words: with a loop of 6 steps per segment, its exit
+// branch and set-up cost the 7x7 stem ~15%).
+template <int MR, int SEGW = 0>
 void kernel(int nr, const I8A& A, const uint32_t* bp, float* c, long ldc, const I8Epilogue& e) {
   __m512i acc[MR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+  const int segw = SEGW > 0 ? SEGW : A.seg_words;
   for (int s = 0; s < A.nseg; ++s) {
     const uint8_t* a = A.p + s * A.seg_stride;
-    for (int q = 0; q < A.seg_words; ++q, bp += 32) {
+#pragma GCC unroll 8
+    for (int q = 0; q < segw; ++q, bp += 32) {
       const __m512i b0 = _mm512_loadu_si512(bp), b1 = _mm512_loadu_si512(bp + 16);
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
@@ -48,16 +53,23 @@ void kernel(int nr, const I8A& A, const uint32_t* bp, float* c, long ldc, const 
   for (int i = 0; i < MR; ++i) i8_store_row(cols, e, i, e.bias != nullptr, acc[i][0], acc[i][1], c + i * ldc);
 }
 
+template <int SEGW>
+void by_rows(int mr, int nr, const I8A& a, const uint32_t* bp, float* c, long ldc, const I8Epilogue& e) {
+  switch (mr) {
+    case 6: kernel<6, SEGW>(nr, a, bp, c, ldc, e); break;
+    case 5: kernel<5, SEGW>(nr, a, bp, c, ldc, e); break;
+    case 4: kernel<4, SEGW>(nr, a, bp, c, ldc, e); break;
+    case 3: kernel<3, SEGW>(nr, a, bp, c, ldc, e); break;
+    case 2: kernel<2, SEGW>(nr, a, bp, c, ldc, e); break;
+    default: kernel<1, SEGW>(nr, a, bp, c, ldc, e); break;
+  }
+}
+
 void i8gemm_seg_6x32_avx512vnni(int mr, int nr, const I8A& a, const uint32_t* bp, float* c, long ldc,
                                 const I8Epilogue& e) {
-  switch (mr) {
-    case 6: kernel<6>(nr, a, bp, c, ldc, e); break;
-    case 5: kernel<5>(nr, a, bp, c, ldc, e); break;
-    case 4: kernel<4>(nr, a, bp, c, ldc, e); break;
-    case 3: kernel<3>(nr, a, bp, c, ldc, e); break;
-    case 2: kernel<2>(nr, a, bp, c, ldc, e); break;
-    default: kernel<1>(nr, a, bp, c, ldc, e); break;
-  }
+  if (a.nseg > 1 && a.seg_words == 6) return by_rows<6>(mr, nr, a, bp, c, ldc, e);  // 7x7 on RGB
+  if (a.nseg > 1 && a.seg_words == 3) return by_rows<3>(mr, nr, a, bp, c, ldc, e);  // 3x3 on RGB
+  by_rows<0>(mr, nr, a, bp, c, ldc, e);
 }
 
 void i8gemm_6x32_avx512vnni(int mr, int nr, int kq, const uint32_t* a, long lda, const uint32_t* bp,
