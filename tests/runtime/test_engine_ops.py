@@ -305,8 +305,31 @@ def case_conv2d_depthwise(g, c):
     return _conv(g, c, c, c)
 
 
-def case_conv2d_grouped(g, c):
+def case_conv2d_grouped(g, c):  # one input channel per group, 2 filters each: depthwise on repeated channels
     return _conv(g, c, 10, 5)
+
+
+def case_conv2d_grouped_multiplier_strided(g, c):  # 3 filters per input channel, stride 2, as QuickNet's stem
+    return g.op(
+        "conv2d",
+        "input",
+        attrs=conv_attrs(k=3, s=2, p=1, groups=c),
+        weight=g.t(RNG.standard_normal((3 * c, 3, 3, 1)).astype(np.float32)),
+        multiplier=g.t(RNG.uniform(0.5, 1.5, 3 * c).astype(np.float32)),
+        bias=g.t(RNG.standard_normal(3 * c).astype(np.float32)),
+    )
+
+
+def case_conv2d_grouped_two_per_group(g, c):  # 2 input channels per group: one GEMM per group
+    f = g.op("concat", "input", g.op("relu", "input"))
+    return g.op(
+        "conv2d",
+        f,
+        attrs=conv_attrs(k=3, groups=c),
+        weight=g.t(RNG.standard_normal((c, 3, 3, 2)).astype(np.float32)),
+        multiplier=g.t(np.ones(c, np.float32)),
+        bias=g.t(RNG.standard_normal(c).astype(np.float32)),
+    )
 
 
 def case_dense(g, c):
