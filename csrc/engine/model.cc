@@ -21,6 +21,8 @@ struct Model::Step {
   int output;
   std::vector<int64_t> in_ld;  // RunArgs::in_ld (empty: all inputs dense)
   int64_t out_ld = 0;
+  bool pools_next = false;   // this step also computes the next step's (a maxpool's) output
+  bool pooled_by_prev = false;  // this maxpool step is done by the step before it
 };
 
 struct Model::Plan {
@@ -115,7 +117,33 @@ void Model::build(std::unique_ptr<ModelFile> file, const LoadOptions& opts) {
   if (!match) throw FormatError("the recorded output shape does not match what the graph computes");
   output_value_ = out;
   place_concat_inputs(values, opts.concat_in_place);
+  fuse_conv_maxpool(opts.fuse_conv_maxpool);
   plan_for(1);  // the memory cap holds for one sample at least
+}
+
+// A stem's conv2d -> maxpool: the pool re-read the conv's whole output (3.2 MB for a
+// 112x112x64 stem, from L3) after the conv had written it. When the maxpool is the
+// next step and the only reader of a conv2d's dense float output (not the model's
+// output, not placed in a concat; the pool's own output may be, as in DenseNet), the conv's step also
+// computes the pool (OpKernel::fuse_maxpool) and the maxpool step does nothing. The
+// planner keeps the conv's inputs until the pool's output is placed, since the conv
+// step writes both.
+void Model::fuse_conv_maxpool(bool enabled) {
+  if (!enabled) return;
+  std::vector<int> uses(steps_.size() + 1, 0);
+  for (const auto& s : steps_)
+    for (int v : s->inputs) ++uses[v];
+  for (size_t i = 0; i + 1 < steps_.size(); ++i) {
+    Step& conv = *steps_[i];
+    Step& pool = *steps_[i + 1];
+    if (std::string_view(conv.def->name) != "conv2d" || conv.pools_next || conv.pooled_by_prev) continue;
+    const PoolParams* pp = pool.kernel->float_maxpool();
+    if (!pp || pool.inputs.size() != 1 || pool.inputs[0] != conv.output || uses[conv.output] != 1) continue;
+    if (conv.output == output_value_ || grouped(conv.output) || conv.out_ld) continue;
+    if (!conv.kernel->fuse_maxpool(*pp)) continue;
+    conv.pools_next = pool.pooled_by_prev = true;
+    info_[i + 1].computed_by = info_[i].output;
+  }
 }
 
 // DenseNet grows its features by concat(features, new): copied, each layer
@@ -269,14 +297,21 @@ std::shared_ptr<const Model::Plan> Model::plan_for(int64_t batch) const {
                            " of activation memory at node " + std::to_string(i) + " (" + s.def->name + " '" +
                            info_[i].output + "'), above the memory cap of " + mib(memory_cap_) +
                            " (raise it at load: memory_cap)");
-    for (int v : s.inputs) {
-      const int owner = grouped(v) ? slot_[v].root : v;
-      const int last = grouped(v) ? group_last_[owner] : last_use[v];
-      if (v != 0 && last == static_cast<int>(i) && block_of[owner] >= 0) {
-        free_blocks.push_back(blocks[block_of[owner]]);
-        block_of[owner] = -1;
+    // A step that also computes the next step's output (a fused max-pool) keeps its
+    // inputs until that output has its block: the step reads them while writing it.
+    const auto free_dead = [&](const Step& st, int at) {
+      for (int v : st.inputs) {
+        const int owner = grouped(v) ? slot_[v].root : v;
+        const int last = grouped(v) ? group_last_[owner] : last_use[v];
+        if (v != 0 && last == at && block_of[owner] >= 0) {
+          free_blocks.push_back(blocks[block_of[owner]]);
+          block_of[owner] = -1;
+        }
       }
-    }
+    };
+    if (s.pools_next) continue;
+    free_dead(s, static_cast<int>(i));
+    if (s.pooled_by_prev) free_dead(*steps_[i - 1], static_cast<int>(i) - 1);
   }
   plan->bytes = total;
   std::lock_guard<std::mutex> lock(mu_);
@@ -379,10 +414,15 @@ void Model::run(const float* input, int64_t batch, float* output, double* step_s
   }
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step& s = *steps_[i];
+    if (s.pooled_by_prev) continue;  // its output was written by the step before (its time is in that step's)
     ctx.ins.resize(s.inputs.size());
     for (size_t k = 0; k < s.inputs.size(); ++k) ctx.ins[k] = arena + plan->offset[s.inputs[k]];
     RunArgs a{batch, ctx.ins.data(), arena + plan->offset[s.output], num_threads_,
               s.in_ld.empty() ? nullptr : s.in_ld.data(), s.out_ld};
+    if (s.pools_next) {
+      a.pool_out = arena + plan->offset[steps_[i + 1]->output];
+      a.pool_out_ld = steps_[i + 1]->out_ld;
+    }
     if (step_seconds) {
       const auto t0 = std::chrono::steady_clock::now();
       s.kernel->run(a);

@@ -33,6 +33,10 @@ struct LoadOptions {
   // Producers write a float concat's inputs straight into its buffer (Model::
   // place_concat_inputs); false copies them, with the same results (to measure it).
   bool concat_in_place = true;
+  // A float maxpool whose input only a conv2d before it produces and reads is computed
+  // by that conv's step (Model::fuse_conv_maxpool); false runs it as its own step,
+  // with the same results (to measure it).
+  bool fuse_conv_maxpool = true;
 };
 
 struct StepInfo {
@@ -43,6 +47,9 @@ struct StepInfo {
   // channels from `channel_offset` on); empty when the output has its own buffer.
   std::string written_into;
   int64_t channel_offset = 0;
+  // A maxpool computed by the conv2d step that produces its input: that step's output
+  // name; empty otherwise.
+  std::string computed_by;
 };
 
 class Model {
@@ -80,6 +87,7 @@ class Model {
   void build(std::unique_ptr<ModelFile> file, const LoadOptions& opts);
   std::shared_ptr<const Plan> plan_for(int64_t batch) const;
   void place_concat_inputs(const std::vector<ValueInfo>& values, bool enabled);
+  void fuse_conv_maxpool(bool enabled);
   bool grouped(int v) const { return slot_[v].root != v || has_members_[v]; }
   std::unique_ptr<Context> acquire() const;
   void release(std::unique_ptr<Context> ctx) const;

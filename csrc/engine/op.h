@@ -20,6 +20,8 @@
 
 namespace onebit {
 
+struct PoolParams;  // ops/float_ops.h
+
 // Limits every value obeys (checked at load, in 64-bit arithmetic). They are far
 // beyond any real network and keep all kernel geometry inside int32.
 constexpr int64_t kMaxSpatial = 16384;       // H, W of any value
@@ -108,6 +110,10 @@ struct RunArgs {
   int nthreads;
   const int64_t* in_ld = nullptr;  // per input: floats from one pixel to the next (null: all dense)
   int64_t out_ld = 0;              // the same for the output (0: dense)
+  // A float max-pool fused into this step (Model::fuse_conv_maxpool): its output,
+  // which the step writes besides its own; null: none.
+  void* pool_out = nullptr;
+  int64_t pool_out_ld = 0;  // its pixel stride (0: dense)
 };
 
 // The pixel stride of input k (of shape v) in a call: its row_elems when dense.
@@ -129,6 +135,12 @@ class OpKernel {
   // size and must hold under every instruction set.
   virtual bool strided_input(size_t k) const { (void)k; return false; }
   virtual bool strided_output() const { return false; }
+  // A float max-pool's window (n unset): the model may fuse it into the step that
+  // produces its input. Null: not a float max-pool.
+  virtual const PoolParams* float_maxpool() const { return nullptr; }
+  // Asked at build: whether run() will also compute the max-pool `pool` of its
+  // output into RunArgs::pool_out (the same values as a separate maxpool step).
+  virtual bool fuse_maxpool(const PoolParams& pool) { (void)pool; return false; }
 };
 
 class BuildCtx;

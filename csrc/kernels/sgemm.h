@@ -35,12 +35,15 @@ using SgemvFn = void (*)(int M, int N, int K, const float* a, long lda, const fl
 // The output stage a kernel may fuse into its store (no accumulate): y = c + bias
 // (bias null: + 0), then relu (y < 0: 0) or prelu (y < 0: y * slope), the
 // operations of ChanOp::kBias / kBiasRelu / kBiasPrelu in their order, so the bits
-// equal the separate pass (finish_rows in ops/float_ops.cc). bias and slope are
+// equal the separate pass (finish_rows in ops/float_ops.cc), then post_relu. bias and slope are
 // indexed from the tile's first column.
 struct SgemmOut {
   const float* bias;
   Act act;
   const float* slope;
+  // then the fused relu of a conv without a residual (ChanOp::kPost's: NaN stays, -0
+  // becomes +0)
+  bool post_relu = false;
 };
 using SgemmUkernelOutFn = void (*)(int mr, int nr, const SgemmA& a, const float* bp, float* c, long ldc,
                                    const SgemmOut& o);

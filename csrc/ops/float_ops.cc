@@ -183,7 +183,8 @@ int conversion_parts(long pixels, int nthreads) {
 // bits as the im2col path: one accumulator per output, k ascending from zero.
 void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float* x, const PoolParams& p,
                          int oc, int dh, const float* bias, Act act, const float* slope, float* out,
-                         int nthreads, const float* residual, Act post_act, long ldo) {
+                         int nthreads, const float* residual, Act post_act, long ldo,
+                         const ConvMaxpool* pool = nullptr) {
   if (p.pt || p.pb || p.pl || p.pr) {
     // A zero-padded copy of the input, so that every tile reads in place: the im2col
     // copies of the tiles that touch the padding cost the 7x7 RGB stem ~8% of its
@@ -201,7 +202,8 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
                       x + (static_cast<long>(n) * p.h + iy) * p.w * p.c, sizeof(float) * p.w * p.c);
       }
     });
-    conv2d_f32_in_place(cfg, pb, xp.data(), pp, oc, dh, bias, act, slope, out, nthreads, residual, post_act, ldo);
+    conv2d_f32_in_place(cfg, pb, xp.data(), pp, oc, dh, bias, act, slope, out, nthreads, residual, post_act, ldo,
+                        pool);
     return;
   }
   const int K = p.kh * p.kw * p.c, MR = cfg.mr, NR = cfg.nr;
@@ -214,13 +216,30 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
   // copied (im2col) whole, once for all panels (split off, it left a tile of one
   // pixel per row; copied per panel, the copies cost 8% of binary_resnet_e18).
   const auto interior = [&](bool rows_in, int ox, int mr) { return rows_in && ox >= in.ox_lo && ox + mr <= in.ox_hi; };
-  // bias and activation in the kernel's store where it can (SgemmConfig::fn_out)
-  const bool fused_out = cfg.fn_out && (bias || act != Act::kNone);
+  // bias and activation in the kernel's store where it can (SgemmConfig::fn_out), and a
+  // fused relu without a residual (the stems' BatchNorm + relu) with them
+  const bool post_relu_only = !residual && post_act == Act::kRelu;
+  const bool fused_out = cfg.fn_out && (bias || act != Act::kNone || post_relu_only);
   const auto out_stage = [&](int pn) {
-    return SgemmOut{bias ? bias + pn * NR : nullptr, act, slope ? slope + pn * NR : nullptr};
+    return SgemmOut{bias ? bias + pn * NR : nullptr, act, slope ? slope + pn * NR : nullptr, post_relu_only};
+  };
+  // A fused max-pool: each task pools the rows of the pool's output whose windows
+  // lie within its own conv rows as soon as those are done (still in cache); the
+  // rows whose windows straddle two tasks are pooled after.
+  const long prows = pool ? static_cast<long>(pool->p.n) * pool->p.oh : 0;
+  std::vector<uint8_t> pooled(static_cast<size_t>(prows), 0);
+  const auto window_rows = [&](long q) {  // global conv rows [g0, g1) of pooled row q
+    const PoolParams& pp = pool->p;
+    const long n = q / pp.oh, py = q % pp.oh;
+    const long y0 = std::max<long>(0, py * pp.sh - pp.pt), y1 = std::min<long>(pp.h, py * pp.sh - pp.pt + pp.kh);
+    return std::pair<long, long>{n * pp.h + y0, n * pp.h + std::max(y0, y1)};
   };
   parallel_for(ntasks, nthreads, [&](int t) {
     avector<float> cols(static_cast<size_t>(p.ow) * K);
+    const long r_begin = orows * t / ntasks;
+    long q = 0;  // the task's next pooled row: the first whose window starts in its rows
+    if (pool)
+      while (q < prows && window_rows(q).first < r_begin) ++q;
     for (long r = orows * t / ntasks; r < orows * (t + 1) / ntasks; ++r) {
       const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
       const int iy0 = oy * p.sh - p.pt;
@@ -249,11 +268,18 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
         }
       }
       if (!fused_out) finish_rows(orow, ldo, 0, p.ow, 0, oc, bias, act, slope);
-      if (residual || post_act != Act::kNone)
+      if (residual || (post_act != Act::kNone && !(fused_out && post_relu_only)))
         add_residual_act(orow, residual ? residual + m0 * ldo : nullptr, static_cast<size_t>(ldo),
                          static_cast<size_t>(p.ow), 0, oc, post_act);
+      for (; pool && q < prows && window_rows(q).second <= r + 1; ++q) {
+        maxpool_f32_rows(out, pool->p, pool->out, q, q + 1, pool->ldo);
+        pooled[q] = 1;
+      }
     }
   });
+  if (pool)  // the rows whose windows straddle two tasks' rows
+    for (long q = 0; q < prows; ++q)
+      if (!pooled[q]) maxpool_f32_rows(out, pool->p, pool->out, q, q + 1, pool->ldo);
 }
 
 }  // namespace
@@ -308,6 +334,23 @@ void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b
                          static_cast<size_t>(ldc), static_cast<size_t>(r1 - r0), n0, n1, post_act);
     }
   });
+}
+
+void conv2d_f32_pooled(const float* x, const float* w, const float* bias, const PoolParams& p, int oc, int dh,
+                       int dw, float* out, int nthreads, Act post_act, const ConvMaxpool& pool,
+                       const F32Weights* packed) {
+  const int K = p.kh * p.kw * p.c;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  if (!is_pointwise(p) && dw == 1 && K > 0 && K <= kKC) {  // conv2d_f32's kernel-row path
+    const SgemmConfig& cfg = sgemm_cfg();
+    PackedB tmp;
+    const PackedB& pb = packed_for(cfg, packed, tmp, oc, K, w, 1, K);
+    conv2d_f32_in_place(cfg, pb, x, p, oc, dh, bias, Act::kNone, nullptr, out, nthreads, nullptr, post_act, oc,
+                        &pool);
+    return;
+  }
+  conv2d_f32(x, w, bias, p, oc, dh, dw, Act::kNone, nullptr, out, nthreads, nullptr, post_act, oc, packed);
+  maxpool_f32(out, pool.p, pool.out, nthreads, pool.ldo);
 }
 
 int64_t conv2d_f32_pad_copy_bytes(const PoolParams& p, int dw) {
@@ -1059,6 +1102,20 @@ void maxpool_f32(const float* x, const PoolParams& p, float* out, int nthreads, 
     k.max(x + static_cast<long>(n) * p.h * p.w * p.c, static_cast<long>(p.w) * p.c, p.c, y0, y1, x0, x1,
           out + o * ldo);
   });
+}
+
+void maxpool_f32_rows(const float* x, const PoolParams& p, float* out, long r0, long r1, long ldo) {
+  const PoolKernels& k = pool_cfg();
+  if (ldo == 0) ldo = p.c;
+  for (long r = r0; r < r1; ++r) {
+    const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
+    const int y0 = std::max(0, oy * p.sh - p.pt), y1 = std::min(p.h, oy * p.sh - p.pt + p.kh);
+    for (int ox = 0; ox < p.ow; ++ox) {
+      const int x0 = std::max(0, ox * p.sw - p.pl), x1 = std::min(p.w, ox * p.sw - p.pl + p.kw);
+      k.max(x + static_cast<long>(n) * p.h * p.w * p.c, static_cast<long>(p.w) * p.c, p.c, y0, y1, x0, x1,
+            out + (r * p.ow + ox) * ldo);
+    }
+  }
 }
 
 void avgpool_f32(const float* x, const PoolParams& p, bool count_include_pad, float* out,

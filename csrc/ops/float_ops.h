@@ -50,6 +50,24 @@ void conv2d_f32(const float* x, const float* w, const float* bias, const PoolPar
                 int dh, int dw, Act act, const float* slope, float* out, int nthreads,
                 const float* residual = nullptr, Act post_act = Act::kNone, long ldo = 0,
                 const F32Weights* packed = nullptr);
+// A max-pool computed by conv2d_f32 from its output (the model fuses a float
+// maxpool into the conv that produces its input): p its window over the conv's
+// output (p.n included), out its output (dense). The same values as maxpool_f32.
+struct ConvMaxpool {
+  PoolParams p;
+  float* out;
+  long ldo = 0;  // floats from one pooled pixel to the next (0: p.c; wider: a slice of a concat)
+};
+// conv2d_f32 with the max-pool of its output (ldo must be oc): the kernel-row path
+// pools each row of the pool's output as soon as its window's conv rows are done
+// (still in cache), the other paths pool after the conv.
+void conv2d_f32_pooled(const float* x, const float* w, const float* bias, const PoolParams& p, int oc, int dh,
+                       int dw, float* out, int nthreads, Act post_act, const ConvMaxpool& pool,
+                       const F32Weights* packed = nullptr);
+
+// Rows [r0, r1) of a max-pool's output (rows counted over p.n * p.oh), as maxpool_f32.
+void maxpool_f32_rows(const float* x, const PoolParams& p, float* out, long r0, long r1, long ldo = 0);
+
 // Bytes of the zero-padded input copy a conv2d_f32 call with these parameters makes
 // (the stems whose kernel rows are read in place; 0 for the others).
 int64_t conv2d_f32_pad_copy_bytes(const PoolParams& p, int dw);

@@ -77,7 +77,31 @@ class Conv2dKernel final : public OpKernel {
   }
   // groups = 1 without a residual can write into a slice of a concat.
   bool strided_output() const override { return groups_ == 1 && !e_.residual; }
+  // A max-pool of the output (the stems' 3x3/2): fp32 pools each row of it from the
+  // conv rows still in cache (conv2d_f32_pooled); bf16 and int8 pool after the conv.
+  bool fuse_maxpool(const PoolParams& pool) override {
+    if (groups_ != 1 || e_.residual || !w_hwc_.empty()) return false;
+    pool_ = pool;
+    fused_pool_ = true;
+    return true;
+  }
   void run(const RunArgs& a) const override {
+    if (fused_pool_ && a.pool_out) {
+      PoolParams p = p_;
+      p.n = static_cast<int>(a.n);
+      ConvMaxpool pool{pool_, static_cast<float*>(a.pool_out), static_cast<long>(a.pool_out_ld)};
+      pool.p.n = p.n;
+      const auto* x = static_cast<const float*>(a.in[0]);
+      auto* y = static_cast<float*>(a.out);
+      if (bf16() || int8()) {
+        conv_group(x, 0, p, y, a.nthreads, nullptr, e_.act);
+        maxpool_f32(y, pool.p, pool.out, a.nthreads, pool.ldo);
+      } else {
+        conv2d_f32_pooled(x, w_.data(), bias_.data(), p, oc_, dh_, dw_, y, a.nthreads, e_.act, pool,
+                          w_f32_.empty() ? nullptr : &w_f32_[0]);
+      }
+      return;
+    }
     PoolParams p = p_;
     p.n = static_cast<int>(a.n);
     const auto* x = static_cast<const float*>(a.in[0]);
@@ -147,6 +171,8 @@ class Conv2dKernel final : public OpKernel {
 
  private:
   std::vector<float> w_, w_hwc_, scale_, bias_;
+  PoolParams pool_{};  // the fused max-pool's window (fused_pool_)
+  bool fused_pool_ = false;
   std::vector<Bf16Weights> w_bf16_;  // per group, when the layer runs in bf16
   std::vector<Int8Weights> w_i8_;    // per group, when the layer runs in int8
   std::vector<F32Weights> w_f32_;    // per group, packed at load, when it runs in fp32

@@ -13,6 +13,7 @@ class MaxpoolKernel final : public OpKernel {
     maxpool_f32(static_cast<const float*>(a.in[0]), p, static_cast<float*>(a.out), a.nthreads, a.out_ld);
   }
   bool strided_output() const override { return true; }
+  const PoolParams* float_maxpool() const override { return &p_; }
 
  private:
   PoolParams p_;

@@ -49,6 +49,10 @@ void kernel(int nr, const SgemmA& A, const float* bp, float* c, long ldc, bool a
         r1 = _mm512_mask_mul_ps(r1, _mm512_cmp_ps_mask(r1, zero, _CMP_LT_OQ), r1,
                                 _mm512_maskz_loadu_ps(m1, out->slope + 16));
       }
+      if (out->post_relu) {  // v > 0 or NaN: v, else +0
+        r0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r0, zero, _CMP_NLE_UQ), r0);
+        r1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r1, zero, _CMP_NLE_UQ), r1);
+      }
     }
     _mm512_mask_storeu_ps(ci, m0, r0);
     _mm512_mask_storeu_ps(ci + 16, m1, r1);

@@ -97,6 +97,9 @@ class Model:
         ``"bf16"``, ``"int8"``, ...) and ``""`` for every other op. ``written_into`` names
         the concat whose buffer the op writes its output into, in place (at channel
         ``channel_offset``; DenseNet's growing features are not copied), or is ``""``.
+        ``computed_by`` names, for a maxpool, the conv2d whose step computes it from that
+        conv's output rows while they are in cache (its profiled time is in that step's;
+        ``load(fuse_conv_maxpool=False)`` runs it on its own), or is ``""``.
         """
         return [
             {
@@ -109,6 +112,7 @@ class Model:
                 "precision": s["precision"],
                 "written_into": s["written_into"],
                 "channel_offset": s["channel_offset"],
+                "computed_by": s["computed_by"],
             }
             for i, s in enumerate(self._steps)
         ]
@@ -122,6 +126,7 @@ def load(
     memory_cap: int = DEFAULT_MEMORY_CAP,
     float_precision: str = "fp32",
     concat_in_place: bool = True,
+    fuse_conv_maxpool: bool = True,
 ) -> Model:
     """Read, validate and prepare a .onebit file. Raises :class:`ModelFormatError` on a bad file.
 
@@ -151,6 +156,10 @@ def load(
     straight into the concat's buffer (DenseNet's growing features are then never
     copied; :meth:`Model.describe` shows which); ``False`` copies them, with the same
     results, to measure what that saves.
+
+    ``fuse_conv_maxpool``: a float maxpool that only reads a conv2d's output (the stems'
+    3x3/2 pool) is computed by the conv's step, row by row from the conv's rows while
+    they are in cache; ``False`` runs it as a step of its own, with the same results.
     """
     path = os.fspath(path)
     if not isinstance(float_precision, str) or float_precision not in FLOAT_PRECISIONS:
@@ -169,6 +178,7 @@ def load(
             verify_checksum=verify_checksum,
             float_precision=float_precision,
             concat_in_place=bool(concat_in_place),
+            fuse_conv_maxpool=bool(fuse_conv_maxpool),
         )
     except _C.EngineFormatError as e:
         raise ModelFormatError(f"{path}: {e}") from None
