@@ -336,35 +336,32 @@ void sgemm(int M, int N, int K, const float* a, long lda, const float* b, long b
   });
 }
 
-void conv2d_f32_pooled(const float* x, const float* w, const float* bias, const PoolParams& p, int oc, int dh,
-                       int dw, float* out, int nthreads, Act post_act, const ConvMaxpool& pool,
-                       const F32Weights* packed) {
+namespace {
+// The convs whose kernel rows conv2d_f32 reads in place (conv2d_f32_in_place).
+bool f32_rows_in_place(const PoolParams& p, int dw) {
   const int K = p.kh * p.kw * p.c;
-  if (nthreads <= 0) nthreads = get_num_threads();
-  if (!is_pointwise(p) && dw == 1 && K > 0 && K <= kKC) {  // conv2d_f32's kernel-row path
-    const SgemmConfig& cfg = sgemm_cfg();
-    PackedB tmp;
-    const PackedB& pb = packed_for(cfg, packed, tmp, oc, K, w, 1, K);
-    conv2d_f32_in_place(cfg, pb, x, p, oc, dh, bias, Act::kNone, nullptr, out, nthreads, nullptr, post_act, oc,
-                        &pool);
-    return;
-  }
-  conv2d_f32(x, w, bias, p, oc, dh, dw, Act::kNone, nullptr, out, nthreads, nullptr, post_act, oc, packed);
-  maxpool_f32(out, pool.p, pool.out, nthreads, pool.ldo);
+  return !is_pointwise(p) && dw == 1 && K > 0 && K <= kKC;
 }
+}  // namespace
 
 int64_t conv2d_f32_pad_copy_bytes(const PoolParams& p, int dw) {
-  const int K = p.kh * p.kw * p.c;
-  if (is_pointwise(p) || dw != 1 || K <= 0 || K > kKC || !(p.pt || p.pb || p.pl || p.pr)) return 0;
+  if (!f32_rows_in_place(p, dw) || !(p.pt || p.pb || p.pl || p.pr)) return 0;
   return int64_t{p.n} * (p.h + p.pt + p.pb) * (p.w + p.pl + p.pr) * p.c * 4;
 }
 
 void conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p, int oc,
                 int dh, int dw, Act act, const float* slope, float* out, int nthreads,
-                const float* residual, Act post_act, long ldo, const F32Weights* packed) {
+                const float* residual, Act post_act, long ldo, const F32Weights* packed,
+                const ConvMaxpool* pool) {
   const int K = p.kh * p.kw * p.c;
   const long M = static_cast<long>(p.n) * p.oh * p.ow;
   if (ldo == 0) ldo = oc;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  if (pool && !f32_rows_in_place(p, dw)) {  // the other paths: the pool after the conv
+    conv2d_f32(x, w, bias, p, oc, dh, dw, act, slope, out, nthreads, residual, post_act, ldo, packed);
+    maxpool_f32(out, pool->p, pool->out, nthreads, pool->ldo);
+    return;
+  }
   if (is_pointwise(p)) {
     sgemm(static_cast<int>(M), oc, K, x, K, w, 1, K, out, ldo, bias, act, slope, nthreads,
           residual, post_act, packed);
@@ -373,9 +370,8 @@ void conv2d_f32(const float* x, const float* w, const float* bias, const PoolPar
   const SgemmConfig& cfg = sgemm_cfg();
   PackedB tmp;
   const PackedB& pb = packed_for(cfg, packed, tmp, oc, K, w, 1, K);
-  if (nthreads <= 0) nthreads = get_num_threads();
-  if (dw == 1 && K > 0 && K <= kKC) {
-    conv2d_f32_in_place(cfg, pb, x, p, oc, dh, bias, act, slope, out, nthreads, residual, post_act, ldo);
+  if (f32_rows_in_place(p, dw)) {
+    conv2d_f32_in_place(cfg, pb, x, p, oc, dh, bias, act, slope, out, nthreads, residual, post_act, ldo, pool);
     return;
   }
   // im2col one chunk of rows at a time into a small per-task buffer that
@@ -1096,11 +1092,11 @@ void chanwise(const ChanParams& p, const float* x, size_t ldx, float* y, size_t 
 }
 
 void maxpool_f32(const float* x, const PoolParams& p, float* out, int nthreads, long ldo) {
-  const PoolKernels& k = pool_cfg();
-  if (ldo == 0) ldo = p.c;
-  pool_loop(p, nthreads, [&](int n, int, int, int y0, int y1, int x0, int x1, long o) {
-    k.max(x + static_cast<long>(n) * p.h * p.w * p.c, static_cast<long>(p.w) * p.c, p.c, y0, y1, x0, x1,
-          out + o * ldo);
+  const long rows = static_cast<long>(p.n) * p.oh;
+  if (nthreads <= 0) nthreads = get_num_threads();
+  const int ntasks = static_cast<int>(std::min<long>(rows, nthreads == 1 ? 1 : 4 * nthreads));
+  parallel_for(ntasks, nthreads, [&](int t) {
+    maxpool_f32_rows(x, p, out, rows * t / ntasks, rows * (t + 1) / ntasks, ldo);
   });
 }
 

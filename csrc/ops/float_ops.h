@@ -41,29 +41,28 @@ struct PoolParams {
   int oh, ow;
 };
 
-// Float conv, NHWC input, OHWI weights (groups = 1), zero padding.
-// residual / post_act as for sgemm (residual [n][oh][ow][oc]).
-// ldo: floats from one output pixel to the next (0: oc; wider only without a residual).
-// The same for conv2d_bf16 and conv2d_int8.
-// packed: w packed at load (pack_weights_f32(oc, kh * kw * C, w, kh * kw * C)), or null.
-void conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p, int oc,
-                int dh, int dw, Act act, const float* slope, float* out, int nthreads,
-                const float* residual = nullptr, Act post_act = Act::kNone, long ldo = 0,
-                const F32Weights* packed = nullptr);
 // A max-pool computed by conv2d_f32 from its output (the model fuses a float
 // maxpool into the conv that produces its input): p its window over the conv's
-// output (p.n included), out its output (dense). The same values as maxpool_f32.
+// output (p.n included), out its output. The same values as maxpool_f32. Where
+// conv2d_f32 reads its kernel rows in place, each row of the pool's output is
+// pooled as soon as its window's conv rows are done (still in cache); elsewhere
+// the pool runs after the conv.
 struct ConvMaxpool {
   PoolParams p;
   float* out;
   long ldo = 0;  // floats from one pooled pixel to the next (0: p.c; wider: a slice of a concat)
 };
-// conv2d_f32 with the max-pool of its output (ldo must be oc): the kernel-row path
-// pools each row of the pool's output as soon as its window's conv rows are done
-// (still in cache), the other paths pool after the conv.
-void conv2d_f32_pooled(const float* x, const float* w, const float* bias, const PoolParams& p, int oc, int dh,
-                       int dw, float* out, int nthreads, Act post_act, const ConvMaxpool& pool,
-                       const F32Weights* packed = nullptr);
+
+// Float conv, NHWC input, OHWI weights (groups = 1), zero padding.
+// residual / post_act as for sgemm (residual [n][oh][ow][oc]).
+// ldo: floats from one output pixel to the next (0: oc; wider only without a residual).
+// The same for conv2d_bf16 and conv2d_int8.
+// packed: w packed at load (pack_weights_f32(oc, kh * kw * C, w, kh * kw * C)), or null.
+// pool: also the max-pool of the output (with ldo = oc), or null.
+void conv2d_f32(const float* x, const float* w, const float* bias, const PoolParams& p, int oc,
+                int dh, int dw, Act act, const float* slope, float* out, int nthreads,
+                const float* residual = nullptr, Act post_act = Act::kNone, long ldo = 0,
+                const F32Weights* packed = nullptr, const ConvMaxpool* pool = nullptr);
 
 // Rows [r0, r1) of a max-pool's output (rows counted over p.n * p.oh), as maxpool_f32.
 void maxpool_f32_rows(const float* x, const PoolParams& p, float* out, long r0, long r1, long ldo = 0);

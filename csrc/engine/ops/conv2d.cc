@@ -78,7 +78,7 @@ class Conv2dKernel final : public OpKernel {
   // groups = 1 without a residual can write into a slice of a concat.
   bool strided_output() const override { return groups_ == 1 && !e_.residual; }
   // A max-pool of the output (the stems' 3x3/2): fp32 pools each row of it from the
-  // conv rows still in cache (conv2d_f32_pooled); bf16 and int8 pool after the conv.
+  // conv rows still in cache (conv2d_f32's pool); bf16 and int8 pool after the conv.
   bool fuse_maxpool(const PoolParams& pool) override {
     if (groups_ != 1 || e_.residual || !w_hwc_.empty()) return false;
     pool_ = pool;
@@ -97,8 +97,8 @@ class Conv2dKernel final : public OpKernel {
         conv_group(x, 0, p, y, a.nthreads, nullptr, e_.act);
         maxpool_f32(y, pool.p, pool.out, a.nthreads, pool.ldo);
       } else {
-        conv2d_f32_pooled(x, w_.data(), bias_.data(), p, oc_, dh_, dw_, y, a.nthreads, e_.act, pool,
-                          w_f32_.empty() ? nullptr : &w_f32_[0]);
+        conv2d_f32(x, w_.data(), bias_.data(), p, oc_, dh_, dw_, Act::kNone, nullptr, y, a.nthreads, nullptr,
+                   e_.act, 0, w_f32_.empty() ? nullptr : &w_f32_[0], &pool);
       }
       return;
     }
