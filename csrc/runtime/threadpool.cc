@@ -102,13 +102,22 @@ void bind_thread(pthread_t thread, int cpu) {
   pthread_setaffinity_np(thread, sizeof(set), &set);  // best effort: a failure leaves it free
 }
 
-// Tasks are claimed from one 64-bit ticket (generation | ntasks | next index)
-// and the caller waits for *completed tasks*, not for helpers to check in: if
-// a helper is descheduled (a busy machine) the caller simply runs the
-// remaining tasks itself and returns; a helper that wakes late finds the
-// ticket exhausted, or claims a genuinely unclaimed task of whatever call is
-// current (the claim and the task's fn are always of the same call, since a
-// call cannot finish while one of its tasks is claimed and not done).
+// Each thread of a call owns a slot: a contiguous range of the task indices, slot s
+// holding [s * n / S, (s + 1) * n / S). A thread runs its own slot's tasks from the front
+// and then steals the other slots' tasks one at a time from the back. Why ranges: the ops
+// of a model split their outputs into tasks the same way (rows of pixels, in order), so
+// with a fixed range per thread each core reads what it wrote in the op before, from its
+// own L2; with one shared counter the tasks fell to the threads by turns and half of
+// every layer's input came from the other core. Why stealing: a thread that is slowed or
+// descheduled (a busy machine) keeps the caller from waiting on it; the caller steals
+// the rest and returns.
+//
+// A slot is one 64-bit word (next | end), claimed by compare-and-swap; the caller waits
+// for *completed tasks*, not for helpers to check in. A helper that wakes late finds every
+// slot exhausted (a call returns only when each of its tasks is done, so all its slots are
+// empty), or claims a genuinely unclaimed task of whatever call is current: the call's
+// fn_ is written before its slots, and a claim (acquire) of a slot's new value sees it;
+// a call cannot finish while one of its tasks is claimed and not done.
 class Pool {
  public:
   ~Pool() {
@@ -122,14 +131,6 @@ class Pool {
   }
 
   void run(int ntasks, int nthreads, const std::function<void(int)>& fn) {
-    constexpr int kMaxTasks = (1 << 24) - (1 << 17);
-    if (ntasks > kMaxTasks) {  // keep the ticket's index field from overflowing
-      for (int base = 0; base < ntasks; base += kMaxTasks) {
-        const int n = ntasks - base < kMaxTasks ? ntasks - base : kMaxTasks;
-        run(n, nthreads, [&](int i) { fn(base + i); });
-      }
-      return;
-    }
     std::lock_guard<std::mutex> call_lock(call_mu_);
     int want = nthreads - 1;
     if (want > 0xFFFF) want = 0xFFFF;
@@ -149,15 +150,19 @@ class Pool {
     }
     fn_ = &fn;
     done_.store(0, std::memory_order_relaxed);
-    gen_ = (gen_ + 1) & 0xFFFF;
-    ticket_.store((gen_ << 48) | (static_cast<uint64_t>(ntasks) << 24),
-                  std::memory_order_release);
+    const int nslots = want + 1 < kMaxSlots ? want + 1 : kMaxSlots;
+    nslots_.store(nslots, std::memory_order_relaxed);
+    for (int s = 0; s < nslots; ++s) {
+      const uint64_t lo = static_cast<uint64_t>(ntasks) * s / nslots;
+      const uint64_t hi = static_cast<uint64_t>(ntasks) * (s + 1) / nslots;
+      slots_[s].word.store((lo << 32) | hi, std::memory_order_release);
+    }
     {
       std::lock_guard<std::mutex> lk(mu_);
       publish(want);
     }
     cv_.notify_all();
-    work();
+    work(0);
     // Only tasks a helper is running remain; yield rather than spin against
     // a helper that is descheduled.
     for (int spin = 0; done_.load(std::memory_order_acquire) != ntasks; ++spin) {
@@ -167,14 +172,34 @@ class Pool {
   }
 
  private:
-  void work() {
+  // Claims one task of slot s: from the front (its owner) or from the back (a thief);
+  // -1 when the slot is empty.
+  int claim(int s, bool front) {
+    std::atomic<uint64_t>& w = slots_[s].word;
+    uint64_t v = w.load(std::memory_order_acquire);
     for (;;) {
-      const uint64_t t = ticket_.fetch_add(1, std::memory_order_acq_rel);
-      const int idx = static_cast<int>(t & 0xFFFFFF);
-      const int n = static_cast<int>((t >> 24) & 0xFFFFFF);
-      if (idx >= n) break;
-      (*fn_)(idx);
-      done_.fetch_add(1, std::memory_order_acq_rel);
+      const uint64_t next = v >> 32, end = v & 0xFFFFFFFFu;
+      if (next >= end) return -1;
+      const uint64_t to = front ? v + (uint64_t{1} << 32) : v - 1;
+      if (w.compare_exchange_weak(v, to, std::memory_order_acq_rel, std::memory_order_acquire))
+        return static_cast<int>(front ? next : end - 1);
+    }
+  }
+
+  void run_task(int idx) {
+    (*fn_)(idx);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+  }
+
+  // Slot `own`'s tasks, then the others' (a helper past the last slot only steals).
+  void work(int own) {
+    const int n = nslots_.load(std::memory_order_relaxed);
+    if (own < n)
+      for (int idx; (idx = claim(own, true)) >= 0;) run_task(idx);
+    for (int k = 1; k <= n; ++k) {
+      const int s = (own + k) % n;
+      if (s == own) continue;
+      for (int idx; (idx = claim(s, false)) >= 0;) run_task(idx);
     }
   }
 
@@ -219,18 +244,24 @@ class Pool {
       }
       seen = st >> 16;
       if (stop_) return;
-      if (id < static_cast<int>(st & 0xFFFF)) work();
+      if (id < static_cast<int>(st & 0xFFFF)) work(id + 1);
     }
   }
 
   std::mutex call_mu_, mu_;
   std::condition_variable cv_;
   std::vector<std::thread> workers_;
-  std::atomic<uint64_t> state_{0}, ticket_{0};
-  std::atomic<int> done_{0};
+  // At most this many ranges; the helpers past them only steal.
+  static constexpr int kMaxSlots = 64;
+  struct alignas(64) Slot {
+    std::atomic<uint64_t> word{0};  // next task << 32 | end; next >= end: empty
+  };
+  Slot slots_[kMaxSlots];
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int> nslots_{1};
+  alignas(64) std::atomic<int> done_{0};
   std::atomic<int> caller_cpu_{-1};  // sched_getcpu() of the thread that started the current call
   const std::function<void(int)>* fn_ = nullptr;
-  uint64_t gen_ = 0;
   bool stop_ = false;
 };
 
