@@ -192,14 +192,22 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
     PoolParams pp = p;
     pp.h = p.h + p.pt + p.pb, pp.w = p.w + p.pl + p.pr, pp.pt = pp.pb = pp.pl = pp.pr = 0;
     const long prow = static_cast<long>(pp.w) * p.c, rows = static_cast<long>(p.n) * pp.h;
-    avector<float> xp(static_cast<size_t>(rows * prow));  // zeros: the padding
+    // Not zeroed up front: each task writes its rows whole (a serial memset of the
+    // copy held the second thread up on every call).
+    uvector<float> xp(static_cast<size_t>(rows * prow));
     const int parts = conversion_parts(rows * pp.w, nthreads);
+    const long left = static_cast<long>(p.pl) * p.c, mid = static_cast<long>(p.w) * p.c;
     parallel_for(parts, nthreads, [&](int t) {
       for (long r = rows * t / parts; r < rows * (t + 1) / parts; ++r) {
         const int n = static_cast<int>(r / pp.h), iy = static_cast<int>(r % pp.h) - p.pt;
-        if (iy >= 0 && iy < p.h)
-          std::memcpy(xp.data() + r * prow + static_cast<long>(p.pl) * p.c,
-                      x + (static_cast<long>(n) * p.h + iy) * p.w * p.c, sizeof(float) * p.w * p.c);
+        float* d = xp.data() + r * prow;
+        if (iy < 0 || iy >= p.h) {
+          std::fill(d, d + prow, 0.0f);
+          continue;
+        }
+        std::fill(d, d + left, 0.0f);
+        std::memcpy(d + left, x + (static_cast<long>(n) * p.h + iy) * mid, sizeof(float) * mid);
+        std::fill(d + left + mid, d + prow, 0.0f);
       }
     });
     conv2d_f32_in_place(cfg, pb, xp.data(), pp, oc, dh, bias, act, slope, out, nthreads, residual, post_act, ldo,
@@ -235,7 +243,7 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
     return std::pair<long, long>{n * pp.h + y0, n * pp.h + std::max(y0, y1)};
   };
   parallel_for(ntasks, nthreads, [&](int t) {
-    avector<float> cols(static_cast<size_t>(p.ow) * K);
+    uvector<float> cols;  // the im2col rows of the tiles that touch the padding, if any
     const long r_begin = orows * t / ntasks;
     long q = 0;  // the task's next pooled row: the first whose window starts in its rows
     if (pool)
@@ -248,8 +256,10 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
       float* orow = out + m0 * ldo;
       for (int ox = 0; ox < p.ow; ox += MR) {
         const int mr = std::min(MR, p.ow - ox);
-        if (!interior(rows_in, ox, mr))
+        if (!interior(rows_in, ox, mr)) {
+          if (cols.empty()) cols.resize(static_cast<size_t>(p.ow) * K);
           for (int q = ox; q < ox + mr; ++q) im2col_row(x, p, dh, 1, m0 + q, cols.data() + static_cast<size_t>(q) * K);
+        }
       }
       for (int pn = 0; pn < pb.npanels; ++pn) {
         const float* panel = pb.data.data() + static_cast<size_t>(pn) * K * NR;
@@ -277,9 +287,14 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
       }
     }
   });
-  if (pool)  // the rows whose windows straddle two tasks' rows
+  if (pool) {  // the rows whose windows straddle two tasks' rows, shared out again
+    std::vector<long> left;
     for (long q = 0; q < prows; ++q)
-      if (!pooled[q]) maxpool_f32_rows(out, pool->p, pool->out, q, q + 1, pool->ldo);
+      if (!pooled[q]) left.push_back(q);
+    parallel_for(static_cast<int>(left.size()), nthreads, [&](int i) {
+      maxpool_f32_rows(out, pool->p, pool->out, left[i], left[i] + 1, pool->ldo);
+    });
+  }
 }
 
 }  // namespace

@@ -40,6 +40,31 @@ struct AlignedAlloc {
 template <class T>
 using avector = std::vector<T, AlignedAlloc<T>>;
 
+// The same, but resize() leaves new elements of trivial types uninitialized: for
+// scratch that is written whole before it is read, where avector's zeroing is a
+// serial memset on the hot path.
+template <class T>
+struct UninitAlloc : AlignedAlloc<T> {
+  using value_type = T;
+  template <class U>
+  struct rebind {
+    using other = UninitAlloc<U>;
+  };
+  UninitAlloc() = default;
+  template <class U>
+  UninitAlloc(const UninitAlloc<U>&) {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    ::new (static_cast<void*>(p)) U(static_cast<A&&>(a)...);
+  }
+};
+template <class T>
+using uvector = std::vector<T, UninitAlloc<T>>;
+
 // rows x channels float/int8 -> rows x words_for(channels) words.
 // Bit set iff x < thr[c] (thr may be null: 0). Uses AVX-512, AVX2 or NEON when active.
 // ldx: floats from one row of x to the next (0: channels; a slice of a wider value).
