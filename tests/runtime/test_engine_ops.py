@@ -766,3 +766,17 @@ def test_nchw_input_and_output_layout_is_exact(c, hw, tmp_path):
     x = RNG.standard_normal((2, c, *hw)).astype(np.float32)
     g.write(tmp_path / "m.onebit", out, [1, c, *hw])
     np.testing.assert_array_equal(load(tmp_path / "m.onebit", num_threads=1).run(x), np.maximum(x, 0))
+
+
+@pytest.mark.parametrize("c", [1, 3, 4, 5])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_nchw_input_copy_split_across_threads_is_exact(c, threads, tmp_path):
+    # A large input is copied to NHWC by several threads, one run of pixels each; with a
+    # batch of 3 the runs start and end inside a sample, and an odd pixel count leaves
+    # each RGB run a remainder past its 4-pixel SSE steps.
+    hw = (150, 149)
+    g = G([1, c, *hw])
+    out = g.op("relu", "input")
+    x = RNG.standard_normal((3, c, *hw)).astype(np.float32)
+    g.write(tmp_path / "m.onebit", out, [1, c, *hw])
+    np.testing.assert_array_equal(load(tmp_path / "m.onebit", num_threads=threads).run(x), np.maximum(x, 0))
