@@ -115,8 +115,21 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
     };
     for (int oy = 0; oy < p.oh; ++oy) range(oy, p.sh, p.pt, p.dh, p.kh, p.h, kylo[oy], kyhi[oy]);
     for (int ox = 0; ox < p.ow; ++ox) range(ox, p.sw, p.pl, p.dw, p.kw, p.w, kxlo[ox], kxhi[ox]);
+    // The columns whose taps are all inside form one run [cx0, cx1): an inside row
+    // visits only the columns around it (every pixel of a 56x56 layer, per call, cost
+    // ~3% of the calling thread's time in binary_resnet_e18).
+    int cx0 = 0, cx1 = 0;
+    for (int ox = 0; ox < p.ow; ++ox)
+      if (kxlo[ox] == 0 && kxhi[ox] == p.kw - 1) {
+        if (cx1 == 0) cx0 = ox;
+        cx1 = ox + 1;
+      }
     for (int oy = 0; oy < p.oh; ++oy)
       for (int ox = 0; ox < p.ow; ++ox) {
+        if (kylo[oy] == 0 && kyhi[oy] == p.kh - 1) {
+          if (ox == cx0 && cx1 > cx0) ox = cx1;  // skip the inside run
+          if (ox >= p.ow) break;
+        }
         if (kylo[oy] == 0 && kyhi[oy] == p.kh - 1 && kxlo[ox] == 0 && kxhi[ox] == p.kw - 1)
           continue;
         auto key = std::make_tuple(kylo[oy], kyhi[oy], kxlo[ox], kxhi[ox]);
