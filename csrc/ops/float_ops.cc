@@ -174,6 +174,53 @@ int conversion_parts(long pixels, int nthreads) {
   return static_cast<int>(std::min<long>(pixels / 1024 + 1, nthreads == 1 ? 1 : 4 * nthreads));
 }
 
+// A fused max-pool (ConvMaxpool) computed as a conv's row tasks finish: each task
+// pools the pool's output rows whose windows lie within its own conv rows as soon as
+// those are done (still in cache); the rows whose windows straddle two tasks are pooled
+// after, shared out again. Used by the conv paths that compute whole output rows per
+// task (the fp32 and int8 kernel-row paths).
+class RowPooler {
+ public:
+  RowPooler(const ConvMaxpool* pool, const float* conv_out)
+      : pool_(pool), x_(conv_out), rows_(pool ? static_cast<long>(pool->p.n) * pool->p.oh : 0),
+        done_(static_cast<size_t>(rows_), 0) {}
+  // The first pooled row whose window starts at or after conv row r_begin (a task's start).
+  long first(long r_begin) const {
+    long q = 0;
+    while (q < rows_ && window(q).first < r_begin) ++q;
+    return q;
+  }
+  // Conv rows up to r are done: pools rows q.. whose windows end by then; the next q.
+  long after_row(long q, long r) {
+    for (; q < rows_ && window(q).second <= r + 1; ++q) {
+      maxpool_f32_rows(x_, pool_->p, pool_->out, q, q + 1, pool_->ldo);
+      done_[static_cast<size_t>(q)] = 1;
+    }
+    return q;
+  }
+  void finish(int nthreads) {  // the straddling rows
+    std::vector<long> left;
+    for (long q = 0; q < rows_; ++q)
+      if (!done_[static_cast<size_t>(q)]) left.push_back(q);
+    parallel_for(static_cast<int>(left.size()), nthreads, [&](int i) {
+      maxpool_f32_rows(x_, pool_->p, pool_->out, left[i], left[i] + 1, pool_->ldo);
+    });
+  }
+  bool active() const { return pool_ != nullptr; }
+
+ private:
+  std::pair<long, long> window(long q) const {  // global conv rows [g0, g1) of pooled row q
+    const PoolParams& pp = pool_->p;
+    const long n = q / pp.oh, py = q % pp.oh;
+    const long y0 = std::max<long>(0, py * pp.sh - pp.pt), y1 = std::min<long>(pp.h, py * pp.sh - pp.pt + pp.kh);
+    return {n * pp.h + y0, n * pp.h + std::max(y0, y1)};
+  }
+  const ConvMaxpool* pool_;
+  const float* x_;
+  long rows_;
+  std::vector<uint8_t> done_;  // one byte per row: tasks set different rows
+};
+
 // A float conv with no dilation along x whose K fits one block (the 7x7 stem, a
 // 3x3 stem on RGB): each tile of MR output pixels along one output row reads
 // its kh kernel rows in place (SgemmA segments of kw * C values, pixel i at
@@ -231,23 +278,11 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
   const auto out_stage = [&](int pn) {
     return SgemmOut{bias ? bias + pn * NR : nullptr, act, slope ? slope + pn * NR : nullptr, post_relu_only};
   };
-  // A fused max-pool: each task pools the rows of the pool's output whose windows
-  // lie within its own conv rows as soon as those are done (still in cache); the
-  // rows whose windows straddle two tasks are pooled after.
-  const long prows = pool ? static_cast<long>(pool->p.n) * pool->p.oh : 0;
-  std::vector<uint8_t> pooled(static_cast<size_t>(prows), 0);
-  const auto window_rows = [&](long q) {  // global conv rows [g0, g1) of pooled row q
-    const PoolParams& pp = pool->p;
-    const long n = q / pp.oh, py = q % pp.oh;
-    const long y0 = std::max<long>(0, py * pp.sh - pp.pt), y1 = std::min<long>(pp.h, py * pp.sh - pp.pt + pp.kh);
-    return std::pair<long, long>{n * pp.h + y0, n * pp.h + std::max(y0, y1)};
-  };
+  RowPooler pooler(pool, out);
   parallel_for(ntasks, nthreads, [&](int t) {
     uvector<float> cols;  // the im2col rows of the tiles that touch the padding, if any
-    const long r_begin = orows * t / ntasks;
-    long q = 0;  // the task's next pooled row: the first whose window starts in its rows
-    if (pool)
-      while (q < prows && window_rows(q).first < r_begin) ++q;
+    // the task's next pooled row: the first whose window starts in its rows
+    long q = pooler.active() ? pooler.first(orows * t / ntasks) : 0;
     for (long r = orows * t / ntasks; r < orows * (t + 1) / ntasks; ++r) {
       const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
       const int iy0 = oy * p.sh - p.pt;
@@ -281,20 +316,10 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
       if (residual || (post_act != Act::kNone && !(fused_out && post_relu_only)))
         add_residual_act(orow, residual ? residual + m0 * ldo : nullptr, static_cast<size_t>(ldo),
                          static_cast<size_t>(p.ow), 0, oc, post_act);
-      for (; pool && q < prows && window_rows(q).second <= r + 1; ++q) {
-        maxpool_f32_rows(out, pool->p, pool->out, q, q + 1, pool->ldo);
-        pooled[q] = 1;
-      }
+      if (pooler.active()) q = pooler.after_row(q, r);
     }
   });
-  if (pool) {  // the rows whose windows straddle two tasks' rows, shared out again
-    std::vector<long> left;
-    for (long q = 0; q < prows; ++q)
-      if (!pooled[q]) left.push_back(q);
-    parallel_for(static_cast<int>(left.size()), nthreads, [&](int i) {
-      maxpool_f32_rows(out, pool->p, pool->out, left[i], left[i] + 1, pool->ldo);
-    });
-  }
+  if (pooler.active()) pooler.finish(nthreads);
 }
 
 }  // namespace
@@ -863,12 +888,16 @@ namespace {
 // layout's zero weights add 1/7 to its K.
 void conv2d_int8_in_place(const I8GemmConfig& cfg, const Int8Weights& w, const float* x,
                           const std::vector<QuantParams>& qp, const float* bias, const PoolParams& p, int dh,
-                          float* out, long ldo, int nthreads, const float* residual, Act post_act) {
+                          float* out, long ldo, int nthreads, const float* residual, Act post_act,
+                          const ConvMaxpool* pool) {
   constexpr int kMaxMR = 8;
   const int MR = std::min(cfg.mr, kMaxMR);
   const int hp = p.h + p.pt + p.pb, wp = p.w + p.pl + p.pr;
   const long prow = static_cast<long>(wp) * p.c;  // bytes per padded input row
-  avector<uint8_t> xq(static_cast<size_t>(p.n) * hp * prow + kI8Slack);
+  // Each task writes its rows whole; the slack the kernel may read past the end (against
+  // zero weights) is zeroed here.
+  uvector<uint8_t> xq(static_cast<size_t>(p.n) * hp * prow + kI8Slack);
+  std::memset(xq.data() + static_cast<size_t>(p.n) * hp * prow, 0, kI8Slack);
   const long nrows_in = static_cast<long>(p.n) * hp;
   const int cparts = conversion_parts(nrows_in * wp, nthreads);
   parallel_for(cparts, nthreads, [&](int t) {
@@ -889,9 +918,11 @@ void conv2d_int8_in_place(const I8GemmConfig& cfg, const Int8Weights& w, const f
   const long lda = static_cast<long>(p.sw) * p.c, seg_stride = static_cast<long>(dh) * prow;
   const long orows = static_cast<long>(p.n) * p.oh;
   const int ntasks = static_cast<int>(std::min<long>(orows, nthreads == 1 ? 1 : 8 * nthreads));
+  RowPooler pooler(pool, out);
   parallel_for(ntasks, nthreads, [&](int t) {
     int32_t zp[kMaxMR];
     float sa[kMaxMR];
+    long q = pooler.active() ? pooler.first(orows * t / ntasks) : 0;
     for (long r = orows * t / ntasks; r < orows * (t + 1) / ntasks; ++r) {
       const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
       const long m0 = r * p.ow;
@@ -910,15 +941,17 @@ void conv2d_int8_in_place(const I8GemmConfig& cfg, const Int8Weights& w, const f
       if (residual || post_act != Act::kNone)
         add_residual_act(orow, residual ? residual + m0 * ldo : nullptr, static_cast<size_t>(ldo),
                          static_cast<size_t>(p.ow), 0, w.n, post_act);
+      if (pooler.active()) q = pooler.after_row(q, r);
     }
   });
+  if (pooler.active()) pooler.finish(nthreads);
 }
 
 }  // namespace
 
 void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const PoolParams& p, int dh,
                  int dw, float* out, bool emulated, int nthreads, const float* residual, Act post_act,
-                 long ldo) {
+                 long ldo, const ConvMaxpool* pool) {
   const I8GemmConfig& cfg = i8_cfg(emulated);
   if (ldo == 0) ldo = w.n;
   if (nthreads <= 0) nthreads = get_num_threads();
@@ -939,7 +972,12 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
   if (runs && (dw != 1 || w.run != p.kw * p.c))
     throw std::logic_error("conv2d_int8: weights packed for kernel rows of another shape");
   if (runs && cfg.seg) {
-    conv2d_int8_in_place(cfg, w, x, qp, bias, p, dh, out, ldo, nthreads, residual, post_act);
+    conv2d_int8_in_place(cfg, w, x, qp, bias, p, dh, out, ldo, nthreads, residual, post_act, pool);
+    return;
+  }
+  if (pool) {  // the other paths: the pool after the conv
+    conv2d_int8(x, w, bias, p, dh, dw, out, emulated, nthreads, residual, post_act, ldo);
+    maxpool_f32(out, pool->p, pool->out, nthreads, pool->ldo);
     return;
   }
   // The input is quantized once, then gathered one chunk of im2col rows at a time

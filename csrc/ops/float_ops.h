@@ -163,10 +163,11 @@ void gemm_int8(int M, const float* a, long lda, const Int8Weights& w, float* c, 
                Act post_act = Act::kNone);
 
 // Float conv through the int8 GEMM (NHWC, groups = 1, zero padding), each
-// sample's input quantized on its own.
+// sample's input quantized on its own. pool: as conv2d_f32's (on the kernel-row
+// path each pooled row as soon as its conv rows are done, elsewhere after the conv).
 void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const PoolParams& p, int dh,
                  int dw, float* out, bool emulated, int nthreads, const float* residual = nullptr,
-                 Act post_act = Act::kNone, long ldo = 0);
+                 Act post_act = Act::kNone, long ldo = 0, const ConvMaxpool* pool = nullptr);
 
 // Transient bytes of a gemm_int8 call of M rows, and of a conv2d_int8 call (p.n included).
 int64_t int8_transient_bytes(int64_t M, int N, int K, int nthreads);

@@ -1,7 +1,7 @@
 """A float maxpool computed by the conv2d step that produces its input (engine/model.cc
-fuse_conv_maxpool; ops/float_ops.cc conv2d_f32_pooled): the fp32 kernel-row path pools each
+fuse_conv_maxpool; ops/float_ops.cc RowPooler): the fp32 and int8 kernel-row paths pool each
 row of the pool's output as soon as its window's conv rows are done, the rows whose windows
-straddle two tasks after; bf16 and int8 pool after the conv. The results must be the bits of
+straddle two tasks after; bf16 and the int8 emulation pool after the conv. The results must be the bits of
 the unfused engine (load option ``fuse_conv_maxpool=False``) and match the numpy reference,
 under every instruction set, precision, batch and thread count, and exactly the pools that
 may be fused are.
@@ -13,8 +13,14 @@ import numpy as np
 import pytest
 from test_engine_ops import RNG, G, conv_attrs, pool_attrs
 
+from onebit import _C
 from onebit.runtime import load
 from onebit.runtime.reference import run_reference
+
+HAS_VNNI = "avx512vnni" in _C.cpu_features().split() and _C.isa_supported("avx512")
+#: "int8": the AVX512-VNNI kernel-row path, where each pooled row is computed in the conv's tasks
+INT8 = pytest.param("int8", marks=pytest.mark.skipif(
+    not HAS_VNNI, reason=f"CPU lacks AVX512_VNNI (has: {_C.cpu_features()}): the int8 kernel cannot run"))
 
 C = 3
 
@@ -50,8 +56,10 @@ def _geo_id(g: tuple) -> str:
 
 @pytest.mark.parametrize("geo", POOLS, ids=_geo_id)
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("precision", ["fp32", "int8_emulated", "bf16_emulated"])
+@pytest.mark.parametrize("precision", ["fp32", "int8_emulated", INT8, "bf16_emulated"])
 def test_fused_pool_equals_unfused_and_reference(geo, threads, precision, isa, tmp_path):
+    if precision == "int8" and isa != "avx512":
+        pytest.skip("the int8 kernel runs on the avx512 path only")
     k, s, pk, ps, pp, ceil = geo
     g = G([1, C, 23, 23])
     conv = _conv(g, "input", 37, k, s)  # 37 filters: a panel's tail
@@ -137,7 +145,7 @@ def test_pool_output_does_not_take_the_conv_inputs_block(tmp_path):
 
 
 @pytest.mark.parametrize("engine_threads", [1, 2])
-@pytest.mark.parametrize("precision", ["fp32", "int8_emulated"])
+@pytest.mark.parametrize("precision", ["fp32", "int8_emulated", INT8])
 def test_fused_pool_shared_by_many_threads(engine_threads, precision, tmp_path):
     # 8 Python threads call one model whose stem computes its max-pool in its step (the
     # per-call bookkeeping of pooled rows must be per call): every output is the

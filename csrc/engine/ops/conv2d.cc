@@ -77,8 +77,9 @@ class Conv2dKernel final : public OpKernel {
   }
   // groups = 1 without a residual can write into a slice of a concat.
   bool strided_output() const override { return groups_ == 1 && !e_.residual; }
-  // A max-pool of the output (the stems' 3x3/2): fp32 pools each row of it from the
-  // conv rows still in cache (conv2d_f32's pool); bf16 and int8 pool after the conv.
+  // A max-pool of the output (the stems' 3x3/2): fp32 and int8 pool each row of it from
+  // the conv rows still in cache (conv2d_f32's and conv2d_int8's pool); bf16 pools after
+  // the conv.
   bool fuse_maxpool(const PoolParams& pool) override {
     if (groups_ != 1 || e_.residual || !w_hwc_.empty()) return false;
     pool_ = pool;
@@ -93,7 +94,9 @@ class Conv2dKernel final : public OpKernel {
       pool.p.n = p.n;
       const auto* x = static_cast<const float*>(a.in[0]);
       auto* y = static_cast<float*>(a.out);
-      if (bf16() || int8()) {
+      if (int8()) {
+        conv2d_int8(x, w_i8_[0], bias_.data(), p, dh_, dw_, y, emulated_, a.nthreads, nullptr, e_.act, 0, &pool);
+      } else if (bf16()) {
         conv_group(x, 0, p, y, a.nthreads, nullptr, e_.act);
         maxpool_f32(y, pool.p, pool.out, a.nthreads, pool.ldo);
       } else {
