@@ -21,8 +21,8 @@ struct Model::Step {
   int output;
   std::vector<int64_t> in_ld;  // RunArgs::in_ld (empty: all inputs dense)
   int64_t out_ld = 0;
-  bool pools_next = false;   // this step also computes the next step's (a maxpool's) output
-  bool pooled_by_prev = false;  // this maxpool step is done by the step before it
+  bool computes_next = false;     // this step also computes the next step's output (a maxpool's, a sign's)
+  bool computed_by_prev = false;  // this step is done by the step before it
 };
 
 struct Model::Plan {
@@ -118,6 +118,7 @@ void Model::build(std::unique_ptr<ModelFile> file, const LoadOptions& opts) {
   output_value_ = out;
   place_concat_inputs(values, opts.concat_in_place);
   fuse_conv_maxpool(opts.fuse_conv_maxpool);
+  fuse_bconv_sign(opts.fuse_bconv_sign);
   plan_for(1);  // the memory cap holds for one sample at least
 }
 
@@ -136,12 +137,32 @@ void Model::fuse_conv_maxpool(bool enabled) {
   for (size_t i = 0; i + 1 < steps_.size(); ++i) {
     Step& conv = *steps_[i];
     Step& pool = *steps_[i + 1];
-    if (std::string_view(conv.def->name) != "conv2d" || conv.pools_next || conv.pooled_by_prev) continue;
+    if (std::string_view(conv.def->name) != "conv2d" || conv.computes_next || conv.computed_by_prev) continue;
     const PoolParams* pp = pool.kernel->float_maxpool();
     if (!pp || pool.inputs.size() != 1 || pool.inputs[0] != conv.output || uses[conv.output] != 1) continue;
     if (conv.output == output_value_ || grouped(conv.output) || conv.out_ld) continue;
     if (!conv.kernel->fuse_maxpool(*pp)) continue;
-    conv.pools_next = pool.pooled_by_prev = true;
+    conv.computes_next = pool.computed_by_prev = true;
+    info_[i + 1].computed_by = info_[i].output;
+  }
+}
+
+// A float-output bconv2d -> sign (every block of the binary ResNets: the block's output
+// goes on to the next residual add and, binarized, to the next conv): the sign re-read
+// the whole float output after the conv had written it. When the sign is the next step
+// and reads only that output, the bconv's step writes the bits too, from the values in
+// its registers (OpKernel::fuse_sign) and the sign step does nothing. The float output
+// stays as it was, for its other readers.
+void Model::fuse_bconv_sign(bool enabled) {
+  if (!enabled) return;
+  for (size_t i = 0; i + 1 < steps_.size(); ++i) {
+    Step& conv = *steps_[i];
+    Step& sign = *steps_[i + 1];
+    if (std::string_view(conv.def->name) != "bconv2d" || conv.computes_next || conv.computed_by_prev) continue;
+    const SignSpec* spec = sign.kernel->float_sign();
+    if (!spec || sign.inputs.size() != 1 || sign.inputs[0] != conv.output || sign.out_ld) continue;
+    if (!conv.kernel->fuse_sign(*spec)) continue;
+    conv.computes_next = sign.computed_by_prev = true;
     info_[i + 1].computed_by = info_[i].output;
   }
 }
@@ -309,9 +330,9 @@ std::shared_ptr<const Model::Plan> Model::plan_for(int64_t batch) const {
         }
       }
     };
-    if (s.pools_next) continue;
+    if (s.computes_next) continue;
     free_dead(s, static_cast<int>(i));
-    if (s.pooled_by_prev) free_dead(*steps_[i - 1], static_cast<int>(i) - 1);
+    if (s.computed_by_prev) free_dead(*steps_[i - 1], static_cast<int>(i) - 1);
   }
   plan->bytes = total;
   std::lock_guard<std::mutex> lock(mu_);
@@ -430,14 +451,14 @@ void Model::run(const float* input, int64_t batch, float* output, double* step_s
   }
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step& s = *steps_[i];
-    if (s.pooled_by_prev) continue;  // its output was written by the step before (its time is in that step's)
+    if (s.computed_by_prev) continue;  // its output was written by the step before (its time is in that step's)
     ctx.ins.resize(s.inputs.size());
     for (size_t k = 0; k < s.inputs.size(); ++k) ctx.ins[k] = arena + plan->offset[s.inputs[k]];
     RunArgs a{batch, ctx.ins.data(), arena + plan->offset[s.output], num_threads_,
               s.in_ld.empty() ? nullptr : s.in_ld.data(), s.out_ld};
-    if (s.pools_next) {
-      a.pool_out = arena + plan->offset[steps_[i + 1]->output];
-      a.pool_out_ld = steps_[i + 1]->out_ld;
+    if (s.computes_next) {
+      a.next_out = arena + plan->offset[steps_[i + 1]->output];
+      a.next_out_ld = steps_[i + 1]->out_ld;
     }
     if (step_seconds) {
       const auto t0 = std::chrono::steady_clock::now();

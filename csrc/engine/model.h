@@ -37,6 +37,10 @@ struct LoadOptions {
   // by that conv's step (Model::fuse_conv_maxpool); false runs it as its own step,
   // with the same results (to measure it).
   bool fuse_conv_maxpool = true;
+  // A sign whose input only the float-output bconv2d before it produces is computed by
+  // that conv's step (Model::fuse_bconv_sign); false runs it as its own step, with the
+  // same results (to measure it).
+  bool fuse_bconv_sign = true;
 };
 
 struct StepInfo {
@@ -47,8 +51,8 @@ struct StepInfo {
   // channels from `channel_offset` on); empty when the output has its own buffer.
   std::string written_into;
   int64_t channel_offset = 0;
-  // A maxpool computed by the conv2d step that produces its input: that step's output
-  // name; empty otherwise.
+  // A maxpool or sign computed by the conv2d / bconv2d step that produces its input:
+  // that step's output name; empty otherwise.
   std::string computed_by;
 };
 
@@ -88,6 +92,7 @@ class Model {
   std::shared_ptr<const Plan> plan_for(int64_t batch) const;
   void place_concat_inputs(const std::vector<ValueInfo>& values, bool enabled);
   void fuse_conv_maxpool(bool enabled);
+  void fuse_bconv_sign(bool enabled);
   bool grouped(int v) const { return slot_[v].root != v || has_members_[v]; }
   std::unique_ptr<Context> acquire() const;
   void release(std::unique_ptr<Context> ctx) const;

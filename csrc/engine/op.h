@@ -110,10 +110,19 @@ struct RunArgs {
   int nthreads;
   const int64_t* in_ld = nullptr;  // per input: floats from one pixel to the next (null: all dense)
   int64_t out_ld = 0;              // the same for the output (0: dense)
-  // A float max-pool fused into this step (Model::fuse_conv_maxpool): its output,
-  // which the step writes besides its own; null: none.
-  void* pool_out = nullptr;
-  int64_t pool_out_ld = 0;  // its pixel stride (0: dense)
+  // The next step fused into this one (a float max-pool, Model::fuse_conv_maxpool, or
+  // a sign, Model::fuse_bconv_sign): its output, which the step writes besides its
+  // own; null: none.
+  void* next_out = nullptr;
+  int64_t next_out_ld = 0;  // its pixel stride (0: dense)
+};
+
+// A sign op's comparison (sign.cc), for the step that may compute it: bit c set iff
+// x[c] < thr[c], then xor bit c of flip (null: none). Pointers into the sign kernel.
+struct SignSpec {
+  int64_t c;
+  const float* thr;     // [c]
+  const uint64_t* flip;  // [words_for(c)] or null
 };
 
 // The pixel stride of input k (of shape v) in a call: its row_elems when dense.
@@ -139,8 +148,14 @@ class OpKernel {
   // produces its input. Null: not a float max-pool.
   virtual const PoolParams* float_maxpool() const { return nullptr; }
   // Asked at build: whether run() will also compute the max-pool `pool` of its
-  // output into RunArgs::pool_out (the same values as a separate maxpool step).
+  // output into RunArgs::next_out (the same values as a separate maxpool step).
   virtual bool fuse_maxpool(const PoolParams& pool) { (void)pool; return false; }
+  // A sign of float activations: the model may fuse it into the step that produces its
+  // input. Null: not a sign.
+  virtual const SignSpec* float_sign() const { return nullptr; }
+  // Asked at build: whether run() will also write the sign `s` of its float output
+  // into RunArgs::next_out (the same bits as a separate sign step).
+  virtual bool fuse_sign(const SignSpec& s) { (void)s; return false; }
 };
 
 class BuildCtx;

@@ -68,6 +68,13 @@ struct BgemmStage {
   const float* post_shift = nullptr;
   const float* residual = nullptr;
   const float* out_base = nullptr;
+  // The sign of a float output fused in (Model::fuse_bconv_sign), by the kernels whose
+  // BgemmConfig::fuses_post is set: after the post-op, bit j of half-word b of row i's
+  // bits (sign_rows[i][b]) is set iff y_j < sign_thr[32b + j], xor sign_flip[b]; bits
+  // past oc are 0. The same bits as pack_rows_f32 of the stored output (sign.cc).
+  const float* sign_thr = nullptr;      // [nblocks * 32]; null: no sign
+  const uint32_t* sign_flip = nullptr;  // [nblocks]
+  uint32_t* const* sign_rows = nullptr;  // per row of the call
 };
 
 // The per-block view used by the scalar output stage. (static: header code is
@@ -92,7 +99,7 @@ struct BgemmConfig {
   const char* name;
   int mr_max;
   BgemmUkernelFn fn[8];
-  bool fuses_post = false;  // the kernels apply BgemmStage's post-op themselves
+  bool fuses_post = false;  // the kernels apply BgemmStage's post-op and sign themselves
 };
 
 const BgemmConfig& bgemm_config_portable();

@@ -77,13 +77,22 @@ struct StageArrays {
   }
 };
 
+// OutputStage::sign_out of a finished float output [M][ldo] (oc channels), as the sign op.
+void pack_sign(const float* y, size_t M, int oc, size_t ldo, const OutputStage& os, int nthreads) {
+  pack_rows_f32(y, M, oc, os.sign_thr, os.sign_out, nthreads, ldo);
+  if (!os.sign_flip) return;
+  const size_t cw = static_cast<size_t>(words_for(oc));
+  for (size_t m = 0; m < M; ++m)
+    for (size_t k = 0; k < cw; ++k) os.sign_out[m * cw + k] ^= os.sign_flip[k];
+}
+
 // One group: x has x_stride words per pixel, cin = p.cin bits starting at bit 0;
 // out has out_stride floats (or words) per pixel.
 void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const ConvParams& p,
                const PackedWeights& w, int g, const StageArrays& sa, OutKind kind, Act act,
                void* out, size_t out_stride, int nthreads, const float* residual = nullptr,
                Act post_act = Act::kNone, const float* post_scale = nullptr,
-               const float* post_shift = nullptr) {
+               const float* post_shift = nullptr, const OutputStage* sign = nullptr) {
   const int T = p.kh * p.kw, cw = w.cw, nb = w.nblocks, oc = p.oc;
   const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
   const size_t block_words = static_cast<size_t>(T) * cw * kNR;
@@ -287,6 +296,23 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
     stage.residual = residual;
     stage.out_base = static_cast<const float*>(out);
   }
+  // A fused sign (OutputStage::sign_out): in the kernel's registers where it can, else
+  // packed from the finished output after the convolution.
+  const bool sign_in_kernel = sign && kind == OutKind::kFloat && cfg.fuses_post;
+  const size_t sign_words = static_cast<size_t>(words_for(oc));
+  avector<float> sign_thr;
+  std::vector<uint32_t> sign_flip;
+  if (sign_in_kernel) {
+    sign_thr.assign(static_cast<size_t>(nb) * kNR, 0.0f);
+    std::copy(sign->sign_thr, sign->sign_thr + oc, sign_thr.begin());
+    sign_flip.assign(static_cast<size_t>(nb), 0);
+    if (sign->sign_flip)
+      for (int b = 0; b < nb; ++b) sign_flip[b] = static_cast<uint32_t>(sign->sign_flip[b / 2] >> (32 * (b % 2)));
+    stage.sign_thr = sign_thr.data();
+    stage.sign_flip = sign_flip.data();
+    if (nb & 1)  // the last half-word of each bits row is never written by a kernel
+      for (size_t m = 0; m < M; ++m) reinterpret_cast<uint32_t*>(sign->sign_out + m * sign_words)[nb] = 0;
+  }
 
   auto task = [&](int task_id) {
     const size_t mt = static_cast<size_t>(task_id) / nsplit;
@@ -296,11 +322,16 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
     const int32_t* corr[32 * 8];
     int mrs[32];
     void* outp[8];
+    uint32_t* sign_outp[8];
+    BgemmStage st = stage;
+    if (sign_in_kernel) st.sign_rows = sign_outp;
     auto rows_out = [&](size_t m0, int mr) {
       for (int i = 0; i < mr; ++i)
         outp[i] = kind == OutKind::kFloat
                       ? static_cast<void*>(static_cast<float*>(out) + (m0 + i) * out_stride)
                       : static_cast<void*>(static_cast<uint64_t*>(out) + (m0 + i) * out_stride);
+      if (sign_in_kernel)
+        for (int i = 0; i < mr; ++i) sign_outp[i] = reinterpret_cast<uint32_t*>(sign->sign_out + (m0 + i) * sign_words);
     };
     const int c0 = b0 * kNR, c1 = std::min(oc, b1 * kNR);
     auto finish = [&](size_t m0, size_t rows) {
@@ -316,7 +347,7 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
       if (np == 1) {  // all blocks of one tile in one call
         rows_out(tile0 * MR, mrs[0]);
         cfg.fn[mrs[0] - 1](kw, rows, koff.data(), wblocks, block_words, b0, b1, corr,
-                           stage, outp);
+                           st, outp);
         if (post && !post_in_kernel) finish(tile0 * MR, static_cast<size_t>(mrs[0]));
         continue;
       }
@@ -324,13 +355,14 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
         for (int q = 0; q < np; ++q) {
           rows_out((tile0 + q) * MR, mrs[q]);
           cfg.fn[mrs[q] - 1](kw, rows + q * MR, koff.data(), wblocks, block_words, b, b + 1,
-                             corr + q * MR, stage, outp);
+                             corr + q * MR, st, outp);
         }
       if (post && !post_in_kernel)
         for (int q = 0; q < np; ++q) finish((tile0 + q) * MR, static_cast<size_t>(mrs[q]));
     }
   };
   parallel_for(ntasks, nthreads, task);
+  if (sign && !sign_in_kernel) pack_sign(static_cast<const float*>(out), M, oc, out_stride, *sign, nthreads);
 }
 
 
@@ -553,18 +585,21 @@ void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
     throw std::logic_error("bconv2d: a strided output needs groups = 1, the GEMM kernel and no residual");
   const bool post =
       os.kind == OutKind::kFloat && (os.residual || os.post_act != Act::kNone || os.post_scale);
+  const bool sign = os.kind == OutKind::kFloat && os.sign_out;
   const Isa isa = active_simd_isa();
-  if (post && isa != Isa::kReference && p.groups == 1 && !bgconv_uses_lanes(1, p.cin)) {
+  if ((post || sign) && isa != Isa::kReference && p.groups == 1 && !bgconv_uses_lanes(1, p.cin)) {
     // the common case: fused into the tiles of the implicit GEMM
     StageArrays sa(os, 0, p.oc, w.nblocks);
     conv_core(config_for(isa), x, words_for(p.cin), p, w, 0, sa, os.kind, os.act, out, ldo, nthreads,
-              os.residual, os.post_act, os.post_scale, os.post_shift);
+              os.residual, os.post_act, os.post_scale, os.post_shift, sign ? &os : nullptr);
     return;
   }
   bconv2d_unfused(x, w, p, os, out, nthreads, ldo);
+  const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
   if (post)  // the other kernels: one pass over the output after them
-    add_residual_act(static_cast<float*>(out), os.residual, ldo, static_cast<size_t>(p.n) * p.oh * p.ow, 0,
-                     p.oc, os.post_act, os.post_scale, os.post_shift);
+    add_residual_act(static_cast<float*>(out), os.residual, ldo, M, 0, p.oc, os.post_act, os.post_scale,
+                     os.post_shift);
+  if (sign) pack_sign(static_cast<const float*>(out), M, p.oc, ldo, os, nthreads);
 }
 
 namespace {

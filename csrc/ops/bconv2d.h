@@ -40,6 +40,12 @@ struct OutputStage {
   // (ops/post_ops.h), per output channel.
   const float* post_scale = nullptr;
   const float* post_shift = nullptr;
+  // Float output: also the sign of the final values (Model::fuse_bconv_sign), packed
+  // [n][oh][ow][words_for(oc)]: bit c set iff y[c] < sign_thr[c], xor bit c of sign_flip
+  // (null: none); the bits of pack_rows_f32 on the output. sign_out null: no sign.
+  uint64_t* sign_out = nullptr;
+  const float* sign_thr = nullptr;      // [oc]
+  const uint64_t* sign_flip = nullptr;  // [words_for(oc)] or null
 };
 
 // Output: float [n][oh][ow][oc] or uint64 [n][oh][ow][words_for(oc)].

@@ -32,7 +32,19 @@ class Bconv2dKernel final : public OpKernel {
     os.post_act = e_.act;
     os.post_scale = scale();
     os.post_shift = shift();
+    if (sign_ && a.next_out) {
+      os.sign_out = static_cast<uint64_t*>(a.next_out);
+      os.sign_thr = sign_->thr;
+      os.sign_flip = sign_->flip;
+    }
     conv(static_cast<const uint64_t*>(a.in[0]), a.n, os, a.out, a.nthreads, static_cast<size_t>(a.out_ld));
+  }
+  // The next sign, from the float output (bconv2d's OutputStage::sign_out: in the AVX-512
+  // kernel's registers, elsewhere packed after the conv); not for residual-planes input.
+  bool fuse_sign(const SignSpec& s) override {
+    if (r_.bits != 1 || L_.bits_out || s.c != p_.oc) return false;
+    sign_ = &s;
+    return true;
   }
   // A float output straight into a slice of a concat (not the residual-planes input,
   // whose scaled sum is written densely).
@@ -80,6 +92,7 @@ class Bconv2dKernel final : public OpKernel {
   ConvParams p_;
   ResidualInput r_;
   FusedEpilogue e_;
+  const SignSpec* sign_ = nullptr;  // a fused sign (the sign kernel's, which the model keeps)
 };
 
 std::unique_ptr<OpKernel> build(BuildCtx& ctx) {

@@ -87,10 +87,10 @@ class Conv2dKernel final : public OpKernel {
     return true;
   }
   void run(const RunArgs& a) const override {
-    if (fused_pool_ && a.pool_out) {
+    if (fused_pool_ && a.next_out) {
       PoolParams p = p_;
       p.n = static_cast<int>(a.n);
-      ConvMaxpool pool{pool_, static_cast<float*>(a.pool_out), static_cast<long>(a.pool_out_ld)};
+      ConvMaxpool pool{pool_, static_cast<float*>(a.next_out), static_cast<long>(a.next_out_ld)};
       pool.p.n = p.n;
       const auto* x = static_cast<const float*>(a.in[0]);
       auto* y = static_cast<float*>(a.out);

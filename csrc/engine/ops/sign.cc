@@ -12,7 +12,8 @@ namespace {
 class SignKernel final : public OpKernel {
  public:
   SignKernel(ValueInfo in, std::vector<float> thr, avector<uint64_t> mask, bool zero)
-      : in_(in), thr_(std::move(thr)), mask_(std::move(mask)), zero_(zero) {}
+      : in_(in), thr_(std::move(thr)), mask_(std::move(mask)), zero_(zero),
+        spec_{in_.c, thr_.data(), mask_.empty() ? nullptr : mask_.data()} {}
   void run(const RunArgs& a) const override {
     const size_t rows = rows_of(a.n, in_);
     const int c = static_cast<int>(in_.c);
@@ -26,12 +27,14 @@ class SignKernel final : public OpKernel {
     }
   }
   bool strided_input(size_t) const override { return true; }
+  const SignSpec* float_sign() const override { return &spec_; }
 
  private:
   ValueInfo in_;
   std::vector<float> thr_;
   avector<uint64_t> mask_;
   bool zero_;
+  SignSpec spec_;
 };
 
 std::unique_ptr<OpKernel> build(BuildCtx& ctx) {

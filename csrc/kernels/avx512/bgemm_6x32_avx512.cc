@@ -92,6 +92,16 @@ void bgemm_mrx32_avx512(int kw, const uint64_t* const* rows, const ptrdiff_t* ko
   const float* slope = st.slope + b * kNR;
   const int32_t* thr = st.thr + b * kNR;
   const int64_t* pthr = st.pop_thr + b * kNR;
+  // a fused sign (BgemmStage::sign_thr): its thresholds and masks held for the block
+  uint32_t* const* const srows = st.sign_thr ? st.sign_rows : nullptr;
+  __m512 sthr0 = zero, sthr1 = zero;
+  uint32_t sflip = 0, svalid = 0;
+  if (srows) {
+    sthr0 = _mm512_loadu_ps(st.sign_thr + b * kNR);
+    sthr1 = _mm512_loadu_ps(st.sign_thr + b * kNR + 16);
+    sflip = st.sign_flip[b];
+    svalid = nvalid == kNR ? ~uint32_t{0} : (uint32_t{1} << nvalid) - 1;
+  }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     if (st.kind == OutKind::kBits && !corr[i]) {
@@ -132,6 +142,11 @@ void bgemm_mrx32_avx512(int kw, const uint64_t* const* rows, const ptrdiff_t* ko
       }
       float* o = static_cast<float*>(out[i]) + b * kNR;
       if (st.post) post_op(st, o, nvalid, b * kNR, y0, y1);
+      if (srows) {  // the next sign's bits, from the values about to be stored
+        const uint32_t lo = _mm512_cmp_ps_mask(y0, sthr0, _CMP_LT_OQ);
+        const uint32_t hi = _mm512_cmp_ps_mask(y1, sthr1, _CMP_LT_OQ);
+        srows[i][b] = ((lo | (hi << 16)) ^ sflip) & svalid;
+      }
       if (nvalid == kNR) {
         _mm512_storeu_ps(o, y0);
         _mm512_storeu_ps(o + 16, y1);

@@ -98,8 +98,10 @@ class Model:
         the concat whose buffer the op writes its output into, in place (at channel
         ``channel_offset``; DenseNet's growing features are not copied), or is ``""``.
         ``computed_by`` names, for a maxpool, the conv2d whose step computes it from that
-        conv's output rows while they are in cache (its profiled time is in that step's;
-        ``load(fuse_conv_maxpool=False)`` runs it on its own), or is ``""``.
+        conv's output rows while they are in cache (``load(fuse_conv_maxpool=False)`` runs
+        it on its own), and for a sign, the float-output bconv2d whose step writes its bits
+        from the values it stores (``load(fuse_bconv_sign=False)``); its profiled time is in
+        that step's. Else ``""``.
         """
         return [
             {
@@ -127,6 +129,7 @@ def load(
     float_precision: str = "fp32",
     concat_in_place: bool = True,
     fuse_conv_maxpool: bool = True,
+    fuse_bconv_sign: bool = True,
 ) -> Model:
     """Read, validate and prepare a .onebit file. Raises :class:`ModelFormatError` on a bad file.
 
@@ -160,6 +163,10 @@ def load(
     ``fuse_conv_maxpool``: a float maxpool that only reads a conv2d's output (the stems'
     3x3/2 pool) is computed by the conv's step, row by row from the conv's rows while
     they are in cache; ``False`` runs it as a step of its own, with the same results.
+
+    ``fuse_bconv_sign``: a sign that only reads a float-output bconv2d's output (each
+    block of the binary ResNets) is computed by the conv's step, from the values it
+    stores; ``False`` runs it as a step of its own, with the same bits.
     """
     path = os.fspath(path)
     if not isinstance(float_precision, str) or float_precision not in FLOAT_PRECISIONS:
@@ -179,6 +186,7 @@ def load(
             float_precision=float_precision,
             concat_in_place=bool(concat_in_place),
             fuse_conv_maxpool=bool(fuse_conv_maxpool),
+            fuse_bconv_sign=bool(fuse_bconv_sign),
         )
     except _C.EngineFormatError as e:
         raise ModelFormatError(f"{path}: {e}") from None
