@@ -733,9 +733,7 @@ struct QuantParams {
   int32_t zpi = 0;
 };
 
-QuantParams quant_params(const I8GemmConfig& cfg, const float* x, long n) {
-  float lo = 0.0f, hi = 0.0f;  // the range includes 0 (the padding); NaNs are skipped
-  cfg.range(x, n, &lo, &hi);
+QuantParams quant_from_range(float lo, float hi) {
   QuantParams q;
   const float s = (hi - lo) / 255.0f;
   if (s > 0.0f && s <= FLT_MAX) {  // else (all zero, or infinite) s = 1
@@ -747,6 +745,34 @@ QuantParams quant_params(const I8GemmConfig& cfg, const float* x, long n) {
   q.zp = zp;
   q.zpi = static_cast<int32_t>(zp);
   return q;
+}
+
+QuantParams quant_params(const I8GemmConfig& cfg, const float* x, long n) {
+  float lo = 0.0f, hi = 0.0f;  // the range includes 0 (the padding); NaNs are skipped
+  cfg.range(x, n, &lo, &hi);
+  return quant_from_range(lo, hi);
+}
+
+// Each of `samples` runs of `per` floats quantized on its own: their ranges, found in
+// chunks shared out over the threads (one sample of a 224x224 RGB input was one thread's
+// serial pass while the others waited) and combined; min and max do not depend on the
+// order, so the parameters are those of one pass.
+std::vector<QuantParams> sample_quant_params(const I8GemmConfig& cfg, const float* x, int samples, long per,
+                                             int nthreads) {
+  const int chunks = nthreads > 1 && per >= (1L << 15) ? nthreads : 1;
+  std::vector<float> lo(static_cast<size_t>(samples) * chunks, 0.0f), hi(lo.size(), 0.0f);
+  parallel_for(samples * chunks, nthreads, [&](int t) {
+    const long s = t / chunks, k = t % chunks;
+    const long b = per * k / chunks, e = per * (k + 1) / chunks;
+    cfg.range(x + s * per + b, e - b, &lo[t], &hi[t]);
+  });
+  std::vector<QuantParams> qp(static_cast<size_t>(samples));
+  for (int s = 0; s < samples; ++s) {
+    float l = 0.0f, h = 0.0f;
+    for (int k = 0; k < chunks; ++k) l = std::min(l, lo[s * chunks + k]), h = std::max(h, hi[s * chunks + k]);
+    qp[s] = quant_from_range(l, h);
+  }
+  return qp;
 }
 
 // The zero point and scale of each row of A, in the arrays the output stage reads.
@@ -958,26 +984,25 @@ void conv2d_int8(const float* x, const Int8Weights& w, const float* bias, const 
   const int K = p.kh * p.kw * p.c;
   const long pix = static_cast<long>(p.h) * p.w, opix = static_cast<long>(p.oh) * p.ow;
   const long M = p.n * opix;
-  std::vector<QuantParams> qp(static_cast<size_t>(p.n));
-  parallel_for(p.n, nthreads, [&](int n) { qp[n] = quant_params(cfg, x + n * pix * p.c, pix * p.c); });
+  const bool runs = w.run > 0;  // the kernel-row layout: K = kh runs of run_words words
+  if (runs && (dw != 1 || w.run != p.kw * p.c))
+    throw std::logic_error("conv2d_int8: weights packed for kernel rows of another shape");
+  if (pool && !(runs && cfg.seg)) {  // the other paths: the pool after the conv
+    conv2d_int8(x, w, bias, p, dh, dw, out, emulated, nthreads, residual, post_act, ldo);
+    maxpool_f32(out, pool->p, pool->out, nthreads, pool->ldo);
+    return;
+  }
+  const std::vector<QuantParams> qp = sample_quant_params(cfg, x, p.n, pix * p.c, nthreads);
+  if (runs && cfg.seg) {
+    conv2d_int8_in_place(cfg, w, x, qp, bias, p, dh, out, ldo, nthreads, residual, post_act, pool);
+    return;
+  }
   const RowQuant rq = row_quant(M, qp, [&](long m) { return m / opix; });
   if (is_pointwise(p)) {
     i8_driver(cfg, w, M, [&](long m0, long m1, uint32_t* rows) {
       for (long m = m0; m < m1; ++m)
         quantize_row(cfg, x + m * K, K, qp[m / opix], rows + (m - m0) * w.kq_pad, w.kq);
     }, rq, out, ldo, bias, nthreads, residual, post_act);
-    return;
-  }
-  const bool runs = w.run > 0;  // the kernel-row layout: K = kh runs of run_words words
-  if (runs && (dw != 1 || w.run != p.kw * p.c))
-    throw std::logic_error("conv2d_int8: weights packed for kernel rows of another shape");
-  if (runs && cfg.seg) {
-    conv2d_int8_in_place(cfg, w, x, qp, bias, p, dh, out, ldo, nthreads, residual, post_act, pool);
-    return;
-  }
-  if (pool) {  // the other paths: the pool after the conv
-    conv2d_int8(x, w, bias, p, dh, dw, out, emulated, nthreads, residual, post_act, ldo);
-    maxpool_f32(out, pool->p, pool->out, nthreads, pool->ldo);
     return;
   }
   // The input is quantized once, then gathered one chunk of im2col rows at a time

@@ -126,6 +126,9 @@ CONVS = {
     "5x5/2 pad 1, N=1": (2, 1, 5, 2, 1, 1, 1, 10, 13, 2),
     "3x3 groups 2": (8, 12, 3, 1, 1, 1, 2, 7, 7, 2),
     "1x1 output 1x1": (3, 40, 3, 1, 0, 1, 1, 3, 3, 5),
+    # >= 32768 floats a sample: its range is found in one chunk per thread
+    "stem 7x7/2 on 112x105, ranges in chunks": (3, 16, 7, 2, 3, 1, 1, 112, 105, 2),
+    "1x1 on 24x23x64, ranges in chunks": (64, 24, 1, 1, 0, 1, 1, 24, 23, 1),
 }
 
 
