@@ -1,5 +1,10 @@
 // A small persistent thread pool: parallel_for over task indices.
 //
+// Each thread of a call owns a contiguous range of the tasks (the caller the first)
+// and then steals the others' tasks one at a time from their back ends: the ops split
+// their outputs into row tasks in order, so a thread keeps the rows it wrote in the
+// layer before in its own core's cache.
+//
 // Workers are created on first use and kept; after a parallel section they spin
 // for 0.5 ms (layers run back to back, and waking a sleeping thread costs tens
 // of us and starts the section without it) and then sleep on a condition
