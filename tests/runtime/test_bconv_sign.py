@@ -8,11 +8,9 @@ odd number of 32-channel blocks, after every fused post-op.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
-from test_engine_ops import RNG, G, _signs, conv_attrs
+from test_engine_ops import RNG, G, _signs, assert_same_bits_from_threads, conv_attrs
 
 from onebit.runtime import load
 from onebit.runtime.reference import run_reference
@@ -126,17 +124,4 @@ def test_fused_sign_shared_by_many_threads(engine_threads, tmp_path):
     one = load(path, num_threads=1, fuse_bconv_sign=False)
     inputs = [RNG.standard_normal((1 + i % 3, C, HW, HW)).astype(np.float32) for i in range(24)]
     expected = [one.run(x) for x in inputs]
-    failures: list[str] = []
-
-    def worker(t: int) -> None:
-        for i in range(t, len(inputs) * 3, 8):
-            got = m.run(inputs[i % len(inputs)])
-            if not np.array_equal(got.view(np.uint32), expected[i % len(inputs)].view(np.uint32)):
-                failures.append(f"thread {t}, input {i % len(inputs)}")
-
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not failures, failures
+    assert_same_bits_from_threads(m, inputs, expected)

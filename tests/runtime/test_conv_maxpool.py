@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_engine_ops import RNG, G, conv_attrs, pool_attrs
+from test_engine_ops import RNG, G, assert_same_bits_from_threads, conv_attrs, pool_attrs
 
 from onebit import _C
 from onebit.runtime import load
@@ -150,8 +150,6 @@ def test_fused_pool_shared_by_many_threads(engine_threads, precision, tmp_path):
     # 8 Python threads call one model whose stem computes its max-pool in its step (the
     # per-call bookkeeping of pooled rows must be per call): every output is the
     # single-threaded one, bit for bit, at batch sizes 1-3.
-    import threading
-
     g = G([1, C, 23, 21])
     pooled = g.op("maxpool", _conv(g, "input", 40, 7, 2), attrs=pool_attrs(k=3, s=2, p=1))
     out = g.op("relu", pooled)
@@ -161,17 +159,4 @@ def test_fused_pool_shared_by_many_threads(engine_threads, precision, tmp_path):
     assert m.describe()[1]["computed_by"] == "v1"
     inputs = [RNG.standard_normal((1 + i % 3, C, 23, 21)).astype(np.float32) for i in range(24)]
     expected = [one.run(x) for x in inputs]
-    failures: list[str] = []
-
-    def worker(t: int) -> None:
-        for i in range(t, len(inputs) * 3, 8):
-            got = m.run(inputs[i % len(inputs)])
-            if not np.array_equal(got.view(np.uint32), expected[i % len(inputs)].view(np.uint32)):
-                failures.append(f"thread {t}, input {i % len(inputs)}")
-
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not failures, failures
+    assert_same_bits_from_threads(m, inputs, expected)

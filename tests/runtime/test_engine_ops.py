@@ -8,6 +8,8 @@ float results equal up to float rounding. A new op without a case here fails
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -64,6 +66,25 @@ class G:
         }
         write_model_file(path, meta, self.file)
         return meta
+
+
+def assert_same_bits_from_threads(m, inputs: list, expected: list, threads: int = 8) -> None:
+    """Calls ``m`` on every input three times over from ``threads`` Python threads at once; each
+    output must be ``expected``'s, bit for bit (a loaded model is shared by concurrent calls)."""
+    failures: list[str] = []
+
+    def worker(t: int) -> None:
+        for i in range(t, len(inputs) * 3, threads):
+            got = m.run(inputs[i % len(inputs)])
+            if not np.array_equal(got.view(np.uint32), expected[i % len(inputs)].view(np.uint32)):
+                failures.append(f"thread {t}, input {i % len(inputs)}")
+
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    assert not failures, failures
 
 
 def conv_attrs(k=3, s=1, p=1, d=1, **extra):
@@ -631,8 +652,6 @@ def test_float_convs_shared_by_many_threads(tmp_path, engine_threads):
     """8 Python threads call one model whose float convs hold weights packed at load (a 7x7
     stem read in place, a pointwise conv split over column panels, a depthwise conv): every
     output is the single-threaded one, bit for bit."""
-    import threading
-
     g = G([1, 3, 23, 21])
     stem = g.op(
         "conv2d", "input", attrs=conv_attrs(k=7, s=2, p=3, groups=1, activation="relu"),
@@ -657,20 +676,7 @@ def test_float_convs_shared_by_many_threads(tmp_path, engine_threads):
     one = load(tmp_path / "m.onebit", num_threads=1)
     inputs = [RNG.standard_normal((1 + i % 3, 3, 23, 21)).astype(np.float32) for i in range(24)]
     expected = [one.run(x) for x in inputs]
-    failures: list[str] = []
-
-    def worker(t: int) -> None:
-        for i in range(t, len(inputs) * 3, 8):
-            got = m.run(inputs[i % len(inputs)])
-            if not np.array_equal(got.view(np.uint32), expected[i % len(inputs)].view(np.uint32)):
-                failures.append(f"thread {t}, input {i % len(inputs)}")
-
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not failures, failures
+    assert_same_bits_from_threads(m, inputs, expected)
 
 
 @pytest.mark.parametrize("kind", ["gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh"])
