@@ -146,8 +146,11 @@ def main() -> None:
                     t1, t2 = med[prec, 1], med[prec, 2]
                     print(f"{name:18s} {prec}: 1 thread {t1:6.2f} ms, 2 threads {t2:6.2f} ms, {t1 / t2:.2f}x",
                           flush=True)
-            if args.per_op and ("fp32", 1) in models:
-                one, two = (op_times(models["fp32", t], x, 15) for t in (1, 2))
+            for prec in args.precision if args.per_op else []:
+                if (prec, 1) not in models:
+                    continue
+                one, two = (op_times(models[prec, t], x, 15) for t in (1, 2))
+                print(f"  per op type, {prec} float layers:")
                 for op in sorted(one, key=lambda k: -one[k]):
                     if one[op] > 0.01:
                         gain = one[op] / max(two[op], 1e-9)
