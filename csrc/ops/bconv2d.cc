@@ -77,15 +77,6 @@ struct StageArrays {
   }
 };
 
-// OutputStage::sign_out of a finished float output [M][ldo] (oc channels), as the sign op.
-void pack_sign(const float* y, size_t M, int oc, size_t ldo, const OutputStage& os, int nthreads) {
-  pack_rows_f32(y, M, oc, os.sign_thr, os.sign_out, nthreads, ldo);
-  if (!os.sign_flip) return;
-  const size_t cw = static_cast<size_t>(words_for(oc));
-  for (size_t m = 0; m < M; ++m)
-    for (size_t k = 0; k < cw; ++k) os.sign_out[m * cw + k] ^= os.sign_flip[k];
-}
-
 // One group: x has x_stride words per pixel, cin = p.cin bits starting at bit 0;
 // out has out_stride floats (or words) per pixel.
 void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const ConvParams& p,
@@ -362,7 +353,9 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
     }
   };
   parallel_for(ntasks, nthreads, task);
-  if (sign && !sign_in_kernel) pack_sign(static_cast<const float*>(out), M, oc, out_stride, *sign, nthreads);
+  if (sign && !sign_in_kernel)  // as the sign op
+    pack_rows_f32(static_cast<const float*>(out), M, oc, sign->sign_thr, sign->sign_out, nthreads, out_stride,
+                  sign->sign_flip);
 }
 
 
@@ -599,7 +592,8 @@ void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
   if (post)  // the other kernels: one pass over the output after them
     add_residual_act(static_cast<float*>(out), os.residual, ldo, M, 0, p.oc, os.post_act, os.post_scale,
                      os.post_shift);
-  if (sign) pack_sign(static_cast<const float*>(out), M, p.oc, ldo, os, nthreads);
+  if (sign)  // as the sign op
+    pack_rows_f32(static_cast<const float*>(out), M, p.oc, os.sign_thr, os.sign_out, nthreads, ldo, os.sign_flip);
 }
 
 namespace {

@@ -66,10 +66,11 @@ template <class T>
 using uvector = std::vector<T, UninitAlloc<T>>;
 
 // rows x channels float/int8 -> rows x words_for(channels) words.
-// Bit set iff x < thr[c] (thr may be null: 0). Uses AVX-512, AVX2 or NEON when active.
+// Bit set iff x < thr[c] (thr may be null: 0), then xor word k of flip (null: none) into
+// word k of each row (the sign op's flipped channels). Uses AVX-512, AVX2 or NEON when active.
 // ldx: floats from one row of x to the next (0: channels; a slice of a wider value).
 void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
-                   int nthreads, size_t ldx = 0);
+                   int nthreads, size_t ldx = 0, const uint64_t* flip = nullptr);
 void pack_rows_i8(const int8_t* x, size_t rows, int channels, uint64_t* out, int nthreads);
 // Portable versions (reference for the tests, fallback elsewhere).
 void pack_rows_f32_portable(const float* x, size_t rows, int channels, const float* thr,

@@ -45,7 +45,7 @@ void split_rows(size_t rows, int nthreads, size_t min_rows, F&& f) {
 }  // namespace
 
 void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
-                   int nthreads, size_t ldx) {
+                   int nthreads, size_t ldx, const uint64_t* flip) {
   const Isa isa = active_simd_isa();
   const int W = words_for(channels);
   if (ldx == 0) ldx = static_cast<size_t>(channels);
@@ -59,6 +59,9 @@ void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, 
     } else {
       pack_rows_f32_portable(x + r0 * ldx, r1 - r0, channels, thr, out + r0 * W, ldx);
     }
+    if (flip)  // on the rows just packed, still in cache
+      for (size_t r = r0; r < r1; ++r)
+        for (int k = 0; k < W; ++k) out[r * W + k] ^= flip[k];
   });
 }
 

@@ -60,19 +60,22 @@ class Conv2dKernel final : public OpKernel {
   bool int8() const { return !w_i8_.empty(); }
   // One group's convolution (groups = 1: the whole layer, with the fused add and relu
   // applied to each chunk of rows as it is finished).
+  // pool: the fused max-pool of the output (groups = 1), or null.
   void conv_group(const float* x, int g, const PoolParams& p, float* y, int nthreads,
-                  const float* residual = nullptr, Act act = Act::kNone, long ldo = 0) const {
+                  const float* residual = nullptr, Act act = Act::kNone, long ldo = 0,
+                  const ConvMaxpool* pool = nullptr) const {
     const int og = oc_ / groups_;
     const float* b = bias_.data() + static_cast<size_t>(g) * og;
     if (bf16()) {
       const float* sc = scale_.empty() ? nullptr : scale_.data() + static_cast<size_t>(g) * og;
       conv2d_bf16(x, w_bf16_[g], sc, b, p, dh_, dw_, y, emulated_, nthreads, residual, act, ldo);
+      if (pool) maxpool_f32(y, pool->p, pool->out, nthreads, pool->ldo);
     } else if (int8()) {
-      conv2d_int8(x, w_i8_[g], b, p, dh_, dw_, y, emulated_, nthreads, residual, act, ldo);
+      conv2d_int8(x, w_i8_[g], b, p, dh_, dw_, y, emulated_, nthreads, residual, act, ldo, pool);
     } else {
       const size_t wg = static_cast<size_t>(og) * p.kh * p.kw * p.c;
       conv2d_f32(x, w_.data() + g * wg, b, p, og, dh_, dw_, Act::kNone, nullptr, y, nthreads, residual, act,
-                 ldo, w_f32_.empty() ? nullptr : &w_f32_[g]);
+                 ldo, w_f32_.empty() ? nullptr : &w_f32_[g], pool);
     }
   }
   // groups = 1 without a residual can write into a slice of a concat.
@@ -92,17 +95,8 @@ class Conv2dKernel final : public OpKernel {
       p.n = static_cast<int>(a.n);
       ConvMaxpool pool{pool_, static_cast<float*>(a.next_out), static_cast<long>(a.next_out_ld)};
       pool.p.n = p.n;
-      const auto* x = static_cast<const float*>(a.in[0]);
-      auto* y = static_cast<float*>(a.out);
-      if (int8()) {
-        conv2d_int8(x, w_i8_[0], bias_.data(), p, dh_, dw_, y, emulated_, a.nthreads, nullptr, e_.act, 0, &pool);
-      } else if (bf16()) {
-        conv_group(x, 0, p, y, a.nthreads, nullptr, e_.act);
-        maxpool_f32(y, pool.p, pool.out, a.nthreads, pool.ldo);
-      } else {
-        conv2d_f32(x, w_.data(), bias_.data(), p, oc_, dh_, dw_, Act::kNone, nullptr, y, a.nthreads, nullptr,
-                   e_.act, 0, w_f32_.empty() ? nullptr : &w_f32_[0], &pool);
-      }
+      conv_group(static_cast<const float*>(a.in[0]), 0, p, static_cast<float*>(a.out), a.nthreads, nullptr, e_.act,
+                 0, &pool);
       return;
     }
     PoolParams p = p_;

@@ -19,12 +19,7 @@ class SignKernel final : public OpKernel {
     const int c = static_cast<int>(in_.c);
     auto* out = static_cast<uint64_t*>(a.out);
     pack_rows_f32(static_cast<const float*>(a.in[0]), rows, c, zero_ ? nullptr : thr_.data(), out,
-                  a.nthreads, static_cast<size_t>(in_stride(a, 0, in_)));
-    if (!mask_.empty()) {
-      const size_t cw = mask_.size();
-      for (size_t r = 0; r < rows; ++r)
-        for (size_t k = 0; k < cw; ++k) out[r * cw + k] ^= mask_[k];
-    }
+                  a.nthreads, static_cast<size_t>(in_stride(a, 0, in_)), spec_.flip);
   }
   bool strided_input(size_t) const override { return true; }
   const SignSpec* float_sign() const override { return &spec_; }
