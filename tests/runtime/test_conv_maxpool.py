@@ -54,12 +54,7 @@ def _geo_id(g: tuple) -> str:
     return f"conv{g[0]}s{g[1]}-pool{g[2]}s{g[3]}p{g[4]}" + ("-ceil" if g[5] else "")
 
 
-@pytest.mark.parametrize("geo", POOLS, ids=_geo_id)
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("precision", ["fp32", "int8_emulated", INT8, "bf16_emulated"])
-def test_fused_pool_equals_unfused_and_reference(geo, threads, precision, isa, tmp_path):
-    if precision == "int8" and isa != "avx512":
-        pytest.skip("the int8 kernel runs on the avx512 path only")
+def _check_fused_pool(geo, threads: int, precision: str, tmp_path) -> None:
     k, s, pk, ps, pp, ceil = geo
     g = G([1, C, 23, 23])
     conv = _conv(g, "input", 37, k, s)  # 37 filters: a panel's tail
@@ -76,6 +71,26 @@ def test_fused_pool_equals_unfused_and_reference(geo, threads, precision, isa, t
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
     fused.run(x, profile=True)
     assert fused.layer_times.get(1, 0.0) == 0.0  # the pool's time is in the conv's step
+
+
+@pytest.mark.parametrize("geo", POOLS, ids=_geo_id)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("precision", ["fp32", "int8_emulated", "bf16_emulated"])
+def test_fused_pool_equals_unfused_and_reference(geo, threads, precision, isa, tmp_path):
+    _check_fused_pool(geo, threads, precision, tmp_path)
+
+
+@pytest.mark.parametrize("geo", POOLS, ids=_geo_id)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("precision", [INT8])
+def test_fused_pool_on_the_vnni_kernel_rows(geo, threads, precision, tmp_path):
+    # the int8 kernel-row path, which pools in the conv's tasks (the avx512 path only)
+    before = _C.active_isa()
+    _C.set_isa("avx512")
+    try:
+        _check_fused_pool(geo, threads, precision, tmp_path)
+    finally:
+        _C.set_isa(before)
 
 
 def test_pool_that_is_not_the_only_reader_stays_a_step(tmp_path):
