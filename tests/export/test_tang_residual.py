@@ -18,7 +18,10 @@ and in the engine in the same batches of 500.
   PyTorch fp32 at least as often as PyTorch fp64 does (less 0.3 points), or on 99.5%
   (measured: 99.70% against a floor of 99.45% at 2 bits, 99.45% against 99.35% at 3 bits).
 
-Each case takes 40-80 s on a Zen 3 (200 training steps: 38 s; the evaluations in both runtimes).
+Each case takes 40-80 s on a Zen 3 or an Ice Lake (200 training steps: 35-48 s; the evaluations in
+both runtimes), so one trained case runs per rule: 2 bits per sample, 3 bits per channel (its
+cascade is the widest). Both rules at both 2 and 3 bits are checked layer by layer on random
+weights in test_residual_export.py.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ def _export_and_run(m: torch.nn.Module, x: torch.Tensor, path: pathlib.Path) -> 
     return pred, {row["op"] for row in engine.describe()}
 
 
-@pytest.mark.parametrize("bits", [2, 3])
+@pytest.mark.parametrize("bits", [2])
 def test_tang_per_sample_scales_run_at_binary_speed_like_torch(bits, cifar, tmp_path, one_thread):
     train, test, norm = cifar
     m = train_tang(bits, "sample", train, norm)
@@ -116,7 +119,7 @@ def test_tang_per_sample_scales_run_at_binary_speed_like_torch(bits, cifar, tmp_
     assert same >= 0.995, same
 
 
-@pytest.mark.parametrize("bits", [2, 3])
+@pytest.mark.parametrize("bits", [3])
 def test_tang_per_channel_scales_export_exactly_up_to_torch_own_rounding(bits, cifar, tmp_path, one_thread):
     train, test, norm = cifar
     m = train_tang(bits, "channel", train, norm)
