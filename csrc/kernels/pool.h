@@ -12,6 +12,12 @@ namespace onebit {
 // window gives NaN, an empty window -inf.
 using PoolWindowFn = void (*)(const float* x, long rs, int C, int y0, int y1, int x0, int x1, float* d);
 
+// The same max over a window whose rows lie anywhere (a fused pool's conv rows in a
+// ring buffer): row iy of the window (iy < nrows) at rows[iy], pixels C floats apart;
+// the same comparisons in the same order as PoolWindowFn (rows outer, columns inner),
+// so the same bits.
+using PoolRowsFn = void (*)(const float* const* rows, int nrows, int C, int x0, int x1, float* d);
+
 // One output pixel of a depthwise conv (ops/float_ops.cc depthwise_conv2d_f32):
 // d[c] = bias[c] (+0 without a bias), then d[c] += xs[t][c] * ws[t][c] for the taps
 // t < ntaps in order (those inside the input), the product and the sum each rounded.
@@ -22,6 +28,7 @@ using DwPixelFn = void (*)(const float* const* xs, const float* const* ws, int n
 // right, each addition rounded in fp32 (avgpool scales it afterwards).
 struct PoolKernels {
   PoolWindowFn max;
+  PoolRowsFn max_rows;
   PoolWindowFn sum;
   DwPixelFn dwconv;
 };

@@ -33,6 +33,28 @@ inline void max_block(const float* x, long rs, int C, int y0, int y1, int x0, in
 }
 
 template <int B>
+inline void max_rows_block(const float* const* rows, int nrows, int c0, int C, int x0, int x1, float* d) {
+  float acc[B];
+  for (int c = 0; c < B; ++c) acc[c] = -INFINITY;
+  for (int iy = 0; iy < nrows; ++iy)
+    for (int ix = x0; ix < x1; ++ix) {
+      const float* s = rows[iy] + static_cast<long>(ix) * C + c0;
+      for (int c = 0; c < B; ++c) {
+        const float v = s[c];
+        acc[c] = (v > acc[c] || v != v) ? v : acc[c];  // as max_block
+      }
+    }
+  for (int c = 0; c < B; ++c) d[c] = acc[c];
+}
+
+void max_rows(const float* const* rows, int nrows, int C, int x0, int x1, float* d) {
+  int c = 0;
+  for (; c + 64 <= C; c += 64) max_rows_block<64>(rows, nrows, c, C, x0, x1, d + c);
+  for (; c + 16 <= C; c += 16) max_rows_block<16>(rows, nrows, c, C, x0, x1, d + c);
+  for (; c < C; ++c) max_rows_block<1>(rows, nrows, c, C, x0, x1, d + c);
+}
+
+template <int B>
 inline void sum_block(const float* x, long rs, int C, int y0, int y1, int x0, int x1, float* d) {
   float acc[B];
   for (int c = 0; c < B; ++c) acc[c] = 0.0f;
@@ -80,7 +102,7 @@ void dw_pixel(const float* const* xs, const float* const* ws, int ntaps, const f
   for (; c < C; ++c) dw_block<1>(xs, ws, ntaps, bias, c, d);
 }
 
-constexpr PoolKernels kPoolKernels{window<max_block<64>, max_block<16>, max_block<1>>,
+constexpr PoolKernels kPoolKernels{window<max_block<64>, max_block<16>, max_block<1>>, max_rows,
                                    window<sum_block<64>, sum_block<16>, sum_block<1>>, dw_pixel};
 
 }  // namespace

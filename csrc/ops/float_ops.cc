@@ -31,6 +31,14 @@ const SgemmConfig& sgemm_cfg() {
   }
 }
 
+const PoolKernels& pool_cfg() {
+  switch (active_simd_isa()) {
+    case Isa::kAvx512: return pool_kernels_avx512();
+    case Isa::kAvx2: return pool_kernels_avx2();
+    default: return pool_kernels_portable();
+  }
+}
+
 constexpr int kKC = 256;
 
 }  // namespace
@@ -174,31 +182,71 @@ int conversion_parts(long pixels, int nthreads) {
   return static_cast<int>(std::min<long>(pixels / 1024 + 1, nthreads == 1 ? 1 : 4 * nthreads));
 }
 
-// A fused max-pool (ConvMaxpool) computed as a conv's row tasks finish: each task
-// pools the pool's output rows whose windows lie within its own conv rows as soon as
-// those are done (still in cache); the rows whose windows straddle two tasks are pooled
-// after, shared out again. Used by the conv paths that compute whole output rows per
-// task (the fp32 and int8 kernel-row paths).
+// A fused max-pool (ConvMaxpool) computed as a conv's row tasks go, for the conv paths
+// that compute whole output rows per task (the fp32 and int8 kernel-row paths). The
+// conv's output has no other reader (Model::fuse_conv_maxpool), so a task writes its
+// conv rows into a ring of kh rows of its own (L1/L2) and pools each pooled row whose
+// window lies within its rows as soon as those are done. Written out to the conv's
+// 112x112x64 output of a 224x224 stem (3.2 MB, past L2), the rows cost the int8 stem
+// kernel 13-27% of its speed and the pool read them back from L3. Only the rows of the
+// windows that straddle two tasks also go to the conv's output; those pooled rows are
+// computed after the conv, shared out again (finish). Inactive (no pool), row() is
+// the conv's output row itself.
 class RowPooler {
  public:
-  RowPooler(const ConvMaxpool* pool, const float* conv_out)
-      : pool_(pool), x_(conv_out), rows_(pool ? static_cast<long>(pool->p.n) * pool->p.oh : 0),
-        done_(static_cast<size_t>(rows_), 0) {}
-  // The first pooled row whose window starts at or after conv row r_begin (a task's start).
-  long first(long r_begin) const {
-    long q = 0;
-    while (q < rows_ && window(q).first < r_begin) ++q;
-    return q;
+  // The state of one task: conv rows [r0, r1); rows < head_end or >= tail_begin also
+  // go to the conv's output (a straddling window reads them); q the next pooled row.
+  struct Task {
+    long r0, r1, head_end, tail_begin, q;
+    uvector<float> ring;
+  };
+  // conv_out: the conv's output, ow pixels of ldo floats per row.
+  RowPooler(const ConvMaxpool* pool, float* conv_out, int ow, long ldo)
+      : pool_(pool), x_(conv_out), row_floats_(static_cast<long>(ow) * ldo),
+        rows_(pool ? static_cast<long>(pool->p.n) * pool->p.oh : 0), done_(static_cast<size_t>(rows_), 0) {
+    if (pool && (ldo != pool->p.c || pool->p.kh > kMaxFusedPoolRows))
+      throw std::logic_error("RowPooler: a fused pool reads dense conv rows, at most kMaxFusedPoolRows a window");
   }
-  // Conv rows up to r are done: pools rows q.. whose windows end by then; the next q.
-  long after_row(long q, long r) {
-    for (; q < rows_ && window(q).second <= r + 1; ++q) {
-      maxpool_f32_rows(x_, pool_->p, pool_->out, q, q + 1, pool_->ldo);
-      done_[static_cast<size_t>(q)] = 1;
+  Task start(long r0, long r1) const {
+    Task t{r0, r1, r0, r1, 0, {}};
+    if (!pool_) return t;
+    t.q = first(r0);
+    // straddling r0: the windows before q that reach past r0 (the last reaches furthest)
+    if (t.q > 0) t.head_end = std::min(r1, std::max(r0, window(t.q - 1).second));
+    // straddling r1: the windows starting before r1 that end past it
+    for (long q = first(r1) - 1; q >= 0 && window(q).second > r1; --q) t.tail_begin = std::max(r0, window(q).first);
+    t.ring.resize(static_cast<size_t>(ring_rows() * row_floats_));
+    return t;
+  }
+  // Where conv row r (global over n * oh) is to be written.
+  float* row(Task& t, long r) const {
+    if (!pool_) return x_ + r * row_floats_;
+    return t.ring.data() + (r % ring_rows()) * row_floats_;
+  }
+  // Conv row r is written: kept for a straddling window if one reads it, and the
+  // pooled rows whose windows it completes are pooled from the ring.
+  void row_done(Task& t, long r) {
+    if (!pool_) return;
+    if (r < t.head_end || r >= t.tail_begin)
+      std::memcpy(x_ + r * row_floats_, row(t, r), sizeof(float) * static_cast<size_t>(row_floats_));
+    const PoolKernels& k = pool_cfg();
+    const PoolParams& pp = pool_->p;
+    for (; t.q < rows_ && window(t.q).second <= std::min(r + 1, t.r1); ++t.q) {
+      const auto [g0, g1] = window(t.q);
+      const float* rows[kMaxFusedPoolRows];
+      const int nrows = static_cast<int>(g1 - g0);
+      for (int i = 0; i < nrows; ++i) rows[i] = row(t, g0 + i);
+      const long ldo = pool_->ldo ? pool_->ldo : pp.c;
+      float* d = pool_->out + t.q * pp.ow * ldo;
+      for (int ox = 0; ox < pp.ow; ++ox) {
+        const int x0 = std::max(0, ox * pp.sw - pp.pl), x1 = std::min(pp.w, ox * pp.sw - pp.pl + pp.kw);
+        k.max_rows(rows, nrows, pp.c, x0, x1, d + ox * ldo);
+      }
+      done_[static_cast<size_t>(t.q)] = 1;
     }
-    return q;
   }
-  void finish(int nthreads) {  // the straddling rows
+  void finish(int nthreads) {  // the straddling pooled rows, from the conv's output
+    if (!pool_) return;
     std::vector<long> left;
     for (long q = 0; q < rows_; ++q)
       if (!done_[static_cast<size_t>(q)]) left.push_back(q);
@@ -206,9 +254,14 @@ class RowPooler {
       maxpool_f32_rows(x_, pool_->p, pool_->out, left[i], left[i] + 1, pool_->ldo);
     });
   }
-  bool active() const { return pool_ != nullptr; }
-
  private:
+  long ring_rows() const { return pool_->p.kh; }
+  // The first pooled row whose window starts at or after conv row r_begin.
+  long first(long r_begin) const {
+    long q = 0;
+    while (q < rows_ && window(q).first < r_begin) ++q;
+    return q;
+  }
   std::pair<long, long> window(long q) const {  // global conv rows [g0, g1) of pooled row q
     const PoolParams& pp = pool_->p;
     const long n = q / pp.oh, py = q % pp.oh;
@@ -216,8 +269,8 @@ class RowPooler {
     return {n * pp.h + y0, n * pp.h + std::max(y0, y1)};
   }
   const ConvMaxpool* pool_;
-  const float* x_;
-  long rows_;
+  float* x_;
+  long row_floats_, rows_;
   std::vector<uint8_t> done_;  // one byte per row: tasks set different rows
 };
 
@@ -278,17 +331,16 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
   const auto out_stage = [&](int pn) {
     return SgemmOut{bias ? bias + pn * NR : nullptr, act, slope ? slope + pn * NR : nullptr, post_relu_only};
   };
-  RowPooler pooler(pool, out);
+  RowPooler pooler(pool, out, p.ow, ldo);
   parallel_for(ntasks, nthreads, [&](int t) {
     uvector<float> cols;  // the im2col rows of the tiles that touch the padding, if any
-    // the task's next pooled row: the first whose window starts in its rows
-    long q = pooler.active() ? pooler.first(orows * t / ntasks) : 0;
+    RowPooler::Task pt = pooler.start(orows * t / ntasks, orows * (t + 1) / ntasks);
     for (long r = orows * t / ntasks; r < orows * (t + 1) / ntasks; ++r) {
       const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
       const int iy0 = oy * p.sh - p.pt;
       const bool rows_in = rows_inside(p, oy, dh);
       const long m0 = r * p.ow;
-      float* orow = out + m0 * ldo;
+      float* orow = pooler.row(pt, r);
       for (int ox = 0; ox < p.ow; ox += MR) {
         const int mr = std::min(MR, p.ow - ox);
         if (!interior(rows_in, ox, mr)) {
@@ -316,10 +368,10 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
       if (residual || (post_act != Act::kNone && !(fused_out && post_relu_only)))
         add_residual_act(orow, residual ? residual + m0 * ldo : nullptr, static_cast<size_t>(ldo),
                          static_cast<size_t>(p.ow), 0, oc, post_act);
-      if (pooler.active()) q = pooler.after_row(q, r);
+      pooler.row_done(pt, r);
     }
   });
-  if (pooler.active()) pooler.finish(nthreads);
+  pooler.finish(nthreads);
 }
 
 }  // namespace
@@ -944,15 +996,15 @@ void conv2d_int8_in_place(const I8GemmConfig& cfg, const Int8Weights& w, const f
   const long lda = static_cast<long>(p.sw) * p.c, seg_stride = static_cast<long>(dh) * prow;
   const long orows = static_cast<long>(p.n) * p.oh;
   const int ntasks = static_cast<int>(std::min<long>(orows, nthreads == 1 ? 1 : 8 * nthreads));
-  RowPooler pooler(pool, out);
+  RowPooler pooler(pool, out, p.ow, ldo);
   parallel_for(ntasks, nthreads, [&](int t) {
     int32_t zp[kMaxMR];
     float sa[kMaxMR];
-    long q = pooler.active() ? pooler.first(orows * t / ntasks) : 0;
+    RowPooler::Task pt = pooler.start(orows * t / ntasks, orows * (t + 1) / ntasks);
     for (long r = orows * t / ntasks; r < orows * (t + 1) / ntasks; ++r) {
       const int n = static_cast<int>(r / p.oh), oy = static_cast<int>(r % p.oh);
       const long m0 = r * p.ow;
-      float* orow = out + m0 * ldo;
+      float* orow = pooler.row(pt, r);
       std::fill(zp, zp + MR, qp[n].zpi);
       std::fill(sa, sa + MR, qp[n].scale);
       const uint8_t* xrow = xq.data() + (static_cast<long>(n) * hp + static_cast<long>(oy) * p.sh) * prow;
@@ -967,10 +1019,10 @@ void conv2d_int8_in_place(const I8GemmConfig& cfg, const Int8Weights& w, const f
       if (residual || post_act != Act::kNone)
         add_residual_act(orow, residual ? residual + m0 * ldo : nullptr, static_cast<size_t>(ldo),
                          static_cast<size_t>(p.ow), 0, w.n, post_act);
-      if (pooler.active()) q = pooler.after_row(q, r);
+      pooler.row_done(pt, r);
     }
   });
-  if (pooler.active()) pooler.finish(nthreads);
+  pooler.finish(nthreads);
 }
 
 }  // namespace
@@ -1070,16 +1122,6 @@ void pool_loop(const PoolParams& p, int nthreads, F&& f) {
       }
     }
   });
-}
-}  // namespace
-
-namespace {
-const PoolKernels& pool_cfg() {
-  switch (active_simd_isa()) {
-    case Isa::kAvx512: return pool_kernels_avx512();
-    case Isa::kAvx2: return pool_kernels_avx2();
-    default: return pool_kernels_portable();
-  }
 }
 }  // namespace
 

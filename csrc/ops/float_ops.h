@@ -47,6 +47,7 @@ struct PoolParams {
 // conv2d_f32 reads its kernel rows in place, each row of the pool's output is
 // pooled as soon as its window's conv rows are done (still in cache); elsewhere
 // the pool runs after the conv.
+constexpr int kMaxFusedPoolRows = 16;  // the largest window height (p.kh) fused
 struct ConvMaxpool {
   PoolParams p;
   float* out;

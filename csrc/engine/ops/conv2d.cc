@@ -84,7 +84,7 @@ class Conv2dKernel final : public OpKernel {
   // the conv rows still in cache (conv2d_f32's and conv2d_int8's pool); bf16 pools after
   // the conv.
   bool fuse_maxpool(const PoolParams& pool) override {
-    if (groups_ != 1 || e_.residual || !w_hwc_.empty()) return false;
+    if (groups_ != 1 || e_.residual || !w_hwc_.empty() || pool.kh > kMaxFusedPoolRows) return false;
     pool_ = pool;
     fused_pool_ = true;
     return true;
