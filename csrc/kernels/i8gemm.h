@@ -96,6 +96,11 @@ using I8SegUkernelFn = void (*)(int mr, int nr, const I8A& a, const uint32_t* bp
 using I8BlockFn = void (*)(int m, int n, int kq, const uint32_t* a, long lda, const uint32_t* b, long ldb,
                            float* c, long ldc, const I8Epilogue& e);
 
+// The same over two panels at once: C[mr x nr], nr <= 2 * kI8NR, the second panel
+// panel_words words after the first (e's arrays covering all nr columns).
+using I8Seg2UkernelFn = void (*)(int mr, int nr, const I8A& a, const uint32_t* bp, long panel_words, float* c,
+                                 long ldc, const I8Epilogue& e);
+
 struct I8GemmConfig {
   const char* name;
   int mr;  // rows per micro-tile (nr is always kI8NR)
@@ -106,6 +111,7 @@ struct I8GemmConfig {
   I8GatherFn gather;
   I8SegUkernelFn seg;  // null: A rows are always formed (the AMX kernel; the portable emulation, so
                        // that the formed rows of the kernel-row layout are tested on every CPU)
+  I8Seg2UkernelFn seg2 = nullptr;  // two panels a call where seg reads in place (null: one at a time)
 };
 
 // The emulation in portable C++ (any CPU), the AVX512-VNNI kernels (only

@@ -1008,13 +1008,21 @@ void conv2d_int8_in_place(const I8GemmConfig& cfg, const Int8Weights& w, const f
       std::fill(zp, zp + MR, qp[n].zpi);
       std::fill(sa, sa + MR, qp[n].scale);
       const uint8_t* xrow = xq.data() + (static_cast<long>(n) * hp + static_cast<long>(oy) * p.sh) * prow;
-      for (int pn = 0; pn < w.npanels; ++pn) {
-        const uint32_t* panel = w.data.data() + static_cast<size_t>(pn) * w.kq_pad * kI8NR;
-        const int j0 = pn * kI8NR, nr = std::min(kI8NR, w.n - j0);
+      const long panel_words = static_cast<long>(w.kq_pad) * kI8NR;
+      for (int pn = 0; pn < w.npanels;) {
+        // two panels a tile where the kernel has it (cfg.seg2), else one
+        const int np = cfg.seg2 && pn + 1 < w.npanels ? 2 : 1;
+        const uint32_t* panel = w.data.data() + static_cast<size_t>(pn) * panel_words;
+        const int j0 = pn * kI8NR, nr = std::min(np * kI8NR, w.n - j0);
         const I8Epilogue e{zp, sa, w.wsum.data() + j0, w.scale.data() + j0, bias ? bias + j0 : nullptr};
-        for (int ox = 0; ox < p.ow; ox += MR)
-          cfg.seg(std::min(MR, p.ow - ox), nr, I8A{xrow + ox * lda, lda, p.kh, w.run_words, seg_stride}, panel,
-                  orow + ox * ldo + j0, ldo, e);
+        for (int ox = 0; ox < p.ow; ox += MR) {
+          const I8A a{xrow + ox * lda, lda, p.kh, w.run_words, seg_stride};
+          if (np == 2)
+            cfg.seg2(std::min(MR, p.ow - ox), nr, a, panel, panel_words, orow + ox * ldo + j0, ldo, e);
+          else
+            cfg.seg(std::min(MR, p.ow - ox), nr, a, panel, orow + ox * ldo + j0, ldo, e);
+        }
+        pn += np;
       }
       if (residual || post_act != Act::kNone)
         add_residual_act(orow, residual ? residual + m0 * ldo : nullptr, static_cast<size_t>(ldo),

@@ -507,7 +507,7 @@ void test_conv2d_f32(int cases) {
     if (p.h + p.pt + p.pb < dh * (p.kh - 1) + 1 || p.w + p.pl + p.pr < dw * (p.kw - 1) + 1) continue;
     p.oh = (p.h + p.pt + p.pb - dh * (p.kh - 1) - 1) / p.sh + 1;
     p.ow = (p.w + p.pl + p.pr - dw * (p.kw - 1) - 1) / p.sw + 1;
-    const int oc = pick({1, 8, 16, 24, 33, 64});
+    const int oc = pick({1, 8, 16, 24, 33, 64, 97});
     const int K = p.kh * p.kw * p.c;
     std::vector<float> x(static_cast<size_t>(p.n) * p.h * p.w * p.c), w(static_cast<size_t>(oc) * K),
         bias(oc), slope(oc);
@@ -704,7 +704,7 @@ void test_conv2d_bf16(int cases) {
     if (p.h + p.pt + p.pb < dh * (p.kh - 1) + 1 || p.w + p.pl + p.pr < dw * (p.kw - 1) + 1) continue;
     p.oh = (p.h + p.pt + p.pb - dh * (p.kh - 1) - 1) / p.sh + 1;
     p.ow = (p.w + p.pl + p.pr - dw * (p.kw - 1) - 1) / p.sw + 1;
-    const int oc = pick({1, 8, 16, 24, 33, 64});
+    const int oc = pick({1, 8, 16, 24, 33, 64, 97});
     const int K = p.kh * p.kw * p.c;
     std::vector<float> x(static_cast<size_t>(p.n) * p.h * p.w * p.c), w(static_cast<size_t>(oc) * K), bias(oc);
     for (float& v : x) v = rfloat(-1.0f, 1.0f);
@@ -857,7 +857,7 @@ void test_conv2d_int8(int cases) {
     if (p.h + p.pt + p.pb < dh * (p.kh - 1) + 1 || p.w + p.pl + p.pr < dw * (p.kw - 1) + 1) continue;
     p.oh = (p.h + p.pt + p.pb - dh * (p.kh - 1) - 1) / p.sh + 1;
     p.ow = (p.w + p.pl + p.pr - dw * (p.kw - 1) - 1) / p.sw + 1;
-    const int oc = pick({1, 8, 16, 24, 33, 64});
+    const int oc = pick({1, 8, 16, 24, 33, 64, 97});
     const int K = p.kh * p.kw * p.c;
     const size_t spix = static_cast<size_t>(p.h) * p.w * p.c;
     std::vector<float> x(p.n * spix), w(static_cast<size_t>(oc) * K), bias(oc);

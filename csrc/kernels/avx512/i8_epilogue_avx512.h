@@ -6,6 +6,9 @@
 
 #include <immintrin.h>
 
+#include <cstdint>
+#include <cstring>
+
 #include "kernels/i8gemm.h"
 
 namespace onebit {
@@ -29,22 +32,49 @@ inline I8Columns i8_columns(int nr, const I8Epilogue& e) {
   return k;
 }
 
-// Row i of the tile: C[j] = float(acc[j] - zp[i] * wsum[j]) * (sa[i] * sw[j]) (+ bias[j]).
-inline void i8_store_row(const I8Columns& k, const I8Epilogue& e, int i, bool bias, __m512i acc0, __m512i acc1,
-                         float* c) {
-  const __m512i zp = _mm512_set1_epi32(e.zp[i]);
-  const __m512 sa = _mm512_set1_ps(e.sa[i]);
+// The per-row terms of the output stage for one sample (zero point zp, scale sa):
+// zp * wsum[j] and sa * sw[j]. The rows of a tile that share their sample's parameters
+// (every row of a convolution's tile on one image) share these.
+struct I8RowTerms {
+  __m512i zw0, zw1;
+  __m512 s0, s1;
+};
+
+inline I8RowTerms i8_row_terms(const I8Columns& k, int32_t zp, float sa) {
+  const __m512i vzp = _mm512_set1_epi32(zp);
+  const __m512 vsa = _mm512_set1_ps(sa);
+  return I8RowTerms{_mm512_mullo_epi32(vzp, k.ws0), _mm512_mullo_epi32(vzp, k.ws1), _mm512_mul_ps(vsa, k.sw0),
+                    _mm512_mul_ps(vsa, k.sw1)};
+}
+
+// Row i's terms: row 0's when its zero point and scale are row 0's (bit for bit), else its own.
+inline I8RowTerms i8_terms_of_row(const I8Columns& k, const I8Epilogue& e, int i, const I8RowTerms& t0) {
+  uint32_t s0, si;
+  std::memcpy(&s0, e.sa, 4);
+  std::memcpy(&si, e.sa + i, 4);
+  return i == 0 || (e.zp[i] == e.zp[0] && si == s0) ? t0 : i8_row_terms(k, e.zp[i], e.sa[i]);
+}
+
+// One row: C[j] = float(acc[j] - zp * wsum[j]) * (sa * sw[j]) (+ bias[j]).
+inline void i8_store_terms(const I8Columns& k, const I8RowTerms& t, bool bias, __m512i acc0, __m512i acc1,
+                           float* c) {
   // (masked forms with every lane set: GCC 12 warns on the plain ones' undefined pass-through)
-  __m512 y0 = _mm512_mask_cvtepi32_ps(k.sw0, 0xFFFF, _mm512_sub_epi32(acc0, _mm512_mullo_epi32(zp, k.ws0)));
-  __m512 y1 = _mm512_mask_cvtepi32_ps(k.sw1, 0xFFFF, _mm512_sub_epi32(acc1, _mm512_mullo_epi32(zp, k.ws1)));
-  y0 = _mm512_mul_ps(y0, _mm512_mul_ps(sa, k.sw0));
-  y1 = _mm512_mul_ps(y1, _mm512_mul_ps(sa, k.sw1));
+  __m512 y0 = _mm512_mask_cvtepi32_ps(k.sw0, 0xFFFF, _mm512_sub_epi32(acc0, t.zw0));
+  __m512 y1 = _mm512_mask_cvtepi32_ps(k.sw1, 0xFFFF, _mm512_sub_epi32(acc1, t.zw1));
+  y0 = _mm512_mul_ps(y0, t.s0);
+  y1 = _mm512_mul_ps(y1, t.s1);
   if (bias) {
     y0 = _mm512_add_ps(y0, k.b0);
     y1 = _mm512_add_ps(y1, k.b1);
   }
   _mm512_mask_storeu_ps(c, k.m0, y0);
   _mm512_mask_storeu_ps(c + 16, k.m1, y1);
+}
+
+// Row i of the tile with its own sample's terms.
+inline void i8_store_row(const I8Columns& k, const I8Epilogue& e, int i, bool bias, __m512i acc0, __m512i acc1,
+                         float* c) {
+  i8_store_terms(k, i8_row_terms(k, e.zp[i], e.sa[i]), bias, acc0, acc1, c);
 }
 
 }  // namespace
