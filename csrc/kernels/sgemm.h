@@ -48,12 +48,18 @@ struct SgemmOut {
 using SgemmUkernelOutFn = void (*)(int mr, int nr, const SgemmA& a, const float* bp, float* c, long ldc,
                                    const SgemmOut& o);
 
+// The same over two panels at once (nr <= 2 * NR, the second panel panel_floats floats
+// after the first; o's arrays indexed from the first panel's first column).
+using SgemmUkernelOut2Fn = void (*)(int mr, int nr, const SgemmA& a, const float* bp, long panel_floats, float* c,
+                                    long ldc, const SgemmOut& o);
+
 struct SgemmConfig {
   const char* name;
   int mr, nr;
   SgemmUkernelFn fn;
   SgemvFn gemv;
   SgemmUkernelOutFn fn_out = nullptr;  // null: the caller applies the output stage
+  SgemmUkernelOut2Fn fn_out2 = nullptr;  // null: one panel at a time
 };
 
 const SgemmConfig& sgemm_config_portable();

@@ -348,9 +348,12 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
           for (int q = ox; q < ox + mr; ++q) im2col_row(x, p, dh, 1, m0 + q, cols.data() + static_cast<size_t>(q) * K);
         }
       }
-      for (int pn = 0; pn < pb.npanels; ++pn) {
-        const float* panel = pb.data.data() + static_cast<size_t>(pn) * K * NR;
-        const int nr = std::min(NR, oc - pn * NR);
+      const long panel_floats = static_cast<long>(K) * NR;
+      for (int pn = 0; pn < pb.npanels;) {
+        // two panels a tile where the kernel has it (SgemmConfig::fn_out2), else one
+        const int np = fused_out && cfg.fn_out2 && pn + 1 < pb.npanels ? 2 : 1;
+        const float* panel = pb.data.data() + static_cast<size_t>(pn) * panel_floats;
+        const int nr = std::min(np * NR, oc - pn * NR);
         for (int ox = 0; ox < p.ow; ox += MR) {
           const int mr = std::min(MR, p.ow - ox);
           const SgemmA a =
@@ -358,11 +361,15 @@ void conv2d_f32_in_place(const SgemmConfig& cfg, const PackedB& pb, const float*
                   ? SgemmA{x + ((static_cast<long>(n) * p.h + iy0) * p.w + (ox * p.sw - p.pl)) * p.c, lda, p.kh,
                            seg, seg_stride}
                   : SgemmA{cols.data() + static_cast<size_t>(ox) * K, K, 1, K, 0};
-          if (fused_out)
-            cfg.fn_out(mr, nr, a, panel, orow + ox * ldo + pn * NR, ldo, out_stage(pn));
+          float* c = orow + ox * ldo + pn * NR;
+          if (np == 2)
+            cfg.fn_out2(mr, nr, a, panel, panel_floats, c, ldo, out_stage(pn));
+          else if (fused_out)
+            cfg.fn_out(mr, nr, a, panel, c, ldo, out_stage(pn));
           else
-            cfg.fn(mr, nr, a, panel, orow + ox * ldo + pn * NR, ldo, false);
+            cfg.fn(mr, nr, a, panel, c, ldo, false);
         }
+        pn += np;
       }
       if (!fused_out) finish_rows(orow, ldo, 0, p.ow, 0, oc, bias, act, slope);
       if (residual || (post_act != Act::kNone && !(fused_out && post_relu_only)))
