@@ -163,6 +163,8 @@ class Conv2dKernel final : public OpKernel {
                                k * ((og + 31) / 32 * 32) * 4;
     if (!bf16() && !int8()) b += conv2d_f32_pad_copy_bytes(pg, dw_);
     if (groups_ != 1) b += n * (int64_t{p_.h} * p_.w * cg + int64_t{p_.oh} * p_.ow * og) * 4;
+    // a fused max-pool: each running task's ring of the pool's kh conv rows (RowPooler)
+    if (fused_pool_) b += int64_t{std::max(nthreads, 1)} * pool_.kh * p_.ow * int64_t{oc_} * 4;
     return b;
   }
 
