@@ -17,13 +17,15 @@
 namespace onebit {
 namespace {
 
-template <int B>
-inline void max_block(const float* x, long rs, int C, int y0, int y1, int x0, int x1, float* d) {
+// The max over a window's rows (row(iy) for iy < nrows, pixels C floats apart) and
+// columns [x0, x1), B channels from the rows' pointers: rows outer, columns inner.
+template <int B, class RowAt>
+inline void max_window(RowAt row, int nrows, int C, int x0, int x1, float* d) {
   float acc[B];
   for (int c = 0; c < B; ++c) acc[c] = -INFINITY;
-  for (int iy = y0; iy < y1; ++iy)
+  for (int iy = 0; iy < nrows; ++iy)
     for (int ix = x0; ix < x1; ++ix) {
-      const float* s = x + iy * rs + static_cast<long>(ix) * C;
+      const float* s = row(iy) + static_cast<long>(ix) * C;
       for (int c = 0; c < B; ++c) {
         const float v = s[c];
         acc[c] = (v > acc[c] || v != v) ? v : acc[c];  // torch: NaN wins and stays
@@ -33,25 +35,16 @@ inline void max_block(const float* x, long rs, int C, int y0, int y1, int x0, in
 }
 
 template <int B>
-inline void max_rows_block(const float* const* rows, int nrows, int c0, int C, int x0, int x1, float* d) {
-  float acc[B];
-  for (int c = 0; c < B; ++c) acc[c] = -INFINITY;
-  for (int iy = 0; iy < nrows; ++iy)
-    for (int ix = x0; ix < x1; ++ix) {
-      const float* s = rows[iy] + static_cast<long>(ix) * C + c0;
-      for (int c = 0; c < B; ++c) {
-        const float v = s[c];
-        acc[c] = (v > acc[c] || v != v) ? v : acc[c];  // as max_block
-      }
-    }
-  for (int c = 0; c < B; ++c) d[c] = acc[c];
+inline void max_block(const float* x, long rs, int C, int y0, int y1, int x0, int x1, float* d) {
+  max_window<B>([&](int iy) { return x + (y0 + iy) * rs; }, y1 - y0, C, x0, x1, d);
 }
 
+// PoolRowsFn: the window's rows by pointer (a fused pool's ring of conv rows).
 void max_rows(const float* const* rows, int nrows, int C, int x0, int x1, float* d) {
   int c = 0;
-  for (; c + 64 <= C; c += 64) max_rows_block<64>(rows, nrows, c, C, x0, x1, d + c);
-  for (; c + 16 <= C; c += 16) max_rows_block<16>(rows, nrows, c, C, x0, x1, d + c);
-  for (; c < C; ++c) max_rows_block<1>(rows, nrows, c, C, x0, x1, d + c);
+  for (; c + 64 <= C; c += 64) max_window<64>([&](int iy) { return rows[iy] + c; }, nrows, C, x0, x1, d + c);
+  for (; c + 16 <= C; c += 16) max_window<16>([&](int iy) { return rows[iy] + c; }, nrows, C, x0, x1, d + c);
+  for (; c < C; ++c) max_window<1>([&](int iy) { return rows[iy] + c; }, nrows, C, x0, x1, d + c);
 }
 
 template <int B>

@@ -202,7 +202,7 @@ class RowPooler {
   };
   // conv_out: the conv's output, ow pixels of ldo floats per row.
   RowPooler(const ConvMaxpool* pool, float* conv_out, int ow, long ldo)
-      : pool_(pool), x_(conv_out), row_floats_(static_cast<long>(ow) * ldo),
+      : pool_(pool), k_(pool_cfg()), x_(conv_out), row_floats_(static_cast<long>(ow) * ldo),
         rows_(pool ? static_cast<long>(pool->p.n) * pool->p.oh : 0), done_(static_cast<size_t>(rows_), 0) {
     if (pool && (ldo != pool->p.c || pool->p.kh > kMaxFusedPoolRows))
       throw std::logic_error("RowPooler: a fused pool reads dense conv rows, at most kMaxFusedPoolRows a window");
@@ -229,7 +229,6 @@ class RowPooler {
     if (!pool_) return;
     if (r < t.head_end || r >= t.tail_begin)
       std::memcpy(x_ + r * row_floats_, row(t, r), sizeof(float) * static_cast<size_t>(row_floats_));
-    const PoolKernels& k = pool_cfg();
     const PoolParams& pp = pool_->p;
     for (; t.q < rows_ && window(t.q).second <= std::min(r + 1, t.r1); ++t.q) {
       const auto [g0, g1] = window(t.q);
@@ -240,7 +239,7 @@ class RowPooler {
       float* d = pool_->out + t.q * pp.ow * ldo;
       for (int ox = 0; ox < pp.ow; ++ox) {
         const int x0 = std::max(0, ox * pp.sw - pp.pl), x1 = std::min(pp.w, ox * pp.sw - pp.pl + pp.kw);
-        k.max_rows(rows, nrows, pp.c, x0, x1, d + ox * ldo);
+        k_.max_rows(rows, nrows, pp.c, x0, x1, d + ox * ldo);
       }
       done_[static_cast<size_t>(t.q)] = 1;
     }
@@ -269,6 +268,7 @@ class RowPooler {
     return {n * pp.h + y0, n * pp.h + std::max(y0, y1)};
   }
   const ConvMaxpool* pool_;
+  const PoolKernels& k_;  // the active ISA's, once a call
   float* x_;
   long row_floats_, rows_;
   std::vector<uint8_t> done_;  // one byte per row: tasks set different rows
