@@ -67,6 +67,7 @@ void Model::build(std::unique_ptr<ModelFile> file, const LoadOptions& opts) {
   file_ = std::move(file);
   num_threads_ = opts.num_threads > 0 ? std::min(opts.num_threads, 1024) : get_num_threads();
   memory_cap_ = opts.memory_cap;
+  residual_in_place_ = opts.residual_in_place;
   check_float_precision_supported(opts.float_precision);
   float_precision_ = opts.float_precision;
   const auto& in = file_->input.shape;
@@ -295,13 +296,13 @@ std::shared_ptr<const Model::Plan> Model::plan_for(int64_t batch) const {
     } else {
       const uint64_t nbytes = value_bytes(s.output);
       int reuse = -1;
-      if (s.def->inplace)
-        for (int v : s.inputs)
-          if (v != 0 && !grouped(v) && block_of[v] >= 0 && last_use[v] == static_cast<int>(i) &&
-              value_bytes(v) == nbytes) {
-            reuse = v;
-            break;
-          }
+      for (size_t k = 0; k < s.inputs.size() && reuse < 0; ++k) {
+        const int v = s.inputs[k];
+        if (!s.def->inplace && !(residual_in_place_ && s.kernel->overwrites_input(k))) continue;
+        if (v != 0 && !grouped(v) && block_of[v] >= 0 && last_use[v] == static_cast<int>(i) &&
+            value_bytes(v) == nbytes)
+          reuse = v;
+      }
       int b;
       if (reuse >= 0) {
         b = block_of[reuse];

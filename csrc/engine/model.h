@@ -41,6 +41,11 @@ struct LoadOptions {
   // that conv's step (Model::fuse_bconv_sign); false runs it as its own step, with the
   // same results (to measure it).
   bool fuse_bconv_sign = true;
+  // A float-output bconv2d writes its output over its residual input's buffer when
+  // nothing reads the residual afterwards (OpKernel::overwrites_input): the residual
+  // stream of a binary ResNet then stays in one buffer, which fits L2 where two did
+  // not; false gives each output a block of its own, with the same results (to measure it).
+  bool residual_in_place = true;
 };
 
 struct StepInfo {
@@ -114,6 +119,7 @@ class Model {
   int num_threads_ = 1;
   FloatPrecision float_precision_ = FloatPrecision::kFp32;
   uint64_t memory_cap_ = kDefaultMemoryCap;
+  bool residual_in_place_ = true;  // LoadOptions::residual_in_place
   mutable std::mutex mu_;
   mutable std::map<int64_t, std::shared_ptr<const Plan>> plans_;
   mutable std::vector<std::unique_ptr<Context>> idle_;

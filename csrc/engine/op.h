@@ -156,6 +156,11 @@ class OpKernel {
   // Asked at build: whether run() will also write the sign `s` of its float output
   // into RunArgs::next_out (the same bits as a separate sign step).
   virtual bool fuse_sign(const SignSpec& s) { (void)s; return false; }
+  // Whether run() is also correct when its output shares input k's buffer, for an op
+  // whose OpDef is not inplace as a whole (a bconv2d's residual: Model's
+  // residual_in_place). The planner then lets the output take that block when input k
+  // dies at this step and has the output's size.
+  virtual bool overwrites_input(size_t k) const { (void)k; return false; }
 };
 
 class BuildCtx;

@@ -580,17 +580,32 @@ void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
       os.kind == OutKind::kFloat && (os.residual || os.post_act != Act::kNone || os.post_scale);
   const bool sign = os.kind == OutKind::kFloat && os.sign_out;
   const Isa isa = active_simd_isa();
-  if ((post || sign) && isa != Isa::kReference && p.groups == 1 && !bgconv_uses_lanes(1, p.cin)) {
+  const bool fused = (post || sign) && isa != Isa::kReference && p.groups == 1 && !bgconv_uses_lanes(1, p.cin);
+  const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
+  // A residual in the output's buffer: only kernels that add it in their registers
+  // (BgemmConfig::fuses_post) read each value before they store over it; the others
+  // write the conv's values first, so they add a copy.
+  const float* residual = os.residual;
+  avector<float> residual_copy;
+  if (residual && !(fused && config_for(isa).fuses_post)) {
+    const auto* r0 = reinterpret_cast<const char*>(residual);
+    const auto* o0 = static_cast<const char*>(out);
+    const size_t bytes = M * ldo * sizeof(float);
+    if (r0 < o0 + bytes && o0 < r0 + M * static_cast<size_t>(p.oc) * sizeof(float)) {
+      residual_copy.assign(residual, residual + M * static_cast<size_t>(p.oc));
+      residual = residual_copy.data();
+    }
+  }
+  if (fused) {
     // the common case: fused into the tiles of the implicit GEMM
     StageArrays sa(os, 0, p.oc, w.nblocks);
     conv_core(config_for(isa), x, words_for(p.cin), p, w, 0, sa, os.kind, os.act, out, ldo, nthreads,
-              os.residual, os.post_act, os.post_scale, os.post_shift, sign ? &os : nullptr);
+              residual, os.post_act, os.post_scale, os.post_shift, sign ? &os : nullptr);
     return;
   }
   bconv2d_unfused(x, w, p, os, out, nthreads, ldo);
-  const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
   if (post)  // the other kernels: one pass over the output after them
-    add_residual_act(static_cast<float*>(out), os.residual, ldo, M, 0, p.oc, os.post_act, os.post_scale,
+    add_residual_act(static_cast<float*>(out), residual, ldo, M, 0, p.oc, os.post_act, os.post_scale,
                      os.post_shift);
   if (sign)  // as the sign op
     pack_rows_f32(static_cast<const float*>(out), M, p.oc, os.sign_thr, os.sign_out, nthreads, ldo, os.sign_flip);

@@ -34,6 +34,9 @@ struct OutputStage {
   const uint8_t* flip = nullptr;
   // Float output, after the stage above: y = post_act(y + residual) (ops/post_ops.h),
   // residual [n][oh][ow][oc] or null; what the exporter fused from a following add/relu.
+  // It may be the output's own buffer (Model's residual_in_place): the kernels that add
+  // it in their registers read each value before storing over it; bconv2d gives the
+  // others a copy.
   const float* residual = nullptr;
   Act post_act = Act::kNone;
   // Both or neither: y = post_act(y) * post_scale + post_shift (+ residual) instead

@@ -52,9 +52,16 @@ class Bconv2dKernel final : public OpKernel {
     OutputStage os = L_.stage();
     return r_.bits == 1 && !e_.residual && bconv2d_strided_ok(p_, os);
   }
+  // The output over the residual's buffer: bconv2d reads each residual value before
+  // storing over it, or adds a copy (ops/bconv2d.h). Not for the residual-planes input,
+  // whose scaled sum is written before the residual is added.
+  bool overwrites_input(size_t k) const override { return k == 1 && e_.residual && r_.bits == 1 && !L_.bits_out; }
   int64_t transient_bytes(int64_t n, int nthreads) const override {
     // the binary kernel runs on every residual plane: n * residual_bits images
-    return kernel_bytes(n * r_.bits) + residual_input_bytes(r_, p_.oc, n, nthreads);
+    // (+ the residual's copy that kernels without the in-register add take when the
+    // output is over the residual: bconv2d's OutputStage::residual)
+    const int64_t copy = overwrites_input(1) ? n * r_.rows_out * p_.oc * 4 : 0;
+    return kernel_bytes(n * r_.bits) + residual_input_bytes(r_, p_.oc, n, nthreads) + copy;
   }
   // Scratch of one binary-kernel call on n images.
   int64_t kernel_bytes(int64_t n) const {

@@ -130,6 +130,7 @@ def load(
     concat_in_place: bool = True,
     fuse_conv_maxpool: bool = True,
     fuse_bconv_sign: bool = True,
+    residual_in_place: bool = True,
 ) -> Model:
     """Read, validate and prepare a .onebit file. Raises :class:`ModelFormatError` on a bad file.
 
@@ -167,6 +168,11 @@ def load(
     ``fuse_bconv_sign``: a sign that only reads a float-output bconv2d's output (each
     block of the binary ResNets) is computed by the conv's step, from the values it
     stores; ``False`` runs it as a step of its own, with the same bits.
+
+    ``residual_in_place``: a float-output bconv2d with a fused residual add writes its
+    output over the residual's buffer when nothing reads the residual afterwards (the
+    binary ResNets' blocks), so the residual stream stays in one buffer, in cache;
+    ``False`` gives each output a buffer of its own, with the same results.
     """
     path = os.fspath(path)
     if not isinstance(float_precision, str) or float_precision not in FLOAT_PRECISIONS:
@@ -187,6 +193,7 @@ def load(
             concat_in_place=bool(concat_in_place),
             fuse_conv_maxpool=bool(fuse_conv_maxpool),
             fuse_bconv_sign=bool(fuse_bconv_sign),
+            residual_in_place=bool(residual_in_place),
         )
     except _C.EngineFormatError as e:
         raise ModelFormatError(f"{path}: {e}") from None
