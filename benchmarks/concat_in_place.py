@@ -1,20 +1,22 @@
-"""What the engine planner's load-time fusions save: writing concats in place, and the steps
-that also compute the next op (Model::place_concat_inputs, fuse_conv_maxpool, fuse_bconv_sign), and
-the binary convs that write their output over their residual (residual_in_place).
+"""What the engine planner's load-time fusions save: writing concats in place, the steps that
+also compute the next op (Model::place_concat_inputs, fuse_conv_maxpool, fuse_bconv_sign), the
+binary convs that write their output over their residual (residual_in_place), and the signs of a
+concat computed in parts by the producers of its inputs (fuse_concat_sign).
 
     python benchmarks/concat_in_place.py [--models binary_densenet28] [--runs 40]
     python benchmarks/concat_in_place.py --option fuse_bconv_sign [--precision int8]
     python benchmarks/concat_in_place.py --option fuse_conv_maxpool
     python benchmarks/concat_in_place.py --option residual_in_place [--precision int8]
+    python benchmarks/concat_in_place.py --option fuse_concat_sign [--precision int8]
 
 Each model (224x224, batch 1, random weights: latency does not depend on them) is exported
 once and loaded with the load option (``--option``, default ``concat_in_place``: the ops that
 produce a float concat's inputs write straight into its buffer) on (the default), off (every
 concat copies its inputs; the maxpool or sign runs as its own step; each block's output takes a
-buffer of its own) and off once more (the A/A
-pair: what two loads of one file differ by in the same rounds, the run's resolution). All give
-the same bits (tests/runtime/test_concat_in_place.py, test_conv_maxpool.py,
-test_bconv_sign.py, test_residual_in_place.py). The engines are called in turn: on one thread
+buffer of its own; a concat's sign runs as its own step) and off once more (the A/A pair: what
+two loads of one file differ by in the same rounds, the run's resolution). All give the same
+bits (tests/runtime/test_concat_in_place.py, test_conv_maxpool.py, test_bconv_sign.py,
+test_residual_in_place.py, test_concat_sign.py). The engines are called in turn: on one thread
 pinned to one CPU (CPU time of the calling thread), then with two threads on the first two CPUs
 (wall time); medians. The table also gives the time of the option's op types in a profiled
 pass (a fused op's time is in the step that computes it) and the activation memory of one call.
@@ -43,6 +45,9 @@ OPTIONS = {
     "fuse_conv_maxpool": (["binary_resnet_e18", "birealnet18", "binary_densenet28"], ("conv2d", "maxpool")),
     "fuse_bconv_sign": (["binary_resnet_e18", "birealnet18"], ("bconv2d", "sign")),
     "residual_in_place": (["binary_resnet_e18", "birealnet18", "quicknet"], ("bconv2d",)),
+    # the parts' time is in the steps that produce the concat's inputs
+    "fuse_concat_sign": (["binary_densenet28", "binary_densenet37", "binary_densenet45"],
+                         ("sign", "bconv2d", "conv2d", "maxpool")),
 }
 
 

@@ -10,6 +10,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "pack/pack.h"
 #include "runtime/threadpool.h"
 
 namespace onebit {
@@ -23,6 +24,14 @@ struct Model::Step {
   int64_t out_ld = 0;
   bool computes_next = false;     // this step also computes the next step's output (a maxpool's, a sign's)
   bool computed_by_prev = false;  // this step is done by the step before it
+  bool computed_in_parts = false;  // a sign of a concat, done by the steps producing its inputs
+  std::vector<SignPart> parts_after;  // bits of later signs from this step's output, written after it
+};
+
+// The bits of one input of a concat for a sign of that concat (Model::fuse_concat_sign).
+struct Model::SignPart {
+  int sign_step;
+  int64_t word;  // the input's first channel in the sign's input, in 64-channel words
 };
 
 struct Model::Plan {
@@ -120,6 +129,7 @@ void Model::build(std::unique_ptr<ModelFile> file, const LoadOptions& opts) {
   place_concat_inputs(values, opts.concat_in_place);
   fuse_conv_maxpool(opts.fuse_conv_maxpool);
   fuse_bconv_sign(opts.fuse_bconv_sign);
+  fuse_concat_sign(opts.fuse_concat_sign);
   plan_for(1);  // the memory cap holds for one sample at least
 }
 
@@ -166,6 +176,86 @@ void Model::fuse_bconv_sign(bool enabled) {
     conv.computes_next = sign.computed_by_prev = true;
     info_[i + 1].computed_by = info_[i].output;
   }
+}
+
+// DenseNet's layers each binarize all the features so far, sign(concat(features, new)),
+// with thresholds of their own (each layer's BatchNorm): the sign re-read every channel
+// (16.9 MB over the 6 layers of binary_densenet28's first block, from L3). When the
+// concat is written in place and each of its inputs starts on a 64-channel word, the
+// step that produces an input also writes that input's words of every such sign, from
+// the rows it has just written (Model::run_sign_parts), and the sign step does nothing.
+// The sign's bits get their block before its first part's step.
+void Model::fuse_concat_sign(bool enabled) {
+  born_before_.assign(steps_.size(), {});
+  if (!enabled) return;
+  const auto is_concat = [&](int v) { return v > 0 && std::string_view(steps_[v - 1]->def->name) == "concat"; };
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Step& sign = *steps_[i];
+    const SignSpec* spec = sign.kernel->float_sign();
+    if (!spec || sign.computed_by_prev || sign.inputs.size() != 1) continue;
+    const int v = sign.inputs[0];
+    if (!is_concat(v) || !grouped(v)) continue;
+    // The concat's leaves (nested concats opened), each placed in the shared buffer.
+    std::vector<int> leaves, todo{v};
+    bool ok = true;
+    while (ok && !todo.empty()) {
+      const int c = todo.back();
+      todo.pop_back();
+      const auto& ins = steps_[c - 1]->inputs;
+      for (auto it = ins.rbegin(); it != ins.rend(); ++it) {
+        if (*it == 0 || slot_[*it].root != slot_[v].root) ok = false;  // copied by the concat
+        else if (is_concat(*it)) todo.push_back(*it);
+        else leaves.push_back(*it);
+      }
+    }
+    if (!ok || leaves.empty()) continue;
+    const int64_t c_all = info_[v - 1].value.c;
+    for (int leaf : leaves) {
+      const int64_t off = slot_[leaf].off - slot_[v].off, c = info_[leaf - 1].value.c;
+      ok &= off % 64 == 0 && (c % 64 == 0 || off + c == c_all) && steps_[leaf - 1]->out_ld > 0;
+    }
+    if (!ok) continue;
+    std::string by;
+    int first = static_cast<int>(i);
+    for (int leaf : leaves) {
+      steps_[leaf - 1]->parts_after.push_back(SignPart{static_cast<int>(i), (slot_[leaf].off - slot_[v].off) / 64});
+      first = std::min(first, leaf - 1);
+      by += (by.empty() ? "" : ",") + info_[leaf - 1].output;
+    }
+    born_before_[first].push_back(sign.output);
+    sign.computed_in_parts = true;
+    info_[i].computed_by = by;
+  }
+}
+
+// After step s: its output's words of each sign in s.parts_after, all of them in one pass
+// over the rows (pack_rows_f32_multi), the rows shared out to the threads.
+void Model::run_sign_parts(const Step& s, uint8_t* arena, const Plan& plan, int64_t batch) const {
+  const ValueInfo& vi = info_[s.output - 1].value;
+  const auto* x = reinterpret_cast<const float*>(arena + plan.offset[s.output]);
+  const size_t ld = static_cast<size_t>(s.out_ld), rows = static_cast<size_t>(batch * vi.h * vi.w);
+  const size_t n = s.parts_after.size();
+  std::vector<const float*> thr(n);
+  std::vector<uint64_t*> out(n);
+  std::vector<size_t> ldo(n);
+  std::vector<const uint64_t*> flip(n);
+  for (size_t j = 0; j < n; ++j) {
+    const SignPart& p = s.parts_after[j];
+    const Step& sign = *steps_[p.sign_step];
+    const SignSpec& spec = *sign.kernel->float_sign();
+    thr[j] = spec.thr + p.word * 64;
+    ldo[j] = static_cast<size_t>(words_for(static_cast<int>(spec.c)));
+    out[j] = reinterpret_cast<uint64_t*>(arena + plan.offset[sign.output]) + p.word;
+    flip[j] = spec.flip ? spec.flip + p.word : nullptr;
+  }
+  const int tasks = static_cast<int>(std::min<size_t>((rows + 255) / 256, 4 * static_cast<size_t>(num_threads_)));
+  parallel_for(tasks, num_threads_, [&](int t) {
+    const size_t r0 = rows * t / tasks, r1 = rows * (t + 1) / tasks;
+    std::vector<uint64_t*> o(n);
+    for (size_t j = 0; j < n; ++j) o[j] = out[j] + r0 * ldo[j];
+    pack_rows_f32_multi(x + r0 * ld, r1 - r0, static_cast<int>(vi.c), ld, static_cast<int>(n), thr.data(), o.data(),
+                        ldo.data(), flip.data());
+  });
 }
 
 // DenseNet grows its features by concat(features, new): copied, each layer
@@ -266,6 +356,7 @@ std::shared_ptr<const Model::Plan> Model::plan_for(int64_t batch) const {
   struct Block { uint64_t off, size; };
   std::vector<Block> free_blocks;
   std::vector<int> block_of(nvalues, -1);
+  std::vector<bool> early(nvalues, false);  // given its block before its own step (born_before_)
   std::vector<Block> blocks;
   auto value_bytes = [&](int v) {
     const ValueInfo& info = v == 0 ? input_info_ : info_[v - 1].value;
@@ -289,7 +380,13 @@ std::shared_ptr<const Model::Plan> Model::plan_for(int64_t batch) const {
   };
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step& s = *steps_[i];
-    if (grouped(s.output)) {  // a concat written in place: the shared block, taken by its first member
+    for (int v : born_before_[i]) {  // ahead of its own step (a sign computed in parts)
+      block_of[v] = take_block(value_bytes(v));
+      plan->offset[v] = blocks[block_of[v]].off;
+      early[v] = true;
+    }
+    if (early[s.output]) {  // its block taken above, at an earlier step
+    } else if (grouped(s.output)) {  // a concat written in place: the shared block, taken by its first member
       const int root = slot_[s.output].root;
       if (block_of[root] < 0) block_of[root] = take_block(value_bytes(root));
       plan->offset[s.output] = blocks[block_of[root]].off + static_cast<uint64_t>(slot_[s.output].off) * 4;
@@ -450,24 +547,29 @@ void Model::run(const float* input, int64_t batch, float* output, double* step_s
   } else {
     std::memcpy(x, input, static_cast<size_t>(batch * vi.c) * sizeof(float));
   }
+  // Times are added to step_seconds[i] (null: not timed).
+  const auto timed = [&](size_t i, const auto& fn) {
+    if (!step_seconds) return fn();
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    step_seconds[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step& s = *steps_[i];
-    if (s.computed_by_prev) continue;  // its output was written by the step before (its time is in that step's)
-    ctx.ins.resize(s.inputs.size());
-    for (size_t k = 0; k < s.inputs.size(); ++k) ctx.ins[k] = arena + plan->offset[s.inputs[k]];
-    RunArgs a{batch, ctx.ins.data(), arena + plan->offset[s.output], num_threads_,
-              s.in_ld.empty() ? nullptr : s.in_ld.data(), s.out_ld};
-    if (s.computes_next) {
-      a.next_out = arena + plan->offset[steps_[i + 1]->output];
-      a.next_out_ld = steps_[i + 1]->out_ld;
+    // Skipped: written by the step before (its time is in that step's) or in parts by earlier steps.
+    if (!s.computed_by_prev && !s.computed_in_parts) {
+      ctx.ins.resize(s.inputs.size());
+      for (size_t k = 0; k < s.inputs.size(); ++k) ctx.ins[k] = arena + plan->offset[s.inputs[k]];
+      RunArgs a{batch, ctx.ins.data(), arena + plan->offset[s.output], num_threads_,
+                s.in_ld.empty() ? nullptr : s.in_ld.data(), s.out_ld};
+      if (s.computes_next) {
+        a.next_out = arena + plan->offset[steps_[i + 1]->output];
+        a.next_out_ld = steps_[i + 1]->out_ld;
+      }
+      timed(i, [&] { s.kernel->run(a); });
     }
-    if (step_seconds) {
-      const auto t0 = std::chrono::steady_clock::now();
-      s.kernel->run(a);
-      step_seconds[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    } else {
-      s.kernel->run(a);
-    }
+    // Once the output is written (by this step or the one before): its bits of later signs.
+    if (!s.parts_after.empty()) timed(s.computed_by_prev ? i - 1 : i, [&] { run_sign_parts(s, arena, *plan, batch); });
   }
   const float* y = reinterpret_cast<const float*>(arena + plan->offset[output_value_]);
   const ValueInfo& vo = output_info_;

@@ -46,6 +46,12 @@ struct LoadOptions {
   // stream of a binary ResNet then stays in one buffer, which fits L2 where two did
   // not; false gives each output a block of its own, with the same results (to measure it).
   bool residual_in_place = true;
+  // A sign of a float concat written in place (Model::place_concat_inputs), whose
+  // inputs start on 64-channel words, is computed in parts: the step that produces
+  // each input also writes that input's bits of the sign, from the values it has just
+  // written (Model::fuse_concat_sign); false runs the sign as its own step, which
+  // re-reads every channel so far, with the same bits (to measure it).
+  bool fuse_concat_sign = true;
 };
 
 struct StepInfo {
@@ -57,7 +63,8 @@ struct StepInfo {
   std::string written_into;
   int64_t channel_offset = 0;
   // A maxpool or sign computed by the conv2d / bconv2d step that produces its input:
-  // that step's output name; empty otherwise.
+  // that step's output name; a sign of a concat computed in parts: the outputs of the
+  // steps that compute them, comma-separated; empty otherwise.
   std::string computed_by;
 };
 
@@ -98,6 +105,9 @@ class Model {
   void place_concat_inputs(const std::vector<ValueInfo>& values, bool enabled);
   void fuse_conv_maxpool(bool enabled);
   void fuse_bconv_sign(bool enabled);
+  void fuse_concat_sign(bool enabled);
+  struct SignPart;
+  void run_sign_parts(const Step& s, uint8_t* arena, const Plan& plan, int64_t batch) const;
   bool grouped(int v) const { return slot_[v].root != v || has_members_[v]; }
   std::unique_ptr<Context> acquire() const;
   void release(std::unique_ptr<Context> ctx) const;
@@ -116,6 +126,9 @@ class Model {
   std::vector<Slot> slot_;
   std::vector<bool> has_members_;  // some other value lives in this one's buffer
   std::vector<int> group_last_;    // per root with members: the last step using any of them
+  // Per step: the values whose blocks are taken before it runs, ahead of their own step
+  // (the bits of a sign computed in parts, written from the first part's step on).
+  std::vector<std::vector<int>> born_before_;
   int num_threads_ = 1;
   FloatPrecision float_precision_ = FloatPrecision::kFp32;
   uint64_t memory_cap_ = kDefaultMemoryCap;

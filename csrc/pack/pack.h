@@ -71,6 +71,17 @@ using uvector = std::vector<T, UninitAlloc<T>>;
 // ldx: floats from one row of x to the next (0: channels; a slice of a wider value).
 void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
                    int nthreads, size_t ldx = 0, const uint64_t* flip = nullptr);
+// Several signs of the same rows in one pass (the parts of a concat's signs,
+// Model::run_sign_parts): for each set j < n, row r's words go to out[j] + r * ldo[j],
+// each pack_rows_f32's word with thr[j] (null: 0) and flip[j] (null: none). The AVX-512
+// kernel holds up to 6 sets' thresholds of a word in registers over all rows, reading
+// each row's values once for all of them. One thread (the caller splits the rows).
+void pack_rows_f32_multi(const float* x, size_t rows, int channels, size_t ldx, int n,
+                         const float* const* thr, uint64_t* const* out, const size_t* ldo,
+                         const uint64_t* const* flip);
+void pack_rows_f32_multi_avx512(const float* x, size_t rows, int channels, size_t ldx, int n,
+                                const float* const* thr, uint64_t* const* out, const size_t* ldo,
+                                const uint64_t* const* flip);
 void pack_rows_i8(const int8_t* x, size_t rows, int channels, uint64_t* out, int nthreads);
 // Portable versions (reference for the tests, fallback elsewhere).
 void pack_rows_f32_portable(const float* x, size_t rows, int channels, const float* thr,

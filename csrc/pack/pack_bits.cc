@@ -65,6 +65,26 @@ void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, 
   });
 }
 
+void pack_rows_f32_multi(const float* x, size_t rows, int channels, size_t ldx, int n,
+                         const float* const* thr, uint64_t* const* out, const size_t* ldo,
+                         const uint64_t* const* flip) {
+  if (active_simd_isa() == Isa::kAvx512) {
+    pack_rows_f32_multi_avx512(x, rows, channels, ldx, n, thr, out, ldo, flip);
+    return;
+  }
+  // The other ISAs: each set by pack_rows_f32 into a block of rows, then to its rows.
+  const size_t W = static_cast<size_t>(words_for(channels)), block = std::max<size_t>(1, 2048 / W);
+  std::vector<uint64_t> bits(std::min(block, rows) * W);
+  for (size_t r0 = 0; r0 < rows; r0 += block) {
+    const size_t nr = std::min(block, rows - r0);
+    for (int j = 0; j < n; ++j) {
+      pack_rows_f32(x + r0 * ldx, nr, channels, thr[j], bits.data(), 1, ldx, flip[j]);
+      for (size_t r = 0; r < nr; ++r)
+        std::memcpy(out[j] + (r0 + r) * ldo[j], bits.data() + r * W, W * sizeof(uint64_t));
+    }
+  }
+}
+
 void pack_rows_i8(const int8_t* x, size_t rows, int channels, uint64_t* out, int nthreads) {
   const int W = words_for(channels);
   split_rows(rows, nthreads, 4096 / (channels + 1) + 1, [&](size_t r0, size_t r1) {

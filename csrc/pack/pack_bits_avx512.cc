@@ -1,6 +1,8 @@
 // Sign-bit packing with AVX-512: 16 compares per instruction, 4 masks per word.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "pack/pack.h"
 
 namespace onebit {
@@ -26,6 +28,72 @@ void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float
         word |= static_cast<uint64_t>(lt) << (q * 16);
       }
       o[wd] = word;
+    }
+  }
+}
+
+namespace {
+// NJ sets over all rows for word wd: their thresholds in 4 NJ registers, each row's 64
+// values loaded once.
+template <int NJ>
+void multi_word(const float* x, size_t rows, size_t ldx, int c0, const __mmask16 (&m)[4], const float* const* thr,
+                uint64_t* const* out, const size_t* ldo, const uint64_t* const* flip, int wd) {
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 t[NJ][4];
+  uint64_t fl[NJ];
+  uint64_t* o[NJ];  // local copies: the stores below cannot alias them
+  size_t lo[NJ];
+  for (int j = 0; j < NJ; ++j) {
+    for (int q = 0; q < 4; ++q) t[j][q] = thr[j] ? _mm512_maskz_loadu_ps(m[q], thr[j] + c0 + q * 16) : zero;
+    fl[j] = flip[j] ? flip[j][wd] : 0;
+    o[j] = out[j] + wd;
+    lo[j] = ldo[j];
+  }
+  const float* xr = x + c0;
+  // A concat's slice: its 256-byte rows lie ldx floats apart (1.8 KB in DenseNet's first
+  // block), a stride the hardware prefetchers do not follow; the loads waited on L3.
+  constexpr size_t kAhead = 16;
+  for (size_t r = 0; r < rows; ++r, xr += ldx) {
+    if (r + kAhead < rows)
+      for (int q = 0; q < 4; ++q)
+        _mm_prefetch(reinterpret_cast<const char*>(xr + kAhead * ldx + q * 16), _MM_HINT_T0);
+    __m512 v[4];
+    for (int q = 0; q < 4; ++q) v[q] = _mm512_maskz_loadu_ps(m[q], xr + q * 16);
+    for (int j = 0; j < NJ; ++j) {
+      uint64_t word = 0;
+      for (int q = 0; q < 4; ++q)
+        word |= static_cast<uint64_t>(_mm512_mask_cmp_ps_mask(m[q], v[q], t[j][q], _CMP_LT_OQ)) << (q * 16);
+      *o[j] = word ^ fl[j];
+      o[j] += lo[j];
+    }
+  }
+}
+}  // namespace
+
+void pack_rows_f32_multi_avx512(const float* x, size_t rows, int channels, size_t ldx, int n,
+                                const float* const* thr, uint64_t* const* out, const size_t* ldo,
+                                const uint64_t* const* flip) {
+  const int W = words_for(channels);
+  for (int wd = 0; wd < W; ++wd) {
+    const int c0 = wd * 64;
+    __mmask16 m[4];
+    for (int q = 0; q < 4; ++q) {
+      const int k = channels - c0 - q * 16;
+      m[q] = k >= 16 ? static_cast<__mmask16>(0xFFFF) : k <= 0 ? 0 : static_cast<__mmask16>((1u << k) - 1);
+    }
+    for (int j = 0; j < n; j += 6) {
+      const float* const* tj = thr + j;
+      uint64_t* const* oj = out + j;
+      const size_t* lj = ldo + j;
+      const uint64_t* const* fj = flip + j;
+      switch (std::min(6, n - j)) {
+        case 1: multi_word<1>(x, rows, ldx, c0, m, tj, oj, lj, fj, wd); break;
+        case 2: multi_word<2>(x, rows, ldx, c0, m, tj, oj, lj, fj, wd); break;
+        case 3: multi_word<3>(x, rows, ldx, c0, m, tj, oj, lj, fj, wd); break;
+        case 4: multi_word<4>(x, rows, ldx, c0, m, tj, oj, lj, fj, wd); break;
+        case 5: multi_word<5>(x, rows, ldx, c0, m, tj, oj, lj, fj, wd); break;
+        default: multi_word<6>(x, rows, ldx, c0, m, tj, oj, lj, fj, wd); break;
+      }
     }
   }
 }

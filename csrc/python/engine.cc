@@ -78,30 +78,30 @@ void bind_engine(nb::module_& m) {
       .def_static("load", [](const std::string& path, int num_threads, uint64_t memory_cap,
                              uint64_t max_file_bytes, bool verify_checksum, const std::string& float_precision,
                              bool concat_in_place, bool fuse_conv_maxpool, bool fuse_bconv_sign,
-                             bool residual_in_place) {
+                             bool residual_in_place, bool fuse_concat_sign) {
         LoadOptions o{num_threads, memory_cap, max_file_bytes, verify_checksum,
                       parse_float_precision(float_precision), concat_in_place, fuse_conv_maxpool,
-                      fuse_bconv_sign, residual_in_place};
+                      fuse_bconv_sign, residual_in_place, fuse_concat_sign};
         nb::gil_scoped_release g;
         return Model::load_path(path, o);
       }, nb::arg("path"), nb::arg("num_threads") = 0, nb::arg("memory_cap") = kDefaultMemoryCap,
          nb::arg("max_file_bytes") = kDefaultMaxFileBytes, nb::arg("verify_checksum") = true,
          nb::arg("float_precision") = "fp32", nb::arg("concat_in_place") = true,
          nb::arg("fuse_conv_maxpool") = true, nb::arg("fuse_bconv_sign") = true,
-         nb::arg("residual_in_place") = true)
+         nb::arg("residual_in_place") = true, nb::arg("fuse_concat_sign") = true)
       .def_static("load_bytes", [](nb::bytes data, int num_threads, uint64_t memory_cap,
                                    uint64_t max_file_bytes, bool verify_checksum, const std::string& float_precision,
                              bool concat_in_place, bool fuse_conv_maxpool, bool fuse_bconv_sign,
-                             bool residual_in_place) {
+                             bool residual_in_place, bool fuse_concat_sign) {
         LoadOptions o{num_threads, memory_cap, max_file_bytes, verify_checksum,
                       parse_float_precision(float_precision), concat_in_place, fuse_conv_maxpool,
-                      fuse_bconv_sign, residual_in_place};
+                      fuse_bconv_sign, residual_in_place, fuse_concat_sign};
         return Model::load_buffer(data.c_str(), data.size(), o);
       }, nb::arg("data"), nb::arg("num_threads") = 0, nb::arg("memory_cap") = kDefaultMemoryCap,
          nb::arg("max_file_bytes") = kDefaultMaxFileBytes, nb::arg("verify_checksum") = true,
          nb::arg("float_precision") = "fp32", nb::arg("concat_in_place") = true,
          nb::arg("fuse_conv_maxpool") = true, nb::arg("fuse_bconv_sign") = true,
-         nb::arg("residual_in_place") = true)
+         nb::arg("residual_in_place") = true, nb::arg("fuse_concat_sign") = true)
       .def_prop_ro("input_shape", [](const Model& e) { return e.input_shape(); })
       .def_prop_ro("output_shape", [](const Model& e) { return e.output_shape(); })
       .def_prop_ro("num_threads", &Model::num_threads)

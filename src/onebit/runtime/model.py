@@ -131,6 +131,7 @@ def load(
     fuse_conv_maxpool: bool = True,
     fuse_bconv_sign: bool = True,
     residual_in_place: bool = True,
+    fuse_concat_sign: bool = True,
 ) -> Model:
     """Read, validate and prepare a .onebit file. Raises :class:`ModelFormatError` on a bad file.
 
@@ -173,6 +174,12 @@ def load(
     output over the residual's buffer when nothing reads the residual afterwards (the
     binary ResNets' blocks), so the residual stream stays in one buffer, in cache;
     ``False`` gives each output a buffer of its own, with the same results.
+
+    ``fuse_concat_sign``: a sign of a concat written in place whose inputs start on
+    64-channel words (each layer of BinaryDenseNet's blocks binarizes all features so far,
+    with its own thresholds) is computed in parts: the op producing each input also writes
+    that input's bits of the sign, while its rows are in cache; ``False`` runs the sign as
+    a step of its own, re-reading every channel, with the same bits.
     """
     path = os.fspath(path)
     if not isinstance(float_precision, str) or float_precision not in FLOAT_PRECISIONS:
@@ -194,6 +201,7 @@ def load(
             fuse_conv_maxpool=bool(fuse_conv_maxpool),
             fuse_bconv_sign=bool(fuse_bconv_sign),
             residual_in_place=bool(residual_in_place),
+            fuse_concat_sign=bool(fuse_concat_sign),
         )
     except _C.EngineFormatError as e:
         raise ModelFormatError(f"{path}: {e}") from None
