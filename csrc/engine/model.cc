@@ -31,7 +31,9 @@ struct Model::Step {
 // The bits of one input of a concat for a sign of that concat (Model::fuse_concat_sign).
 struct Model::SignPart {
   int sign_step;
-  int64_t word;  // the input's first channel in the sign's input, in 64-channel words
+  int64_t channel;          // the input's first channel in the sign's input
+  int nbits;                // the bits it owns from there (SignSet::nbits)
+  avector<uint64_t> flip;   // the sign's flip of the input's channels, from bit 0 (empty: none)
 };
 
 struct Model::Plan {
@@ -181,10 +183,11 @@ void Model::fuse_bconv_sign(bool enabled) {
 // DenseNet's layers each binarize all the features so far, sign(concat(features, new)),
 // with thresholds of their own (each layer's BatchNorm): the sign re-read every channel
 // (16.9 MB over the 6 layers of binary_densenet28's first block, from L3). When the
-// concat is written in place and each of its inputs starts on a 64-channel word, the
-// step that produces an input also writes that input's words of every such sign, from
-// the rows it has just written (Model::run_sign_parts), and the sign step does nothing.
-// The sign's bits get their block before its first part's step.
+// concat is written in place, the step that produces each of its inputs also writes
+// that input's bits of every such sign, from the rows it has just written
+// (Model::run_sign_parts; an input off the 64-channel grid merges its bits into the
+// words it shares with its neighbours), and the sign step does nothing. The sign's
+// bits get their block before its first part's step.
 void Model::fuse_concat_sign(bool enabled) {
   born_before_.assign(steps_.size(), {});
   if (!enabled) return;
@@ -209,16 +212,24 @@ void Model::fuse_concat_sign(bool enabled) {
       }
     }
     if (!ok || leaves.empty()) continue;
-    const int64_t c_all = info_[v - 1].value.c;
-    for (int leaf : leaves) {
-      const int64_t off = slot_[leaf].off - slot_[v].off, c = info_[leaf - 1].value.c;
-      ok &= off % 64 == 0 && (c % 64 == 0 || off + c == c_all) && steps_[leaf - 1]->out_ld > 0;
-    }
+    for (int leaf : leaves) ok &= steps_[leaf - 1]->out_ld > 0;  // written into the shared buffer
     if (!ok) continue;
+    const int64_t c_all = info_[v - 1].value.c, w_all = words_for(static_cast<int>(c_all));
     std::string by;
     int first = static_cast<int>(i);
     for (int leaf : leaves) {
-      steps_[leaf - 1]->parts_after.push_back(SignPart{static_cast<int>(i), (slot_[leaf].off - slot_[v].off) / 64});
+      SignPart part{static_cast<int>(i), slot_[leaf].off - slot_[v].off, 0, {}};
+      const int64_t c = info_[leaf - 1].value.c;
+      // the last input also owns the rest of the sign's last word (its padding, 0)
+      part.nbits = static_cast<int>(part.channel + c == c_all ? w_all * 64 - part.channel : c);
+      if (spec->flip) {  // the flip bits of [channel, channel + c), from bit 0
+        part.flip.assign(static_cast<size_t>(words_for(static_cast<int>(c))), 0);
+        for (int64_t k = 0; k < c; ++k) {
+          const int64_t b = part.channel + k;
+          part.flip[k / 64] |= ((spec->flip[b / 64] >> (b % 64)) & 1) << (k % 64);
+        }
+      }
+      steps_[leaf - 1]->parts_after.push_back(std::move(part));
       first = std::min(first, leaf - 1);
       by += (by.empty() ? "" : ",") + info_[leaf - 1].output;
     }
@@ -228,33 +239,29 @@ void Model::fuse_concat_sign(bool enabled) {
   }
 }
 
-// After step s: its output's words of each sign in s.parts_after, all of them in one pass
+// After step s: its output's bits of each sign in s.parts_after, all of them in one pass
 // over the rows (pack_rows_f32_multi), the rows shared out to the threads.
 void Model::run_sign_parts(const Step& s, uint8_t* arena, const Plan& plan, int64_t batch) const {
   const ValueInfo& vi = info_[s.output - 1].value;
   const auto* x = reinterpret_cast<const float*>(arena + plan.offset[s.output]);
   const size_t ld = static_cast<size_t>(s.out_ld), rows = static_cast<size_t>(batch * vi.h * vi.w);
   const size_t n = s.parts_after.size();
-  std::vector<const float*> thr(n);
-  std::vector<uint64_t*> out(n);
-  std::vector<size_t> ldo(n);
-  std::vector<const uint64_t*> flip(n);
+  std::vector<SignSet> sets(n);
   for (size_t j = 0; j < n; ++j) {
     const SignPart& p = s.parts_after[j];
     const Step& sign = *steps_[p.sign_step];
     const SignSpec& spec = *sign.kernel->float_sign();
-    thr[j] = spec.thr + p.word * 64;
-    ldo[j] = static_cast<size_t>(words_for(static_cast<int>(spec.c)));
-    out[j] = reinterpret_cast<uint64_t*>(arena + plan.offset[sign.output]) + p.word;
-    flip[j] = spec.flip ? spec.flip + p.word : nullptr;
+    const size_t ws = static_cast<size_t>(words_for(static_cast<int>(spec.c)));
+    sets[j] = SignSet{spec.thr + p.channel, p.flip.empty() ? nullptr : p.flip.data(),
+                      reinterpret_cast<uint64_t*>(arena + plan.offset[sign.output]) + p.channel / 64, ws,
+                      static_cast<int>(p.channel % 64), p.nbits};
   }
   const int tasks = static_cast<int>(std::min<size_t>((rows + 255) / 256, 4 * static_cast<size_t>(num_threads_)));
   parallel_for(tasks, num_threads_, [&](int t) {
     const size_t r0 = rows * t / tasks, r1 = rows * (t + 1) / tasks;
-    std::vector<uint64_t*> o(n);
-    for (size_t j = 0; j < n; ++j) o[j] = out[j] + r0 * ldo[j];
-    pack_rows_f32_multi(x + r0 * ld, r1 - r0, static_cast<int>(vi.c), ld, static_cast<int>(n), thr.data(), o.data(),
-                        ldo.data(), flip.data());
+    std::vector<SignSet> mine = sets;
+    for (SignSet& m : mine) m.out += r0 * m.ldo;
+    pack_rows_f32_multi(x + r0 * ld, r1 - r0, static_cast<int>(vi.c), ld, mine.data(), static_cast<int>(n));
   });
 }
 

@@ -29,15 +29,8 @@ void pack_rows_f32_avx2(const float* x, size_t rows, int channels, const float* 
                         size_t ldx) {
   pack_rows_f32_portable(x, rows, channels, thr, out, ldx);
 }
-void pack_rows_f32_multi_avx512(const float* x, size_t rows, int channels, size_t ldx, int n,
-                                const float* const* thr, uint64_t* const* out, const size_t* ldo,
-                                const uint64_t* const* flip) {
-  for (int j = 0; j < n; ++j)  // never selected: the per-row form of pack_rows_f32_multi
-    for (size_t r = 0; r < rows; ++r) {
-      pack_rows_f32_portable(x + r * ldx, 1, channels, thr[j], out[j] + r * ldo[j], ldx);
-      if (flip[j])
-        for (int k = 0; k < words_for(channels); ++k) out[j][r * ldo[j] + k] ^= flip[j][k];
-    }
+void pack_rows_f32_multi_avx512(const float* x, size_t rows, int channels, size_t ldx, const SignSet* sets, int n) {
+  pack_rows_f32_multi_generic(x, rows, channels, ldx, sets, n);
 }
 void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
                           uint64_t* out, size_t ldx) {

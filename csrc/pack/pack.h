@@ -72,16 +72,36 @@ using uvector = std::vector<T, UninitAlloc<T>>;
 void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
                    int nthreads, size_t ldx = 0, const uint64_t* flip = nullptr);
 // Several signs of the same rows in one pass (the parts of a concat's signs,
-// Model::run_sign_parts): for each set j < n, row r's words go to out[j] + r * ldo[j],
-// each pack_rows_f32's word with thr[j] (null: 0) and flip[j] (null: none). The AVX-512
-// kernel holds up to 6 sets' thresholds of a word in registers over all rows, reading
-// each row's values once for all of them. One thread (the caller splits the rows).
-void pack_rows_f32_multi(const float* x, size_t rows, int channels, size_t ldx, int n,
-                         const float* const* thr, uint64_t* const* out, const size_t* ldo,
-                         const uint64_t* const* flip);
-void pack_rows_f32_multi_avx512(const float* x, size_t rows, int channels, size_t ldx, int n,
-                                const float* const* thr, uint64_t* const* out, const size_t* ldo,
-                                const uint64_t* const* flip);
+// Model::run_sign_parts). Set j compares the rows' channels with its thresholds as
+// pack_rows_f32 does (bit set iff x < thr[c], xor flip) and puts channel c's bit at bit
+// shift + c of row r's words from out + r * ldo on; it owns nbits bits from there (its
+// channels and, for a concat's last input, the rest of the last word, written 0) and
+// keeps every other bit of those words (another input's). The AVX-512 kernel holds up to
+// 6 sets' thresholds of a word in registers over all rows, loading each row's values
+// once for all of them. One thread (the caller splits the rows).
+struct SignSet {
+  const float* thr;      // [channels] (null: 0)
+  const uint64_t* flip;  // [words_for(channels)], channel c at bit c (null: none)
+  uint64_t* out;         // row 0's first word
+  size_t ldo;            // words from one row to the next
+  int shift;             // 0..63
+  int nbits;             // >= channels
+};
+void pack_rows_f32_multi(const float* x, size_t rows, int channels, size_t ldx, const SignSet* sets, int n);
+void pack_rows_f32_multi_avx512(const float* x, size_t rows, int channels, size_t ldx, const SignSet* sets, int n);
+void pack_rows_f32_multi_generic(const float* x, size_t rows, int channels, size_t ldx, const SignSet* sets, int n);
+// The owned low `own` bits (1..64) of `bits` at bit `shift` of o[0] (and on into o[1]).
+inline void put_bits(uint64_t* o, uint64_t bits, int shift, int own) {
+  const uint64_t m = own >= 64 ? ~uint64_t{0} : (uint64_t{1} << own) - 1;
+  bits &= m;
+  if (shift == 0) {
+    o[0] = (o[0] & ~m) | bits;
+    return;
+  }
+  o[0] = (o[0] & ~(m << shift)) | (bits << shift);
+  const uint64_t mh = m >> (64 - shift);
+  if (mh) o[1] = (o[1] & ~mh) | (bits >> (64 - shift));
+}
 void pack_rows_i8(const int8_t* x, size_t rows, int channels, uint64_t* out, int nthreads);
 // Portable versions (reference for the tests, fallback elsewhere).
 void pack_rows_f32_portable(const float* x, size_t rows, int channels, const float* thr,

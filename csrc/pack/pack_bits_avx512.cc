@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "pack/pack.h"
 
@@ -33,21 +34,28 @@ void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float
 }
 
 namespace {
-// NJ sets over all rows for word wd: their thresholds in 4 NJ registers, each row's 64
-// values loaded once.
+// NJ sets over all rows for the 64 channels from c0: their thresholds in 4 NJ registers,
+// each row's values loaded once. A set whose word lands whole on a word (shift 0, all 64
+// bits its own) stores it; the others merge it into the words it straddles.
 template <int NJ>
-void multi_word(const float* x, size_t rows, size_t ldx, int c0, const __mmask16 (&m)[4], const float* const* thr,
-                uint64_t* const* out, const size_t* ldo, const uint64_t* const* flip, int wd) {
+void multi_word(const float* x, size_t rows, size_t ldx, int c0, const __mmask16 (&m)[4], const SignSet* const* sets) {
   const __m512 zero = _mm512_setzero_ps();
   __m512 t[NJ][4];
   uint64_t fl[NJ];
   uint64_t* o[NJ];  // local copies: the stores below cannot alias them
   size_t lo[NJ];
+  int sh[NJ], own[NJ];
+  bool whole[NJ];
+  const int wd = c0 / 64;
   for (int j = 0; j < NJ; ++j) {
-    for (int q = 0; q < 4; ++q) t[j][q] = thr[j] ? _mm512_maskz_loadu_ps(m[q], thr[j] + c0 + q * 16) : zero;
-    fl[j] = flip[j] ? flip[j][wd] : 0;
-    o[j] = out[j] + wd;
-    lo[j] = ldo[j];
+    const SignSet& s = *sets[j];
+    for (int q = 0; q < 4; ++q) t[j][q] = s.thr ? _mm512_maskz_loadu_ps(m[q], s.thr + c0 + q * 16) : zero;
+    fl[j] = s.flip && m[0] ? s.flip[wd] : 0;  // past the channels (an owned rest): none
+    o[j] = s.out + wd;
+    lo[j] = s.ldo;
+    sh[j] = s.shift;
+    own[j] = std::min(64, s.nbits - c0);
+    whole[j] = sh[j] == 0 && own[j] == 64;
   }
   const float* xr = x + c0;
   // A concat's slice: its 256-byte rows lie ldx floats apart (1.8 KB in DenseNet's first
@@ -63,36 +71,37 @@ void multi_word(const float* x, size_t rows, size_t ldx, int c0, const __mmask16
       uint64_t word = 0;
       for (int q = 0; q < 4; ++q)
         word |= static_cast<uint64_t>(_mm512_mask_cmp_ps_mask(m[q], v[q], t[j][q], _CMP_LT_OQ)) << (q * 16);
-      *o[j] = word ^ fl[j];
+      if (whole[j]) *o[j] = word ^ fl[j];
+      else put_bits(o[j], word ^ fl[j], sh[j], own[j]);
       o[j] += lo[j];
     }
   }
 }
 }  // namespace
 
-void pack_rows_f32_multi_avx512(const float* x, size_t rows, int channels, size_t ldx, int n,
-                                const float* const* thr, uint64_t* const* out, const size_t* ldo,
-                                const uint64_t* const* flip) {
-  const int W = words_for(channels);
-  for (int wd = 0; wd < W; ++wd) {
+void pack_rows_f32_multi_avx512(const float* x, size_t rows, int channels, size_t ldx, const SignSet* sets, int n) {
+  int words = 0;
+  for (int j = 0; j < n; ++j) words = std::max(words, words_for(sets[j].nbits));
+  std::vector<const SignSet*> live(static_cast<size_t>(n));
+  for (int wd = 0; wd < words; ++wd) {
     const int c0 = wd * 64;
     __mmask16 m[4];
     for (int q = 0; q < 4; ++q) {
       const int k = channels - c0 - q * 16;
       m[q] = k >= 16 ? static_cast<__mmask16>(0xFFFF) : k <= 0 ? 0 : static_cast<__mmask16>((1u << k) - 1);
     }
-    for (int j = 0; j < n; j += 6) {
-      const float* const* tj = thr + j;
-      uint64_t* const* oj = out + j;
-      const size_t* lj = ldo + j;
-      const uint64_t* const* fj = flip + j;
-      switch (std::min(6, n - j)) {
-        case 1: multi_word<1>(x, rows, ldx, c0, m, tj, oj, lj, fj, wd); break;
-        case 2: multi_word<2>(x, rows, ldx, c0, m, tj, oj, lj, fj, wd); break;
-        case 3: multi_word<3>(x, rows, ldx, c0, m, tj, oj, lj, fj, wd); break;
-        case 4: multi_word<4>(x, rows, ldx, c0, m, tj, oj, lj, fj, wd); break;
-        case 5: multi_word<5>(x, rows, ldx, c0, m, tj, oj, lj, fj, wd); break;
-        default: multi_word<6>(x, rows, ldx, c0, m, tj, oj, lj, fj, wd); break;
+    int nl = 0;  // the sets that own bits of this word
+    for (int j = 0; j < n; ++j)
+      if (sets[j].nbits > c0) live[nl++] = &sets[j];
+    for (int j = 0; j < nl; j += 6) {
+      const SignSet* const* sj = live.data() + j;
+      switch (std::min(6, nl - j)) {
+        case 1: multi_word<1>(x, rows, ldx, c0, m, sj); break;
+        case 2: multi_word<2>(x, rows, ldx, c0, m, sj); break;
+        case 3: multi_word<3>(x, rows, ldx, c0, m, sj); break;
+        case 4: multi_word<4>(x, rows, ldx, c0, m, sj); break;
+        case 5: multi_word<5>(x, rows, ldx, c0, m, sj); break;
+        default: multi_word<6>(x, rows, ldx, c0, m, sj); break;
       }
     }
   }
