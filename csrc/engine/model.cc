@@ -258,10 +258,8 @@ void Model::run_sign_parts(const Step& s, uint8_t* arena, const Plan& plan, int6
   }
   const int tasks = static_cast<int>(std::min<size_t>((rows + 255) / 256, 4 * static_cast<size_t>(num_threads_)));
   parallel_for(tasks, num_threads_, [&](int t) {
-    const size_t r0 = rows * t / tasks, r1 = rows * (t + 1) / tasks;
-    std::vector<SignSet> mine = sets;
-    for (SignSet& m : mine) m.out += r0 * m.ldo;
-    pack_rows_f32_multi(x + r0 * ld, r1 - r0, static_cast<int>(vi.c), ld, mine.data(), static_cast<int>(n));
+    pack_rows_f32_multi(x, rows * t / tasks, rows * (t + 1) / tasks, static_cast<int>(vi.c), ld, sets.data(),
+                        static_cast<int>(n));
   });
 }
 

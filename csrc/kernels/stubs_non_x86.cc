@@ -29,8 +29,9 @@ void pack_rows_f32_avx2(const float* x, size_t rows, int channels, const float* 
                         size_t ldx) {
   pack_rows_f32_portable(x, rows, channels, thr, out, ldx);
 }
-void pack_rows_f32_multi_avx512(const float* x, size_t rows, int channels, size_t ldx, const SignSet* sets, int n) {
-  pack_rows_f32_multi_generic(x, rows, channels, ldx, sets, n);
+void pack_rows_f32_multi_avx512(const float* x, size_t r0, size_t r1, int channels, size_t ldx, const SignSet* sets,
+                                int n) {
+  pack_rows_f32_multi_generic(x, r0, r1, channels, ldx, sets, n);
 }
 void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
                           uint64_t* out, size_t ldx) {

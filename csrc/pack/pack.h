@@ -72,7 +72,8 @@ using uvector = std::vector<T, UninitAlloc<T>>;
 void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, uint64_t* out,
                    int nthreads, size_t ldx = 0, const uint64_t* flip = nullptr);
 // Several signs of the same rows in one pass (the parts of a concat's signs,
-// Model::run_sign_parts). Set j compares the rows' channels with its thresholds as
+// Model::run_sign_parts), over rows [r0, r1) of x (row r at x + r * ldx; the sets'
+// out are for row 0, so threads share one array of sets). Set j compares the rows' channels with its thresholds as
 // pack_rows_f32 does (bit set iff x < thr[c], xor flip) and puts channel c's bit at bit
 // shift + c of row r's words from out + r * ldo on; it owns nbits bits from there (its
 // channels and, for a concat's last input, the rest of the last word, written 0) and
@@ -87,9 +88,11 @@ struct SignSet {
   int shift;             // 0..63
   int nbits;             // >= channels
 };
-void pack_rows_f32_multi(const float* x, size_t rows, int channels, size_t ldx, const SignSet* sets, int n);
-void pack_rows_f32_multi_avx512(const float* x, size_t rows, int channels, size_t ldx, const SignSet* sets, int n);
-void pack_rows_f32_multi_generic(const float* x, size_t rows, int channels, size_t ldx, const SignSet* sets, int n);
+void pack_rows_f32_multi(const float* x, size_t r0, size_t r1, int channels, size_t ldx, const SignSet* sets, int n);
+void pack_rows_f32_multi_avx512(const float* x, size_t r0, size_t r1, int channels, size_t ldx, const SignSet* sets,
+                                int n);
+void pack_rows_f32_multi_generic(const float* x, size_t r0, size_t r1, int channels, size_t ldx, const SignSet* sets,
+                                 int n);
 // The owned low `own` bits (1..64) of `bits` at bit `shift` of o[0] (and on into o[1]).
 inline void put_bits(uint64_t* o, uint64_t bits, int shift, int own) {
   const uint64_t m = own >= 64 ? ~uint64_t{0} : (uint64_t{1} << own) - 1;

@@ -65,23 +65,24 @@ void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, 
   });
 }
 
-void pack_rows_f32_multi(const float* x, size_t rows, int channels, size_t ldx, const SignSet* sets, int n) {
-  if (active_simd_isa() == Isa::kAvx512) pack_rows_f32_multi_avx512(x, rows, channels, ldx, sets, n);
-  else pack_rows_f32_multi_generic(x, rows, channels, ldx, sets, n);
+void pack_rows_f32_multi(const float* x, size_t r0, size_t r1, int channels, size_t ldx, const SignSet* sets, int n) {
+  if (active_simd_isa() == Isa::kAvx512) pack_rows_f32_multi_avx512(x, r0, r1, channels, ldx, sets, n);
+  else pack_rows_f32_multi_generic(x, r0, r1, channels, ldx, sets, n);
 }
 
 // Each set by pack_rows_f32 into a block of rows, then put into its rows.
-void pack_rows_f32_multi_generic(const float* x, size_t rows, int channels, size_t ldx, const SignSet* sets, int n) {
+void pack_rows_f32_multi_generic(const float* x, size_t r0, size_t r1, int channels, size_t ldx, const SignSet* sets,
+                                 int n) {
   const size_t W = static_cast<size_t>(words_for(channels)), block = std::max<size_t>(1, 2048 / W);
-  std::vector<uint64_t> bits(std::min(block, rows) * W);
-  for (size_t r0 = 0; r0 < rows; r0 += block) {
-    const size_t nr = std::min(block, rows - r0);
+  std::vector<uint64_t> bits(std::min(block, r1 - r0) * W);
+  for (size_t b0 = r0; b0 < r1; b0 += block) {
+    const size_t nr = std::min(block, r1 - b0);
     for (int j = 0; j < n; ++j) {
       const SignSet& s = sets[j];
-      pack_rows_f32(x + r0 * ldx, nr, channels, s.thr, bits.data(), 1, ldx, s.flip);
+      pack_rows_f32(x + b0 * ldx, nr, channels, s.thr, bits.data(), 1, ldx, s.flip);
       const int words = words_for(s.nbits);
       for (size_t r = 0; r < nr; ++r) {
-        uint64_t* o = s.out + (r0 + r) * s.ldo;
+        uint64_t* o = s.out + (b0 + r) * s.ldo;
         for (int k = 0; k < words; ++k)
           put_bits(o + k, static_cast<size_t>(k) < W ? bits[r * W + k] : 0, s.shift, std::min(64, s.nbits - 64 * k));
       }
