@@ -32,7 +32,7 @@ using SgemmUkernelFn = void (*)(int mr, int nr, const SgemmA& a, const float* bp
 using SgemvFn = void (*)(int M, int N, int K, const float* a, long lda, const float* w,
                          long ldw, float* c, long ldc);
 
-// The output stage a kernel may fuse into its store (no accumulate): y = c + bias
+// The output stage a kernel may fuse into its store: y = c + bias
 // (bias null: + 0), then relu (y < 0: 0) or prelu (y < 0: y * slope), the
 // operations of ChanOp::kBias / kBiasRelu / kBiasPrelu in their order, so the bits
 // equal the separate pass (finish_rows in ops/float_ops.cc), then post_relu. bias and slope are
@@ -48,10 +48,14 @@ struct SgemmOut {
 using SgemmUkernelOutFn = void (*)(int mr, int nr, const SgemmA& a, const float* bp, float* c, long ldc,
                                    const SgemmOut& o);
 
-// The same over two panels at once (nr <= 2 * NR, the second panel panel_floats floats
-// after the first; o's arrays indexed from the first panel's first column).
-using SgemmUkernelOut2Fn = void (*)(int mr, int nr, const SgemmA& a, const float* bp, long panel_floats, float* c,
-                                    long ldc, const SgemmOut& o);
+// Up to two panels at once (nr <= 2 * NR; the second panel panel_floats floats after the
+// first, not read when nr <= NR): C (+)= A x Bp as SgemmUkernelFn, then o's output
+// stage where o is non-null (o's arrays indexed from the first panel's first column).
+// With two panels, 6 broadcasts of A feed 24 FMAs instead of 12: the one-panel
+// kernel's loads per FMA held the 7x7 stem at ~62% of the FMA peak and the 1x1 convs
+// at 46-77%.
+using SgemmUkernel2Fn = void (*)(int mr, int nr, const SgemmA& a, const float* bp, long panel_floats, float* c,
+                                 long ldc, bool accumulate, const SgemmOut* o);
 
 struct SgemmConfig {
   const char* name;
@@ -59,7 +63,7 @@ struct SgemmConfig {
   SgemmUkernelFn fn;
   SgemvFn gemv;
   SgemmUkernelOutFn fn_out = nullptr;  // null: the caller applies the output stage
-  SgemmUkernelOut2Fn fn_out2 = nullptr;  // null: one panel at a time
+  SgemmUkernel2Fn fn2 = nullptr;  // null: one panel at a time (fn, fn_out)
 };
 
 const SgemmConfig& sgemm_config_portable();

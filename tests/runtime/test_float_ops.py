@@ -115,6 +115,66 @@ def test_depthwise_conv2d_f32_sums_taps_in_order_bit_for_bit(isa, rng, case, thr
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
+def _gemm_in_order(x, w, bias, act, slope, fused, kc=256):
+    """x (M, K) @ w.T in the engine's order, each op rounded to fp32: each output summed
+    k ascending from zero in blocks of ``kc`` (``fused``: one rounding per multiply-add, as
+    an FMA; the product is exact in float64, so only a float64 sum that lands on a float32
+    tie could differ, odds ~2^-29 an op), block sums added in turn, then + bias (none: +0,
+    and nothing at all with no activation either), then the activation."""
+    m, k = x.shape
+    total = None
+    for k0 in range(0, k, kc):
+        acc = np.zeros((m, w.shape[0]), np.float32)
+        for j in range(k0, min(k, k0 + kc)):
+            prod = x[:, j, None].astype(np.float64) * w[None, :, j].astype(np.float64)
+            if fused:
+                acc = (acc.astype(np.float64) + prod).astype(np.float32)
+            else:
+                acc = acc + prod.astype(np.float32)
+        total = acc if total is None else total + acc
+    if bias is None and act is None:
+        return total
+    total = total + (bias if bias is not None else np.float32(0))
+    if act == "relu":
+        total = np.where(total < 0, np.float32(0), total)
+    elif act == "prelu":
+        total = np.where(total < 0, total * slope, total)
+    return total.astype(np.float32)
+
+
+# (M, K, N, activation, bias): the 1x1 convs' and batched dense layers' GEMM, whose
+# kernel takes two 32-column panels a tile on AVX-512: K past one block of 256 (3 blocks
+# with K = 513), an odd panel count (N = 160: two pairs and one panel; 97: a 1-column
+# tail), rows no multiple of the 6-row tile, no bias with and without an activation.
+@pytest.mark.parametrize("case", [
+    (126, 300, 97, "relu", True),
+    (5, 513, 64, "prelu", True),
+    (50, 64, 160, None, False),
+    (7, 256, 33, "relu", False),
+    (49, 40, 512, None, True),
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float_gemm_sums_in_order_bit_for_bit(fast_isa, rng, case, threads):
+    """Pairs of panels, k blocks and the fused output stage must give the bits of one
+    fixed order, whatever the thread count (which groups the panels differently)."""
+    m, k, n, act, with_bias = case
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    x[0, :] = 0.0  # a row of zeros: with no bias its outputs stay +0 (and -0 stays -0 below)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    w[:, 0] = -0.0
+    b = rng.standard_normal(n).astype(np.float32) if with_bias else None
+    slope = rng.uniform(0, 0.5, n).astype(np.float32)
+    # the portable kernel multiplies and adds with two roundings (no FMA in its build)
+    want = _gemm_in_order(x, w, b, act, slope, fused=fast_isa != "portable")
+    got = K.dense_f32(x, w, b, activation=act, prelu_slope=slope if act == "prelu" else None,
+                      num_threads=threads)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    # the same GEMM as a 1x1 conv (NHWC: the rows are pixels)
+    conv = K.conv2d_f32(x.reshape(1, 1, m, k), w.reshape(n, 1, 1, k), b, activation=act,
+                        prelu_slope=slope if act == "prelu" else None, num_threads=threads)
+    np.testing.assert_array_equal(conv.reshape(m, n).view(np.uint32), want.view(np.uint32))
+
+
 @pytest.mark.parametrize("m,k,n", [(1, 512, 1000), (5, 300, 37), (64, 1, 3)])
 def test_dense_f32(isa, rng, m, k, n):
     x = rng.standard_normal((m, k)).astype(np.float32)

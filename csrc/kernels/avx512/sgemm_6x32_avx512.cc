@@ -102,16 +102,36 @@ void sgemm_out_6x32_avx512(int mr, int nr, const SgemmA& a, const float* bp, flo
   }
 }
 
-void sgemm_out2_6x64_avx512(int mr, int nr, const SgemmA& a, const float* bp, long panel_floats, float* c, long ldc,
-                            const SgemmOut& o) {
-  switch (mr) {
-    case 6: kernel<6, true, 2>(nr, a, bp, c, ldc, false, &o, panel_floats); break;
-    case 5: kernel<5, true, 2>(nr, a, bp, c, ldc, false, &o, panel_floats); break;
-    case 4: kernel<4, true, 2>(nr, a, bp, c, ldc, false, &o, panel_floats); break;
-    case 3: kernel<3, true, 2>(nr, a, bp, c, ldc, false, &o, panel_floats); break;
-    case 2: kernel<2, true, 2>(nr, a, bp, c, ldc, false, &o, panel_floats); break;
-    default: kernel<1, true, 2>(nr, a, bp, c, ldc, false, &o, panel_floats); break;
+template <int NP>
+void dispatch2(int mr, int nr, const SgemmA& a, const float* bp, long panel_floats, float* c, long ldc,
+               bool accumulate, const SgemmOut* o) {
+  if (o) {
+    switch (mr) {
+      case 6: kernel<6, true, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
+      case 5: kernel<5, true, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
+      case 4: kernel<4, true, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
+      case 3: kernel<3, true, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
+      case 2: kernel<2, true, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
+      default: kernel<1, true, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
+    }
+    return;
   }
+  switch (mr) {
+    case 6: kernel<6, false, NP>(nr, a, bp, c, ldc, accumulate, nullptr, panel_floats); break;
+    case 5: kernel<5, false, NP>(nr, a, bp, c, ldc, accumulate, nullptr, panel_floats); break;
+    case 4: kernel<4, false, NP>(nr, a, bp, c, ldc, accumulate, nullptr, panel_floats); break;
+    case 3: kernel<3, false, NP>(nr, a, bp, c, ldc, accumulate, nullptr, panel_floats); break;
+    case 2: kernel<2, false, NP>(nr, a, bp, c, ldc, accumulate, nullptr, panel_floats); break;
+    default: kernel<1, false, NP>(nr, a, bp, c, ldc, accumulate, nullptr, panel_floats); break;
+  }
+}
+
+void sgemm2_6x64_avx512(int mr, int nr, const SgemmA& a, const float* bp, long panel_floats, float* c, long ldc,
+                        bool accumulate, const SgemmOut* o) {
+  if (nr > 32)
+    dispatch2<2>(mr, nr, a, bp, panel_floats, c, ldc, accumulate, o);
+  else
+    dispatch2<1>(mr, nr, a, bp, panel_floats, c, ldc, accumulate, o);
 }
 
 // 4 weight rows at a time share each load of a; 16 (8) lanes per FMA.
@@ -152,7 +172,7 @@ void sgemv_avx512(int M, int N, int K, const float* a, long lda, const float* w,
 
 const SgemmConfig& sgemm_config_avx512() {
   static const SgemmConfig cfg{"sgemm_6x32_avx512", 6, 32, sgemm_6x32_avx512, sgemv_avx512, sgemm_out_6x32_avx512,
-                                sgemm_out2_6x64_avx512};
+                                sgemm2_6x64_avx512};
   return cfg;
 }
 
