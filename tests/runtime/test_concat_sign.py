@@ -59,9 +59,11 @@ def _dense_block(tmp_path, stem: int, growth: list[int]):
 # the stem's output, not a concat): inputs on the 64-channel grid (64 + 64s), a channel tail
 # on the last input (40), 8 layers (the stem's part has 7 sets: a pass of 6, then 1),
 # two-word inputs, and inputs off the grid, whose bits share words with their neighbours'
-# (37 + 40 + 24 + 64: words split 37/27, 13/24/27; 100 + 28: the last word with the padding)
+# (37 + 40 + 24 + 64: words split 37/27, 13/24/27; 100 + 28: the last word with the padding).
+# Also a 48-channel input whose last 64-bit word ends in a tail (64 + 48) and a 32-channel
+# one that owns half of the sign's padding word (64 + 64 + 32).
 CASES = [(64, [64, 64, 64], 2), (128, [64, 40, 64], 2), (64, [64] * 8, 7), (128, [128, 64], 1),
-         (37, [40, 24, 64], 2), (100, [28, 64], 1)]  # fmt: skip
+         (37, [40, 24, 64], 2), (100, [28, 64], 1), (64, [48, 64], 1), (64, [64, 32, 64], 2)]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"stem{c[0]}-{'-'.join(map(str, c[1]))}")
