@@ -33,10 +33,6 @@ void pack_rows_f32_multi_avx512(const float* x, size_t r0, size_t r1, int channe
                                 int n) {
   pack_rows_f32_multi_generic(x, r0, r1, channels, ldx, sets, n);
 }
-void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
-                          uint64_t* out, size_t ldx) {
-  pack_rows_f32_portable(x, rows, channels, thr, out, ldx);
-}
 void activation_f32_avx2(ActKind kind, const float* x, float* y, size_t n) {
   activation_f32_portable(kind, x, y, n);
 }

@@ -111,8 +111,6 @@ void pack_rows_f32_portable(const float* x, size_t rows, int channels, const flo
                             uint64_t* out, size_t ldx);
 void pack_rows_f32_avx2(const float* x, size_t rows, int channels, const float* thr,
                         uint64_t* out, size_t ldx);
-void pack_rows_f32_avx512(const float* x, size_t rows, int channels, const float* thr,
-                          uint64_t* out, size_t ldx);
 void pack_rows_f32_neon(const float* x, size_t rows, int channels, const float* thr,
                         uint64_t* out, size_t ldx);
 // rows x words -> rows x channels of +-1.

@@ -51,8 +51,18 @@ void pack_rows_f32(const float* x, size_t rows, int channels, const float* thr, 
   if (ldx == 0) ldx = static_cast<size_t>(channels);
   split_rows(rows, nthreads, 4096 / (channels + 1) + 1, [&](size_t r0, size_t r1) {
     if (isa == Isa::kAvx512) {
-      pack_rows_f32_avx512(x + r0 * ldx, r1 - r0, channels, thr, out + r0 * W, ldx);
-    } else if (isa == Isa::kAvx2) {
+      // one set of the multi-sign kernel: its flip in the same pass, every bit of the words
+      // its own (those past the channels 0); its thresholds held in registers over the rows
+      // made it 2x faster than a row-by-row loop (64 channels, C++ loop, one thread)
+      // (it goes word by word over its rows: blocks of ~32 KB of values keep a row in L1
+      // for all its words)
+      const SignSet set{thr, flip, out, static_cast<size_t>(W), 0, 64 * W};
+      const size_t block = W == 1 ? r1 - r0 : std::max<size_t>(16, 8192 / static_cast<size_t>(channels));
+      for (size_t b = r0; b < r1; b += block)
+        pack_rows_f32_multi_avx512(x, b, std::min(r1, b + block), channels, ldx, &set, 1);
+      return;
+    }
+    if (isa == Isa::kAvx2) {
       pack_rows_f32_avx2(x + r0 * ldx, r1 - r0, channels, thr, out + r0 * W, ldx);
     } else if (isa == Isa::kNeon) {
       pack_rows_f32_neon(x + r0 * ldx, r1 - r0, channels, thr, out + r0 * W, ldx);
