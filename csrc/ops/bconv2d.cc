@@ -33,6 +33,73 @@
 #include "runtime/threadpool.h"
 
 namespace onebit {
+
+ZeroPadCorrections zero_pad_corrections(const ConvParams& p, const PackedWeights& w, int g) {
+  ZeroPadCorrections z;
+  z.oh = p.oh, z.ow = p.ow;
+  const bool has_pad = p.pt || p.pl || p.pb || p.pr;
+  const int T = p.kh * p.kw, nb = w.nblocks;
+  const int32_t* wsum = w.wsum.data() + static_cast<size_t>(g) * nb * T * kNR;
+  if (p.pad == PadValue::kZero && has_pad) {
+    z.pattern_of.assign(static_cast<size_t>(p.oh) * p.ow, -1);
+    std::map<std::tuple<int, int, int, int>, int> index;
+    std::vector<int> kylo(p.oh), kyhi(p.oh), kxlo(p.ow), kxhi(p.ow);
+    auto range = [](int o, int s, int pad, int d, int k, int size, int& lo, int& hi) {
+      lo = k;
+      hi = -1;
+      for (int q = 0; q < k; ++q) {
+        int i = o * s - pad + q * d;
+        if (i >= 0 && i < size) {
+          if (lo == k) lo = q;
+          hi = q;
+        }
+      }
+    };
+    for (int oy = 0; oy < p.oh; ++oy) range(oy, p.sh, p.pt, p.dh, p.kh, p.h, kylo[oy], kyhi[oy]);
+    for (int ox = 0; ox < p.ow; ++ox) range(ox, p.sw, p.pl, p.dw, p.kw, p.w, kxlo[ox], kxhi[ox]);
+    // The columns whose taps are all inside form one run [cx0, cx1): an inside row
+    // visits only the columns around it (every pixel of a 56x56 layer, per call, cost
+    // ~3% of the calling thread's time in binary_resnet_e18).
+    int cx0 = 0, cx1 = 0;
+    for (int ox = 0; ox < p.ow; ++ox)
+      if (kxlo[ox] == 0 && kxhi[ox] == p.kw - 1) {
+        if (cx1 == 0) cx0 = ox;
+        cx1 = ox + 1;
+      }
+    for (int oy = 0; oy < p.oh; ++oy)
+      for (int ox = 0; ox < p.ow; ++ox) {
+        if (kylo[oy] == 0 && kyhi[oy] == p.kh - 1) {
+          if (ox == cx0 && cx1 > cx0) ox = cx1;  // skip the inside run
+          if (ox >= p.ow) break;
+        }
+        if (kylo[oy] == 0 && kyhi[oy] == p.kh - 1 && kxlo[ox] == 0 && kxhi[ox] == p.kw - 1)
+          continue;
+        auto key = std::make_tuple(kylo[oy], kyhi[oy], kxlo[ox], kxhi[ox]);
+        auto it = index.find(key);
+        int id;
+        if (it == index.end()) {
+          id = static_cast<int>(index.size());
+          index.emplace(key, id);
+          z.table.resize(static_cast<size_t>(id + 1) * nb * kNR, 0);
+          int32_t* row = z.table.data() + static_cast<size_t>(id) * nb * kNR;
+          for (int ky = 0; ky < p.kh; ++ky)
+            for (int kx = 0; kx < p.kw; ++kx) {
+              if (ky >= kylo[oy] && ky <= kyhi[oy] && kx >= kxlo[ox] && kx <= kxhi[ox]) continue;
+              const int t = ky * p.kw + kx;
+              for (int b = 0; b < nb; ++b)
+                for (int j = 0; j < kNR; ++j)
+                  row[b * kNR + j] += wsum[(static_cast<size_t>(b) * T + t) * kNR + j];
+            }
+        } else {
+          id = it->second;
+        }
+        z.pattern_of[static_cast<size_t>(oy) * p.ow + ox] = id;
+      }
+  }
+
+  return z;
+}
+
 namespace {
 
 const BgconvConfig& lanes_config_for(Isa isa) {
@@ -83,7 +150,8 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
                const PackedWeights& w, int g, const StageArrays& sa, OutKind kind, Act act,
                void* out, size_t out_stride, int nthreads, const float* residual = nullptr,
                Act post_act = Act::kNone, const float* post_scale = nullptr,
-               const float* post_shift = nullptr, const OutputStage* sign = nullptr) {
+               const float* post_shift = nullptr, const OutputStage* sign = nullptr,
+               const ZeroPadCorrections* corr = nullptr) {
   const int T = p.kh * p.kw, cw = w.cw, nb = w.nblocks, oc = p.oc;
   const size_t M = static_cast<size_t>(p.n) * p.oh * p.ow;
   const size_t block_words = static_cast<size_t>(T) * cw * kNR;
@@ -94,66 +162,20 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
   if (p.pad == PadValue::kMinusOne)
     for (int c = 0; c < p.cin; ++c) pad_row[c / 64] |= uint64_t{1} << (c % 64);
 
-  // Zero padding: correction table per border pattern (valid ky x kx ranges).
-  std::vector<int32_t> pattern_of;  // per (oy, ox): -1 or row of corr_table
-  avector<int32_t> corr_table;
+  // Zero padding: the correction table per border pattern (made at load, or now).
   const bool has_pad = p.pt || p.pl || p.pb || p.pr;
+  ZeroPadCorrections local;
+  const ZeroPadCorrections* zc = nullptr;
   if (p.pad == PadValue::kZero && has_pad) {
-    pattern_of.assign(static_cast<size_t>(p.oh) * p.ow, -1);
-    std::map<std::tuple<int, int, int, int>, int> index;
-    std::vector<int> kylo(p.oh), kyhi(p.oh), kxlo(p.ow), kxhi(p.ow);
-    auto range = [](int o, int s, int pad, int d, int k, int size, int& lo, int& hi) {
-      lo = k;
-      hi = -1;
-      for (int q = 0; q < k; ++q) {
-        int i = o * s - pad + q * d;
-        if (i >= 0 && i < size) {
-          if (lo == k) lo = q;
-          hi = q;
-        }
-      }
-    };
-    for (int oy = 0; oy < p.oh; ++oy) range(oy, p.sh, p.pt, p.dh, p.kh, p.h, kylo[oy], kyhi[oy]);
-    for (int ox = 0; ox < p.ow; ++ox) range(ox, p.sw, p.pl, p.dw, p.kw, p.w, kxlo[ox], kxhi[ox]);
-    // The columns whose taps are all inside form one run [cx0, cx1): an inside row
-    // visits only the columns around it (every pixel of a 56x56 layer, per call, cost
-    // ~3% of the calling thread's time in binary_resnet_e18).
-    int cx0 = 0, cx1 = 0;
-    for (int ox = 0; ox < p.ow; ++ox)
-      if (kxlo[ox] == 0 && kxhi[ox] == p.kw - 1) {
-        if (cx1 == 0) cx0 = ox;
-        cx1 = ox + 1;
-      }
-    for (int oy = 0; oy < p.oh; ++oy)
-      for (int ox = 0; ox < p.ow; ++ox) {
-        if (kylo[oy] == 0 && kyhi[oy] == p.kh - 1) {
-          if (ox == cx0 && cx1 > cx0) ox = cx1;  // skip the inside run
-          if (ox >= p.ow) break;
-        }
-        if (kylo[oy] == 0 && kyhi[oy] == p.kh - 1 && kxlo[ox] == 0 && kxhi[ox] == p.kw - 1)
-          continue;
-        auto key = std::make_tuple(kylo[oy], kyhi[oy], kxlo[ox], kxhi[ox]);
-        auto it = index.find(key);
-        int id;
-        if (it == index.end()) {
-          id = static_cast<int>(index.size());
-          index.emplace(key, id);
-          corr_table.resize(static_cast<size_t>(id + 1) * nb * kNR, 0);
-          int32_t* row = corr_table.data() + static_cast<size_t>(id) * nb * kNR;
-          for (int ky = 0; ky < p.kh; ++ky)
-            for (int kx = 0; kx < p.kw; ++kx) {
-              if (ky >= kylo[oy] && ky <= kyhi[oy] && kx >= kxlo[ox] && kx <= kxhi[ox]) continue;
-              const int t = ky * p.kw + kx;
-              for (int b = 0; b < nb; ++b)
-                for (int j = 0; j < kNR; ++j)
-                  row[b * kNR + j] += wsum[(static_cast<size_t>(b) * T + t) * kNR + j];
-            }
-        } else {
-          id = it->second;
-        }
-        pattern_of[static_cast<size_t>(oy) * p.ow + ox] = id;
-      }
+    if (corr && g == 0 && corr->oh == p.oh && corr->ow == p.ow) {
+      zc = corr;
+    } else {
+      local = zero_pad_corrections(p, w, g);
+      zc = &local;
+    }
   }
+  const std::vector<int32_t>& pattern_of = zc ? zc->pattern_of : local.pattern_of;
+  const int32_t* corr_table = zc ? zc->table.data() : nullptr;
 
   if (kind == OutKind::kBits && (nb & 1)) {
     // The last 32-bit half-word of each output row is never written by a kernel.
@@ -262,7 +284,7 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
       corr_rows[i] = nullptr;
       if (!pattern_of.empty()) {
         const int id = pattern_of[static_cast<size_t>(oy) * p.ow + ox];
-        if (id >= 0) corr_rows[i] = corr_table.data() + static_cast<size_t>(id) * nb * kNR;
+        if (id >= 0) corr_rows[i] = corr_table + static_cast<size_t>(id) * nb * kNR;
       }
     }
     return mr;
@@ -564,7 +586,7 @@ const char* bgemm_kernel_name() {
 
 namespace {
 void bconv2d_unfused(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
-                     const OutputStage& os, void* out, int nthreads, size_t ldo);
+                     const OutputStage& os, void* out, int nthreads, size_t ldo, const ZeroPadCorrections* corr);
 }  // namespace
 
 bool bconv2d_strided_ok(const ConvParams& p, const OutputStage& os) {
@@ -572,7 +594,7 @@ bool bconv2d_strided_ok(const ConvParams& p, const OutputStage& os) {
 }
 
 void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
-             const OutputStage& os, void* out, int nthreads, size_t ldo) {
+             const OutputStage& os, void* out, int nthreads, size_t ldo, const ZeroPadCorrections* corr) {
   if (ldo == 0 || os.kind != OutKind::kFloat) ldo = static_cast<size_t>(p.oc);
   if (ldo != static_cast<size_t>(p.oc) && !bconv2d_strided_ok(p, os))
     throw std::logic_error("bconv2d: a strided output needs groups = 1, the GEMM kernel and no residual");
@@ -600,10 +622,10 @@ void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
     // the common case: fused into the tiles of the implicit GEMM
     StageArrays sa(os, 0, p.oc, w.nblocks);
     conv_core(config_for(isa), x, words_for(p.cin), p, w, 0, sa, os.kind, os.act, out, ldo, nthreads,
-              residual, os.post_act, os.post_scale, os.post_shift, sign ? &os : nullptr);
+              residual, os.post_act, os.post_scale, os.post_shift, sign ? &os : nullptr, corr);
     return;
   }
-  bconv2d_unfused(x, w, p, os, out, nthreads, ldo);
+  bconv2d_unfused(x, w, p, os, out, nthreads, ldo, corr);
   if (post)  // the other kernels: one pass over the output after them
     add_residual_act(static_cast<float*>(out), residual, ldo, M, 0, p.oc, os.post_act, os.post_scale,
                      os.post_shift);
@@ -613,7 +635,7 @@ void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
 
 namespace {
 void bconv2d_unfused(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
-                     const OutputStage& os, void* out, int nthreads, size_t ldo) {
+                     const OutputStage& os, void* out, int nthreads, size_t ldo, const ZeroPadCorrections* corr) {
   const Isa isa = active_simd_isa();
   if (isa == Isa::kReference) {
     bconv2d_reference(x, w, p, os, out, ldo);
@@ -629,7 +651,8 @@ void bconv2d_unfused(const uint64_t* x, const PackedWeights& w, const ConvParams
   if (G == 1) {
     StageArrays sa(os, 0, p.oc, w.nblocks);
     const size_t stride = os.kind == OutKind::kFloat ? ldo : words_for(p.oc);
-    conv_core(cfg, x, words_for(p.cin), p, w, 0, sa, os.kind, os.act, out, stride, nthreads);
+    conv_core(cfg, x, words_for(p.cin), p, w, 0, sa, os.kind, os.act, out, stride, nthreads, nullptr, Act::kNone,
+              nullptr, nullptr, nullptr, corr);
     return;
   }
   // Groups: slice each group's channels into a word-aligned buffer, run it as

@@ -56,8 +56,22 @@ struct OutputStage {
 // ldo: floats from one output pixel to the next of a float output (0: oc); a
 // wider stride needs groups = 1, a kernel other than the bit-sliced one
 // (bconv2d_strided_ok) and no residual.
+// Zero padding's corrections of the GEMM kernel's sums (a padded tap reads +1, not 0):
+// per output pixel -1 or its border pattern, and per pattern the weight sums of the taps
+// it has outside the input, [pattern][nblocks * 32]. They depend on the geometry and the
+// weights only (not on the batch); bconv2d computes them per call unless given them.
+struct ZeroPadCorrections {
+  int oh = 0, ow = 0;
+  std::vector<int32_t> pattern_of;  // [oh * ow]
+  avector<int32_t> table;
+};
+// Empty (no pattern) unless p has zero padding; g: the group whose weights.
+ZeroPadCorrections zero_pad_corrections(const ConvParams& p, const PackedWeights& w, int g = 0);
+
+// corr: zero_pad_corrections(p, w) made earlier (at load) for p's geometry, or null.
 void bconv2d(const uint64_t* x, const PackedWeights& w, const ConvParams& p,
-             const OutputStage& os, void* out, int nthreads, size_t ldo = 0);
+             const OutputStage& os, void* out, int nthreads, size_t ldo = 0,
+             const ZeroPadCorrections* corr = nullptr);
 bool bconv2d_strided_ok(const ConvParams& p, const OutputStage& os);
 
 // The naive, obviously correct kernel: bit by bit, straight from the
