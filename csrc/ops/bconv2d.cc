@@ -36,67 +36,56 @@ namespace onebit {
 
 ZeroPadCorrections zero_pad_corrections(const ConvParams& p, const PackedWeights& w, int g) {
   ZeroPadCorrections z;
-  z.oh = p.oh, z.ow = p.ow;
   const bool has_pad = p.pt || p.pl || p.pb || p.pr;
+  if (p.pad != PadValue::kZero || !has_pad) return z;
   const int T = p.kh * p.kw, nb = w.nblocks;
   const int32_t* wsum = w.wsum.data() + static_cast<size_t>(g) * nb * T * kNR;
-  if (p.pad == PadValue::kZero && has_pad) {
-    z.pattern_of.assign(static_cast<size_t>(p.oh) * p.ow, -1);
-    std::map<std::tuple<int, int, int, int>, int> index;
-    std::vector<int> kylo(p.oh), kyhi(p.oh), kxlo(p.ow), kxhi(p.ow);
-    auto range = [](int o, int s, int pad, int d, int k, int size, int& lo, int& hi) {
-      lo = k;
-      hi = -1;
-      for (int q = 0; q < k; ++q) {
-        int i = o * s - pad + q * d;
-        if (i >= 0 && i < size) {
-          if (lo == k) lo = q;
-          hi = q;
-        }
+  // The taps [lo, hi] of output o inside the input, along one axis.
+  const auto range = [](int o, int s, int pad, int d, int k, int size) {
+    int lo = k, hi = -1;
+    for (int q = 0; q < k; ++q) {
+      const int i = o * s - pad + q * d;
+      if (i >= 0 && i < size) {
+        if (lo == k) lo = q;
+        hi = q;
       }
-    };
-    for (int oy = 0; oy < p.oh; ++oy) range(oy, p.sh, p.pt, p.dh, p.kh, p.h, kylo[oy], kyhi[oy]);
-    for (int ox = 0; ox < p.ow; ++ox) range(ox, p.sw, p.pl, p.dw, p.kw, p.w, kxlo[ox], kxhi[ox]);
-    // The columns whose taps are all inside form one run [cx0, cx1): an inside row
-    // visits only the columns around it (every pixel of a 56x56 layer, per call, cost
-    // ~3% of the calling thread's time in binary_resnet_e18).
-    int cx0 = 0, cx1 = 0;
-    for (int ox = 0; ox < p.ow; ++ox)
-      if (kxlo[ox] == 0 && kxhi[ox] == p.kw - 1) {
-        if (cx1 == 0) cx0 = ox;
-        cx1 = ox + 1;
-      }
-    for (int oy = 0; oy < p.oh; ++oy)
-      for (int ox = 0; ox < p.ow; ++ox) {
-        if (kylo[oy] == 0 && kyhi[oy] == p.kh - 1) {
-          if (ox == cx0 && cx1 > cx0) ox = cx1;  // skip the inside run
-          if (ox >= p.ow) break;
+    }
+    return std::make_pair(lo, hi);
+  };
+  // Rows (columns) with the same tap range form one class.
+  const auto classes = [&](int n, int s, int pad, int d, int k, int size, std::vector<int32_t>& cls,
+                           std::vector<std::pair<int, int>>& ranges) {
+    std::map<std::pair<int, int>, int> index;
+    cls.resize(static_cast<size_t>(n));
+    for (int o = 0; o < n; ++o) {
+      const auto r = range(o, s, pad, d, k, size);
+      const auto it = index.emplace(r, static_cast<int>(ranges.size())).first;
+      if (it->second == static_cast<int>(ranges.size())) ranges.push_back(r);
+      cls[static_cast<size_t>(o)] = it->second;
+    }
+  };
+  std::vector<std::pair<int, int>> ry, rx;
+  classes(p.oh, p.sh, p.pt, p.dh, p.kh, p.h, z.row_class, ry);
+  classes(p.ow, p.sw, p.pl, p.dw, p.kw, p.w, z.col_class, rx);
+  z.ncols = static_cast<int>(rx.size());
+  z.pattern.assign(ry.size() * rx.size(), -1);
+  for (size_t cy = 0; cy < ry.size(); ++cy)
+    for (size_t cx = 0; cx < rx.size(); ++cx) {
+      const auto [ylo, yhi] = ry[cy];
+      const auto [xlo, xhi] = rx[cx];
+      if (ylo == 0 && yhi == p.kh - 1 && xlo == 0 && xhi == p.kw - 1) continue;  // every tap inside
+      const int id = static_cast<int>(z.table.size() / (static_cast<size_t>(nb) * kNR));
+      z.table.resize(static_cast<size_t>(id + 1) * nb * kNR, 0);
+      int32_t* row = z.table.data() + static_cast<size_t>(id) * nb * kNR;
+      for (int ky = 0; ky < p.kh; ++ky)
+        for (int kx = 0; kx < p.kw; ++kx) {
+          if (ky >= ylo && ky <= yhi && kx >= xlo && kx <= xhi) continue;
+          const int t = ky * p.kw + kx;
+          for (int b = 0; b < nb; ++b)
+            for (int j = 0; j < kNR; ++j) row[b * kNR + j] += wsum[(static_cast<size_t>(b) * T + t) * kNR + j];
         }
-        if (kylo[oy] == 0 && kyhi[oy] == p.kh - 1 && kxlo[ox] == 0 && kxhi[ox] == p.kw - 1)
-          continue;
-        auto key = std::make_tuple(kylo[oy], kyhi[oy], kxlo[ox], kxhi[ox]);
-        auto it = index.find(key);
-        int id;
-        if (it == index.end()) {
-          id = static_cast<int>(index.size());
-          index.emplace(key, id);
-          z.table.resize(static_cast<size_t>(id + 1) * nb * kNR, 0);
-          int32_t* row = z.table.data() + static_cast<size_t>(id) * nb * kNR;
-          for (int ky = 0; ky < p.kh; ++ky)
-            for (int kx = 0; kx < p.kw; ++kx) {
-              if (ky >= kylo[oy] && ky <= kyhi[oy] && kx >= kxlo[ox] && kx <= kxhi[ox]) continue;
-              const int t = ky * p.kw + kx;
-              for (int b = 0; b < nb; ++b)
-                for (int j = 0; j < kNR; ++j)
-                  row[b * kNR + j] += wsum[(static_cast<size_t>(b) * T + t) * kNR + j];
-            }
-        } else {
-          id = it->second;
-        }
-        z.pattern_of[static_cast<size_t>(oy) * p.ow + ox] = id;
-      }
-  }
-
+      z.pattern[cy * rx.size() + cx] = id;
+    }
   return z;
 }
 
@@ -167,14 +156,14 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
   ZeroPadCorrections local;
   const ZeroPadCorrections* zc = nullptr;
   if (p.pad == PadValue::kZero && has_pad) {
-    if (corr && g == 0 && corr->oh == p.oh && corr->ow == p.ow) {
+    if (corr && g == 0 && corr->row_class.size() == static_cast<size_t>(p.oh) &&
+        corr->col_class.size() == static_cast<size_t>(p.ow)) {
       zc = corr;
     } else {
       local = zero_pad_corrections(p, w, g);
       zc = &local;
     }
   }
-  const std::vector<int32_t>& pattern_of = zc ? zc->pattern_of : local.pattern_of;
   const int32_t* corr_table = zc ? zc->table.data() : nullptr;
 
   if (kind == OutKind::kBits && (nb & 1)) {
@@ -282,8 +271,8 @@ void conv_core(const BgemmConfig& cfg, const uint64_t* x, int x_stride, const Co
       rows[i] = src + ((static_cast<size_t>(n) * Hp + static_cast<size_t>(oy) * p.sh) * Wp +
                        static_cast<size_t>(ox) * p.sw) * x_stride;
       corr_rows[i] = nullptr;
-      if (!pattern_of.empty()) {
-        const int id = pattern_of[static_cast<size_t>(oy) * p.ow + ox];
+      if (zc) {
+        const int id = zc->at(oy, ox);
         if (id >= 0) corr_rows[i] = corr_table + static_cast<size_t>(id) * nb * kNR;
       }
     }

@@ -56,16 +56,20 @@ struct OutputStage {
 // ldo: floats from one output pixel to the next of a float output (0: oc); a
 // wider stride needs groups = 1, a kernel other than the bit-sliced one
 // (bconv2d_strided_ok) and no residual.
-// Zero padding's corrections of the GEMM kernel's sums (a padded tap reads +1, not 0):
-// per output pixel -1 or its border pattern, and per pattern the weight sums of the taps
-// it has outside the input, [pattern][nblocks * 32]. They depend on the geometry and the
-// weights only (not on the batch); bconv2d computes them per call unless given them.
+// Zero padding's corrections of the GEMM kernel's sums (a padded tap reads +1, not 0).
+// Output rows (columns) with the same taps inside the input form a class; a pair of
+// classes with taps outside has a row of the table, the weight sums of those taps,
+// [nblocks * 32]. O(oh + ow + patterns * oc) memory; they depend on the geometry and the
+// weights only (not on the batch); bconv2d makes them per call unless given them.
 struct ZeroPadCorrections {
-  int oh = 0, ow = 0;
-  std::vector<int32_t> pattern_of;  // [oh * ow]
+  std::vector<int32_t> row_class, col_class;  // [oh], [ow]
+  int ncols = 0;                              // column classes
+  std::vector<int32_t> pattern;               // [row class * ncols + column class]: -1 or table row
   avector<int32_t> table;
+  int at(int oy, int ox) const { return pattern[static_cast<size_t>(row_class[oy]) * ncols + col_class[ox]]; }
+  bool empty() const { return pattern.empty(); }
 };
-// Empty (no pattern) unless p has zero padding; g: the group whose weights.
+// Empty unless p has zero padding; g: the group whose weights.
 ZeroPadCorrections zero_pad_corrections(const ConvParams& p, const PackedWeights& w, int g = 0);
 
 // corr: zero_pad_corrections(p, w) made earlier (at load) for p's geometry, or null.

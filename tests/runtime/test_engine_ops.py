@@ -786,3 +786,19 @@ def test_nchw_input_copy_split_across_threads_is_exact(c, threads, tmp_path):
     x = RNG.standard_normal((3, c, *hw)).astype(np.float32)
     g.write(tmp_path / "m.onebit", out, [1, c, *hw])
     np.testing.assert_array_equal(load(tmp_path / "m.onebit", num_threads=threads).run(x), np.maximum(x, 0))
+
+
+# (channels, h, w): a zero-padded bconv whose border corrections are made at load (a few
+# KB, within the weights' size) and one whose corrections would outgrow its few weights
+# (4000 output columns: 16 KB of column classes for 7 KB of weights), made per call.
+@pytest.mark.parametrize("c,h,w", [(64, 9, 11), (1, 3, 4000)])
+def test_zero_pad_corrections_at_load_or_per_call(c, h, w, isa, tmp_path):
+    g = G([1, c, h, w])
+    out = _bconv(g, c, 33, "float", pad_value=0.0, k=3, s=1, p=1, d=1)
+    x = RNG.standard_normal((2, c, h, w)).astype(np.float32)
+    meta = {"inputs": [{"name": "input"}], "outputs": [{"name": out}], "nodes": g.nodes}
+    want = run_reference(meta, g.ref, x)
+    g.write(tmp_path / "m.onebit", out, [1, *want.shape[1:]])
+    for threads in (1, 2):
+        got = load(tmp_path / "m.onebit", num_threads=threads).run(x)
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)

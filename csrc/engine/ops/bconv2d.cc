@@ -13,12 +13,17 @@ namespace {
 
 class Bconv2dKernel final : public OpKernel {
  public:
-  // Zero padding's corrections made once here, not on every call (they cost ~1.6% of
-  // binary_resnet_e18's time, perf record); for outputs up to 2^20 pixels (4 MB of
-  // table), larger ones per call as before.
+  // Zero padding's corrections made once here, not on every call (conv_core's own code,
+  // mostly them, was 1.6% of binary_resnet_e18's samples in perf record). Kept when no
+  // larger than the packed weights (+ 4 KB): a file cannot make the engine hold much
+  // more than it brings (ZeroPadCorrections is O(oh + ow + patterns * oc)).
   Bconv2dKernel(BinaryLayer layer, ConvParams p, ResidualInput r, FusedEpilogue e)
       : L_(std::move(layer)), p_(p), r_(r), e_(e) {
-    if (p_.groups == 1 && int64_t{p_.oh} * p_.ow <= (int64_t{1} << 20)) corr_ = zero_pad_corrections(p_, L_.w);
+    if (p_.groups != 1) return;
+    ZeroPadCorrections z = zero_pad_corrections(p_, L_.w);
+    const size_t bytes = 4 * (z.row_class.size() + z.col_class.size() + z.pattern.size() + z.table.size());
+    const size_t weights = 8 * L_.w.blocks.size() + 4 * L_.w.wsum.size();
+    if (bytes <= weights + 4096) corr_ = std::move(z);
   }
   void run(const RunArgs& a) const override {
     const float* residual = e_.residual ? static_cast<const float*>(a.in[1]) : nullptr;
@@ -98,7 +103,7 @@ class Bconv2dKernel final : public OpKernel {
             size_t ldo = 0) const {
     ConvParams p = p_;
     p.n = static_cast<int>(images);
-    bconv2d(x, L_.w, p, os, out, nthreads, ldo, corr_.pattern_of.empty() ? nullptr : &corr_);
+    bconv2d(x, L_.w, p, os, out, nthreads, ldo, corr_.empty() ? nullptr : &corr_);
   }
   BinaryLayer L_;
   ConvParams p_;
