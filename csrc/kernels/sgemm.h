@@ -52,8 +52,8 @@ using SgemmUkernelOutFn = void (*)(int mr, int nr, const SgemmA& a, const float*
 // first, not read when nr <= NR): C (+)= A x Bp as SgemmUkernelFn, then o's output
 // stage where o is non-null (o's arrays indexed from the first panel's first column).
 // With two panels, 6 broadcasts of A feed 24 FMAs instead of 12: the one-panel
-// kernel's loads per FMA held the 7x7 stem at ~62% of the FMA peak and the 1x1 convs
-// at 46-77%.
+// kernel's loads per FMA held the 7x7 stem at ~62% of the FMA peak and e18's 1x1
+// shortcuts at about half of it.
 using SgemmUkernel2Fn = void (*)(int mr, int nr, const SgemmA& a, const float* bp, long panel_floats, float* c,
                                  long ldc, bool accumulate, const SgemmOut* o);
 

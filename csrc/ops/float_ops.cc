@@ -83,8 +83,8 @@ const PackedB& packed_for(const SgemmConfig& cfg, const F32Weights* pre, PackedB
 // pairs, and `out` (arrays indexed from column 0), if given, is applied in the last k
 // block's store: returns whether it was. Otherwise the caller applies the output
 // stage (finish_rows). Each output is summed k ascending, k block after k block, then
-// the output stage, either way: the same bits. (One panel a tile, the 1x1 convs of the
-// zoo ran at 46-77% of the FMA peak, 66-93% in pairs; C++ loop, one thread.)
+// the output stage, either way: the same bits. (One panel a tile, e18's 1x1 shortcuts ran
+// at about half the FMA peak: docs/performance.md, "The 1x1 convs' GEMM in two panels".)
 bool sgemm_rows(const SgemmConfig& cfg, const PackedB& pb, int rows, int N, int K, const float* a, long lda,
                 float* c, long ldc, int p0 = 0, int p1 = -1, const SgemmOut* out = nullptr) {
   const int NR = cfg.nr, MR = cfg.mr;
