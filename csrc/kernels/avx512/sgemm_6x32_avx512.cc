@@ -102,28 +102,26 @@ void sgemm_out_6x32_avx512(int mr, int nr, const SgemmA& a, const float* bp, flo
   }
 }
 
+template <bool OUT, int NP>
+void by_mr(int mr, int nr, const SgemmA& a, const float* bp, long panel_floats, float* c, long ldc, bool accumulate,
+           const SgemmOut* o) {
+  switch (mr) {
+    case 6: kernel<6, OUT, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
+    case 5: kernel<5, OUT, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
+    case 4: kernel<4, OUT, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
+    case 3: kernel<3, OUT, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
+    case 2: kernel<2, OUT, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
+    default: kernel<1, OUT, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
+  }
+}
+
 template <int NP>
 void dispatch2(int mr, int nr, const SgemmA& a, const float* bp, long panel_floats, float* c, long ldc,
                bool accumulate, const SgemmOut* o) {
-  if (o) {
-    switch (mr) {
-      case 6: kernel<6, true, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
-      case 5: kernel<5, true, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
-      case 4: kernel<4, true, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
-      case 3: kernel<3, true, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
-      case 2: kernel<2, true, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
-      default: kernel<1, true, NP>(nr, a, bp, c, ldc, accumulate, o, panel_floats); break;
-    }
-    return;
-  }
-  switch (mr) {
-    case 6: kernel<6, false, NP>(nr, a, bp, c, ldc, accumulate, nullptr, panel_floats); break;
-    case 5: kernel<5, false, NP>(nr, a, bp, c, ldc, accumulate, nullptr, panel_floats); break;
-    case 4: kernel<4, false, NP>(nr, a, bp, c, ldc, accumulate, nullptr, panel_floats); break;
-    case 3: kernel<3, false, NP>(nr, a, bp, c, ldc, accumulate, nullptr, panel_floats); break;
-    case 2: kernel<2, false, NP>(nr, a, bp, c, ldc, accumulate, nullptr, panel_floats); break;
-    default: kernel<1, false, NP>(nr, a, bp, c, ldc, accumulate, nullptr, panel_floats); break;
-  }
+  if (o)
+    by_mr<true, NP>(mr, nr, a, bp, panel_floats, c, ldc, accumulate, o);
+  else
+    by_mr<false, NP>(mr, nr, a, bp, panel_floats, c, ldc, accumulate, nullptr);
 }
 
 void sgemm2_6x64_avx512(int mr, int nr, const SgemmA& a, const float* bp, long panel_floats, float* c, long ldc,
